@@ -1,0 +1,5 @@
+"""``python -m strataml`` runs the ``strata`` command line."""
+
+from strataml.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``strata`` command line; it calls only public APIs of the layers."""

@@ -1,0 +1,58 @@
+"""The ``strata`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from strataml.cli import data
+from strataml.cli.output import err_console
+from strataml.errors import StrataError
+
+app = typer.Typer(
+    name="strata",
+    help="strataml: data → features → models → serving → monitoring, in one tool.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("init")(data.init)
+app.command("ingest")(data.ingest)
+app.command("events")(data.events)
+app.add_typer(data.datasets_app, name="datasets")
+app.add_typer(data.contracts_app, name="contracts")
+
+
+@app.command("demo")
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="keep the demo workspace instead of deleting it"),
+    directory: str | None = typer.Option(None, "--dir", help="where to create the demo workspace"),
+) -> None:
+    """Run the end-to-end demo in a temporary workspace."""
+    from strataml.demo import run_demo
+
+    run_demo(directory=directory, keep=keep)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning strataml errors into a message and an exit code."""
+    try:
+        app()
+    except StrataError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False)
+        report = getattr(exc, "report", None)
+        if report and "--json" in sys.argv:
+            from strataml.cli.output import dumps
+
+            sys.stdout.write(dumps(report) + "\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""Ingestion: read a source, validate it against a contract, quarantine what breaks a
+rule, drop duplicates by key, and commit an immutable dataset version.
+
+The work happens in one DuckDB session that spills to disk, so memory stays bounded
+whatever the input size. Files are written to the artifact store first; the version
+becomes visible in a single catalog transaction at the end, so a crash at any point
+leaves either the whole version or nothing. ``accepted + rejected + duplicates ==
+rows_read`` always holds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from strataml.data.contract import Contract, breaking_changes
+from strataml.data.datasets import latest_number, version_sha
+from strataml.data.sources import SourceSpec, finish_csv_rejects, open_source
+from strataml.data.validate import build_plan
+from strataml.errors import ConcurrencyError, ContractError, SourceError, StrataError, ValidationFailed
+from strataml.spine import schema
+from strataml.spine.catalog import utcnow
+from strataml.spine.engine import duck, one, quote_ident, quote_literal
+from strataml.spine.events import append_event
+from strataml.spine.faults import failpoint
+from strataml.spine.paths import check_name
+from strataml.spine.workspace import Workspace
+
+_TARGET_FILE_BYTES = "256MB"
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion did (``strata ingest --json`` prints :meth:`to_dict`)."""
+
+    dataset: str
+    version: str | None
+    rows_read: int
+    accepted: int
+    rejected: int
+    duplicates: int
+    rejected_by_rule: dict[str, int]
+    quarantine: str | None
+    ingest_id: str
+    source: str
+    contract: str
+    contract_version: str
+    status: str
+    seconds: float
+    table_checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "dataset": self.dataset,
+            "version": self.version,
+            "status": self.status,
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "rejected_by_rule": self.rejected_by_rule,
+            "quarantine": self.quarantine,
+            "ingest_id": self.ingest_id,
+            "source": self.source,
+            "contract": self.contract,
+            "contract_version": self.contract_version,
+            "table_checks": self.table_checks,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def resolve_contract(ws: Workspace, contract: str | Contract) -> Contract:
+    """A contract object from a name declared in ``definitions.py`` or given directly."""
+    if isinstance(contract, Contract):
+        return contract
+    return ws.definitions.get("contract", contract)  # type: ignore[no-any-return]
+
+
+def ingest(
+    ws: Workspace,
+    source: str | SourceSpec,
+    *,
+    contract: str | Contract,
+    dataset: str | None = None,
+    allow_breaking: bool = False,
+) -> IngestReport:
+    """Ingest one source into a dataset; see the module docstring for guarantees.
+
+    Raises :class:`ValidationFailed` when a table-level check fails (nothing is
+    committed) and :class:`SourceError` when the source cannot be read.
+    """
+    c = resolve_contract(ws, contract)
+    spec = source if isinstance(source, SourceSpec) else SourceSpec(uri=source)
+    name = check_name(dataset or c.name, "dataset name")
+    for attempt in range(3):
+        try:
+            return _Ingestion(ws, spec, c, name, allow_breaking).run()
+        except ConcurrencyError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _Ingestion:
+    def __init__(self, ws: Workspace, spec: SourceSpec, contract: Contract, dataset: str, allow_breaking: bool) -> None:
+        self.ws = ws
+        self.spec = spec
+        self.contract = contract
+        self.dataset = dataset
+        self.allow_breaking = allow_breaking
+        self.id = str(uuid.uuid4())
+        self.started = time.perf_counter()
+
+    # --- steps -----------------------------------------------------------------------
+
+    def run(self) -> IngestReport:
+        parent, reset = self._parent()
+        stage = self.ws.artifacts.staging_dir()
+        con = duck(self.ws.settings.memory_limit, self.ws.settings.threads, self.ws.scratch_dir())
+        scan = None
+        try:
+            scan = open_source(con, self.spec, retries=self.ws.settings.http_retries, timeout=self.ws.settings.http_timeout)
+            plan = build_plan(con, self.contract, scan.columns)
+            try:
+                con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
+            except duckdb.Error as exc:
+                raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
+            finish_csv_rejects(con)
+            failpoint("ingest.after_validate")
+            self._check_unique(con, parent if not reset else None)
+            self._find_duplicates(con, parent if not reset else None)
+            counts = self._counts(con)
+            table_checks = self._table_checks(con, counts)
+            quarantine = self._write_quarantine(con, stage) if counts["rejected"] + counts["duplicates"] else None
+            failed = [t for t in table_checks if not t["passed"]]
+            if failed:
+                report = self._report(None, counts, quarantine, "failed", table_checks)
+                self._record_failure(report)
+                reasons = "; ".join(t["message"] for t in failed)
+                raise ValidationFailed(
+                    f"batch refused: {reasons}; nothing was added to {self.dataset!r}",
+                    hint="fix the source and ingest again; row-level rejects are in the quarantine report",
+                    report=report.to_dict(),
+                )
+            if counts["accepted"] == 0:
+                report = self._report(None, counts, quarantine, "unchanged", table_checks)
+                self._commit(parent, [], report, reset)
+                return report
+            files = self._write_files(con, stage)
+            failpoint("ingest.after_files")
+            report = self._report(None, counts, quarantine, "created", table_checks)
+            self._commit(parent, files, report, reset)
+            return report
+        finally:
+            if scan is not None:
+                scan.close()
+            con.close()
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def _parent(self) -> tuple[dict[str, Any] | None, bool]:
+        """The latest version (as a row) and whether this batch starts the dataset over."""
+        t = schema.dataset_versions
+        with self.ws.catalog.read() as conn:
+            n = latest_number(conn, self.dataset)
+            if n is None:
+                return None, False
+            row = dict(conn.execute(sa.select(t).where(t.c.dataset == self.dataset, t.c.number == n)).mappings().one())
+            old_def = None
+            if row["contract_name"] and row["contract_version"] != self.contract.version:
+                old_def = conn.execute(
+                    sa.select(schema.contracts.c.definition).where(
+                        schema.contracts.c.name == row["contract_name"],
+                        schema.contracts.c.version == row["contract_version"],
+                    )
+                ).scalar()
+        if old_def is None:
+            return row, False
+        problems = breaking_changes(Contract.from_dict(old_def), self.contract)
+        if problems and not self.allow_breaking:
+            raise ContractError(
+                f"contract {self.contract.name!r} changed incompatibly since {self.dataset}@v{n}: " + "; ".join(problems),
+                hint="make the change compatible (add columns as nullable), or pass --allow-breaking to start "
+                "the dataset over from this batch under the new contract (older versions stay readable)",
+            )
+        return row, bool(problems)
+
+    def _existing(self, parent: dict[str, Any] | None, columns: list[str]) -> str | None:
+        if parent is None or not parent["files"]:
+            return None
+        paths = [self.ws.artifacts.local_path(f["sha256"]) for f in parent["files"]]
+        files = "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
+        cols = ", ".join(quote_ident(c) for c in columns)
+        return f"(SELECT {cols} FROM read_parquet({files}, union_by_name=true))"
+
+    def _check_unique(self, con: duckdb.DuckDBPyConnection, parent: dict[str, Any] | None) -> None:
+        key = set(self.contract.key_columns)
+        for col in self.contract.columns:
+            if not col.unique or (len(key) == 1 and col.name in key):
+                continue
+            q = quote_ident(col.name)
+            existing = self._existing(parent, [col.name]) if parent and col.name in {c["name"] for c in parent["schema"]} else None
+            clash = f" OR s.{q} IN (SELECT {q} FROM {existing})" if existing else ""
+            con.execute(
+                f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')})
+                WHERE rowid IN (
+                    SELECT s.rowid FROM _staged s
+                    JOIN (SELECT {q}, min(rowid) AS _first FROM _staged WHERE _errors = '' AND {q} IS NOT NULL GROUP BY {q}) f
+                      ON s.{q} = f.{q}
+                    WHERE s._errors = '' AND (s.rowid <> f._first{clash}))"""
+            )
+
+    def _find_duplicates(self, con: duckdb.DuckDBPyConnection, parent: dict[str, Any] | None) -> None:
+        key = list(self.contract.key_columns)
+        if not key:
+            con.execute("CREATE TEMP TABLE _dup (_row BIGINT)")
+            return
+        k = ", ".join(quote_ident(c) for c in key)
+        on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in key)
+        existing = self._existing(parent, key)
+        known = f"UNION ALL SELECT f._first FROM firsts f SEMI JOIN {existing} e ON {on}" if existing else ""
+        con.execute(
+            f"""CREATE TEMP TABLE _dup AS
+            WITH firsts AS (SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k})
+            SELECT s.rowid AS _row FROM _staged s JOIN firsts f USING ({k})
+            WHERE s._errors = '' AND s.rowid <> f._first
+            {known}"""
+        )
+
+    def _counts(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        staged, bad = one(con, "SELECT count(*), count(*) FILTER (WHERE _errors <> '') FROM _staged") or (0, 0)
+        parse = (one(con, "SELECT count(*) FROM _src_rejects") or (0,))[0]
+        dups = (one(con, "SELECT count(*) FROM _dup") or (0,))[0]
+        by_rule = dict(
+            con.sql(
+                "SELECT e, count(*) FROM (SELECT unnest(string_split(_errors, ',')) AS e FROM _staged WHERE _errors <> '') "
+                "GROUP BY e ORDER BY e"
+            ).fetchall()
+        )
+        if parse:
+            by_rule["_row.parse"] = parse
+        if dups:
+            by_rule[".".join(self.contract.key_columns) + ".duplicate"] = dups
+        return {
+            "rows_read": staged + parse,
+            "rejected": bad + parse,
+            "duplicates": dups,
+            "accepted": staged - bad - dups,
+            "by_rule": by_rule,
+        }
+
+    def _table_checks(self, con: duckdb.DuckDBPyConnection, counts: dict[str, Any]) -> list[dict[str, Any]]:
+        checks: list[dict[str, Any]] = []
+        rated = [c for c in self.contract.columns if c.max_null_rate is not None]
+        if rated:
+            exprs = ", ".join(
+                f"count(*) FILTER (WHERE {quote_ident(c.name)} IS NULL AND NOT contains(',' || _errors || ',', {quote_literal(',' + c.name + '.type,')}))"
+                for c in rated
+            )
+            nulls = one(con, f"SELECT count(*), {exprs} FROM _staged") or ()
+            total = nulls[0] or 0
+            for col, n in zip(rated, nulls[1:], strict=True):
+                rate = (n / total) if total else 0.0
+                ok = rate <= (col.max_null_rate or 0)
+                checks.append({
+                    "rule": f"{col.name}.max_null_rate", "passed": ok, "value": round(rate, 6), "limit": col.max_null_rate,
+                    "message": f"{col.name} is null in {rate:.2%} of rows, above max_null_rate {col.max_null_rate:.2%}",
+                })
+        if self.contract.min_rows is not None:
+            n = counts["rows_read"]
+            checks.append({
+                "rule": "min_rows", "passed": n >= self.contract.min_rows, "value": n, "limit": self.contract.min_rows,
+                "message": f"the batch has {n} rows, fewer than min_rows {self.contract.min_rows}",
+            })
+        return checks
+
+    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
+        cols = self.contract.column_names
+        raw = ", ".join(f"_raw.{quote_ident(c)} AS {quote_ident(c)}" for c in cols)
+        as_text = ", ".join(f"CAST(s.{quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
+        nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
+        dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")
+        path = stage / "quarantine.parquet"
+        con.execute(
+            f"""COPY (
+                SELECT rowid + 1 AS _row, string_split(_errors, ',') AS _errors, NULL::VARCHAR AS _raw_line, {raw}
+                FROM _staged WHERE _errors <> ''
+                UNION ALL
+                SELECT s.rowid + 1, [{dup_rule}], NULL, {as_text} FROM _staged s SEMI JOIN _dup d ON s.rowid = d._row
+                UNION ALL
+                SELECT NULL, ['_row.parse'], 'line ' || line || ': ' || coalesce(raw, '') || '  (' || error || ')', {nulls}
+                FROM _src_rejects
+            ) TO {quote_literal(str(path))} (FORMAT parquet)"""
+        )
+        return self.ws.artifacts.put_file(path, move=True)
+
+    def _write_files(self, con: duckdb.DuckDBPyConnection, stage: Path) -> list[dict[str, Any]]:
+        cols = ", ".join(quote_ident(c) for c in self.contract.column_names)
+        out = stage / "data"
+        con.execute(
+            f"""COPY (SELECT {cols} FROM _staged s WHERE _errors = '' AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid))
+            TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
+        )
+        files = []
+        for path in sorted(out.glob("*.parquet")):
+            rows = pq.read_metadata(path).num_rows
+            if rows == 0:
+                continue
+            sha = self.ws.artifacts.put_file(path, move=True)
+            files.append({"sha256": sha, "rows": rows, "ingest": self.id})
+        return files
+
+    def _report(
+        self, version: str | None, counts: dict[str, Any], quarantine: str | None, status: str, checks: list[dict[str, Any]]
+    ) -> IngestReport:
+        return IngestReport(
+            dataset=self.dataset,
+            version=version,
+            rows_read=counts["rows_read"],
+            accepted=counts["accepted"] if status != "failed" else 0,
+            rejected=counts["rejected"] if status != "failed" else counts["rows_read"] - counts["duplicates"],
+            duplicates=counts["duplicates"],
+            rejected_by_rule=counts["by_rule"],
+            quarantine=self.ws.artifacts.uri(quarantine) if quarantine else None,
+            ingest_id=self.id,
+            source=self.spec.display,
+            contract=self.contract.name,
+            contract_version=self.contract.version,
+            status=status,
+            seconds=time.perf_counter() - self.started,
+            table_checks=checks,
+        )
+
+    # --- catalog ---------------------------------------------------------------------
+
+    def _register_contract(self, conn: sa.Connection) -> None:
+        t = schema.contracts
+        exists = conn.execute(
+            sa.select(t.c.version).where(t.c.name == self.contract.name, t.c.version == self.contract.version)
+        ).first()
+        if not exists:
+            conn.execute(t.insert().values(
+                name=self.contract.name, version=self.contract.version, definition=self.contract.to_dict(), created_at=utcnow()
+            ))
+            append_event(conn, "contract.registered", self.contract.name, {"version": self.contract.version})
+
+    def _insert_ingest(self, conn: sa.Connection, report: IngestReport, number: int | None) -> None:
+        sha = report.quarantine.rsplit("/", 1)[1] if report.quarantine else None
+        conn.execute(schema.ingests.insert().values(
+            id=self.id, dataset=self.dataset, version=number, status=report.status, source=report.source,
+            contract_name=self.contract.name, contract_version=self.contract.version,
+            report=report.to_dict(), quarantine=sha, created_at=utcnow(),
+        ))
+
+    def _record_failure(self, report: IngestReport) -> None:
+        with self.ws.catalog.write() as conn:
+            self._register_contract(conn)
+            self._insert_ingest(conn, report, None)
+            append_event(conn, "dataset.batch_rejected", self.dataset, {
+                "ingest": self.id, "source": report.source,
+                "checks": [t for t in report.table_checks if not t["passed"]],
+            })
+
+    def _commit(self, parent: dict[str, Any] | None, files: list[dict[str, Any]], report: IngestReport, reset: bool) -> None:
+        t = schema.dataset_versions
+        with self.ws.catalog.write() as conn:
+            current = latest_number(conn, self.dataset)
+            expected = parent["number"] if parent else None
+            if current != expected:
+                raise ConcurrencyError(f"{self.dataset} changed during ingestion (v{current} appeared)", hint="retry")
+            self._register_contract(conn)
+            if parent is None:
+                exists = conn.execute(sa.select(schema.datasets.c.name).where(schema.datasets.c.name == self.dataset)).first()
+                if not exists:
+                    conn.execute(schema.datasets.insert().values(name=self.dataset, kind="ingest", created_at=utcnow()))
+            if not files:
+                self._insert_ingest(conn, report, None)
+                append_event(conn, "dataset.ingest_unchanged", self.dataset, {"ingest": self.id, "rows_read": report.rows_read})
+                return
+            number = (current or 0) + 1
+            all_files = ([] if parent is None or reset else list(parent["files"])) + files
+            report.version = f"v{number}"
+            rows = sum(f["rows"] for f in all_files)
+            conn.execute(t.insert().values(
+                dataset=self.dataset, number=number, sha256=version_sha(all_files), rows=rows,
+                schema=[{"name": c.name, "type": c.sql_type} for c in self.contract.columns],
+                files=all_files, contract_name=self.contract.name, contract_version=self.contract.version,
+                source=report.source, parent=expected,
+                stats={k: v for k, v in report.to_dict().items() if k in ("rows_read", "accepted", "rejected", "duplicates", "rejected_by_rule")}
+                | {"reset": reset},
+                lineage={"ingest": self.id, "source": report.source, "parent": f"{self.dataset}@v{expected}" if expected else None},
+                created_at=utcnow(),
+            ))
+            self._insert_ingest(conn, report, number)
+            append_event(conn, "dataset.version_created", self.dataset, {
+                "version": f"v{number}", "rows": rows, "accepted": report.accepted, "rejected": report.rejected,
+                "duplicates": report.duplicates, "ingest": self.id, "contract_version": self.contract.version,
+            })
+            failpoint("ingest.before_commit")
+        failpoint("ingest.after_commit")
+
+
+def quarantine_rows(ws: Workspace, ref: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The rejected and duplicate rows of the ingest that made ``NAME@vN`` (or the newest ingest for ``NAME``)."""
+    from strataml.data.datasets import parse_ref
+
+    name, number = parse_ref(ref)
+    t = schema.ingests
+    with ws.catalog.read() as conn:
+        q = sa.select(t).where(t.c.dataset == name)
+        q = q.where(t.c.version == number) if number is not None else q.order_by(t.c.created_at.desc())
+        row = conn.execute(q.limit(1)).mappings().first()
+    if row is None:
+        raise StrataError(f"no ingest of {ref!r} is recorded", hint="see 'strata datasets list'")
+    if not row["quarantine"]:
+        return []
+    path = ws.artifacts.local_path(row["quarantine"])
+    table = pq.read_table(path)
+    rows = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
+    return rows

@@ -1,0 +1,379 @@
+"""Ingestion sources: files (CSV, JSON Lines, Parquet; path, glob or fsspec URL), SQL
+queries, and HTTP JSON endpoints.
+
+A source registers a DuckDB view ``_src`` over its rows, and a view ``_src_rejects``
+(``line``, ``raw``, ``error``) over lines it could not even split into fields, so that
+nothing read is ever lost. Text sources expose every column as VARCHAR: typing is the
+validator's job, so a value that does not parse is quarantined, never a crash.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from strataml.errors import MissingExtra, SourceError, UnsafePath
+from strataml.spine.engine import quote_ident, quote_literal
+
+_FILE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
+_REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
+
+
+@dataclass
+class SourceSpec:
+    """Where to read from and how.
+
+    ``format`` overrides detection by extension; ``delimiter`` and ``encoding`` apply to
+    CSV; ``query`` is required for a database URL.
+    """
+
+    uri: str
+    format: str | None = None
+    query: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``file``, ``sql`` or ``http``."""
+        scheme = self.uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in self.uri else "file"
+        if scheme in ("http", "https"):
+            return "http"
+        if scheme in _SQL_SCHEMES:
+            return "sql"
+        if scheme in ("file", *_REMOTE_SCHEMES):
+            return "file"
+        raise SourceError(
+            f"unsupported source scheme {scheme!r} in {self.display}",
+            hint="use a file path or glob, an fsspec URL (s3://…), a database URL with --query, or an http(s):// URL",
+        )
+
+    @property
+    def display(self) -> str:
+        """The URI with any password hidden (for reports, lineage and logs)."""
+        if "://" in self.uri and "@" in self.uri.split("://", 1)[1].split("/", 1)[0]:
+            scheme, rest = self.uri.split("://", 1)
+            creds, host = rest.split("@", 1)
+            user = creds.split(":", 1)[0]
+            return f"{scheme}://{user}:***@{host}" if ":" in creds else self.uri
+        return self.uri
+
+
+@dataclass
+class Scan:
+    """What a source registered: its columns and whether they are raw text."""
+
+    columns: list[str]
+    text: bool
+    files: list[str]
+    cleanup: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Remove temporary files the source created."""
+        for path in self.cleanup:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def open_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, retries: int = 5, timeout: float = 30.0) -> Scan:
+    """Register ``_src`` and ``_src_rejects`` on ``con`` for the source."""
+    kind = spec.kind
+    if kind == "sql":
+        return _open_sql(con, spec)
+    if kind == "http":
+        path = _download_http(spec.uri, retries=retries, timeout=timeout)
+        try:
+            scan = _open_files(con, [path], "jsonl", spec)
+        except Exception:
+            os.unlink(path)
+            raise
+        scan.cleanup.append(path)
+        return scan
+    files = _expand_files(con, spec.uri)
+    fmt = spec.format or _detect_format(files[0])
+    return _open_files(con, files, fmt, spec)
+
+
+# --- files -------------------------------------------------------------------------
+
+
+def _expand_files(con: duckdb.DuckDBPyConnection, uri: str) -> list[str]:
+    if "\x00" in uri:
+        raise UnsafePath("source path contains a NUL byte")
+    if "://" in uri and not uri.startswith("file://"):
+        import fsspec
+
+        scheme = uri.split("://", 1)[0]
+        try:
+            fs, _ = fsspec.core.url_to_fs(uri, **_remote_options(scheme))
+        except ImportError as exc:
+            raise MissingExtra("s3fs" if scheme.startswith("s3") else scheme, "s3", f"reading {scheme}:// sources") from exc
+        matches = sorted(fs.glob(uri.split("://", 1)[1])) if any(ch in uri for ch in "*?[") else [uri.split("://", 1)[1]]
+        if not matches or not all(fs.isfile(m) for m in matches):
+            raise SourceError(f"no file matches {uri}", hint="check the URL and your credentials")
+        con.register_filesystem(fs)
+        return [f"{scheme}://{m}" for m in matches]
+    local = uri[len("file://") :] if uri.startswith("file://") else uri
+    local = os.path.expanduser(local)
+    matches = sorted(glob.glob(local, recursive=True)) if any(ch in local for ch in "*?[") else [local]
+    matches = [m for m in matches if os.path.isfile(m)] if len(matches) > 1 else matches
+    if not matches:
+        raise SourceError(f"no file matches {uri!r}", hint="check the path or glob pattern")
+    for m in matches:
+        if os.path.isdir(m):
+            raise SourceError(f"{m} is a directory", hint="pass a file or a glob such as 'dir/*.csv'")
+        if not os.path.exists(m):
+            raise SourceError(f"file not found: {m}", hint="check the path")
+    empty = [m for m in matches if os.path.getsize(m) == 0]
+    if empty:
+        raise SourceError(f"{empty[0]} is empty (0 bytes)", hint="nothing to ingest; check that the export finished")
+    return [str(Path(m).resolve()) for m in matches]
+
+
+def _remote_options(scheme: str) -> dict[str, Any]:
+    if scheme.startswith("s3") and os.environ.get("STRATA_S3_ENDPOINT"):
+        return {"endpoint_url": os.environ["STRATA_S3_ENDPOINT"]}
+    return {}
+
+
+def _detect_format(path: str) -> str:
+    name = path.lower()
+    for comp in (".gz", ".zst", ".bz2"):
+        name = name.removesuffix(comp)
+    ext = os.path.splitext(name)[1]
+    if ext not in _FILE_FORMATS:
+        raise SourceError(
+            f"cannot tell the format of {path} from its extension {ext!r}",
+            hint="pass --format csv|jsonl|parquet",
+        )
+    return _FILE_FORMATS[ext]
+
+
+def _file_list(files: list[str]) -> str:
+    return "[" + ", ".join(quote_literal(f) for f in files) + "]"
+
+
+def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec: SourceSpec) -> Scan:
+    if fmt == "csv":
+        return _open_csv(con, files, spec)
+    if fmt == "jsonl":
+        return _open_jsonl(con, files)
+    if fmt == "parquet":
+        try:
+            rel = con.sql(f"SELECT * FROM read_parquet({_file_list(files)}, union_by_name=true)")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM read_parquet({_file_list(files)}, union_by_name=true)")
+        except duckdb.Error as exc:
+            raise SourceError(f"cannot read Parquet {files[0]}: {exc}", hint="check that the file is a complete Parquet file") from exc
+        con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")
+        return Scan(columns=list(rel.columns), text=False, files=files)
+    raise SourceError(f"unknown format {fmt!r}", hint="use csv, jsonl or parquet")
+
+
+def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec) -> Scan:
+    opts = ["all_varchar=true", "header=true", "store_rejects=true", "rejects_table='_rej'", "rejects_scan='_rej_scan'"]
+    opts.append("max_line_size=" + str(int(spec.options.get("max_line_size", 16 * 1024 * 1024))))
+    if spec.delimiter:
+        opts.append(f"delim={quote_literal(spec.delimiter)}")
+    if spec.encoding:
+        opts.append(f"encoding={quote_literal(spec.encoding)}")
+    if len(files) > 1:
+        opts.append("union_by_name=true")
+    src = f"read_csv({_file_list(files)}, {', '.join(opts)})"
+    try:
+        columns = list(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
+    except duckdb.Error as exc:
+        raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the file, or pass --delimiter/--encoding") from exc
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
+    return Scan(columns=columns, text=True, files=files)
+
+
+def finish_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """After ``_src`` was scanned, expose the lines the CSV reader could not split."""
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT min(line)::BIGINT AS line, any_value(csv_line) AS raw, "
+            "string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error FROM _rej GROUP BY scan_id, file_id, line"
+        )
+    except duckdb.Error:
+        con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")
+
+
+def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scan:
+    # Lines are read whole (0x1e never occurs in JSON text) so that one malformed line
+    # is quarantined on its own instead of failing the file.
+    lines = (
+        f"SELECT line, row_number() OVER () AS _line FROM read_csv({_file_list(files)}, columns={{'line': 'VARCHAR'}}, "
+        "header=false, delim=chr(30), quote='', escape='', max_line_size=67108864, strict_mode=false)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT * FROM ({lines}) WHERE trim(line) <> ''")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT _line AS line, line AS raw, "
+        "'malformed JSON: not one JSON object per line' AS error FROM _lines "
+        "WHERE NOT coalesce(json_valid(line), false) OR json_type(line) <> 'OBJECT'"
+    )
+    keys = [r[0] for r in con.sql(
+        "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, min(_line) AS first FROM _lines "
+        "WHERE coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' GROUP BY k) ORDER BY first"
+    ).fetchall()]
+    if not keys:
+        raise SourceError(f"{files[0]} holds no JSON objects", hint="expect one JSON object per line (JSON Lines)")
+    cols = ", ".join(f"line ->> {quote_literal('$.' + _json_path_key(k))} AS {quote_ident(k)}" for k in keys)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _src AS SELECT {cols} FROM _lines "
+        "WHERE coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' ORDER BY _line"
+    )
+    return Scan(columns=keys, text=True, files=files)
+
+
+def _json_path_key(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+# --- SQL ---------------------------------------------------------------------------
+
+
+def _open_sql(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> Scan:
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    if not spec.query:
+        raise SourceError(f"a database source needs a query: {spec.display}", hint='pass --query "SELECT …"')
+    url = spec.uri
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        engine = sa.create_engine(url)
+    except (ImportError, ModuleNotFoundError) as exc:
+        raise MissingExtra(getattr(exc, "name", None) or "driver", "postgres", f"reading from {spec.display}") from exc
+    except Exception as exc:
+        raise SourceError(f"bad database URL {spec.display}: {exc}") from exc
+    try:
+        conn = engine.connect()
+        result = conn.execution_options(stream_results=True, yield_per=50_000).execute(sa.text(spec.query))
+        columns = list(result.keys())
+    except Exception as exc:
+        engine.dispose()
+        raise SourceError(f"query on {spec.display} failed: {_first_line(exc)}", hint="check the query and the connection") from exc
+    schema = pa.schema([(c, pa.string()) for c in columns])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for part in result.partitions(50_000):
+                cols = list(zip(*part, strict=True)) if part else [() for _ in columns]
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([_text(v) for v in col], pa.string()) for col in cols], schema=schema
+                )
+        finally:
+            conn.close()
+            engine.dispose()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    con.register("_src_arrow", reader)
+    con.execute("CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM _src_arrow")
+    con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")
+    return Scan(columns=columns, text=True, files=[spec.display])
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if hasattr(v, "isoformat"):
+        return str(v.isoformat())
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+# --- HTTP --------------------------------------------------------------------------
+
+
+def _download_http(url: str, *, retries: int, timeout: float) -> str:
+    """Fetch a JSON (array, ``{"data": [...]}``) or JSON Lines endpoint into a JSON Lines file."""
+    import httpx
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+    def transient(exc: BaseException) -> bool:
+        if isinstance(exc, httpx.HTTPStatusError):
+            return exc.response.status_code in (408, 425, 429) or exc.response.status_code >= 500
+        return isinstance(exc, httpx.TransportError)
+
+    fd, path = tempfile.mkstemp(prefix="strata-http-", suffix=".jsonl")
+    os.close(fd)
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(max(1, retries)),
+            wait=wait_random_exponential(multiplier=0.2, max=10),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        ):
+            with attempt, httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+                resp.raise_for_status()
+                with open(path, "wb") as out:
+                    for chunk in resp.iter_bytes():
+                        out.write(chunk)
+        _normalise_json(path)
+    except httpx.HTTPStatusError as exc:
+        os.unlink(path)
+        raise SourceError(f"GET {url} answered {exc.response.status_code}", hint="check the URL and that the service is up") from exc
+    except httpx.HTTPError as exc:
+        os.unlink(path)
+        raise SourceError(f"GET {url} failed after {retries} attempts: {exc}", hint="check the URL and the network") from exc
+    except Exception:
+        os.unlink(path)
+        raise
+    return path
+
+
+def _normalise_json(path: str) -> None:
+    """Turn a JSON document holding a list of records into JSON Lines, in place."""
+    with open(path, "rb") as fh:
+        head = fh.read(1024).lstrip()
+    if not head:
+        raise SourceError("the endpoint returned an empty body")
+    if head[:1] not in (b"[", b"{"):
+        raise SourceError("the endpoint did not return JSON", hint="expect a JSON array of objects or JSON Lines")
+    try:
+        with open(path, "rb") as fh:
+            doc = orjson.loads(fh.read())
+    except orjson.JSONDecodeError:
+        return  # JSON Lines (several documents): read line by line as it is
+    records = doc
+    if isinstance(doc, dict):
+        records = next((doc[k] for k in ("data", "items", "records", "results", "rows") if isinstance(doc.get(k), list)), [doc])
+    if not isinstance(records, list):
+        raise SourceError("the endpoint's JSON holds no list of records")
+    with open(path, "wb") as out:
+        for rec in records:
+            out.write(orjson.dumps(rec))
+            out.write(b"\n")
+
+
+def jitter_seed() -> None:
+    """Seed the retry jitter (tests make backoff deterministic)."""
+    random.seed(0)

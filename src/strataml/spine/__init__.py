@@ -1,0 +1,31 @@
+"""The spine: settings, workspace, catalog, artifact store, event log.
+
+Every layer builds on these; they import nothing from the layers.
+"""
+
+from strataml.spine.artifacts import ArtifactStore, sha256_file
+from strataml.spine.catalog import Catalog, utcnow
+from strataml.spine.events import Event, append_event, current_actor, list_events
+from strataml.spine.paths import check_name, confine, confine_key
+from strataml.spine.settings import Settings, load_settings
+from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions
+
+__all__ = [
+    "ArtifactStore",
+    "Catalog",
+    "Definitions",
+    "Event",
+    "Settings",
+    "Workspace",
+    "append_event",
+    "check_name",
+    "confine",
+    "confine_key",
+    "current_actor",
+    "find_workspace",
+    "list_events",
+    "load_definitions",
+    "load_settings",
+    "sha256_file",
+    "utcnow",
+]

@@ -1,0 +1,210 @@
+"""The content-addressed artifact store on fsspec.
+
+Every file is stored once under its sha256 (``objects/ab/abcd…``), written
+atomically (temp + rename locally; a single PUT or multipart commit on object
+stores), never overwritten, and verified against its hash on every read: a file
+whose bytes changed is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from strataml.errors import IntegrityError, MissingExtra, NotFound, StrataError, UnsafePath
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a local file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha256_stream(fh: BinaryIO) -> str:
+    h = hashlib.sha256()
+    while chunk := fh.read(_CHUNK):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def check_sha(sha: str) -> str:
+    """Refuse anything that is not a lowercase hex sha256 (it becomes part of a path)."""
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+        raise UnsafePath(f"{sha!r} is not a sha256 digest")
+    return sha
+
+
+class ArtifactStore:
+    """Write-once, hash-verified file storage at a local path or fsspec URL."""
+
+    def __init__(self, url: str, *, cache_dir: Path | None = None, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        scheme = url.split("://", 1)[0] if "://" in url else "file"
+        if scheme in _EXTRAS:
+            package, extra = _EXTRAS[scheme]
+            try:
+                __import__(package)
+            except ImportError as exc:
+                raise MissingExtra(package, extra, f"an artifact store at {scheme}://") from exc
+        options = dict(storage_options or {})
+        if scheme in ("s3", "s3a") and "endpoint_url" not in options and os.environ.get("STRATA_S3_ENDPOINT"):
+            options["endpoint_url"] = os.environ["STRATA_S3_ENDPOINT"]
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
+        self.is_local = scheme in ("file", "local")
+        if self.is_local:
+            self.root = str(Path(self.root).resolve())
+            Path(self.root, "objects").mkdir(parents=True, exist_ok=True)
+            Path(self.root, "tmp").mkdir(parents=True, exist_ok=True)
+        self.cache_dir = cache_dir
+
+    # --- keys ------------------------------------------------------------------------
+
+    def _key(self, sha: str) -> str:
+        check_sha(sha)
+        return f"{self.root}/objects/{sha[:2]}/{sha}"
+
+    def uri(self, sha: str) -> str:
+        """The full URI of an object (for display)."""
+        key = self._key(sha)
+        return key if self.is_local else f"{self.url.split('://', 1)[0]}://{key}"
+
+    def exists(self, sha: str) -> bool:
+        """Whether the object is stored (its content is not checked)."""
+        return bool(self.fs.exists(self._key(sha)))
+
+    # --- writes ----------------------------------------------------------------------
+
+    def staging_dir(self) -> Path:
+        """A fresh local directory for files about to be stored (same disk as a local store)."""
+        if self.is_local:
+            path = Path(self.root, "tmp", uuid.uuid4().hex)
+            path.mkdir(parents=True)
+            return path
+        return Path(tempfile.mkdtemp(prefix="strata-stage-"))
+
+    def put_file(self, path: str | os.PathLike[str], *, move: bool = False, sha: str | None = None) -> str:
+        """Store a local file; returns its sha256. With ``move`` the file may be consumed."""
+        digest = sha or sha256_file(path)
+        key = self._key(digest)
+        if self.fs.exists(key):
+            if move:
+                os.unlink(path)
+            return digest
+        if self.is_local:
+            Path(key).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(self.root, "tmp", f"{uuid.uuid4().hex}.part")
+            if move:
+                os.replace(path, tmp)
+            else:
+                shutil.copyfile(path, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, key)
+            _fsync_dir(Path(key).parent)
+        else:
+            try:
+                self.fs.put_file(os.fspath(path), key)
+            except Exception as exc:
+                raise StrataError(f"could not write {self.uri(digest)}: {exc}") from exc
+            if move:
+                os.unlink(path)
+        return digest
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes; returns their sha256."""
+        digest = hashlib.sha256(data).hexdigest()
+        if self.exists(digest):
+            return digest
+        stage = self.staging_dir()
+        try:
+            tmp = stage / "blob"
+            tmp.write_bytes(data)
+            return self.put_file(tmp, move=True, sha=digest)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    # --- reads -----------------------------------------------------------------------
+
+    def _missing(self, sha: str) -> NotFound:
+        return NotFound(f"artifact {sha} is missing from {self.url}", hint="the store was changed by hand; restore it from a backup")
+
+    def read_bytes(self, sha: str) -> bytes:
+        """The object's bytes, verified against its hash."""
+        key = self._key(sha)
+        try:
+            with self.fs.open(key, "rb") as fh:
+                data: bytes = fh.read()
+        except FileNotFoundError:
+            raise self._missing(sha) from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise self._tampered(sha)
+        return data
+
+    def _tampered(self, sha: str) -> IntegrityError:
+        return IntegrityError(
+            f"artifact {self.uri(sha)} does not match its sha256 {sha}: it was modified or corrupted, so it is refused",
+            hint="restore the file from a backup or re-create the version that produced it",
+        )
+
+    def verify(self, sha: str) -> None:
+        """Raise :class:`IntegrityError` unless the stored bytes hash to ``sha``."""
+        key = self._key(sha)
+        try:
+            with self.fs.open(key, "rb") as fh:
+                actual = _sha256_stream(fh)
+        except FileNotFoundError:
+            raise self._missing(sha) from None
+        if actual != sha:
+            raise self._tampered(sha)
+
+    def local_path(self, sha: str) -> Path:
+        """A verified local path to the object (downloaded into the cache for remote stores)."""
+        if self.is_local:
+            self.verify(sha)
+            return Path(self._key(sha))
+        if self.cache_dir is None:
+            self.cache_dir = Path(tempfile.gettempdir()) / "strata-cache"
+        target = self.cache_dir / sha[:2] / sha
+        if target.exists():
+            if sha256_file(target) == sha:
+                return target
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{uuid.uuid4().hex}.part")
+        try:
+            self.fs.get_file(self._key(sha), str(tmp))
+        except FileNotFoundError:
+            raise self._missing(sha) from None
+        if sha256_file(tmp) != sha:
+            tmp.unlink(missing_ok=True)
+            raise self._tampered(sha)
+        os.replace(tmp, target)
+        return target
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
