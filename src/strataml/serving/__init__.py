@@ -1,0 +1,48 @@
+"""Serving: the HTTP gateway (auth, rate limits, micro-batching, traffic, resilience,
+cache, metrics, durable prediction log) and batch scoring."""
+
+from strataml.serving.app import PUBLIC, create_app
+from strataml.serving.audit import AuditLog
+from strataml.serving.audit import query as query_predictions
+from strataml.serving.audit import stats as prediction_stats
+from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
+from strataml.serving.gateway import Gateway, GatewayConfig
+from strataml.serving.servable import (
+    FeatureSpec,
+    InMemoryModels,
+    InputError,
+    ModelProvider,
+    RegistryModels,
+    Servable,
+    from_lightgbm,
+    from_loaded,
+)
+from strataml.serving.traffic import Traffic, Variant, get_traffic, list_traffic, set_traffic
+
+__all__ = [
+    "PUBLIC",
+    "ApiKey",
+    "AuditLog",
+    "AuthError",
+    "FeatureSpec",
+    "Gateway",
+    "GatewayConfig",
+    "InMemoryModels",
+    "InputError",
+    "ModelProvider",
+    "RegistryModels",
+    "Servable",
+    "Traffic",
+    "Variant",
+    "create_app",
+    "create_key",
+    "from_lightgbm",
+    "from_loaded",
+    "get_traffic",
+    "list_keys",
+    "list_traffic",
+    "prediction_stats",
+    "query_predictions",
+    "revoke_key",
+    "set_traffic",
+]

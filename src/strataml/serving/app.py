@@ -1,0 +1,416 @@
+"""The HTTP gateway: routes, request parsing and validation, errors, OpenAPI, logs.
+
+Every route but ``/healthz``, ``/readyz`` and ``/metrics`` needs an API key
+(deny by default: a route is public only if it is listed in :data:`PUBLIC`).
+Bodies are read in bounded chunks (413 beyond the limit), parsed with orjson (400 for
+invalid or too deeply nested JSON), checked for shape (422) and then against the
+model's signature (422 naming the field). Errors are JSON:
+``{"error": {"status", "type", "message", "hint", "details"}, "request_id"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
+from strataml.serving.auth import ApiKey, AuthError
+from strataml.serving.gateway import Gateway, GatewayConfig, PredictionFailed, RateLimited, admitted
+from strataml.serving.openapi import openapi_document
+from strataml.serving.resilience import DeadlineExceeded, Overloaded
+from strataml.serving.servable import InputError, ModelProvider
+from strataml.spine.paths import check_name
+from strataml.spine.workspace import Workspace
+
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
+_RID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_SCALARS = (str, int, float, bool, type(None))
+access_log = logging.getLogger("strataml.serving.access")
+log = logging.getLogger("strataml.serving")
+
+
+class BadRequest(StrataError):
+    """The body is not valid JSON or is nested too deeply (HTTP 400)."""
+
+
+class PayloadTooLarge(StrataError):
+    """The body exceeds the gateway's limit (HTTP 413)."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (request fields come from ``extra={"fields": …}``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            doc.update(fields)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc, default=str).decode()
+
+
+def _status(exc: BaseException) -> int:
+    if isinstance(exc, AuthError):
+        return exc.status
+    for kind, status in (
+        (RateLimited, 429), (PayloadTooLarge, 413), (BadRequest, 400), (InputError, 422), (ConfigError, 422),
+        (NotFound, 404), (UnsafePath, 404), (Overloaded, 503), (PredictionFailed, 503), (DeadlineExceeded, 504),
+    ):
+        if isinstance(exc, kind):
+            return status
+    if isinstance(exc, StrataError):
+        return 409
+    return 500
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=str), status, headers, media_type="application/json")
+
+
+def error_response(exc: BaseException, request_id: str) -> Response:
+    """The JSON error body for ``exc`` with its HTTP status."""
+    status = _status(exc)
+    if status == 500:
+        log.error("unexpected error in request %s", request_id, exc_info=exc, extra={"fields": {"request_id": request_id}})
+        err = {"status": 500, "type": "InternalError", "message": "internal error; the request id is in the gateway's log", "hint": None}
+    else:
+        err = {"status": status, "type": type(exc).__name__, "message": getattr(exc, "message", str(exc)), "hint": getattr(exc, "hint", None)}
+        if isinstance(exc, InputError) and exc.errors:
+            err["details"] = exc.errors
+    headers = {"x-request-id": request_id}
+    if isinstance(exc, RateLimited):
+        headers["retry-after"] = str(max(1, int(exc.retry_after + 0.999)))
+    if isinstance(exc, AuthError) and status == 401:
+        headers["www-authenticate"] = 'Bearer realm="strata"'
+    return json_response({"error": err, "request_id": request_id}, status, headers)
+
+
+def _too_deep(obj: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict):
+            if d >= limit:
+                return True
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            if d >= limit:
+                return True
+            stack.extend((v, d + 1) for v in o)
+    return False
+
+
+class HttpGateway:
+    """Binds a :class:`Gateway` to Starlette routes."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.cfg = gw.config
+
+    # --- plumbing --------------------------------------------------------------------
+
+    def request_id(self, request: Request) -> str:
+        rid = request.headers.get("x-request-id")
+        return rid if rid and _RID.fullmatch(rid) else uuid.uuid4().hex
+
+    def client_ip(self, request: Request) -> str:
+        """The caller's address; ``X-Forwarded-For`` counts only from a configured proxy."""
+        peer = request.client.host if request.client else "-"
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd and peer in self.cfg.trusted_proxies:
+            hops = [h.strip() for h in fwd.split(",") if h.strip()]
+            for hop in reversed(hops):
+                if hop not in self.cfg.trusted_proxies:
+                    return hop
+        return peer
+
+    async def read_json(self, request: Request) -> Any:
+        limit = self.cfg.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", hint="split the instances over several requests")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if not body:
+            raise BadRequest("the request body is empty", hint='send JSON such as {"instances": [{...}]}')
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}", hint="send UTF-8 JSON") from None
+        if _too_deep(doc, self.cfg.max_depth):
+            raise BadRequest(f"the request body is nested more than {self.cfg.max_depth} levels deep", hint="send flat instances")
+        return doc
+
+    def instances(self, doc: Any) -> list[dict[str, Any]]:
+        """The instances of a v1 body, with a 422 naming any shape problem."""
+        if not isinstance(doc, dict):
+            raise InputError("the body must be a JSON object with an 'instances' list", hint='{"instances": [{"feature": 1.0}]}')
+        extra = set(doc) - {"instances"}
+        if extra:
+            raise InputError(f"unknown field(s) in the body: {', '.join(sorted(map(str, extra)))[:200]}", hint="only 'instances' is accepted")
+        inst = doc.get("instances")
+        if not isinstance(inst, list) or not inst:
+            raise InputError("'instances' must be a non-empty list of objects", hint='{"instances": [{"feature": 1.0}]}')
+        if len(inst) > self.cfg.max_instances:
+            raise InputError(f"{len(inst)} instances exceed the limit of {self.cfg.max_instances} per request", hint="split the request")
+        for i, row in enumerate(inst):
+            if not isinstance(row, dict):
+                raise InputError(f"instance {i} must be an object of feature values, got {type(row).__name__}")
+            for k, v in row.items():
+                if not isinstance(v, _SCALARS):
+                    raise InputError(f"instance {i}: field {k!r} must be a number, string, boolean or null, got {type(v).__name__}", errors=[{"instance": i, "field": k, "problem": "not a scalar"}])
+        return inst
+
+    def infer_instances(self, doc: Any, names: list[str]) -> tuple[list[dict[str, Any]], str | None]:
+        """Rows from an Open Inference Protocol v2 body (one tensor per feature, or one [N, F] tensor)."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
+            raise InputError("the body must be an object with a non-empty 'inputs' list of tensors", hint='{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]}')
+        rid = doc.get("id")
+        if rid is not None and not isinstance(rid, str):
+            raise InputError("'id' must be a string")
+        tensors: dict[str, list[Any]] = {}
+        for j, t in enumerate(doc["inputs"]):
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("shape"), list) or not isinstance(t.get("data"), list) or not isinstance(t.get("datatype"), str):
+                raise InputError(f"input tensor {j} needs 'name' (string), 'shape' (list), 'datatype' (string) and 'data' (list)")
+            shape = t["shape"]
+            if not shape or len(shape) > 2 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1_000_000 for d in shape):
+                raise InputError(f"input {t['name']!r}: shape must be [N] or [N, F] of positive integers")
+            data = t["data"]
+            flat = [x for row in data for x in row] if data and all(isinstance(r, list) for r in data) else data
+            if any(not isinstance(x, _SCALARS) for x in flat):
+                raise InputError(f"input {t['name']!r}: data must hold numbers, strings, booleans or nulls")
+            n = shape[0] * (shape[1] if len(shape) == 2 else 1)
+            if len(flat) != n:
+                raise InputError(f"input {t['name']!r}: shape {shape} needs {n} values, got {len(flat)}")
+            if len(shape) == 2 and shape[1] != 1:
+                if shape[1] != len(names):
+                    raise InputError(f"input {t['name']!r}: {shape[1]} columns, but the model takes {len(names)} features: {', '.join(names)}")
+                if len(doc["inputs"]) != 1:
+                    raise InputError("send either one [N, F] tensor or one [N] tensor per feature, not both")
+                f = shape[1]
+                rows = [dict(zip(names, flat[i * f : (i + 1) * f], strict=True)) for i in range(shape[0])]
+                return self._cap(rows), rid
+            tensors[t["name"]] = flat
+        lengths = {len(v) for v in tensors.values()}
+        if len(lengths) != 1:
+            raise InputError("every input tensor must have the same batch size")
+        (n,) = lengths
+        rows = [{k: v[i] for k, v in tensors.items()} for i in range(n)]
+        return self._cap(rows), rid
+
+    def _cap(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(rows) > self.cfg.max_instances:
+            raise InputError(f"{len(rows)} instances exceed the limit of {self.cfg.max_instances} per request", hint="split the request")
+        return rows
+
+    def _name(self, request: Request) -> str:
+        name = request.path_params["name"]
+        try:
+            return check_name(name, "model name")
+        except UnsafePath:
+            raise NotFound(f"no model named {name[:130]!r}", hint="GET /v1/models lists the models you may use") from None
+
+    async def handle(
+        self, request: Request, route: str, scope: Callable[[Request], str] | None,
+        body: Callable[[Request, str, ApiKey | None], Awaitable[tuple[Any, dict[str, str]]]],
+    ) -> Response:
+        """Run one request through admission, auth and the handler, with metrics and an access log."""
+        t0 = time.perf_counter()
+        rid = self.request_id(request)
+        labels = {"model": "-", "version": "-"}
+        key_id = None
+        try:
+            async with admitted(self.gw):
+                key = None
+                if scope is not None:
+                    key = self.gw.authorize(request.headers.get("authorization"), scope(request))
+                    key_id = key.id
+                doc, labels_upd = await body(request, rid, key)
+                labels.update(labels_upd)
+            resp = doc if isinstance(doc, Response) else json_response(doc, headers={"x-request-id": rid})
+        except Overloaded as exc:
+            self.gw.metrics.overloaded.inc()
+            resp = error_response(exc, rid)
+        except Exception as exc:
+            resp = error_response(exc, rid)
+        status = str(resp.status_code)
+        elapsed = time.perf_counter() - t0
+        m = self.gw.metrics
+        m.latency.labels(route, labels["model"], labels["version"], status).observe(elapsed)
+        m.requests.labels(route, labels["model"], labels["version"], status).inc()
+        if self.cfg.log_requests and access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "request", extra={"fields": {
+                    "request_id": rid, "route": route, "method": request.method, "status": resp.status_code,
+                    "latency_ms": round(elapsed * 1000, 3), "client": self.client_ip(request), "key_id": key_id, **labels,
+                }},
+            )
+        return resp
+
+    # --- routes ----------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        doc = await self.gw.ready()
+        return json_response(doc, 200 if doc["status"] == "ready" else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        from strataml.serving.metrics import CONTENT_TYPE
+
+        return Response(self.gw.metrics.render(), 200, media_type=CONTENT_TYPE)
+
+    async def openapi(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            return openapi_document(), {}
+
+        return await self.handle(request, "openapi", lambda r: "openapi", body)
+
+    async def models(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            assert key is not None
+            return {"models": self.gw.list_models(key)}, {}
+
+        return await self.handle(request, "v1.models", lambda r: "models", body)
+
+    async def predict(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            assert key is not None
+            name = self._name(r)
+            tr = self.gw.deployment(name)
+            self.gw.rate_limit(key, name, tr)
+            instances = self.instances(await self.read_json(r))
+            res = await self.gw.predict(name, instances, key, rid, "v1.predict", tr)
+            doc = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
+            if res.degraded:
+                doc["fallback"] = res.fallback
+            return doc, {"model": name, "version": str(res.version)}
+
+        return await self.handle(request, "v1.predict", self._predict_scope, body)
+
+    async def infer(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            assert key is not None
+            name = self._name(r)
+            tr = self.gw.deployment(name)
+            self.gw.rate_limit(key, name, tr)
+            doc = await self.read_json(r)
+            champion = await self.gw.servable(name, tr.champion)
+            instances, client_id = self.infer_instances(doc, champion.feature_names())
+            res = await self.gw.predict(name, instances, key, rid, "v2.infer", tr)
+            preds = res.predictions
+            if preds and isinstance(preds[0], dict):
+                labels = list(preds[0])
+                data = [p[c] for p in preds for c in labels]
+                out = {"name": "predictions", "datatype": "FP64", "shape": [len(preds), len(labels)], "data": data, "parameters": {"classes": labels}}
+            else:
+                out = {"name": "predictions", "datatype": "FP64", "shape": [len(preds)], "data": preds}
+            resp = {"model_name": res.model, "model_version": str(res.version), "id": client_id or rid, "outputs": [out], "parameters": {"request_id": rid, "degraded": res.degraded}}
+            return resp, {"model": name, "version": str(res.version)}
+
+        return await self.handle(request, "v2.infer", self._predict_scope, body)
+
+    async def model_metadata(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            name = self._name(r)
+            s = await self.gw.servable(name, self.gw.deployment(name).champion)
+            dtype = {"float": "FP64", "int": "INT64", "bool": "BOOL"}
+            inputs = [{"name": f.name, "datatype": dtype.get(f.type, "BYTES"), "shape": [-1]} for f in s.features]
+            return {"name": name, "versions": [str(s.version)], "platform": "strataml", "inputs": inputs, "outputs": [{"name": "predictions", "datatype": "FP64", "shape": [-1]}], "output_kind": s.output}, {"model": name}
+
+        return await self.handle(request, "v2.metadata", self._predict_scope, body)
+
+    def _predict_scope(self, request: Request) -> str:
+        return f"predict:{request.path_params['name']}"
+
+    async def deployments(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            self.gw.traffic.refresh_if_changed()
+            return {"deployments": {n: t.model_dump(mode="json") for n, t in self.gw.traffic.configured().items()}}, {}
+
+        return await self.handle(request, "admin.deployments", lambda r: "admin", body)
+
+    async def deployment(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            name = self._name(r)
+            if r.method == "GET":
+                return {"name": name, "traffic": self.gw.deployment(name).model_dump(mode="json")}, {"model": name}
+            doc = await self.read_json(r)
+            if not isinstance(doc, dict):
+                raise InputError("the body must be an object of traffic settings")
+            reason = doc.pop("reason", None)
+            if reason is not None and not isinstance(reason, str):
+                raise InputError("'reason' must be a string")
+            new = self.gw.set_traffic(name, doc, r.method == "PUT", reason, key.id if key else "-")
+            return {"name": name, "traffic": new.model_dump(mode="json")}, {"model": name}
+
+        return await self.handle(request, "admin.traffic", lambda r: "admin", body)
+
+    async def rollback(self, request: Request) -> Response:
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            name = self._name(r)
+            return self.gw.rollback(name, f"rollback through the gateway by key {key.id if key else '-'}"), {"model": name}
+
+        return await self.handle(request, "admin.rollback", lambda r: "admin", body)
+
+    def routes(self) -> list[Route]:
+        """The route table."""
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{name}/predict", self.predict, methods=["POST"]),
+            Route("/v1/models/{name}/rollback", self.rollback, methods=["POST"]),
+            Route("/v2/models/{name}", self.model_metadata, methods=["GET"]),
+            Route("/v2/models/{name}/infer", self.infer, methods=["POST"]),
+            Route("/v1/deployments", self.deployments, methods=["GET"]),
+            Route("/v1/deployments/{name}", self.deployment, methods=["GET", "PUT", "PATCH"]),
+        ]
+
+
+def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:
+    """The gateway as an ASGI application (``app.state.gateway`` holds its state)."""
+    gw = Gateway(ws, models, config)
+    http = HttpGateway(gw)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        await gw.startup()
+        try:
+            yield
+        finally:
+            await gw.shutdown()
+
+    app = Starlette(routes=http.routes(), lifespan=lifespan)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        msg = "no such route" if status == 404 else "method not allowed on this route"
+        return json_response({"error": {"status": status, "type": "NotFound" if status == 404 else "MethodNotAllowed", "message": f"{msg}: {request.method} {request.url.path[:200]}", "hint": "GET /openapi.json (with a key) lists every route"}}, status)
+
+    app.add_exception_handler(404, not_found)
+    app.add_exception_handler(405, not_found)
+    app.state.gateway = gw
+    return app

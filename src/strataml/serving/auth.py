@@ -1,0 +1,210 @@
+"""API keys: created once, stored hashed, compared in constant time, scoped, revocable.
+
+A key reads ``sk_<id>_<secret>``. The catalog keeps only the sha256 of the whole key
+(the secret has 256 bits of entropy, so a fast hash is enough); the key itself is
+shown once, at creation. Scopes are ``admin`` (everything) or ``predict:NAME``
+(``predict:*`` for every model). Revocation is immediate: the gateway notices any
+catalog commit before it authenticates the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from strataml.errors import NotFound, StrataError
+from strataml.spine import schema
+from strataml.spine.catalog import Catalog, utcnow
+from strataml.spine.events import append_event, current_actor
+from strataml.spine.paths import check_name
+
+_KEY = re.compile(r"^sk_([0-9a-f]{16})_([A-Za-z0-9_\-]{20,128})$")
+_DUMMY_HASH = hashlib.sha256(b"strata-dummy-key").hexdigest()
+
+
+class AuthError(StrataError):
+    """A request's credentials are missing, unknown, revoked or lack the scope (401/403)."""
+
+    def __init__(self, message: str, *, status: int = 401, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key (never its secret)."""
+
+    id: str
+    name: str | None
+    scopes: tuple[str, ...]
+    hash: str
+    created_at: str
+    revoked: bool
+
+    def allows(self, scope: str) -> bool:
+        """Whether this key may act within ``scope`` (``admin`` or ``predict:NAME``)."""
+        if "admin" in self.scopes:
+            return True
+        if scope.startswith("predict:"):
+            return scope in self.scopes or "predict:*" in self.scopes
+        return scope in self.scopes
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description without the hash."""
+        return {"id": self.id, "name": self.name, "scopes": list(self.scopes), "created_at": self.created_at, "revoked": self.revoked}
+
+
+def check_scope(scope: str) -> str:
+    """Refuse a malformed scope."""
+    if scope == "admin" or scope == "predict:*":
+        return scope
+    if scope.startswith("predict:"):
+        check_name(scope.split(":", 1)[1], "model name in scope")
+        return scope
+    raise StrataError(f"unknown scope {scope!r}", hint="use 'admin', 'predict:NAME' or 'predict:*'")
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(catalog: Catalog, scopes: list[str], name: str | None = None) -> tuple[ApiKey, str]:
+    """Create a key; returns the stored record and the key itself (shown once, never stored)."""
+    if not scopes:
+        raise StrataError("a key needs at least one scope", hint="pass --scope predict:NAME or --scope admin")
+    scopes = [check_scope(s) for s in scopes]
+    key_id = uuid.uuid4().hex[:16]
+    secret = f"sk_{key_id}_{secrets.token_urlsafe(32)}"
+    now = utcnow()
+    with catalog.write() as conn:
+        conn.execute(
+            schema.api_keys.insert().values(
+                id=key_id, name=name, hash=hash_key(secret), scopes=scopes, created_at=now, created_by=current_actor(), revoked_at=None
+            )
+        )
+        append_event(conn, "key.created", f"key:{key_id}", {"scopes": scopes, "name": name})
+    return ApiKey(key_id, name, tuple(scopes), hash_key(secret), now.isoformat(), False), secret
+
+
+def revoke_key(catalog: Catalog, key_id: str) -> ApiKey:
+    """Revoke a key; every gateway refuses it from its next request on."""
+    t = schema.api_keys
+    with catalog.write() as conn:
+        row = conn.execute(sa.select(t).where(t.c.id == key_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no API key with id {key_id!r}", hint="'strata keys list' shows the ids")
+        if row["revoked_at"] is None:
+            conn.execute(t.update().where(t.c.id == key_id).values(revoked_at=utcnow()))
+            append_event(conn, "key.revoked", f"key:{key_id}", {})
+    return _row(dict(row), revoked=True)
+
+
+def _row(r: dict[str, Any], revoked: bool | None = None) -> ApiKey:
+    created = r["created_at"]
+    return ApiKey(
+        r["id"], r["name"], tuple(r["scopes"]), r["hash"],
+        created.isoformat() if hasattr(created, "isoformat") else str(created),
+        bool(r["revoked_at"] is not None) if revoked is None else revoked,
+    )
+
+
+def list_keys(catalog: Catalog) -> list[ApiKey]:
+    """Every key, oldest first (revoked ones included, marked)."""
+    t = schema.api_keys
+    with catalog.read() as conn:
+        return [_row(dict(r)) for r in conn.execute(sa.select(t).order_by(t.c.created_at)).mappings()]
+
+
+class CatalogWatcher:
+    """Tells cheaply whether anyone committed to the catalog since the last look.
+
+    On SQLite this reads ``PRAGMA data_version`` on a private connection (no I/O when
+    nothing changed); on other databases every look reports a change.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._con: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        url = make_url(catalog.url)
+        if catalog.dialect == "sqlite" and url.database and url.database != ":memory:":
+            self._con = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
+        self._last: int | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether :meth:`changed` can say "no" (SQLite) or always says "yes"."""
+        return self._con is not None
+
+    def changed(self) -> bool:
+        """True when a commit happened since the previous call (always True off SQLite)."""
+        if self._con is None:
+            return True
+        with self._lock:
+            v = int(self._con.execute("PRAGMA data_version").fetchone()[0])
+            if v != self._last:
+                self._last = v
+                return True
+            return False
+
+    def close(self) -> None:
+        """Release the private connection."""
+        if self._con is not None:
+            self._con.close()
+
+
+class KeyStore:
+    """Authenticates bearer keys against the catalog, noticing revocations at once."""
+
+    def __init__(self, catalog: Catalog, watcher: CatalogWatcher | None = None) -> None:
+        self.catalog = catalog
+        self.watcher = watcher or CatalogWatcher(catalog)
+        self._keys: dict[str, ApiKey] = {}
+        self._lock = threading.Lock()
+
+    def _reload(self) -> None:
+        self._keys = {k.id: k for k in list_keys(self.catalog)}
+
+    def _lookup(self, key_id: str) -> ApiKey | None:
+        with self._lock:
+            if self.watcher.exact:
+                if self.watcher.changed():
+                    self._reload()
+                return self._keys.get(key_id)
+        t = schema.api_keys
+        with self.catalog.read() as conn:
+            r = conn.execute(sa.select(t).where(t.c.id == key_id)).mappings().first()
+        return _row(dict(r)) if r is not None else None
+
+    def authenticate(self, authorization: str | None) -> ApiKey:
+        """The key named by an ``Authorization: Bearer`` header, or :class:`AuthError` (401)."""
+        hint = "send 'Authorization: Bearer <key>'; create a key with 'strata keys create'"
+        if not authorization:
+            raise AuthError("missing API key", hint=hint)
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        m = _KEY.fullmatch(token) if scheme.lower() == "bearer" else None
+        if m is None:
+            raise AuthError("malformed Authorization header", hint=hint)
+        key = self._lookup(m.group(1))
+        stored = key.hash if key is not None else _DUMMY_HASH
+        ok = hmac.compare_digest(stored, hash_key(token))
+        if key is None or not ok:
+            raise AuthError("invalid API key", hint=hint)
+        if key.revoked:
+            raise AuthError(f"API key {key.id} was revoked", hint="create a new key with 'strata keys create'")
+        return key
+
+    def close(self) -> None:
+        """Release the watcher's connection."""
+        self.watcher.close()

@@ -1,0 +1,126 @@
+"""Micro-batching: concurrent requests to one model version become one predict call.
+
+Each model version gets a :class:`MicroBatcher`. Requests queue their rows; one
+dispatcher task takes everything queued (up to ``max_batch`` rows), optionally
+waits up to ``max_wait_ms`` for more, runs a single ``predict`` in a worker thread
+and hands each request its slice. While a batch runs, newcomers accumulate for the
+next one, so batches grow with load and a lone request is not delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class _Item:
+    rows: list[dict[str, Any]]
+    future: asyncio.Future[list[Any]]
+
+
+@dataclass
+class BatchStats:
+    """Counts of what a batcher did."""
+
+    batches: int = 0
+    rows: int = 0
+    sizes: list[int] = field(default_factory=list)
+
+
+class MicroBatcher:
+    """Coalesces concurrent predict calls to one function, bounded by size and wait time."""
+
+    def __init__(
+        self,
+        predict: Callable[[list[dict[str, Any]]], list[Any]],
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 0.0,
+        executor: Executor | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        keep_sizes: int = 0,
+    ) -> None:
+        self.predict = predict
+        self.max_batch = max(1, max_batch)
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.executor = executor
+        self.on_batch = on_batch
+        self.stats = BatchStats()
+        self._keep = keep_sizes
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """Predict ``rows`` as part of the next batch; returns one output per row."""
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._dispatch())
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(rows, fut))
+        return await fut
+
+    async def _dispatch(self) -> None:
+        assert self._queue is not None
+        q = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await q.get()
+            items = [first]
+            n = len(first.rows)
+            deadline = time.monotonic() + self.max_wait
+            while n < self.max_batch:
+                if q.empty():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(q.get(), left)
+                    except TimeoutError:
+                        break
+                else:
+                    nxt = q.get_nowait()
+                items.append(nxt)
+                n += len(nxt.rows)
+            live = [it for it in items if not it.future.done()]
+            if not live:
+                continue
+            rows = [r for it in live for r in it.rows]
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.predict, rows)
+                if len(outputs) != len(rows):
+                    raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
+            except BaseException as exc:
+                for it in live:
+                    if not it.future.done():
+                        it.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            self.stats.batches += 1
+            self.stats.rows += len(rows)
+            if self._keep:
+                self.stats.sizes.append(len(rows))
+                del self.stats.sizes[: -self._keep]
+            if self.on_batch is not None:
+                self.on_batch(len(rows))
+            i = 0
+            for it in live:
+                k = len(it.rows)
+                if not it.future.done():
+                    it.future.set_result(outputs[i : i + k])
+                i += k
+
+    async def close(self) -> None:
+        """Stop the dispatcher (pending callers get CancelledError)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None

@@ -1,0 +1,111 @@
+"""The response cache: predictions keyed by model version and canonical request, with a TTL.
+
+Keys hash the model version together with the request's instances serialised with
+sorted keys, so two requests that differ only in key order share an entry and a new
+model version never sees an old version's answers. Backends: in-process LRU
+(default) or Redis by URL. The fallback chain also reads it when a model fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+import orjson
+
+from strataml.errors import ConfigError, MissingExtra
+
+
+def cache_key(model_ref: str, instances: list[dict[str, Any]]) -> str:
+    """The cache key of a request to ``model_ref`` (``NAME@vN``)."""
+    body = orjson.dumps(instances, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(model_ref.encode() + b"\x00" + body).hexdigest()
+
+
+class ResponseCache(Protocol):
+    """A TTL cache of prediction lists."""
+
+    def get(self, key: str) -> list[Any] | None:
+        """The cached predictions, or None when absent or expired."""
+        ...
+
+    def set(self, key: str, value: list[Any], ttl: float) -> None:
+        """Store predictions for ``ttl`` seconds."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryCache:
+    """An in-process LRU cache bounded by entry count."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> list[Any] | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None:
+                return None
+            expires, blob = hit
+            if expires < time.monotonic():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+        value: list[Any] = orjson.loads(blob)
+        return value
+
+    def set(self, key: str, value: list[Any], ttl: float) -> None:
+        blob = orjson.dumps(value)
+        with self._lock:
+            self._data[key] = (time.monotonic() + ttl, blob)
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def close(self) -> None:
+        return None
+
+
+class RedisCache:
+    """A cache shared by every gateway through Redis (entries expire server-side)."""
+
+    def __init__(self, url: str, prefix: str = "strata:cache:") -> None:
+        try:
+            import redis
+        except ImportError as exc:
+            raise MissingExtra("redis", "redis", "a response cache in Redis") from exc
+        self._r = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.prefix = prefix
+
+    def get(self, key: str) -> list[Any] | None:
+        blob = self._r.get(self.prefix + key)
+        if blob is None:
+            return None
+        value: list[Any] = orjson.loads(blob)
+        return value
+
+    def set(self, key: str, value: list[Any], ttl: float) -> None:
+        self._r.set(self.prefix + key, orjson.dumps(value), px=max(1, int(ttl * 1000)))
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def open_cache(url: str | None) -> ResponseCache:
+    """The cache for ``url``: ``memory://`` (default) or ``redis://host:port/db``."""
+    if not url or url.startswith("memory://"):
+        return MemoryCache()
+    if url.split("://", 1)[0] in ("redis", "rediss", "unix"):
+        return RedisCache(url)
+    raise ConfigError(f"no response-cache backend for URL {url!r}", hint="use memory:// or redis://host:6379/0")

@@ -1,0 +1,414 @@
+"""The gateway's request pipeline, independent of HTTP.
+
+For one prediction request: authenticate and authorise the key, take a rate-limit
+token, pick the model version by the deployment's traffic (champion, sticky canary,
+A/B), validate the instances against its signature, look up stored features,
+predict through the version's micro-batcher inside its circuit breaker and the
+request's deadline, fall back (previous champion → cached response → declared
+default) when that fails, mirror to the shadow, and append every prediction to the
+durable log before answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from strataml.errors import NotFound, StrataError, UnsafePath
+from strataml.serving.audit import AuditLog, log_dir
+from strataml.serving.auth import ApiKey, AuthError, KeyStore
+from strataml.serving.batching import MicroBatcher
+from strataml.serving.cache import ResponseCache, cache_key, open_cache
+from strataml.serving.metrics import GatewayMetrics
+from strataml.serving.ratelimit import Limit, RateLimiter, open_buckets
+from strataml.serving.resilience import (
+    STATE_VALUE,
+    Admission,
+    Breakers,
+    Deadline,
+    DeadlineExceeded,
+    describe_failure,
+)
+from strataml.serving.servable import (
+    ChainModels,
+    InputError,
+    ModelProvider,
+    RegistryModels,
+    Servable,
+)
+from strataml.serving.traffic import Traffic, TrafficTable, route, set_traffic
+from strataml.spine.workspace import Workspace
+
+log = logging.getLogger("strataml.serving")
+
+
+class RateLimited(StrataError):
+    """The key used up its request budget (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, hint=f"retry after {retry_after:.2f}s or ask for a higher limit")
+        self.retry_after = retry_after
+
+
+class PredictionFailed(StrataError):
+    """Every step of the fallback chain failed (HTTP 503)."""
+
+
+@dataclass
+class GatewayConfig:
+    """Tuning and safety knobs of a gateway (``strata serve`` options map onto these)."""
+
+    max_body_bytes: int = 1 << 20
+    max_depth: int = 32
+    max_instances: int = 1000
+    concurrency: int = 512
+    timeout_ms: float = 2000.0
+    rate: float | None = 1000.0
+    burst: float | None = 2000.0
+    ratelimit_url: str | None = None
+    cache_url: str | None = None
+    fallback_cache_ttl: float = 300.0
+    max_batch: int = 64
+    max_wait_ms: float = 0.0
+    audit: bool = True
+    audit_fsync: bool = True
+    breaker_failures: int = 5
+    breaker_reset_s: float = 5.0
+    trusted_proxies: tuple[str, ...] = ()
+    drain_timeout_s: float = 30.0
+    preload: tuple[str, ...] = ()
+    refresh_interval_s: float = 0.5
+    log_requests: bool = True
+
+
+@dataclass
+class Prediction:
+    """What the pipeline answers for one request."""
+
+    model: str
+    version: int
+    predictions: list[Any]
+    degraded: bool
+    arm: str
+    fallback: str | None = None
+    cached: bool = False
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Gateway:
+    """Holds a gateway's state: keys, limits, traffic, models, batchers, breakers, cache, log."""
+
+    def __init__(self, ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> None:
+        self.ws = ws
+        self.config = cfg = config or GatewayConfig()
+        self.models: ModelProvider = models if models is not None else RegistryModels(ws)
+        self.metrics = GatewayMetrics()
+        self.keys = KeyStore(ws.catalog)
+        self.traffic = TrafficTable(ws.catalog)
+        rl_url = cfg.ratelimit_url or ws.resolve_url(ws.settings.online)
+        self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None)
+        self.cache: ResponseCache = open_cache(cfg.cache_url)
+        self.breakers = Breakers(cfg.breaker_failures, cfg.breaker_reset_s, self._breaker_changed)
+        self.admission = Admission(cfg.concurrency)
+        self.audit: AuditLog | None = AuditLog(log_dir(ws.state_dir), fsync=cfg.audit_fsync) if cfg.audit else None
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
+        self._batchers: dict[tuple[str, int], MicroBatcher] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._refresher: asyncio.Task[None] | None = None
+        self.started = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Load the preloaded models and start watching for alias and traffic changes."""
+        self.traffic.refresh_if_changed()
+        for name in self.config.preload:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+        self.started = True
+
+    async def _refresh_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.refresh_interval_s)
+            try:
+                if self.traffic.refresh_if_changed():
+                    await loop.run_in_executor(self.executor, self.models.refresh)
+            except Exception as exc:  # a transient catalog error must not stop refreshing
+                log.warning("refresh failed: %s", exc)
+
+    async def shutdown(self) -> None:
+        """Drain requests in flight, then flush the prediction log and release everything."""
+        drained = await self.admission.drain(self.config.drain_timeout_s)
+        if not drained:
+            log.warning("drain timed out with %d requests in flight", self.admission.inflight)
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=self.config.drain_timeout_s)
+        for b in self._batchers.values():
+            await b.close()
+        if self.audit is not None:
+            self.audit.close()
+        self.executor.shutdown(wait=False)
+        self.limiter.close()
+        self.cache.close()
+        self.keys.close()
+        self.traffic.close()
+
+    def _breaker_changed(self, name: str, state: str) -> None:
+        self.metrics.breaker.labels(name).set(STATE_VALUE[state])
+        log.warning("circuit breaker %s is now %s", name, state)
+
+    # --- gatekeeping -----------------------------------------------------------------
+
+    def authorize(self, authorization: str | None, scope: str) -> ApiKey:
+        """The request's key, if it may act within ``scope``; AuthError (401/403) otherwise."""
+        try:
+            key = self.keys.authenticate(authorization)
+        except AuthError:
+            self.metrics.auth_failures.labels("401").inc()
+            raise
+        if not key.allows(scope):
+            self.metrics.auth_failures.labels("403").inc()
+            raise AuthError(f"API key {key.id} lacks the scope {scope!r}", status=403, hint=f"create a key with --scope {scope}")
+        return key
+
+    def rate_limit(self, key: ApiKey, name: str, traffic: Traffic) -> None:
+        """Take a token for ``key`` on deployment ``name``; RateLimited (429) when empty."""
+        limit = Limit(traffic.rate, traffic.burst or traffic.rate) if traffic.rate else None
+        decision = self.limiter.check(key.id, name, limit)
+        if not decision.allowed:
+            self.metrics.rate_limited.labels(f"predict:{name}").inc()
+            raise RateLimited(f"API key {key.id} exceeded its rate limit on {name!r}", max(decision.retry_after, 0.001))
+
+    def deployment(self, name: str) -> Traffic:
+        """The current traffic of ``name`` (picking up catalog changes first)."""
+        self.traffic.refresh_if_changed()
+        return self.traffic.get(name)
+
+    # --- models ----------------------------------------------------------------------
+
+    async def servable(self, name: str, ref: str) -> Servable:
+        """The servable for ``name@ref``; NotFound (404) when the model or ref is unknown."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
+        except UnsafePath:
+            raise NotFound(f"no model named {name!r}", hint="GET /v1/models lists the models you may use") from None
+
+    def batcher(self, s: Servable) -> MicroBatcher:
+        """The micro-batcher of one model version."""
+        key = (s.name, s.version)
+        b = self._batchers.get(key)
+        if b is None:
+            hist = self.metrics.batch_size.labels(s.name, str(s.version))
+            b = MicroBatcher(s.predict, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms, executor=self.executor, on_batch=hist.observe)
+            self._batchers[key] = b
+        return b
+
+    async def _features(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
+        if not s.views:
+            return instances
+        breaker = self.breakers.get("online-store")
+
+        async def lookup() -> list[dict[str, Any]]:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances)
+
+        return await deadline.run(breaker.call(lookup), "online feature lookup")
+
+    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from strataml.features import get_online_features  # type: ignore[attr-defined]
+
+        keys = [{k: inst[k] for k in s.entity_keys} for inst in instances]
+        stored = get_online_features(self.ws, list(s.views), keys)
+        return [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
+
+    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
+        rows = await self._features(s, instances, deadline)
+        breaker = self.breakers.get(f"model:{s.ref}")
+        preds = await deadline.run(breaker.call(lambda: self.batcher(s).submit(rows)), f"model {s.ref}")
+        return rows, preds
+
+    # --- the pipeline ----------------------------------------------------------------
+
+    async def predict(self, name: str, instances: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, traffic: Traffic | None = None) -> Prediction:
+        """Answer one request (see the module docstring for the steps)."""
+        t0 = time.perf_counter()
+        tr = traffic or self.deployment(name)
+        champion = await self.servable(name, tr.champion)
+        ref, arm = route(tr, instances[0], champion.entity_keys)
+        s = champion
+        if ref != tr.champion:
+            try:
+                s = await self.servable(name, ref)
+            except NotFound as exc:
+                log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
+                arm = "champion"
+        s.check_instances(instances)
+        deadline = Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0)
+        ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
+        if ck is not None and tr.cache_ttl > 0:
+            hit = self.cache.get(ck)
+            self.metrics.cache.labels(name, "hit" if hit is not None else "miss").inc()
+            if hit is not None:
+                result = Prediction(name, s.version, hit, False, arm, cached=True)
+                await self._log(result, instances, key, request_id, route_name, t0, tr, "live")
+                return result
+        try:
+            rows, preds = await self._run(s, instances, deadline)
+            result = Prediction(name, s.version, preds, False, arm)
+            if ck is not None:
+                self.cache.set(ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
+        except InputError:
+            raise
+        except Exception as exc:
+            rows = instances
+            result = await self._fallback(name, s, tr, instances, ck, deadline, exc)
+        if tr.shadow:
+            self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
+        await self._log(result, rows, key, request_id, route_name, t0, tr, "live")
+        return result
+
+    async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: str | None, deadline: Deadline, first: Exception) -> Prediction:
+        failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
+        log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
+        prev: Servable | None = None
+        try:
+            prev = await asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
+        except Exception as exc:
+            failures.append({"step": "previous champion", **describe_failure(exc)})
+        if prev is not None and prev.version != failed.version:
+            try:
+                _, preds = await self._run(prev, instances, deadline)
+                self.metrics.fallbacks.labels(name, "previous_champion").inc()
+                return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures)
+            except Exception as exc:
+                failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
+        if ck is not None:
+            hit = self.cache.get(ck)
+            if hit is not None:
+                self.metrics.fallbacks.labels(name, "cache").inc()
+                return Prediction(name, failed.version, hit, True, "fallback", "cache", cached=True, failures=failures)
+        if tr.default is not None:
+            self.metrics.fallbacks.labels(name, "default").inc()
+            return Prediction(name, failed.version, [tr.default] * len(instances), True, "fallback", "default", failures=failures)
+        if isinstance(first, DeadlineExceeded):
+            raise first
+        raise PredictionFailed(
+            f"model {failed.ref} failed and no fallback could answer: " + "; ".join(f"{f['step']}: {f['message']}" for f in failures),
+            hint=f"declare a default with 'strata deploy traffic {name} --default VALUE' or check the model",
+        )
+
+    async def _shadow(self, name: str, ref: str, instances: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            s = await self.servable(name, ref)
+            s.check_instances(instances)
+            rows, preds = await self._run(s, instances, Deadline(self.config.timeout_ms / 1000.0))
+        except Exception as exc:
+            log.warning("shadow %s@%s failed for request %s: %s", name, ref, request_id, exc)
+            return
+        await self._log(Prediction(name, s.version, preds, False, "shadow"), rows, key, request_id, route_name, t0, None, "shadow")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _log(self, r: Prediction, rows: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, t0: float, tr: Traffic | None, mode: str) -> None:
+        latency = (time.perf_counter() - t0) * 1000.0
+        self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false").inc(len(r.predictions))
+        if self.audit is None:
+            return
+        ts = dt.datetime.now(dt.UTC).isoformat()
+        records = [
+            {
+                "request_id": request_id, "ts": ts, "deployment": r.model, "model": r.model, "version": r.version,
+                "instance": i, "features": rows[i] if i < len(rows) else None, "output": p, "latency_ms": round(latency, 3),
+                "key_id": key.id, "degraded": r.degraded, "mode": mode, "route": route_name,
+            }
+            for i, p in enumerate(r.predictions)
+        ]
+        await self.audit.append(records)
+
+    # --- administration --------------------------------------------------------------
+
+    def set_traffic(self, name: str, changes: dict[str, Any], replace: bool, reason: str | None, actor: str) -> Traffic:
+        """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
+        from strataml.spine.events import current_actor  # noqa: F401  (actor is recorded by append_event)
+
+        new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason)
+        self.traffic.refresh_if_changed()
+        return new
+
+    def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
+        """Move the champion alias of ``name`` back to its previous version."""
+        try:
+            from strataml.models import rollback  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise NotFound(f"model {name!r}: no model registry is available to roll back", hint="install strataml with its models layer") from exc
+        out: dict[str, Any] = rollback(self.ws, name, reason=reason or "rollback through the gateway")
+        self.models.refresh()
+        return out
+
+    async def ready(self) -> dict[str, Any]:
+        """Readiness checks: catalog, rate-limit store and every preloaded or deployed model."""
+        checks: dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+
+        async def check(name: str, fn: Callable[[], Any]) -> None:
+            try:
+                await asyncio.wait_for(loop.run_in_executor(self.executor, fn), 2.0)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+        def catalog() -> None:
+            import sqlalchemy as sa
+
+            with self.ws.catalog.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+
+        await check("catalog", catalog)
+        await check("rate_limit_store", lambda: self.limiter.buckets.take("__readyz__", Limit(1e9, 1e9)))
+        names = set(self.config.preload) | set(self.traffic.configured())
+        for n in sorted(names):
+            await check(f"model:{n}", lambda n=n: self.models.get(n, self.traffic.get(n).champion))
+        ok = self.started and not self.admission.draining and all(v == "ok" for v in checks.values())
+        return {"status": "ready" if ok else "not ready", "checks": checks, "draining": self.admission.draining}
+
+    def list_models(self, key: ApiKey) -> list[dict[str, Any]]:
+        """The models this key may call, with their deployment traffic."""
+        out = []
+        for n in self.models.names():
+            if not key.allows(f"predict:{n}"):
+                continue
+            tr = self.traffic.get(n)
+            loaded = sorted(v for (m, v) in self._batchers if m == n)
+            out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
+        return out
+
+
+@contextlib.asynccontextmanager
+async def admitted(gw: Gateway) -> Any:
+    """Count a request against the concurrency bound (Overloaded when full)."""
+    gw.admission.enter()
+    gw.metrics.inflight.inc()
+    try:
+        yield
+    finally:
+        gw.admission.leave()
+        gw.metrics.inflight.dec()
+
+
+def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:
+    """The registry, optionally preceded by an in-process provider."""
+    reg = RegistryModels(ws)
+    return reg if extra is None else ChainModels(extra, reg)

@@ -1,0 +1,51 @@
+"""Prometheus metrics of the gateway (every name starts with ``strata_``).
+
+Each gateway owns a registry. With several worker processes (``strata serve
+--workers N``) the values are shared through ``PROMETHEUS_MULTIPROC_DIR``, which
+``serve`` sets before the workers start; ``/metrics`` then aggregates every worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    """The gateway's metric families."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.latency = Histogram(
+            "strata_request_duration_seconds", "Request latency by route, model, version and status.",
+            ["route", "model", "version", "status"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.requests = Counter("strata_requests_total", "Requests by route, model, version and status.", ["route", "model", "version", "status"], registry=r)
+        self.predictions = Counter("strata_predictions_total", "Predictions served, by model, version and mode (live/shadow).", ["model", "version", "mode", "degraded"], registry=r)
+        self.batch_size = Histogram("strata_batch_size", "Rows per coalesced model call.", ["model", "version"], buckets=BATCH_BUCKETS, registry=r)
+        self.cache = Counter("strata_cache_requests_total", "Response-cache lookups by result (hit/miss).", ["model", "result"], registry=r)
+        self.breaker = Gauge("strata_breaker_state", "Circuit-breaker state: 0 closed, 1 half-open, 2 open.", ["breaker"], registry=r, multiprocess_mode="max")
+        self.rate_limited = Counter("strata_rate_limited_total", "Requests refused by the rate limiter (429), by scope.", ["scope"], registry=r)
+        self.auth_failures = Counter("strata_auth_failures_total", "Requests refused for missing, invalid or revoked keys, or missing scope.", ["status"], registry=r)
+        self.overloaded = Counter("strata_overload_rejections_total", "Requests refused at once because the gateway was at its concurrency limit.", registry=r)
+        self.fallbacks = Counter("strata_fallbacks_total", "Degraded responses by fallback step.", ["model", "step"], registry=r)
+        self.inflight = Gauge("strata_inflight_requests", "Requests in flight.", registry=r, multiprocess_mode="livesum")
+        self.audit_flushes = Counter("strata_audit_flushes_total", "Group commits of the prediction log.", registry=r)
+
+    def render(self) -> bytes:
+        """The exposition text (aggregated across workers in multi-process mode)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,202 @@
+"""Per-key token buckets shared by every worker process.
+
+A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second; each
+request takes one. The state lives in a small backend chosen by URL, so that all
+worker processes of a gateway (and several gateways) draw from the same buckets:
+
+- ``sqlite:///path.db`` (default: the workspace's online store file): one atomic
+  ``INSERT … ON CONFLICT … RETURNING`` statement per request;
+- ``redis://host:port/db``: one Lua script per request;
+- ``memory://``: a single process only.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from strataml.errors import ConfigError, MissingExtra, StrataError
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of taking a token: allowed, tokens left, and seconds until one is free."""
+
+    allowed: bool
+    remaining: float
+    retry_after: float
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A bucket's shape: ``rate`` tokens per second, at most ``burst`` stored."""
+
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and self.burst >= 1):
+            raise ConfigError(f"invalid rate limit rate={self.rate} burst={self.burst}", hint="rate must be > 0 and burst >= 1")
+
+
+def _decision(ok: bool, tokens: float, limit: Limit, cost: float) -> Decision:
+    wait = 0.0 if ok else max(0.0, (cost - tokens) / limit.rate)
+    return Decision(ok, tokens, wait)
+
+
+class Buckets(Protocol):
+    """A shared token-bucket store."""
+
+    def take(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
+        """Take ``cost`` tokens from bucket ``key`` if it has them."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryBuckets:
+    """Buckets in this process only (tests, single-worker gateways)."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
+        now = time.time()
+        with self._lock:
+            tokens, ts = self._state.get(key, (limit.burst, now))
+            tokens = min(limit.burst, tokens + max(0.0, now - ts) * limit.rate)
+            ok = tokens >= cost
+            if ok:
+                tokens -= cost
+            self._state[key] = (tokens, now)
+        return _decision(ok, tokens, limit, cost)
+
+    def close(self) -> None:
+        return None
+
+
+_SQLITE_TAKE = """
+INSERT INTO strata_rate_buckets(key, tokens, ts, ok) VALUES (:key, :burst - :cost, :now, 1)
+ON CONFLICT(key) DO UPDATE SET
+  tokens = CASE WHEN MIN(:burst, tokens + MAX(0, :now - ts) * :rate) >= :cost
+                THEN MIN(:burst, tokens + MAX(0, :now - ts) * :rate) - :cost
+                ELSE MIN(:burst, tokens + MAX(0, :now - ts) * :rate) END,
+  ok = (MIN(:burst, tokens + MAX(0, :now - ts) * :rate) >= :cost),
+  ts = :now
+RETURNING tokens, ok
+"""
+
+
+class SQLiteBuckets:
+    """Buckets in a SQLite file shared by processes on one machine.
+
+    The file runs in WAL mode without fsync: bucket state need not survive a power
+    cut, only be shared and updated atomically.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=OFF")
+        self._con.execute("PRAGMA busy_timeout=30000")
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS strata_rate_buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, ts REAL NOT NULL, ok INTEGER NOT NULL)"
+        )
+        self._lock = threading.Lock()
+
+    def take(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
+        params = {"key": key, "burst": float(limit.burst), "cost": float(cost), "now": time.time(), "rate": float(limit.rate)}
+        with self._lock:
+            tokens, ok = self._con.execute(_SQLITE_TAKE, params).fetchone()
+        return _decision(bool(ok), float(tokens), limit, cost)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+_REDIS_TAKE = """
+local burst = tonumber(ARGV[1]); local rate = tonumber(ARGV[2]); local cost = tonumber(ARGV[3]); local now = tonumber(ARGV[4])
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(s[1]); local ts = tonumber(s[2])
+if tokens == nil then tokens = burst; ts = now end
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(burst, tokens + elapsed * rate)
+local ok = 0
+if tokens >= cost then tokens = tokens - cost; ok = 1 end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate) * 1000) + 60000)
+return {ok, tostring(tokens)}
+"""
+
+
+class RedisBuckets:
+    """Buckets in Redis, shared by gateways on any number of machines."""
+
+    def __init__(self, url: str, prefix: str = "strata:rl:") -> None:
+        try:
+            import redis
+        except ImportError as exc:
+            raise MissingExtra("redis", "redis", "rate limits in Redis") from exc
+        self._r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._r.register_script(_REDIS_TAKE)
+        self.prefix = prefix
+
+    def take(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
+        ok, tokens = self._script(keys=[self.prefix + key], args=[limit.burst, limit.rate, cost, time.time()])
+        return _decision(bool(int(ok)), float(tokens), limit, cost)
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def open_buckets(url: str) -> Buckets:
+    """The bucket store for ``url`` (``sqlite:///…``, ``redis://…``, ``memory://``)."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "memory":
+        return MemoryBuckets()
+    if scheme == "sqlite":
+        path = url[len("sqlite:///") :]
+        if not path or path == ":memory:":
+            return MemoryBuckets()
+        return SQLiteBuckets(path)
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisBuckets(url)
+    raise ConfigError(f"no rate-limit backend for URL {url!r}", hint="use sqlite:///path.db, redis://host:6379/0 or memory://")
+
+
+class RateLimiter:
+    """Applies per-key limits; a failing backend is reported, never silently ignored."""
+
+    def __init__(self, buckets: Buckets, default: Limit | None) -> None:
+        self.buckets = buckets
+        self.default = default
+
+    def check(self, key_id: str, scope: str, limit: Limit | None = None) -> Decision:
+        """Take one token from ``key_id``'s bucket for ``scope`` (always allowed when unlimited)."""
+        lim = limit or self.default
+        if lim is None:
+            return Decision(True, math.inf, 0.0)
+        try:
+            return self.buckets.take(f"{key_id}:{scope}", lim)
+        except Exception as exc:  # backend down: refuse loudly rather than pass unmetered
+            raise StrataError(f"rate-limit store unavailable: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.buckets.close()
+
+
+def describe(limit: Limit | None) -> dict[str, Any] | None:
+    """A JSON-ready description of a limit."""
+    return None if limit is None else {"rate": limit.rate, "burst": limit.burst}

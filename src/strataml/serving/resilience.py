@@ -1,0 +1,189 @@
+"""Staying up under failure: deadlines, circuit breakers, bounded concurrency, fallbacks.
+
+- :class:`CircuitBreaker` opens after ``failures`` consecutive errors, refuses calls
+  for ``reset_after`` seconds, then lets one trial call through (half-open); a trial
+  success closes it, a trial failure opens it again.
+- :class:`Admission` bounds in-flight requests: beyond ``limit`` a request is refused
+  at once (HTTP 503) instead of queueing without end, and it drains on shutdown.
+- :func:`with_deadline` runs an awaitable under the request's remaining time budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from strataml.errors import StrataError
+
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class Overloaded(StrataError):
+    """The gateway is at its concurrency limit or draining (HTTP 503)."""
+
+
+class DeadlineExceeded(StrataError):
+    """A request ran out of its time budget (HTTP 504)."""
+
+
+class BreakerOpen(StrataError):
+    """A circuit breaker refused the call because the dependency keeps failing."""
+
+
+class CircuitBreaker:
+    """A three-state breaker around one dependency (a model version, the online store)."""
+
+    def __init__(self, name: str, failures: int = 5, reset_after: float = 5.0, on_change: Callable[[str, str], None] | None = None) -> None:
+        self.name = name
+        self.threshold = failures
+        self.reset_after = reset_after
+        self.state = CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial = False
+        self._lock = threading.Lock()
+        self._on_change = on_change
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            if self._on_change is not None:
+                self._on_change(self.name, state)
+
+    def allow(self) -> bool:
+        """Whether a call may go ahead now (reserves the half-open trial)."""
+        with self._lock:
+            if self.state == CLOSED:
+                return True
+            if self.state == OPEN and time.monotonic() - self._opened_at >= self.reset_after:
+                self._set(HALF_OPEN)
+                self._trial = False
+            if self.state == HALF_OPEN and not self._trial:
+                self._trial = True
+                return True
+            return False
+
+    def success(self) -> None:
+        """Record a successful call."""
+        with self._lock:
+            self._failures = 0
+            self._trial = False
+            self._set(CLOSED)
+
+    def failure(self) -> None:
+        """Record a failed call."""
+        with self._lock:
+            self._failures += 1
+            self._trial = False
+            if self.state == HALF_OPEN or self._failures >= self.threshold:
+                self._opened_at = time.monotonic()
+                self._set(OPEN)
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` through the breaker; :class:`BreakerOpen` when it refuses."""
+        if not self.allow():
+            raise BreakerOpen(f"circuit breaker {self.name!r} is open after repeated failures", hint=f"it retries after {self.reset_after}s")
+        try:
+            result = await fn()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self.failure()
+            raise
+        self.success()
+        return result
+
+
+class Breakers:
+    """Circuit breakers by name, created on first use with shared settings."""
+
+    def __init__(self, failures: int = 5, reset_after: float = 5.0, on_change: Callable[[str, str], None] | None = None) -> None:
+        self.failures = failures
+        self.reset_after = reset_after
+        self.on_change = on_change
+        self._all: dict[str, CircuitBreaker] = {}
+
+    def get(self, name: str) -> CircuitBreaker:
+        """The breaker called ``name``."""
+        b = self._all.get(name)
+        if b is None:
+            b = self._all.setdefault(name, CircuitBreaker(name, self.failures, self.reset_after, self.on_change))
+        return b
+
+    def states(self) -> dict[str, str]:
+        """Every breaker's state."""
+        return {n: b.state for n, b in self._all.items()}
+
+
+class Admission:
+    """Bounded concurrency with immediate refusal and a drain for graceful shutdown."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inflight = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        """Admit a request or raise :class:`Overloaded` at once."""
+        if self.draining:
+            raise Overloaded("the gateway is shutting down", hint="retry against another instance")
+        if self.inflight >= self.limit:
+            raise Overloaded(f"the gateway is at its limit of {self.limit} requests in flight", hint="retry with backoff")
+        self.inflight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        """Mark a request finished."""
+        self.inflight -= 1
+        if self.inflight <= 0:
+            self.inflight = 0
+            self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Refuse new requests and wait up to ``timeout`` s for those in flight; True if all finished."""
+        self.draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+@dataclass
+class Deadline:
+    """A request's time budget, measured from its arrival."""
+
+    seconds: float
+    start: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.start:
+            self.start = time.monotonic()
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.seconds - (time.monotonic() - self.start))
+
+    async def run(self, aw: Awaitable[T], what: str) -> T:
+        """Await ``aw`` within the remaining budget, else :class:`DeadlineExceeded`."""
+        left = self.remaining()
+        if left <= 0:
+            raise DeadlineExceeded(f"{what}: the request's {self.seconds * 1000:.0f} ms deadline passed before it started")
+        try:
+            return await asyncio.wait_for(aw, left)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{what} did not finish within the request's {self.seconds * 1000:.0f} ms deadline") from None
+
+
+def describe_failure(exc: BaseException) -> dict[str, Any]:
+    """A short JSON-ready description of why a step of the fallback chain failed."""
+    return {"error": type(exc).__name__, "message": str(getattr(exc, "message", exc))[:300]}

@@ -1,0 +1,165 @@
+"""Deployments: which model versions answer a model's requests, in what proportion.
+
+A deployment serves its ``champion`` alias and optionally
+
+- a **canary**: a share of traffic (``weight`` 0–1) sent to another version, sticky
+  per entity: the same entity key always lands on the same side;
+- an **A/B split**: named variants with weights, also sticky per entity key;
+- a **shadow**: a version that receives a mirror of live traffic; its answers are
+  logged and discarded.
+
+Traffic lives in the catalog (``deployments``), every change is an event, and
+gateways pick changes up on their next request without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from strataml.errors import ConfigError
+from strataml.spine import schema
+from strataml.spine.catalog import Catalog, utcnow
+from strataml.spine.events import append_event
+from strataml.spine.paths import check_name
+
+
+class Variant(BaseModel):
+    """A model version reference (``champion``, ``challenger``, ``v3``) with a traffic weight."""
+
+    model_config = ConfigDict(extra="forbid")
+    ref: str = Field(min_length=1, max_length=128)
+    weight: float = Field(ge=0.0, le=1.0)
+
+
+class Traffic(BaseModel):
+    """A deployment's traffic and gateway settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    champion: str = "champion"
+    canary: Variant | None = None
+    ab: list[Variant] = Field(default_factory=list, max_length=16)
+    shadow: str | None = None
+    sticky_key: list[str] = Field(default_factory=list, max_length=16, description="instance fields hashed for stickiness (default: the model's entity keys, else the whole instance)")
+    rate: float | None = Field(None, gt=0, description="tokens per second per API key")
+    burst: float | None = Field(None, ge=1, description="bucket size per API key")
+    cache_ttl: float = Field(0.0, ge=0, description="seconds a response stays cached (0: off)")
+    default: Any = Field(None, description="declared default prediction, last step of the fallback chain")
+    timeout_ms: float | None = Field(None, gt=0, le=600_000)
+
+    @field_validator("model")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "model name")
+
+    @field_validator("ab")
+    @classmethod
+    def _ab(cls, v: list[Variant]) -> list[Variant]:
+        if sum(x.weight for x in v) > 1.0 + 1e-9:
+            raise ValueError("A/B weights add up to more than 1")
+        return v
+
+
+def entity_bucket(instance: dict[str, Any], fields: list[str] | tuple[str, ...], salt: str) -> float:
+    """A stable number in [0, 1) for an instance's entity key (same key → same number)."""
+    if fields:
+        key = orjson.dumps([instance.get(f) for f in fields])
+    else:
+        key = orjson.dumps(instance, option=orjson.OPT_SORT_KEYS)
+    h = hashlib.blake2b(key, digest_size=8, person=salt.encode()[:16].ljust(16, b"\0")).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+def route(traffic: Traffic, instance: dict[str, Any], entity_keys: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Which reference answers this instance: ``(ref, arm)`` with arm champion/canary/ab:REF."""
+    fields = traffic.sticky_key or list(entity_keys)
+    if traffic.canary is not None and traffic.canary.weight > 0:
+        if entity_bucket(instance, fields, "canary") < traffic.canary.weight:
+            return traffic.canary.ref, "canary"
+    if traffic.ab:
+        x = entity_bucket(instance, fields, "ab")
+        acc = 0.0
+        for v in traffic.ab:
+            acc += v.weight
+            if x < acc:
+                return v.ref, f"ab:{v.ref}"
+    return traffic.champion, "champion"
+
+
+def get_traffic(catalog: Catalog, name: str) -> Traffic | None:
+    """The stored traffic of deployment ``name`` (None when it was never configured)."""
+    t = schema.deployments
+    with catalog.read() as conn:
+        row = conn.execute(sa.select(t.c.config).where(t.c.name == name)).first()
+    return Traffic.model_validate(row[0]) if row is not None else None
+
+
+def list_traffic(catalog: Catalog) -> dict[str, Traffic]:
+    """Every configured deployment."""
+    t = schema.deployments
+    with catalog.read() as conn:
+        return {r[0]: Traffic.model_validate(r[1]) for r in conn.execute(sa.select(t.c.name, t.c.config))}
+
+
+def set_traffic(catalog: Catalog, name: str, changes: dict[str, Any], *, replace: bool = False, reason: str | None = None) -> Traffic:
+    """Change a deployment's traffic (creating it on first use) and record the event."""
+    check_name(name, "deployment name")
+    t = schema.deployments
+    with catalog.write() as conn:
+        row = conn.execute(sa.select(t.c.config, t.c.generation).where(t.c.name == name)).first()
+        base: dict[str, Any] = {"model": name} if (row is None or replace) else dict(row[0])
+        merged = {**base, **changes}
+        try:
+            new = Traffic.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid traffic for deployment {name!r}: {problems}", hint="see 'strata deploy traffic --help'") from None
+        doc = new.model_dump(mode="json")
+        if row is None:
+            conn.execute(t.insert().values(name=name, model=new.model, config=doc, generation=1, updated_at=utcnow()))
+        else:
+            conn.execute(t.update().where(t.c.name == name).values(model=new.model, config=doc, generation=int(row[1]) + 1, updated_at=utcnow()))
+        append_event(conn, "deployment.traffic_changed", f"deployment:{name}", {"before": None if row is None else row[0], "after": doc, "reason": reason})
+    return new
+
+
+class TrafficTable:
+    """The gateway's view of every deployment, refreshed when the catalog changes."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        from strataml.serving.auth import CatalogWatcher
+
+        self.catalog = catalog
+        self.watcher = CatalogWatcher(catalog)
+        self._all: dict[str, Traffic] = {}
+        self._lock = threading.Lock()
+        self.generation = 0
+
+    def refresh_if_changed(self) -> bool:
+        """Reload when someone committed to the catalog; True if it reloaded."""
+        if not self.watcher.changed():
+            return False
+        fresh = list_traffic(self.catalog)
+        with self._lock:
+            self._all = fresh
+            self.generation += 1
+        return True
+
+    def get(self, name: str) -> Traffic:
+        """The traffic of ``name`` (an implicit champion-only deployment when unconfigured)."""
+        t = self._all.get(name)
+        return t if t is not None else Traffic(model=name)
+
+    def configured(self) -> dict[str, Traffic]:
+        """Every configured deployment."""
+        return dict(self._all)
+
+    def close(self) -> None:
+        """Release the watcher."""
+        self.watcher.close()
