@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strataml.cli import data
+from strataml.cli import data, serving
 from strataml.cli.output import err_console
 from strataml.errors import StrataError
 
@@ -22,6 +22,11 @@ app.command("ingest")(data.ingest)
 app.command("events")(data.events)
 app.add_typer(data.datasets_app, name="datasets")
 app.add_typer(data.contracts_app, name="contracts")
+app.command("serve")(serving.serve)
+app.command("predict")(serving.predict)
+app.add_typer(serving.keys_app, name="keys")
+app.add_typer(serving.deploy_app, name="deploy")
+app.add_typer(serving.predictions_app, name="predictions")
 
 
 @app.command("demo")

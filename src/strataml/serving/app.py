@@ -284,14 +284,14 @@ class HttpGateway:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
             return openapi_document(), {}
 
-        return await self.handle(request, "openapi", lambda r: "openapi", body)
+        return await self.handle(request, "openapi", lambda r: "", body)
 
     async def models(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
             assert key is not None
             return {"models": self.gw.list_models(key)}, {}
 
-        return await self.handle(request, "v1.models", lambda r: "models", body)
+        return await self.handle(request, "v1.models", lambda r: "", body)
 
     async def predict(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:

@@ -170,13 +170,13 @@ class Gateway:
     # --- gatekeeping -----------------------------------------------------------------
 
     def authorize(self, authorization: str | None, scope: str) -> ApiKey:
-        """The request's key, if it may act within ``scope``; AuthError (401/403) otherwise."""
+        """The request's key, if it may act within ``scope`` ("" = any valid key); AuthError (401/403) otherwise."""
         try:
             key = self.keys.authenticate(authorization)
         except AuthError:
             self.metrics.auth_failures.labels("401").inc()
             raise
-        if not key.allows(scope):
+        if scope and not key.allows(scope):
             self.metrics.auth_failures.labels("403").inc()
             raise AuthError(f"API key {key.id} lacks the scope {scope!r}", status=403, hint=f"create a key with --scope {scope}")
         return key

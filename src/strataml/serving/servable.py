@@ -71,6 +71,7 @@ class Servable:
     entity_keys: tuple[str, ...] = ()
     request_fields: tuple[str, ...] = ()
     sha256: str | None = None
+    predict_table: Callable[[Any], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -150,7 +151,11 @@ def from_lightgbm(name: str, version: int, booster: Any, *, output: OutputKind =
     def predict_rows(rows: list[dict[str, Any]]) -> Any:
         return b.predict(rows_to_matrix(rows, names), num_threads=1)
 
-    return Servable(name, version, feats, output, predict_rows, tuple(classes))
+    def predict_table(table: Any) -> Any:
+        cols = [table.column(n).to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for n in names]
+        return b.predict(np.column_stack(cols) if cols else np.empty((table.num_rows, 0)))
+
+    return Servable(name, version, feats, output, predict_rows, tuple(classes), predict_table=predict_table)
 
 
 def from_loaded(loaded: Any) -> Servable:
@@ -168,13 +173,16 @@ def from_loaded(loaded: Any) -> Servable:
     def predict_rows(rows: list[dict[str, Any]]) -> Any:
         return loaded.predict([{n: r.get(n) for n in names} for r in rows])
 
+    def predict_table(table: Any) -> Any:
+        return loaded.predict(table.select(names))
+
     entity_keys = tuple(_get(sig, "entity_keys", default=()) or getattr(loaded, "entity_keys", ()) or ())
     request_fields = tuple(_get(sig, "request_fields", default=()) or getattr(loaded, "request_fields", ()) or ())
     return Servable(
         name=str(loaded.name), version=int(str(loaded.version).lstrip("v")), features=feats,
         output=str(kind) if str(kind) in ("binary", "regression", "multiclass") else "regression",  # type: ignore[arg-type]
         predict_rows=predict_rows, classes=classes, views=views, entity_keys=entity_keys,
-        request_fields=request_fields, sha256=getattr(loaded, "sha256", None),
+        request_fields=request_fields, sha256=getattr(loaded, "sha256", None), predict_table=predict_table,
     )
 
 

@@ -1,0 +1,21 @@
+"""The ASGI factory ``strata serve`` hands to uvicorn (reads its spec from the environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from starlette.applications import Starlette
+
+from strataml.serving.app import create_app
+from strataml.serving.gateway import GatewayConfig
+from strataml.spine.workspace import Workspace
+
+
+def app_from_env() -> Starlette:
+    """Build the gateway from ``STRATA_SERVE_SPEC`` (set by ``strata serve`` for each worker)."""
+    spec = json.loads(os.environ["STRATA_SERVE_SPEC"])
+    ws = Workspace.open(spec.pop("workspace"))
+    fields = set(GatewayConfig.__dataclass_fields__)
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k in fields}
+    return create_app(ws, None, GatewayConfig(**kwargs))
