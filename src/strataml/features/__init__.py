@@ -13,7 +13,11 @@ from strataml.features.definitions import (
     RequestFeature,
     parse_duration,
 )
+from strataml.features.lookup import compute_request_features, get_online_features, online_store
+from strataml.features.materialize import materialize
 from strataml.features.offline import TrainingSet, build_training_set
+from strataml.features.online import OnlineStore, OnlineStoreError, RedisOnlineStore, SQLiteOnlineStore, open_online_store
+from strataml.features.skew import check_skew
 from strataml.features.registry import FeatureError, apply, list_views, register, resolve_view, show_view
 
 __all__ = [
@@ -23,11 +27,21 @@ __all__ = [
     "FeatureDefinitionError",
     "FeatureError",
     "FeatureView",
+    "OnlineStore",
+    "OnlineStoreError",
+    "RedisOnlineStore",
     "RequestFeature",
+    "SQLiteOnlineStore",
     "TrainingSet",
     "apply",
     "build_training_set",
+    "check_skew",
+    "compute_request_features",
+    "get_online_features",
     "list_views",
+    "materialize",
+    "online_store",
+    "open_online_store",
     "parse_duration",
     "register",
     "resolve_view",

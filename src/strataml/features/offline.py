@@ -60,17 +60,20 @@ LTIME = "_t"  # label time as TIMESTAMP
 
 
 def source_scan(source: Source) -> str:
-    """The source's rows with ``_ts`` (event time), ``_o`` (event order, ties by storage order)."""
-    paths = source.version.paths()
+    """The source's rows with ``_ts`` (event time), ``_o`` (event order, ties by storage order), ``_file``."""
+    paths = source.paths
     ts = quote_ident(source.timestamp)
     if not paths:
-        return f"(SELECT *, NULL::TIMESTAMP AS _ts, NULL::STRUCT(t TIMESTAMP, r BIGINT) AS _o FROM {source.empty_relation()})"
+        return (
+            f"(SELECT *, NULL::TIMESTAMP AS _ts, NULL::STRUCT(t TIMESTAMP, r BIGINT) AS _o, NULL::BIGINT AS _file "
+            f"FROM {source.empty_relation()})"
+        )
     files = "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
     cols = ", ".join(quote_ident(c) for c in source.types)
     return (
         f"(SELECT {cols}, CAST({ts} AS TIMESTAMP) AS _ts, "
-        f"{{'t': CAST({ts} AS TIMESTAMP), 'r': (CAST(file_index AS BIGINT) << 40) + file_row_number}} AS _o "
-        f"FROM read_parquet({files}, union_by_name=true) WHERE {ts} IS NOT NULL)"
+        f"{{'t': CAST({ts} AS TIMESTAMP), 'r': (CAST(file_index AS BIGINT) << 40) + file_row_number}} AS _o, "
+        f"CAST(file_index AS BIGINT) AS _file FROM read_parquet({files}, union_by_name=true) WHERE {ts} IS NOT NULL)"
     )
 
 
@@ -114,7 +117,7 @@ def request_select(features: Sequence[RequestFeature], relation: str | None, kee
     if relation is None:
         inner = "SELECT " + ", ".join(f"NULL::{t} AS {quote_ident(n)}" for n, t in fields.items()) + " WHERE false"
     else:
-        casts = [f"TRY_CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" for n, t in fields.items()]
+        casts = [f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" for n, t in fields.items()]
         inner = f"SELECT {', '.join([*kept, *casts])} FROM {relation}"
     outs = [f"({f.expr}) AS {quote_ident(f.name)}" for f in features]
     return f"SELECT {', '.join([*kept, *outs])} FROM ({inner}) AS _req"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -40,6 +41,7 @@ class Source:
     version: DatasetVersion
     timestamp: str
     types: dict[str, str]
+    paths: list[Path]
 
     def empty_relation(self) -> str:
         """A typed, empty table expression with the source's columns (no file reads)."""
@@ -89,7 +91,7 @@ def resolve_source(ws: Workspace, view: FeatureView, ref: str | None = None) -> 
                 f"{where}: feature {f.name!r} aggregates column {f.column!r}, which is not in the source "
                 f"(columns: {', '.join(types)})"
             )
-    return Source(dv, ts, types)
+    return Source(dv, ts, types, dv.paths())
 
 
 def feature_types(view: FeatureView, source: Source | None, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
