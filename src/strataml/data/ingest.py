@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
-from strataml.data.sources import SourceSpec, finish_csv_rejects, open_source
+from strataml.data.sources import SourceSpec, open_source
 from strataml.data.validate import build_plan
 from strataml.errors import ConcurrencyError, ContractError, SourceError, StrataError, ValidationFailed
 from strataml.spine import schema
@@ -134,7 +134,7 @@ class _Ingestion:
                 con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
             except duckdb.Error as exc:
                 raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
-            finish_csv_rejects(con)
+            scan.finish(con)
             failpoint("ingest.after_validate")
             self._check_unique(con, parent if not reset else None)
             self._find_duplicates(con, parent if not reset else None)
@@ -284,7 +284,7 @@ class _Ingestion:
 
     def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
         cols = self.contract.column_names
-        raw = ", ".join(f"_raw.{quote_ident(c)} AS {quote_ident(c)}" for c in cols)
+        raw = ", ".join(f"coalesce(_raw.{quote_ident(c)}, CAST({quote_ident(c)} AS VARCHAR)) AS {quote_ident(c)}" for c in cols)
         as_text = ", ".join(f"CAST(s.{quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")

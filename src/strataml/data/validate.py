@@ -49,14 +49,15 @@ def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
     t = col.sql_type
     if col.type == "timestamp":
         typed = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
-    elif source_type == t:
+    elif source_type == t and t != "DOUBLE":
         return raw, "false"
     else:
         typed = f"TRY_CAST({raw} AS {t})"
-    err = f"({raw} IS NOT NULL AND {typed} IS NULL)"
     if col.type == "float":
-        err = f"({raw} IS NOT NULL AND ({typed} IS NULL OR NOT isfinite({typed})))"
-    elif col.type == "int":
+        # NaN and ±inf are not values a float column accepts: they type as NULL → type error.
+        typed = f"CASE WHEN isfinite({typed}) THEN {typed} END"
+    err = f"({raw} IS NOT NULL AND {typed} IS NULL)"
+    if col.type == "int":
         # DuckDB rounds '1.5' to 2 when casting to an integer: a fraction is a type error.
         if source_type == "VARCHAR":
             err = f"({err} OR (contains({raw}, '.') AND TRY_CAST({raw} AS DOUBLE) <> {typed}))"
