@@ -5,6 +5,7 @@ The public surface is re-exported here: ``import strataml as st``.
 
 from strataml.data import Column, Contract, DatasetVersion, IngestReport, SourceSpec, ingest
 from strataml.errors import StrataError
+from strataml.features import Entity, Feature, FeatureView, RequestFeature
 from strataml.spine import Settings, Workspace
 
 __version__ = "0.1.0"
@@ -22,7 +23,11 @@ __all__ = [
     "Column",
     "Contract",
     "DatasetVersion",
+    "Entity",
+    "Feature",
+    "FeatureView",
     "IngestReport",
+    "RequestFeature",
     "Settings",
     "SourceSpec",
     "StrataError",
