@@ -3,7 +3,7 @@ versions and aliases, lineage, and safe (pickle-free) serialisation."""
 
 from strataml.models.definitions import Gate, Model, Split, Tune
 from strataml.models.lineage import code_version, model_lineage, package_versions
-from strataml.models.metrics import METRICS
+from strataml.models.metrics import METRICS, higher_is_better
 from strataml.models.predictor import Predictor, SignatureError, prepare
 from strataml.models.registry import (
     CHAMPION,
@@ -16,7 +16,15 @@ from strataml.models.registry import (
     set_alias,
 )
 from strataml.models.serialization import UnsafeModel
-from strataml.models.tracking import Run, compare_runs, get_run, list_runs, metric_history, start_run
+from strataml.models.tracking import (
+    Run,
+    compare_runs,
+    get_run,
+    list_runs,
+    metric_history,
+    resolve_run_id,
+    start_run,
+)
 from strataml.models.train import TrainResult, train
 
 __all__ = [
@@ -36,6 +44,7 @@ __all__ = [
     "compare_runs",
     "get_model",
     "get_run",
+    "higher_is_better",
     "list_models",
     "list_runs",
     "load_model",
@@ -43,6 +52,7 @@ __all__ = [
     "model_lineage",
     "package_versions",
     "prepare",
+    "resolve_run_id",
     "resolve_version",
     "rollback",
     "set_alias",

@@ -50,7 +50,8 @@ def _log_loss(y: np.ndarray, p: np.ndarray, classes: Sequence[Any]) -> float:
 
 def _labels(y: np.ndarray, p: np.ndarray, classes: Sequence[Any]) -> np.ndarray:
     if p.ndim == 2:
-        return np.asarray(classes)[np.argmax(p, axis=1)]
+        labels: np.ndarray = np.asarray(classes)[np.argmax(p, axis=1)]
+        return labels
     return (p >= 0.5).astype(y.dtype if y.dtype.kind in "iub" else np.int64)
 
 

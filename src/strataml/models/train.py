@@ -26,7 +26,13 @@ from strataml.models.definitions import Model
 from strataml.models.lineage import code_version, package_versions
 from strataml.models.metrics import DEFAULT_METRICS, compute
 from strataml.models.predictor import Predictor, input_schema, output_kind, prepare
-from strataml.models.registry import CHAMPION, load_model, move_alias, register_version, resolve_version
+from strataml.models.registry import (
+    CHAMPION,
+    load_model,
+    move_alias,
+    register_version,
+    resolve_version,
+)
 from strataml.models.serialization import dump, flavor
 from strataml.models.tracking import Run
 from strataml.spine import schema
@@ -116,7 +122,7 @@ def load_training_data(ws: Workspace, model: Model) -> TrainingData:
     keys, ts = labels_contract(ws, dv.contract_name, dv.contract_version)
     if model.features:
         try:
-            from strataml.features import build_training_set  # type: ignore[attr-defined]
+            from strataml.features import build_training_set  # type: ignore[import-not-found,attr-defined,unused-ignore]
         except ImportError as exc:
             raise StrataError(
                 f"model {model.name!r} reads feature views {model.features}, but the feature store is not available",
@@ -157,7 +163,7 @@ def split_indices(data: TrainingData, model: Model, holdout: float | None = None
     """Train and holdout row indices: the latest rows by time, or a seeded random draw."""
     n = data.table.num_rows
     frac = holdout if holdout is not None else model.split.holdout
-    n_hold = max(1, int(round(n * frac)))
+    n_hold = max(1, round(n * frac))
     if n - n_hold < 2:
         raise ConfigError(f"model {model.name!r}: {n} training rows are too few to split", hint="add labelled rows")
     kind = model.split.kind
@@ -310,7 +316,7 @@ def train(
             best = dict(tuning["best_params"])
         estimator = configure(m.estimator, best, seed)
         run.log_params({**scalar_params(estimator), "seed": seed, "split": split_kind, "holdout": m.split.holdout,
-                        "rows_train": int(len(train_idx)), "rows_holdout": int(len(hold_idx)), "inputs": data.inputs})
+                        "rows_train": len(train_idx), "rows_holdout": len(hold_idx), "inputs": data.inputs})
         with run.timer("fit"):
             fitted = fit(estimator, prepared, m.name)
         with run.timer("serialize"):

@@ -91,7 +91,7 @@ def run_study(
     maximize = higher_is_better(metric)
     all_metrics = list(dict.fromkeys([metric, *metrics]))
     n = len(prepared.x_train)
-    n_val = max(1, int(round(n * 0.2)))
+    n_val = max(1, round(n * 0.2))
     if prepared.signature and data.timestamp and m.split.kind in ("auto", "time"):
         tr, va = np.arange(n - n_val), np.arange(n - n_val, n)
     else:
