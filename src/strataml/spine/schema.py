@@ -230,6 +230,7 @@ model_alias_history = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_model_alias_history_model_alias", "model", "alias", "id"),
+)
 
 # --- serving -----------------------------------------------------------------------
 
