@@ -54,11 +54,9 @@ def predict_batch(s: Servable, table: pa.Table, ws: Workspace | None = None) -> 
     if s.views:
         if ws is None:
             raise ConfigError(f"model {s.ref} reads feature views; scoring it needs a workspace")
-        from strataml.serving.gateway import Gateway
+        from strataml.serving.gateway import lookup_features
 
-        rows = table.to_pylist()
-        rows = Gateway._lookup_features(_Lookup(ws), s, rows)  # type: ignore[arg-type]
-        return s.predict(rows)
+        return s.predict(lookup_features(ws, s, table.to_pylist()))
     if s.predict_table is not None:
         raw = s.predict_table(table)
         if s.output != "multiclass":
@@ -66,13 +64,6 @@ def predict_batch(s: Servable, table: pa.Table, ws: Workspace | None = None) -> 
             return arr[:, -1] if (arr.ndim == 2 and s.output == "binary") else arr.reshape(table.num_rows)
         return normalise(raw, s.output, s.classes, table.num_rows)
     return s.predict(table.to_pylist())
-
-
-class _Lookup:
-    """The minimal gateway state that feature lookup needs."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
 
 
 def _prediction_array(s: Servable, preds: list[Any] | np.ndarray) -> pa.Array:

@@ -23,7 +23,7 @@ from typing import Any
 
 from strataml.errors import NotFound, StrataError, UnsafePath
 from strataml.serving.audit import AuditLog, log_dir
-from strataml.serving.auth import ApiKey, AuthError, KeyStore
+from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.batching import MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
 from strataml.serving.metrics import GatewayMetrics
@@ -112,6 +112,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
+        self._model_watcher = CatalogWatcher(ws.catalog)
         rl_url = cfg.ratelimit_url or ws.resolve_url(ws.settings.online)
         self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None)
         self.cache: ResponseCache = open_cache(cfg.cache_url)
@@ -139,7 +140,8 @@ class Gateway:
         while True:
             await asyncio.sleep(self.config.refresh_interval_s)
             try:
-                if self.traffic.refresh_if_changed():
+                if self._model_watcher.changed():
+                    self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
             except Exception as exc:  # a transient catalog error must not stop refreshing
                 log.warning("refresh failed: %s", exc)
@@ -162,6 +164,7 @@ class Gateway:
         self.cache.close()
         self.keys.close()
         self.traffic.close()
+        self._model_watcher.close()
 
     def _breaker_changed(self, name: str, state: str) -> None:
         self.metrics.breaker.labels(name).set(STATE_VALUE[state])
@@ -224,11 +227,7 @@ class Gateway:
         return await deadline.run(breaker.call(lookup), "online feature lookup")
 
     def _lookup_features(self, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from strataml.features import get_online_features  # type: ignore[attr-defined]
-
-        keys = [{k: inst[k] for k in s.entity_keys} for inst in instances]
-        stored = get_online_features(self.ws, list(s.views), keys)
-        return [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
+        return lookup_features(self.ws, s, instances)
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
         rows = await self._features(s, instances, deadline)
@@ -394,6 +393,27 @@ class Gateway:
             loaded = sorted(v for (m, v) in self._batchers if m == n)
             out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
         return out
+
+
+def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Instances completed with stored features (online store) and request-time features,
+    computed by the feature layer with the same definitions as training."""
+    from strataml.features import FeatureError, compute_request_features, get_online_features
+
+    rows = [dict(inst) for inst in instances]
+    try:
+        if s.entity_keys:
+            keys = [{k: inst.get(k) for k in s.entity_keys} for inst in instances]
+            for row, feats in zip(rows, get_online_features(ws, list(s.views), keys), strict=True):
+                row.update(feats)
+        for view in s.extra.get("request_views", []):
+            for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
+                row.update(feats)
+    except FeatureError as exc:
+        if "key" in exc.message or "request field" in exc.message or "payload" in exc.message:
+            raise InputError(exc.message, hint=exc.hint) from None
+        raise
+    return rows
 
 
 @contextlib.asynccontextmanager

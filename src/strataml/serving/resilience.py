@@ -70,6 +70,11 @@ class CircuitBreaker:
                 return True
             return False
 
+    def release(self) -> None:
+        """Give back a half-open trial without judging the dependency."""
+        with self._lock:
+            self._trial = False
+
     def success(self) -> None:
         """Record a successful call."""
         with self._lock:
@@ -90,9 +95,12 @@ class CircuitBreaker:
         """Run ``fn`` through the breaker; :class:`BreakerOpen` when it refuses."""
         if not self.allow():
             raise BreakerOpen(f"circuit breaker {self.name!r} is open after repeated failures", hint=f"it retries after {self.reset_after}s")
+        from strataml.serving.servable import InputError
+
         try:
             result = await fn()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, InputError):  # the caller's mistake says nothing about the dependency
+            self.release()
             raise
         except BaseException:
             self.failure()

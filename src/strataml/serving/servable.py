@@ -87,7 +87,8 @@ class Servable:
         """Raise :class:`InputError` naming every missing field or wrong-typed value."""
         if self.views:
             required = list(self.entity_keys) + list(self.request_fields)
-            types = dict.fromkeys(required, "any")
+            declared = self.extra.get("field_types", {})
+            types = {n: declared.get(n, "any") for n in required}
         else:
             required = [f.name for f in self.features]
             types = {f.name: f.type for f in self.features}
@@ -184,6 +185,48 @@ def from_loaded(loaded: Any) -> Servable:
         predict_rows=predict_rows, classes=classes, views=views, entity_keys=entity_keys,
         request_fields=request_fields, sha256=getattr(loaded, "sha256", None), predict_table=predict_table,
     )
+
+
+def attach_views(ws: Any, s: Servable) -> Servable:
+    """Record what a model with feature views needs in each instance: entity keys,
+    request-feature fields and any raw input the views do not provide."""
+    from strataml.features import resolve_view
+
+    keys: list[str] = []
+    fields: dict[str, str] = {}
+    provided: set[str] = set()
+    request_views = []
+    for ref in s.views:
+        view = resolve_view(ws, ref)
+        keys += [k for k in view.keys if k not in keys]
+        provided |= {f.name for f in view.stored_features}
+        if view.request_features:
+            request_views.append(view)
+        for rf in view.request_features:
+            provided.add(rf.name)
+            for n, t in rf.fields.items():
+                fields.setdefault(n, str(t).lower())
+    for f in s.features:
+        if f.name not in provided and f.name not in keys:
+            fields.setdefault(f.name, f.type)
+    s.entity_keys = tuple(keys)
+    s.request_fields = tuple(n for n in fields if n not in keys)
+    s.extra["field_types"] = {n: _plain_type(t) for n, t in fields.items()}
+    s.extra["request_views"] = request_views
+    return s
+
+
+def _plain_type(t: str) -> str:
+    t = t.lower()
+    if t in ("double", "float", "real", "float64", "decimal"):
+        return "float"
+    if t in ("int", "integer", "bigint", "int64", "int32"):
+        return "int"
+    if t in ("varchar", "string", "text"):
+        return "string"
+    if t in ("bool", "boolean"):
+        return "bool"
+    return "any"
 
 
 def _get(obj: Any, *names: str, default: Any = None) -> Any:
@@ -295,6 +338,8 @@ class RegistryModels:
             raise NotFound(f"model {name!r}: no model registry is available", hint="install strataml with its models layer") from exc
         loaded = load_model(self.ws, name, ref=ref)
         fresh = from_loaded(loaded)
+        if fresh.views:
+            attach_views(self.ws, fresh)
         with self._lock:
             return self._by_version.setdefault((fresh.name, fresh.version), fresh)
 
@@ -324,11 +369,15 @@ class RegistryModels:
 
     def refresh(self) -> None:
         """Re-resolve every alias in use; each entry is swapped only once its new version loaded."""
-        for (name, ref) in list(self._by_ref):
+        from strataml.models import resolve_version
+
+        for (name, ref), current in list(self._by_ref.items()):
             if _parse_version(ref) is not None:
                 continue
             try:
-                self._by_ref[(name, ref)] = self._load(name, ref)
+                version = resolve_version(self.ws, name, ref)
+                if version != current.version:
+                    self._by_ref[(name, ref)] = self._by_version.get((name, version)) or self._load(name, f"v{version}")
             except Exception:  # the alias vanished or the load failed: keep serving what we have
                 continue
 
