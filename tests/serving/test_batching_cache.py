@@ -1,0 +1,101 @@
+"""Micro-batching coalesces concurrent calls; the response cache keys on version + canonical request."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import numpy as np
+import pytest
+
+from strataml.serving import from_lightgbm, set_traffic
+from strataml.serving.batching import MicroBatcher
+from strataml.serving.cache import MemoryCache, RedisCache, cache_key
+
+from .conftest import FEATURES, bearer, instance, make_client
+
+
+def test_concurrent_requests_are_coalesced(boosters) -> None:
+    s = from_lightgbm("fraud", 1, boosters[0])
+
+    async def run() -> tuple[list[list[float]], MicroBatcher]:
+        b = MicroBatcher(s.predict, max_batch=16, max_wait_ms=30, keep_sizes=100)
+        outs = await asyncio.gather(*(b.submit([instance(i)]) for i in range(40)))
+        await b.close()
+        return outs, b
+
+    outs, b = asyncio.run(run())
+    assert b.stats.rows == 40 and b.stats.batches <= 4
+    assert max(b.stats.sizes) == 16
+    expected = boosters[0].predict(np.array([[instance(i)[f] for f in FEATURES] for i in range(40)]))
+    assert np.allclose([o[0] for o in outs], expected)
+
+
+def test_batch_failure_reaches_every_caller(boosters) -> None:
+    def broken(rows):
+        raise ValueError("boom")
+
+    async def run() -> list[BaseException | list]:
+        b = MicroBatcher(broken, max_wait_ms=10)
+        res = await asyncio.gather(*(b.submit([instance()]) for _ in range(5)), return_exceptions=True)
+        await b.close()
+        return res
+
+    assert all(isinstance(r, ValueError) for r in asyncio.run(run()))
+
+
+def test_gateway_batches_under_concurrency(workspace, models, keys) -> None:
+    import threading
+
+    with make_client(workspace, models, max_wait_ms=20) as c:
+        codes: list[int] = []
+
+        def one(i: int) -> None:
+            codes.append(c.post("/v1/models/fraud/predict", json={"instances": [instance(i)]}, headers=bearer(keys["fraud"])).status_code)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes == [200] * 12
+        stats = c.app.state.gateway.batcher(models.get("fraud", "champion")).stats
+        assert stats.rows == 12 and stats.batches < 12
+        assert "strata_batch_size_bucket" in c.get("/metrics").text
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def cache(request):
+    c = MemoryCache(max_entries=3) if request.param == "memory" else RedisCache(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex}:")
+    yield c
+    c.close()
+
+
+def test_cache_conformance(cache) -> None:
+    import time
+
+    k = cache_key("fraud@v1", [{"a": 1, "b": 2}])
+    assert k == cache_key("fraud@v1", [{"b": 2, "a": 1}]) != cache_key("fraud@v2", [{"a": 1, "b": 2}])
+    assert cache.get(k) is None
+    cache.set(k, [0.25], ttl=0.2)
+    assert cache.get(k) == [0.25]
+    time.sleep(0.3)
+    assert cache.get(k) is None
+
+
+def test_memory_cache_is_bounded() -> None:
+    c = MemoryCache(max_entries=3)
+    for i in range(5):
+        c.set(str(i), [i], 60)
+    assert len(c) == 3 and c.get("0") is None and c.get("4") == [4]
+
+
+def test_gateway_cache_hits(workspace, models, keys) -> None:
+    set_traffic(workspace.catalog, "fraud", {"cache_ttl": 60})
+    with make_client(workspace, models) as c:
+        a = c.post("/v1/models/fraud/predict", json={"instances": [instance(3)]}, headers=bearer(keys["fraud"])).json()
+        b = c.post("/v1/models/fraud/predict", json={"instances": [dict(reversed(list(instance(3).items())))]}, headers=bearer(keys["fraud"])).json()
+        assert a["predictions"] == b["predictions"] and not b["degraded"]
+        text = c.get("/metrics").text
+        assert 'strata_cache_requests_total{model="fraud",result="hit"} 1.0' in text
+        assert 'strata_cache_requests_total{model="fraud",result="miss"} 1.0' in text
