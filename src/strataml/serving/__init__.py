@@ -6,7 +6,9 @@ from strataml.serving.audit import AuditLog
 from strataml.serving.audit import query as query_predictions
 from strataml.serving.audit import stats as prediction_stats
 from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
+from strataml.serving.batch import score
 from strataml.serving.gateway import Gateway, GatewayConfig
+from strataml.serving.openapi import openapi_document
 from strataml.serving.servable import (
     FeatureSpec,
     InMemoryModels,
@@ -41,8 +43,11 @@ __all__ = [
     "get_traffic",
     "list_keys",
     "list_traffic",
+    "openapi_document",
+    "openapi_document",
     "prediction_stats",
     "query_predictions",
     "revoke_key",
+    "score",
     "set_traffic",
 ]

@@ -54,12 +54,15 @@ class MicroBatcher:
         self._keep = keep_sizes
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Predict ``rows`` as part of the next batch; returns one output per row."""
-        if self._queue is None or self._task is None or self._task.done():
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._task is None or self._task.done() or self._loop is not loop:
             self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._dispatch())
+            self._loop = loop
+            self._task = loop.create_task(self._dispatch())
         fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(rows, fut))
         return await fut
@@ -117,7 +120,7 @@ class MicroBatcher:
 
     async def close(self) -> None:
         """Stop the dispatcher (pending callers get CancelledError)."""
-        if self._task is not None:
+        if self._task is not None and self._loop is asyncio.get_running_loop():
             self._task.cancel()
             try:
                 await self._task

@@ -110,13 +110,18 @@ class Gateway:
         self.config = cfg = config or GatewayConfig()
         self.models: ModelProvider = models if models is not None else RegistryModels(ws)
         self.metrics = GatewayMetrics()
+        self.breakers = Breakers(cfg.breaker_failures, cfg.breaker_reset_s, self._breaker_changed)
+        self._open()
+
+    def _open(self) -> None:
+        """Open connections, the prediction log and the worker threads."""
+        ws, cfg = self.ws, self.config
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
         rl_url = cfg.ratelimit_url or ws.resolve_url(ws.settings.online)
         self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None)
         self.cache: ResponseCache = open_cache(cfg.cache_url)
-        self.breakers = Breakers(cfg.breaker_failures, cfg.breaker_reset_s, self._breaker_changed)
         self.admission = Admission(cfg.concurrency)
         self.audit: AuditLog | None = AuditLog(log_dir(ws.state_dir), fsync=cfg.audit_fsync) if cfg.audit else None
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
@@ -124,11 +129,14 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self.started = False
+        self.closed = False
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def startup(self) -> None:
         """Load the preloaded models and start watching for alias and traffic changes."""
+        if self.closed:  # started again after a shutdown (e.g. an embedding server's restart)
+            self._open()
         self.traffic.refresh_if_changed()
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
@@ -165,6 +173,8 @@ class Gateway:
         self.keys.close()
         self.traffic.close()
         self._model_watcher.close()
+        self.closed = True
+        self.started = False
 
     def _breaker_changed(self, name: str, state: str) -> None:
         self.metrics.breaker.labels(name).set(STATE_VALUE[state])
