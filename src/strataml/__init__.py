@@ -5,6 +5,7 @@ The public surface is re-exported here: ``import strataml as st``.
 
 from strataml.data import Column, Contract, DatasetVersion, IngestReport, SourceSpec, ingest
 from strataml.errors import StrataError
+from strataml.features import Entity, Feature, FeatureView, RequestFeature
 from strataml.models import Gate, LoadedModel, Model, Split, Tune, load_model, start_run, train
 from strataml.spine import Settings, Workspace
 
@@ -23,10 +24,14 @@ __all__ = [
     "Column",
     "Contract",
     "DatasetVersion",
+    "Entity",
+    "Feature",
+    "FeatureView",
     "Gate",
     "IngestReport",
     "LoadedModel",
     "Model",
+    "RequestFeature",
     "Settings",
     "SourceSpec",
     "Split",
