@@ -90,7 +90,7 @@ def test_random_split_without_timestamp_is_seeded(workspace: st.Workspace, tmp_p
     m = model(labels="nots", split=st.Split(seed=7))
     data = load_training_data(workspace, m)
     tr1, ho1, kind = split_indices(data, m)
-    tr2, ho2, _ = split_indices(data, m)
+    _, ho2, _ = split_indices(data, m)
     assert kind == "random" and list(ho1) == list(ho2) and len(set(tr1) & set(ho1)) == 0
     _, ho3, _ = split_indices(data, model(labels="nots", split=st.Split(seed=8)))
     assert list(ho3) != list(ho1)

@@ -121,20 +121,19 @@ def load_training_data(ws: Workspace, model: Model) -> TrainingData:
     dv = get_version(ws, model.labels)
     keys, ts = labels_contract(ws, dv.contract_name, dv.contract_version)
     if model.features:
-        try:
-            from strataml.features import build_training_set  # type: ignore[import-not-found,attr-defined,unused-ignore]
-        except ImportError as exc:
-            raise StrataError(
-                f"model {model.name!r} reads feature views {model.features}, but the feature store is not available",
-                hint="install a strataml build with the features layer, or train on the labels' columns (features=[])",
-            ) from exc
-        ts_ = build_training_set(ws, dv.ref, list(model.features))
-        table = ts_.table
-        inputs = list(ts_.feature_columns) + [c for c in (model.columns or []) if c not in ts_.feature_columns]
-        lineage = {"training_set": ts_.ref, **dict(ts_.lineage)}
-        lineage.setdefault("datasets", [dv.ref])
-        if dv.ref not in lineage["datasets"]:
-            lineage["datasets"] = [dv.ref, *lineage["datasets"]]
+        from strataml.features import build_training_set
+
+        built = build_training_set(ws, dv.ref, list(model.features))
+        table = built.table
+        inputs = list(built.feature_columns) + [c for c in (model.columns or []) if c not in built.feature_columns]
+        sources = list(dict(built.lineage.get("sources") or {}).values())
+        lineage = {
+            "training_set": built.ref,
+            "labels": dv.ref,
+            "views": dict(built.lineage.get("views") or {}),
+            "datasets": list(dict.fromkeys([dv.ref, *sources, *([built.ref] if built.ref else [])])),
+            "dataset_sha256": {dv.ref: dv.sha256},
+        }
     else:
         table = dv.to_arrow()
         skip = {model.target, *keys, *([ts] if ts else [])}
@@ -142,7 +141,7 @@ def load_training_data(ws: Workspace, model: Model) -> TrainingData:
             inputs = list(model.columns)
         else:
             inputs = [f.name for f in table.schema if f.name not in skip and not f.name.startswith("_") and _usable(f.type)]
-        lineage = {"training_set": None, "datasets": [dv.ref], "dataset_sha256": {dv.ref: dv.sha256}, "views": {}}
+        lineage = {"training_set": None, "labels": dv.ref, "views": {}, "datasets": [dv.ref], "dataset_sha256": {dv.ref: dv.sha256}}
     if model.target not in table.column_names:
         raise ConfigError(f"model {model.name!r}: target {model.target!r} is not a column of {dv.ref} ({', '.join(table.column_names)})")
     if model.target in inputs:

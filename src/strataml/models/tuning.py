@@ -9,6 +9,8 @@ trials only compute, and the driver records every one of them in the catalog.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -40,14 +42,15 @@ def trial_task(
     from strataml.models.train import Prepared, configure, evaluate, native_predictor
 
     t0 = time.perf_counter()
+    where = {"pid": os.getpid(), "host": socket.gethostname()}
     try:
         est = configure(estimator, params, seed)
         est.fit(x_tr, y_tr)
         prepared = Prepared(x_tr, y_tr, x_va, y_va, None, signature, fmt)  # type: ignore[arg-type]
         values = evaluate(native_predictor(est, prepared), prepared, metrics)
-        return {"ok": True, "metrics": values, "seconds": time.perf_counter() - t0}
+        return {"ok": True, "metrics": values, "seconds": time.perf_counter() - t0, "worker": where}
     except Exception as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0, "worker": where}
 
 
 def _space(m: Model) -> Tune:
@@ -123,7 +126,7 @@ def run_study(
         params_list = [space.suggest(t) for t in asked]
         results = run_batch(params_list)
         for trial, params, res in zip(asked, params_list, results, strict=True):
-            child = Run(ws, m.name, kind="trial", parent=parent, params={**params, "trial": trial.number}, tags={"engine": engine})
+            child = Run(ws, m.name, kind="trial", parent=parent, params={**params, "trial": trial.number}, tags={"engine": engine, "worker": res["worker"]})
             child.timings["fit_s"] = round(res["seconds"], 6)
             if res["ok"]:
                 child.log_metrics(res["metrics"], step=0)

@@ -1,0 +1,59 @@
+"""The catalog-backed parts of the models layer against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lightgbm import LGBMClassifier
+
+import strataml as st
+from strataml.models import get_model, get_run, list_runs, load_model, rollback
+
+from .conftest import ingest_loans
+
+
+@pytest.fixture
+def pg_workspace(postgres_url: str, tmp_path: Path) -> Iterator[st.Workspace]:
+    """A workspace whose catalog is a fresh PostgreSQL database, dropped afterwards."""
+    import psycopg
+
+    name = f"strata_models_{uuid.uuid4().hex[:12]}"
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    st.Workspace.init(tmp_path / "ws").close()
+    ws = st.Workspace.open(tmp_path / "ws", catalog=url)
+    try:
+        yield ws
+    finally:
+        ws.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_runs_training_registry_and_aliases_on_postgres(pg_workspace: st.Workspace, tmp_path: Path) -> None:
+    ws = pg_workspace
+    assert ws.catalog.dialect == "postgresql"
+    ingest_loans(ws, tmp_path / "loans.parquet", n=2000)
+    with st.start_run("exp", workspace=ws, params={"depth": 3}) as run:
+        for i in range(2500):
+            run.log_metric("loss", 1 / (i + 1))
+        run.log_metric("auc", 0.8)
+    assert len(get_run(ws, run.id)["history"]["loss"]) == 2500
+    assert [r["id"] for r in list_runs(ws, metric_filters=["auc>0.7"], param_filters=["depth=3"])] == [run.id]
+    m = st.Model("pg", labels="loans", target="defaulted", columns=["amount", "age", "country"],
+                 estimator=LGBMClassifier(n_estimators=10, n_jobs=1),
+                 tune=st.Tune(params={"num_leaves": ("int", 4, 16)}, trials=2))
+    a = st.train(ws, m)
+    b = st.train(ws, m, tune=0, promote=True)
+    assert (a.version, b.version) == (1, 2) and a.sha256 != b.sha256
+    assert len(list_runs(ws, parent=a.run)) == 2
+    assert load_model(ws, "pg").version == 2
+    assert rollback(ws, "pg", reason="test")["to"] == 1
+    d = get_model(ws, "pg")
+    assert d["aliases"] == {"champion": 1} and [h["action"] for h in d["alias_history"]] == ["set", "set", "rollback"]
