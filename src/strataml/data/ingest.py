@@ -25,7 +25,13 @@ from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
 from strataml.data.sources import SourceSpec, open_source
 from strataml.data.validate import build_plan
-from strataml.errors import ConcurrencyError, ContractError, SourceError, StrataError, ValidationFailed
+from strataml.errors import (
+    ConcurrencyError,
+    ContractError,
+    SourceError,
+    StrataError,
+    ValidationFailed,
+)
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, one, quote_ident, quote_literal
@@ -424,5 +430,5 @@ def quarantine_rows(ws: Workspace, ref: str, limit: int | None = None) -> list[d
         return []
     path = ws.artifacts.local_path(row["quarantine"])
     table = pq.read_table(path)
-    rows = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
     return rows
