@@ -232,11 +232,14 @@ class _Ingestion:
         k = ", ".join(quote_ident(c) for c in key)
         on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in key)
         existing = self._existing(parent, key)
-        known = f"UNION ALL SELECT f._first FROM firsts f SEMI JOIN {existing} e ON {on}" if existing else ""
+        # rows already in the dataset; UNION (not ALL) drops those counted as repeats above
+        known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors = ''" if existing else ""
         con.execute(
             f"""CREATE TEMP TABLE _dup AS
-            WITH firsts AS (SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k})
-            SELECT s.rowid AS _row FROM _staged s JOIN firsts f USING ({k})
+            WITH repeated AS (
+                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k} HAVING count(*) > 1
+            )
+            SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING ({k})
             WHERE s._errors = '' AND s.rowid <> f._first
             {known}"""
         )
