@@ -25,7 +25,13 @@ from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
 from strataml.data.sources import SourceSpec, open_source
 from strataml.data.validate import build_plan
-from strataml.errors import ConcurrencyError, ContractError, SourceError, StrataError, ValidationFailed
+from strataml.errors import (
+    ConcurrencyError,
+    ContractError,
+    SourceError,
+    StrataError,
+    ValidationFailed,
+)
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, one, quote_ident, quote_literal
@@ -226,11 +232,14 @@ class _Ingestion:
         k = ", ".join(quote_ident(c) for c in key)
         on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in key)
         existing = self._existing(parent, key)
-        known = f"UNION ALL SELECT f._first FROM firsts f SEMI JOIN {existing} e ON {on}" if existing else ""
+        # rows already in the dataset; UNION (not ALL) drops those counted as repeats above
+        known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors = ''" if existing else ""
         con.execute(
             f"""CREATE TEMP TABLE _dup AS
-            WITH firsts AS (SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k})
-            SELECT s.rowid AS _row FROM _staged s JOIN firsts f USING ({k})
+            WITH repeated AS (
+                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k} HAVING count(*) > 1
+            )
+            SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING ({k})
             WHERE s._errors = '' AND s.rowid <> f._first
             {known}"""
         )
@@ -424,5 +433,5 @@ def quarantine_rows(ws: Workspace, ref: str, limit: int | None = None) -> list[d
         return []
     path = ws.artifacts.local_path(row["quarantine"])
     table = pq.read_table(path)
-    rows = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
     return rows

@@ -9,6 +9,7 @@ validator's job, so a value that does not parse is quarantined, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import tempfile
@@ -96,10 +97,8 @@ class Scan:
     def close(self) -> None:
         """Remove temporary files the source created."""
         for path in self.cleanup:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
 
 
 def open_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, retries: int = 5, timeout: float = 30.0) -> Scan:
