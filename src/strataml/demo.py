@@ -63,7 +63,7 @@ def fraud_labels(transactions: pa.Table, n: int, seed: int = 3) -> pa.Table:
     })
 
 
-def demo_models(ws: Workspace, root: Path) -> None:
+def demo_models(ws: Workspace, root: Path) -> pa.Table:
     """Train a champion with a small tuning study, then show the registry and the model's lineage."""
     import pyarrow.parquet as pq
     from lightgbm import LGBMClassifier
@@ -117,6 +117,73 @@ def demo_models(ws: Workspace, root: Path) -> None:
     champion = load_model(ws, "fraud")
     scores = champion.predict(table.slice(0, 3))
     console.print("champion scores for 3 transactions: " + ", ".join(f"{p:.3f}" for p in scores))
+    return table
+
+
+def demo_serving(ws: Workspace, labels: pa.Table | None = None) -> None:
+    """Serve the champion on a free loopback port, send real HTTP traffic, show the stats."""
+    import asyncio
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from strataml.serving import GatewayConfig, create_app, create_key, prediction_stats, set_traffic
+    from strataml.serving.audit import log_dir
+
+    console.print("\n[bold]5. serving[/] the fraud champion behind the gateway (auth, rate limits, audit log, metrics)")
+    key_rec, key = create_key(ws.catalog, ["predict:fraud"], name="demo")
+    set_traffic(ws.catalog, "fraud", {"rate": 2000, "burst": 2000, "default": 0.0}, reason="demo launch")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    app = create_app(ws, None, GatewayConfig(preload=("fraud",)))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        rows = (labels.slice(0, 300).select(["amount", "country"]).to_pylist() if labels is not None
+                else [{"amount": 10.0 + i, "country": "US"} for i in range(300)])
+        headers = {"authorization": f"Bearer {key}"}
+
+        async def traffic() -> list[int]:
+            limits = httpx.Limits(max_connections=8)
+            async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=10) as client:
+                sem = asyncio.Semaphore(8)
+
+                async def one(row: dict[str, object]) -> int:
+                    async with sem:
+                        r = await client.post("/v1/models/fraud/predict", json={"instances": [row]})
+                        return r.status_code
+
+                return list(await asyncio.gather(*(one(r) for r in rows)))
+
+        t0 = time.perf_counter()
+        codes = asyncio.run(traffic())
+        took = time.perf_counter() - t0
+        console.print(f"sent {len(codes)} predictions over 8 connections in {took:.2f}s: " + ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes))))
+        sample = httpx.post(f"{base}/v1/models/fraud/predict", json={"instances": rows[:3]}, headers=headers).json()
+        console.print(f"POST /v1/models/fraud/predict → v{sample['version']}: " + ", ".join(f"{p:.3f}" for p in sample["predictions"]) + f"  (request {sample['request_id'][:12]}…)")
+        anon = httpx.post(f"{base}/v1/models/fraud/predict", json={"instances": rows[:1]})
+        bad = httpx.post(f"{base}/v1/models/fraud/predict", json={"instances": [{"amount": "lots", "country": "US"}]}, headers=headers)
+        console.print(f"without a key → {anon.status_code}; amount as text → {bad.status_code}: {bad.json()['error']['message']}")
+        metrics = [ln for ln in httpx.get(f"{base}/metrics").text.splitlines() if ln.startswith("strata_requests_total")]
+        console.print("metrics: " + "; ".join(metrics[:3]))
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    stats = prediction_stats(log_dir(ws.state_dir), "fraud")
+    t = Table(title=f"prediction log (strata predictions stats --model fraud), key {key_rec.id}", title_justify="left")
+    for col in ("count", "by_version", "p50 ms", "p95 ms", "p99 ms", "degraded"):
+        t.add_column(col, justify="right")
+    t.add_row(f"{stats['count']:,}", str(stats["by_version"]), str(stats["p50"]), str(stats["p95"]), str(stats["p99"]), str(stats["degraded"]))
+    console.print(t)
 
 
 def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_000) -> Path:
@@ -152,7 +219,8 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
             q.add_row(*(", ".join(row[c]) if c == "_errors" else str(row[c]) for c in ("_row", "_errors", "tx_id", "amount", "country", "refund")))
         console.print(q)
 
-        demo_models(ws, root)
+        labels = demo_models(ws, root)
+        demo_serving(ws, labels)
 
         ev = Table(title="event log", title_justify="left")
         for col in ("id", "kind", "subject", "payload"):
