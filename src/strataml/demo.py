@@ -130,7 +130,13 @@ def demo_serving(ws: Workspace, labels: pa.Table | None = None) -> None:
     import httpx
     import uvicorn
 
-    from strataml.serving import GatewayConfig, create_app, create_key, prediction_stats, set_traffic
+    from strataml.serving import (
+        GatewayConfig,
+        create_app,
+        create_key,
+        prediction_stats,
+        set_traffic,
+    )
     from strataml.serving.audit import log_dir
 
     console.print("\n[bold]5. serving[/] the fraud champion behind the gateway (auth, rate limits, audit log, metrics)")

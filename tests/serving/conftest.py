@@ -11,7 +11,14 @@ import pytest
 from starlette.testclient import TestClient
 
 import strataml as st
-from strataml.serving import GatewayConfig, InMemoryModels, Servable, create_app, create_key, from_lightgbm
+from strataml.serving import (
+    GatewayConfig,
+    InMemoryModels,
+    Servable,
+    create_app,
+    create_key,
+    from_lightgbm,
+)
 
 FEATURES = [f"f{i}" for i in range(10)]
 

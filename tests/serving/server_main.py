@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 import uvicorn
+from tests.serving.conftest import train_booster
 
 import strataml as st
 from strataml.serving import GatewayConfig, InMemoryModels, create_app, from_lightgbm
-from tests.serving.conftest import train_booster
 
 
 def main() -> None:

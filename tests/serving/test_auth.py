@@ -19,7 +19,7 @@ from .conftest import bearer, instance
 def test_key_is_stored_only_as_a_hash(workspace: st.Workspace) -> None:
     rec, secret = create_key(workspace.catalog, ["predict:fraud"], name="ci")
     assert secret.startswith(f"sk_{rec.id}_") and len(secret) > 40
-    stored = [k for k in list_keys(workspace.catalog) if k.id == rec.id][0]
+    stored = next(k for k in list_keys(workspace.catalog) if k.id == rec.id)
     assert stored.hash != secret and secret not in repr(stored.to_dict())
     db = Path(workspace.catalog.url.replace("sqlite:///", ""))
     blob = b"".join(p.read_bytes() for p in db.parent.glob("catalog.db*"))
@@ -48,7 +48,7 @@ def test_every_route_but_health_needs_a_key(client, keys) -> None:
                 assert anon.headers["www-authenticate"].startswith("Bearer")
                 checked += 1
     assert checked >= 10
-    assert PUBLIC == {"/healthz", "/readyz", "/metrics"}
+    assert {"/healthz", "/readyz", "/metrics"} == PUBLIC
 
 
 def test_scopes_are_enforced(client, keys) -> None:

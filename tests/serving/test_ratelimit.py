@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from strataml.serving import set_traffic
-from strataml.serving.ratelimit import Limit, MemoryBuckets, RedisBuckets, SQLiteBuckets, open_buckets
+from strataml.serving.ratelimit import (
+    Limit,
+    MemoryBuckets,
+    RedisBuckets,
+    SQLiteBuckets,
+    open_buckets,
+)
 
 from .conftest import bearer, instance, make_client
 
@@ -76,3 +82,16 @@ def test_http_429_with_retry_after_per_deployment(workspace, models, keys) -> No
         # another key has its own bucket
         assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=bearer(keys["admin"])).status_code == 200
         assert 'strata_rate_limited_total{scope="predict:fraud"} 2.0' in c.get("/metrics").text
+
+
+def test_leases_never_exceed_the_shared_limit(tmp_path: Path) -> None:
+    from strataml.serving.ratelimit import RateLimiter, lease_size
+
+    lim = Limit(rate=0.001, burst=4000)
+    assert lease_size(lim) == 2 and lease_size(Limit(1, 10)) == 1
+    path = tmp_path / "online.db"
+    workers = [RateLimiter(SQLiteBuckets(path), lim) for _ in range(3)]
+    allowed = sum(w.check("k", "m").allowed for _ in range(2000) for w in workers)
+    assert 3990 <= allowed <= 4000
+    for w in workers:
+        w.close()

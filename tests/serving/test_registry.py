@@ -23,8 +23,7 @@ def reg_ws(tmp_path: Path):
 
 
 def _expected(ws: st.Workspace, version: int, insts: list[dict]) -> list[float]:
-    from strataml.features import compute_request_features, get_online_features
-    from strataml.features import resolve_view
+    from strataml.features import compute_request_features, get_online_features, resolve_view
     from strataml.models import load_model
 
     stored = get_online_features(ws, ["user_spend"], [{"user_id": i["user_id"]} for i in insts])

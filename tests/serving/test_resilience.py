@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from strataml.serving import InMemoryModels, from_lightgbm, set_traffic
-from strataml.serving.resilience import CLOSED, HALF_OPEN, OPEN, Admission, CircuitBreaker, Overloaded
+from strataml.serving.resilience import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Admission,
+    CircuitBreaker,
+    Overloaded,
+)
 
 from .conftest import bearer, failing, instance, make_client
 

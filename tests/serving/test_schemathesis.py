@@ -10,7 +10,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 import strataml as st
-from strataml.serving import GatewayConfig, InMemoryModels, create_app, create_key, from_lightgbm, openapi_document
+from strataml.serving import (
+    GatewayConfig,
+    InMemoryModels,
+    create_app,
+    create_key,
+    from_lightgbm,
+    openapi_document,
+)
 
 from .conftest import train_booster
 

@@ -44,7 +44,6 @@ __all__ = [
     "list_keys",
     "list_traffic",
     "openapi_document",
-    "openapi_document",
     "prediction_stats",
     "query_predictions",
     "revoke_key",

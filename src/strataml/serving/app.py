@@ -10,6 +10,7 @@ model's signature (422 naming the field). Errors are JSON:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -119,12 +120,17 @@ class HttpGateway:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.cfg = gw.config
+        self._rid_prefix = uuid.uuid4().hex[:16]
+        self._rid_counter = itertools.count(1)
 
     # --- plumbing --------------------------------------------------------------------
 
     def request_id(self, request: Request) -> str:
+        """The client's ``X-Request-ID`` when well-formed, else a fresh id (process prefix + counter)."""
         rid = request.headers.get("x-request-id")
-        return rid if rid and _RID.fullmatch(rid) else uuid.uuid4().hex
+        if rid and _RID.fullmatch(rid):
+            return rid
+        return f"{self._rid_prefix}{next(self._rid_counter):08x}"
 
     def client_ip(self, request: Request) -> str:
         """The caller's address; ``X-Forwarded-For`` counts only from a configured proxy."""

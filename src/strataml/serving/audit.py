@@ -15,6 +15,7 @@ DuckDB reads the log directly (:func:`log_relation_sql`), which is how
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -150,10 +151,8 @@ class AuditLog:
                         f.set_exception(OSError(f"the prediction log could not be written: {error}"))
 
         for loop, futs in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(finish, futs)
-            except RuntimeError:  # the loop closed meanwhile
-                pass
 
     def close(self) -> None:
         """Flush what is pending and stop the writer."""
@@ -213,7 +212,7 @@ def query(directory: Path, model: str | None = None, since: str | None = None, l
 
 def stats(directory: Path, model: str | None = None, since: str | None = None) -> dict[str, Any]:
     """Counts by version, latency percentiles (ms) and the degraded count of live predictions."""
-    empty = {"model": model, "count": 0, "requests": 0, "by_version": {}, "p50": None, "p95": None, "p99": None, "degraded": 0, "shadow": 0}
+    empty: dict[str, Any] = {"model": model, "count": 0, "requests": 0, "by_version": {}, "p50": None, "p95": None, "p99": None, "degraded": 0, "shadow": 0}
     if not _has_files(directory):
         return empty
     where = ["1=1"]

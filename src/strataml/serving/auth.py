@@ -157,6 +157,13 @@ class CatalogWatcher:
                 return True
             return False
 
+    def version(self) -> int:
+        """A number that changes whenever someone commits (-1 off SQLite: unknown)."""
+        if self._con is None:
+            return -1
+        with self._lock:
+            return int(self._con.execute("PRAGMA data_version").fetchone()[0])
+
     def close(self) -> None:
         """Release the private connection."""
         if self._con is not None:
@@ -170,24 +177,29 @@ class KeyStore:
         self.catalog = catalog
         self.watcher = watcher or CatalogWatcher(catalog)
         self._keys: dict[str, ApiKey] = {}
+        self._seen: int | None = None
         self._lock = threading.Lock()
 
     def _reload(self) -> None:
         self._keys = {k.id: k for k in list_keys(self.catalog)}
 
-    def _lookup(self, key_id: str) -> ApiKey | None:
+    def _lookup(self, key_id: str, version: int | None = None) -> ApiKey | None:
         with self._lock:
             if self.watcher.exact:
-                if self.watcher.changed():
+                v = self.watcher.version() if version is None else version
+                if v != self._seen:
                     self._reload()
+                    self._seen = v
                 return self._keys.get(key_id)
         t = schema.api_keys
         with self.catalog.read() as conn:
             r = conn.execute(sa.select(t).where(t.c.id == key_id)).mappings().first()
         return _row(dict(r)) if r is not None else None
 
-    def authenticate(self, authorization: str | None) -> ApiKey:
-        """The key named by an ``Authorization: Bearer`` header, or :class:`AuthError` (401)."""
+    def authenticate(self, authorization: str | None, version: int | None = None) -> ApiKey:
+        """The key named by an ``Authorization: Bearer`` header, or :class:`AuthError` (401).
+
+        ``version`` is the catalog's current change number when the caller already read it."""
         hint = "send 'Authorization: Bearer <key>'; create a key with 'strata keys create'"
         if not authorization:
             raise AuthError("missing API key", hint=hint)
@@ -196,7 +208,7 @@ class KeyStore:
         m = _KEY.fullmatch(token) if scheme.lower() == "bearer" else None
         if m is None:
             raise AuthError("malformed Authorization header", hint=hint)
-        key = self._lookup(m.group(1))
+        key = self._lookup(m.group(1), version)
         stored = key.hash if key is not None else _DUMMY_HASH
         ok = hmac.compare_digest(stored, hash_key(token))
         if key is None or not ok:

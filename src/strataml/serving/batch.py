@@ -168,8 +168,10 @@ def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns:
         raise MissingExtra("ray", "ray", "batch scoring with --engine ray") from exc
     if not ray.is_initialized():
         address = ws.settings.ray or os.environ.get("STRATA_RAY")
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": os.cpu_count() or 1}))
+        if address:
+            ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     if id_col is None:
         raise ConfigError("scoring with --engine ray needs a row id column", hint="pass --id-column COLUMN (the dataset key is used when it has one)")
     servable = s
@@ -186,6 +188,7 @@ def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns:
     rows = 0
     try:
         for b in scored.iter_batches(batch_format="pyarrow", batch_size=batch_rows):
+            assert isinstance(b, pa.Table)
             if writer is None:
                 writer = pq.ParquetWriter(tmp, b.schema)
             writer.write_table(b)

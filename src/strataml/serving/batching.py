@@ -2,14 +2,16 @@
 
 Each model version gets a :class:`MicroBatcher`. Requests queue their rows; one
 dispatcher task takes everything queued (up to ``max_batch`` rows), optionally
-waits up to ``max_wait_ms`` for more, runs a single ``predict`` in a worker thread
-and hands each request its slice. While a batch runs, newcomers accumulate for the
+waits up to ``max_wait_ms`` for more, runs a single ``predict`` (in a worker thread,
+or inline for batches of at most ``inline_rows`` rows, where a thread handoff would cost
+more than the prediction) and hands each request its slice. While a batch runs, newcomers accumulate for the
 next one, so batches grow with load and a lone request is not delayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -44,12 +46,14 @@ class MicroBatcher:
         executor: Executor | None = None,
         on_batch: Callable[[int], None] | None = None,
         keep_sizes: int = 0,
+        inline_rows: int = 0,
     ) -> None:
         self.predict = predict
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.executor = executor
         self.on_batch = on_batch
+        self.inline_rows = inline_rows
         self.stats = BatchStats()
         self._keep = keep_sizes
         self._queue: asyncio.Queue[_Item] | None = None
@@ -94,7 +98,10 @@ class MicroBatcher:
                 continue
             rows = [r for it in live for r in it.rows]
             try:
-                outputs = await loop.run_in_executor(self.executor, self.predict, rows)
+                if len(rows) <= self.inline_rows:  # small batches: cheaper than a thread handoff
+                    outputs = self.predict(rows)
+                else:
+                    outputs = await loop.run_in_executor(self.executor, self.predict, rows)
                 if len(outputs) != len(rows):
                     raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
             except BaseException as exc:
@@ -122,8 +129,6 @@ class MicroBatcher:
         """Stop the dispatcher (pending callers get CancelledError)."""
         if self._task is not None and self._loop is asyncio.get_running_loop():
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
             self._task = None

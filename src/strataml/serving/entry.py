@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -17,5 +18,5 @@ def app_from_env() -> Starlette:
     spec = json.loads(os.environ["STRATA_SERVE_SPEC"])
     ws = Workspace.open(spec.pop("workspace"))
     fields = set(GatewayConfig.__dataclass_fields__)
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k in fields}
+    kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k in fields}
     return create_app(ws, None, GatewayConfig(**kwargs))

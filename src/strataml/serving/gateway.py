@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -77,6 +78,7 @@ class GatewayConfig:
     fallback_cache_ttl: float = 300.0
     max_batch: int = 64
     max_wait_ms: float = 0.0
+    inline_rows: int = 32
     audit: bool = True
     audit_fsync: bool = True
     breaker_failures: int = 5
@@ -130,6 +132,7 @@ class Gateway:
         self._refresher: asyncio.Task[None] | None = None
         self.started = False
         self.closed = False
+        self._version = -1
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -184,8 +187,9 @@ class Gateway:
 
     def authorize(self, authorization: str | None, scope: str) -> ApiKey:
         """The request's key, if it may act within ``scope`` ("" = any valid key); AuthError (401/403) otherwise."""
+        self._version = self.keys.watcher.version()
         try:
-            key = self.keys.authenticate(authorization)
+            key = self.keys.authenticate(authorization, self._version)
         except AuthError:
             self.metrics.auth_failures.labels("401").inc()
             raise
@@ -204,13 +208,16 @@ class Gateway:
 
     def deployment(self, name: str) -> Traffic:
         """The current traffic of ``name`` (picking up catalog changes first)."""
-        self.traffic.refresh_if_changed()
+        self.traffic.refresh_if_changed(self._version)
         return self.traffic.get(name)
 
     # --- models ----------------------------------------------------------------------
 
     async def servable(self, name: str, ref: str) -> Servable:
         """The servable for ``name@ref``; NotFound (404) when the model or ref is unknown."""
+        hit = self.models.cached(name, ref)
+        if hit is not None:
+            return hit
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
         except UnsafePath:
@@ -222,7 +229,8 @@ class Gateway:
         b = self._batchers.get(key)
         if b is None:
             hist = self.metrics.batch_size.labels(s.name, str(s.version))
-            b = MicroBatcher(s.predict, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms, executor=self.executor, on_batch=hist.observe)
+            b = MicroBatcher(s.predict, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms, executor=self.executor, on_batch=hist.observe,
+                             inline_rows=self.config.inline_rows)
             self._batchers[key] = b
         return b
 
@@ -389,7 +397,7 @@ class Gateway:
         await check("rate_limit_store", lambda: self.limiter.buckets.take("__readyz__", Limit(1e9, 1e9)))
         names = set(self.config.preload) | set(self.traffic.configured())
         for n in sorted(names):
-            await check(f"model:{n}", lambda n=n: self.models.get(n, self.traffic.get(n).champion))
+            await check(f"model:{n}", functools.partial(self.models.get, n, self.traffic.get(n).champion))
         ok = self.started and not self.admission.draining and all(v == "ok" for v in checks.values())
         return {"status": "ready" if ok else "not ready", "checks": checks, "draining": self.admission.draining}
 

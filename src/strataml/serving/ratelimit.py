@@ -175,20 +175,48 @@ def open_buckets(url: str) -> Buckets:
     raise ConfigError(f"no rate-limit backend for URL {url!r}", hint="use sqlite:///path.db, redis://host:6379/0 or memory://")
 
 
+def lease_size(limit: Limit) -> int:
+    """How many tokens a process may take from the shared bucket at once.
+
+    Large buckets (burst ≥ 2,000) are drawn from in leases of up to 64 tokens, spent
+    locally, so that the shared store sees one write per lease instead of one per
+    request. Leased tokens leave the shared bucket at once, so the limit is never
+    exceeded; at most ``lease * processes`` tokens sit unused. Smaller buckets are
+    exact (one token per request).
+    """
+    return max(1, min(64, int(limit.burst // 2000)))
+
+
 class RateLimiter:
     """Applies per-key limits; a failing backend is reported, never silently ignored."""
 
     def __init__(self, buckets: Buckets, default: Limit | None) -> None:
         self.buckets = buckets
         self.default = default
+        self._leased: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
 
     def check(self, key_id: str, scope: str, limit: Limit | None = None) -> Decision:
         """Take one token from ``key_id``'s bucket for ``scope`` (always allowed when unlimited)."""
         lim = limit or self.default
         if lim is None:
             return Decision(True, math.inf, 0.0)
+        bucket = f"{key_id}:{scope}"
+        lease = lease_size(lim)
         try:
-            return self.buckets.take(f"{key_id}:{scope}", lim)
+            if lease > 1:
+                now = time.monotonic()
+                with self._lock:
+                    left, expires = self._leased.get(bucket, (0, 0.0))
+                    if left > 0 and now < expires:
+                        self._leased[bucket] = (left - 1, expires)
+                        return Decision(True, float(left - 1), 0.0)
+                got = self.buckets.take(bucket, lim, cost=float(lease))
+                if got.allowed:
+                    with self._lock:  # a lease is spent within a second or given up
+                        self._leased[bucket] = (lease - 1, now + 1.0)
+                    return got
+            return self.buckets.take(bucket, lim)
         except Exception as exc:  # backend down: refuse loudly rather than pass unmetered
             raise StrataError(f"rate-limit store unavailable: {type(exc).__name__}: {exc}") from exc
 

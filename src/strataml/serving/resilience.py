@@ -187,7 +187,8 @@ class Deadline:
         if left <= 0:
             raise DeadlineExceeded(f"{what}: the request's {self.seconds * 1000:.0f} ms deadline passed before it started")
         try:
-            return await asyncio.wait_for(aw, left)
+            async with asyncio.timeout(left):
+                return await aw
         except TimeoutError:
             raise DeadlineExceeded(f"{what} did not finish within the request's {self.seconds * 1000:.0f} ms deadline") from None
 

@@ -174,6 +174,8 @@ def from_loaded(loaded: Any) -> Servable:
     def predict_rows(rows: list[dict[str, Any]]) -> Any:
         return loaded.predict([{n: r.get(n) for n in names} for r in rows])
 
+    fast = _numeric_fast_path(loaded, feats, predict_rows)
+
     def predict_table(table: Any) -> Any:
         return loaded.predict(table.select(names))
 
@@ -182,9 +184,41 @@ def from_loaded(loaded: Any) -> Servable:
     return Servable(
         name=str(loaded.name), version=int(str(loaded.version).lstrip("v")), features=feats,
         output=str(kind) if str(kind) in ("binary", "regression", "multiclass") else "regression",  # type: ignore[arg-type]
-        predict_rows=predict_rows, classes=classes, views=views, entity_keys=entity_keys,
+        predict_rows=fast or predict_rows, classes=classes, views=views, entity_keys=entity_keys,
         request_fields=request_fields, sha256=getattr(loaded, "sha256", None), predict_table=predict_table,
     )
+
+
+def _numeric_fast_path(loaded: Any, feats: tuple[FeatureSpec, ...], generic: Callable[[list[dict[str, Any]]], Any]) -> Callable[[list[dict[str, Any]]], Any] | None:
+    """For a native LightGBM model over numeric inputs only: predict from a float matrix
+    without building a DataFrame. Used only if it gives the generic path's answers on
+    probe rows (zeros, ones, missing values, random values)."""
+    native = getattr(getattr(loaded, "predictor", None), "native", None)
+    if getattr(loaded, "format", None) != "lightgbm" or native is None or not hasattr(native, "predict"):
+        return None
+    if not feats or any(f.type not in ("float", "int", "bool") for f in feats):
+        return None
+    names = [f.name for f in feats]
+    kinds = {f.name: f.type for f in feats}
+
+    def fast(rows: list[dict[str, Any]]) -> Any:
+        return native.predict(rows_to_matrix(rows, names), num_threads=1)
+
+    rng = np.random.default_rng(0)
+    probes: list[dict[str, Any]] = [dict.fromkeys(names, 0), dict.fromkeys(names, 1), dict.fromkeys(names)]
+    for _ in range(5):
+        probes.append({n: (bool(rng.integers(0, 2)) if kinds[n] == "bool" else int(rng.integers(-100, 100)) if kinds[n] == "int" else float(rng.normal(0, 100))) for n in names})
+    try:
+        a = np.asarray(fast(probes), dtype=np.float64)
+        raw = generic(probes)
+        b = np.asarray([[r[k] for k in sorted(r)] for r in raw] if isinstance(raw, list) and raw and isinstance(raw[0], dict) else raw, dtype=np.float64)
+        if a.shape != b.shape and a.ndim == 2 and a.shape[1] == 2 and b.ndim == 1:
+            a = a[:, 1]
+        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True):
+            return None
+    except Exception:
+        return None
+    return fast
 
 
 def attach_views(ws: Any, s: Servable) -> Servable:
@@ -243,6 +277,10 @@ class ModelProvider(Protocol):
 
     def get(self, name: str, ref: str) -> Servable:
         """The servable for ``ref`` (an alias such as ``champion``, or ``v3``); NotFound if absent."""
+        ...
+
+    def cached(self, name: str, ref: str) -> Servable | None:
+        """The servable for ``ref`` if it is already loaded (never does I/O)."""
         ...
 
     def names(self) -> list[str]:
@@ -305,6 +343,12 @@ class InMemoryModels:
             raise NotFound(f"model {name!r} has no version {version}", hint="GET /v1/models lists what is served")
         return s
 
+    def cached(self, name: str, ref: str) -> Servable | None:
+        try:
+            return self.get(name, ref)
+        except NotFound:
+            return None
+
     def names(self) -> list[str]:
         with self._lock:
             return sorted({n for n, _ in self._versions})
@@ -342,6 +386,9 @@ class RegistryModels:
             attach_views(self.ws, fresh)
         with self._lock:
             return self._by_version.setdefault((fresh.name, fresh.version), fresh)
+
+    def cached(self, name: str, ref: str) -> Servable | None:
+        return self._by_ref.get((name, ref))
 
     def get(self, name: str, ref: str) -> Servable:
         s = self._by_ref.get((name, ref))
@@ -396,6 +443,13 @@ class ChainModels:
             except NotFound as exc:
                 last = exc
         raise last or NotFound(f"no model named {name!r}")
+
+    def cached(self, name: str, ref: str) -> Servable | None:
+        for p in self.providers:
+            hit = p.cached(name, ref)
+            if hit is not None:
+                return hit
+        return None
 
     def names(self) -> list[str]:
         return sorted({n for p in self.providers for n in p.names()})

@@ -2,7 +2,7 @@
 
 A deployment serves its ``champion`` alias and optionally
 
-- a **canary**: a share of traffic (``weight`` 0–1) sent to another version, sticky
+- a **canary**: a share of traffic (``weight`` 0 to 1) sent to another version, sticky
   per entity: the same entity key always lands on the same side;
 - an **A/B split**: named variants with weights, also sticky per entity key;
 - a **shadow**: a version that receives a mirror of live traffic; its answers are
@@ -79,9 +79,8 @@ def entity_bucket(instance: dict[str, Any], fields: list[str] | tuple[str, ...],
 def route(traffic: Traffic, instance: dict[str, Any], entity_keys: tuple[str, ...] = ()) -> tuple[str, str]:
     """Which reference answers this instance: ``(ref, arm)`` with arm champion/canary/ab:REF."""
     fields = traffic.sticky_key or list(entity_keys)
-    if traffic.canary is not None and traffic.canary.weight > 0:
-        if entity_bucket(instance, fields, "canary") < traffic.canary.weight:
-            return traffic.canary.ref, "canary"
+    if traffic.canary is not None and traffic.canary.weight > 0 and entity_bucket(instance, fields, "canary") < traffic.canary.weight:
+        return traffic.canary.ref, "canary"
     if traffic.ab:
         x = entity_bucket(instance, fields, "ab")
         acc = 0.0
@@ -138,12 +137,20 @@ class TrafficTable:
         self.catalog = catalog
         self.watcher = CatalogWatcher(catalog)
         self._all: dict[str, Traffic] = {}
+        self._defaults: dict[str, Traffic] = {}
+        self._seen: int | None = None
         self._lock = threading.Lock()
         self.generation = 0
 
-    def refresh_if_changed(self) -> bool:
-        """Reload when someone committed to the catalog; True if it reloaded."""
-        if not self.watcher.changed():
+    def refresh_if_changed(self, version: int | None = None) -> bool:
+        """Reload when someone committed to the catalog; True if it reloaded.
+
+        ``version`` is the catalog's change number when the caller already read it."""
+        if version is not None and version >= 0:
+            if version == self._seen:
+                return False
+            self._seen = version
+        elif not self.watcher.changed():
             return False
         fresh = list_traffic(self.catalog)
         with self._lock:
@@ -154,7 +161,13 @@ class TrafficTable:
     def get(self, name: str) -> Traffic:
         """The traffic of ``name`` (an implicit champion-only deployment when unconfigured)."""
         t = self._all.get(name)
-        return t if t is not None else Traffic(model=name)
+        if t is None:
+            t = self._defaults.get(name)
+            if t is None:
+                t = Traffic.model_validate({"model": name})
+                if len(self._defaults) < 10_000:
+                    self._defaults[name] = t
+        return t
 
     def configured(self) -> dict[str, Traffic]:
         """Every configured deployment."""
