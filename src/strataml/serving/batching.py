@@ -3,8 +3,8 @@
 Each model version gets a :class:`MicroBatcher`. Requests queue their rows; one
 dispatcher task takes everything queued (up to ``max_batch`` rows), optionally
 waits up to ``max_wait_ms`` for more, runs a single ``predict`` (in a worker thread,
-or inline for batches of at most ``inline_rows`` rows, where a thread handoff would cost
-more than the prediction) and hands each request its slice. While a batch runs, newcomers accumulate for the
+or inline for batches of at most ``inline_rows`` rows of a model whose calls average
+under half a millisecond, where a thread handoff would cost more than the prediction) and hands each request its slice. While a batch runs, newcomers accumulate for the
 next one, so batches grow with load and a lone request is not delayed.
 """
 
@@ -54,6 +54,8 @@ class MicroBatcher:
         self.executor = executor
         self.on_batch = on_batch
         self.inline_rows = inline_rows
+        self.inline_max_s = 0.0005
+        self._cost: float | None = None  # moving average of a predict call, in seconds
         self.stats = BatchStats()
         self._keep = keep_sizes
         self._queue: asyncio.Queue[_Item] | None = None
@@ -98,10 +100,12 @@ class MicroBatcher:
                 continue
             rows = [r for it in live for r in it.rows]
             try:
-                if len(rows) <= self.inline_rows:  # small batches: cheaper than a thread handoff
-                    outputs = self.predict(rows)
+                fast = self._cost is not None and self._cost < self.inline_max_s
+                if len(rows) <= self.inline_rows and fast:  # small, quick batches: cheaper than a thread handoff
+                    outputs, took = self._timed(rows)
                 else:
-                    outputs = await loop.run_in_executor(self.executor, self.predict, rows)
+                    outputs, took = await loop.run_in_executor(self.executor, self._timed, rows)
+                self._cost = took if self._cost is None else 0.8 * self._cost + 0.2 * took
                 if len(outputs) != len(rows):
                     raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
             except BaseException as exc:
@@ -124,6 +128,11 @@ class MicroBatcher:
                 if not it.future.done():
                     it.future.set_result(outputs[i : i + k])
                 i += k
+
+    def _timed(self, rows: list[dict[str, Any]]) -> tuple[list[Any], float]:
+        t0 = time.perf_counter()
+        out = self.predict(rows)
+        return out, time.perf_counter() - t0
 
     async def close(self) -> None:
         """Stop the dispatcher (pending callers get CancelledError)."""
