@@ -122,6 +122,7 @@ class HttpGateway:
         self.cfg = gw.config
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
+        self._series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class HttpGateway:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}", hint="send UTF-8 JSON") from None
-        if _too_deep(doc, self.cfg.max_depth):
+        if body.count(b"[") + body.count(b"{") > self.cfg.max_depth and _too_deep(doc, self.cfg.max_depth):
             raise BadRequest(f"the request body is nested more than {self.cfg.max_depth} levels deep", hint="send flat instances")
         return doc
 
@@ -260,9 +261,15 @@ class HttpGateway:
             resp = error_response(exc, rid)
         status = str(resp.status_code)
         elapsed = time.perf_counter() - t0
-        m = self.gw.metrics
-        m.latency.labels(route, labels["model"], labels["version"], status).observe(elapsed)
-        m.requests.labels(route, labels["model"], labels["version"], status).inc()
+        series = (route, labels["model"], labels["version"], status)
+        children = self._series.get(series)
+        if children is None:
+            m = self.gw.metrics
+            children = (m.latency.labels(*series), m.requests.labels(*series))
+            if len(self._series) < 10_000:
+                self._series[series] = children
+        children[0].observe(elapsed)
+        children[1].inc()
         if self.cfg.log_requests and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "request", extra={"fields": {

@@ -50,8 +50,8 @@ def log_dir(state_dir: Path) -> Path:
     return state_dir / "predictions"
 
 
-class AuditLog:
-    """An append-only prediction log with group commit (one writer thread per process)."""
+class _Lane:
+    """One log file with its writer thread: everything pending goes out in one write + fsync."""
 
     def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True) -> None:
         self.directory = directory
@@ -61,6 +61,7 @@ class AuditLog:
         self._pending: list[tuple[bytes, asyncio.Future[None] | threading.Event | None, asyncio.AbstractEventLoop | None]] = []
         self._cond = threading.Condition()
         self._closed = False
+        self.busy = False
         self._fd = -1
         self._size = 0
         self.flushes = 0
@@ -82,16 +83,15 @@ class AuditLog:
         finally:
             os.close(dfd)
 
-    @staticmethod
-    def encode(records: Iterable[dict[str, Any]]) -> bytes:
-        """The log lines of ``records``."""
-        return b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE, default=str) for r in records)
+    @property
+    def idle(self) -> bool:
+        """Neither flushing nor holding pending records."""
+        return not self.busy and not self._pending
 
-    async def append(self, records: list[dict[str, Any]]) -> None:
-        """Append records and return once they are on disk (fsync'ed)."""
+    async def append_bytes(self, data: bytes) -> None:
+        """Append encoded lines; returns once they are on disk."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        data = self.encode(records)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the prediction log is closed")
@@ -99,11 +99,11 @@ class AuditLog:
             self._cond.notify()
         await fut
 
-    def append_sync(self, records: list[dict[str, Any]]) -> None:
-        """Append records from a thread; returns once they are on disk."""
+    def append_bytes_sync(self, data: bytes) -> None:
+        """Append encoded lines from a thread; returns once they are on disk."""
         done = threading.Event()
         with self._cond:
-            self._pending.append((self.encode(records), done, None))
+            self._pending.append((data, done, None))
             self._cond.notify()
         done.wait()
 
@@ -115,6 +115,7 @@ class AuditLog:
                 batch, self._pending = self._pending, []
                 if not batch and self._closed:
                     return
+                self.busy = True
             error: BaseException | None = None
             try:
                 blob = b"".join(d for d, _, _ in batch)
@@ -131,6 +132,8 @@ class AuditLog:
                     self._open_file()
             except BaseException as exc:  # disk full, I/O error: every waiter fails
                 error = exc
+            with self._cond:
+                self.busy = False
             self._resolve(batch, error)
 
     @staticmethod
@@ -163,6 +166,66 @@ class AuditLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def encode(records: Iterable[dict[str, Any]]) -> bytes:
+    """The log lines of ``records``."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE, default=str) for r in records)
+
+
+class AuditLog:
+    """The append-only prediction log of one process, with group commit.
+
+    It writes through ``lanes`` files, each with its own writer thread; a record goes
+    to an idle lane when there is one (so it is flushed at once instead of waiting for
+    the flush in progress), else to the lane with the least pending. Every lane
+    ``fsync``s before acknowledging, so the guarantee is the same with any number.
+    """
+
+    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 2) -> None:
+        self.directory = directory
+        self.lanes = [_Lane(directory, rotate_bytes=rotate_bytes, fsync=fsync) for _ in range(max(1, lanes))]
+        self._next = 0
+
+    @staticmethod
+    def encode(records: Iterable[dict[str, Any]]) -> bytes:
+        """The log lines of ``records``."""
+        return encode(records)
+
+    def _pick(self) -> _Lane:
+        for lane in self.lanes:
+            if lane.idle:
+                return lane
+        self._next = (self._next + 1) % len(self.lanes)
+        return self.lanes[self._next]
+
+    async def append(self, records: list[dict[str, Any]]) -> None:
+        """Append records and return once they are on disk (fsync'ed)."""
+        await self._pick().append_bytes(encode(records))
+
+    def append_sync(self, records: list[dict[str, Any]]) -> None:
+        """Append records from a thread; returns once they are on disk."""
+        self._pick().append_bytes_sync(encode(records))
+
+    @property
+    def flushes(self) -> int:
+        """Disk flushes so far (each acknowledges a group of appends)."""
+        return sum(lane.flushes for lane in self.lanes)
+
+    @property
+    def records(self) -> int:
+        """Appends acknowledged so far."""
+        return sum(lane.records for lane in self.lanes)
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files being written."""
+        return [lane.path for lane in self.lanes]
+
+    def close(self) -> None:
+        """Flush what is pending and stop the writers."""
+        for lane in self.lanes:
+            lane.close()
 
 
 def log_relation_sql(directory: Path) -> str:

@@ -19,4 +19,5 @@ def app_from_env() -> Starlette:
     ws = Workspace.open(spec.pop("workspace"))
     fields = set(GatewayConfig.__dataclass_fields__)
     kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k in fields}
+    kwargs.setdefault("freeze_gc", True)
     return create_app(ws, None, GatewayConfig(**kwargs))
