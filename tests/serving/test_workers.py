@@ -1,0 +1,50 @@
+"""`strata serve --workers 2`: rate limits hold across worker processes, metrics add up."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import strataml as st
+from strataml.serving import create_key, set_traffic
+
+from .registry_setup import build
+
+
+@pytest.mark.slow
+def test_limits_and_metrics_span_workers(tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+    ws = st.Workspace.init(tmp_path / "ws", example=False)
+    build(ws)
+    key = create_key(ws.catalog, ["predict:fraud"])[1]
+    set_traffic(ws.catalog, "fraud", {"rate": 0.01, "burst": 20})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([python, "-m", "strataml", "serve", "--port", str(port), "--workers", "2", "-m", "fraud", "-w", str(ws.root), "--log-level", "warning"], env=cli_env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        codes = []
+        for _ in range(40):
+            with httpx.Client() as c:  # a new connection each time, spread over the workers
+                r = c.post(f"{base}/v1/models/fraud/predict", json={"instances": [{"user_id": "u1", "amount_now": 3.0}]}, headers={"authorization": f"Bearer {key}"})
+                codes.append(r.status_code)
+        assert codes.count(200) == 20 and codes.count(429) == 20
+        text = httpx.get(f"{base}/metrics").text
+        assert 'strata_requests_total{model="fraud",route="v1.predict",status="200",version="1"} 20.0' in text
+        assert 'status="429"' in text
+    finally:
+        server.terminate()
+        server.wait(30)
