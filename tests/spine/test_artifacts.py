@@ -82,3 +82,14 @@ def test_s3_store_against_local_server(s3_endpoint: str, tmp_path: Path, monkeyp
     (tmp_path / "cache" / sha[:2] / sha).unlink()
     with pytest.raises(IntegrityError):
         store.local_path(sha)
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from strataml.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if the package were not installed
+    with pytest.raises(MissingExtra) as err:
+        ArtifactStore("s3://bucket/prefix")
+    assert "pip install 'strataml[s3]'" in str(err.value)

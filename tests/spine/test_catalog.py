@@ -85,3 +85,13 @@ def test_postgres_catalog(postgres_url: str) -> None:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE"))
         admin.dispose()
+
+
+def test_postgres_without_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from strataml.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(MissingExtra, match=r"pip install 'strataml\[postgres\]'"):
+        Catalog("postgresql://127.0.0.1/test", migrate=False)

@@ -107,12 +107,14 @@ def ingest(
     c = resolve_contract(ws, contract)
     spec = source if isinstance(source, SourceSpec) else SourceSpec(uri=source)
     name = check_name(dataset or c.name, "dataset name")
-    for attempt in range(3):
-        try:
-            return _Ingestion(ws, spec, c, name, allow_breaking).run()
-        except ConcurrencyError:
-            if attempt == 2:
-                raise
+    # Writers of one dataset take turns: deduplication must see every committed row.
+    with ws.catalog.lock(f"dataset:{name}"):
+        for attempt in range(3):
+            try:
+                return _Ingestion(ws, spec, c, name, allow_breaking).run()
+            except ConcurrencyError:
+                if attempt == 2:
+                    raise
     raise AssertionError("unreachable")
 
 
