@@ -14,6 +14,7 @@ previous run's watermark (its ``as_of``) or in files added to the source since.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -25,7 +26,14 @@ from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
 from strataml.features.offline import LROW, LTIME, compute_view, source_scan
 from strataml.features.online import OnlineStore, key_sql
-from strataml.features.registry import FeatureError, feature_types, register, registered, resolve_source, resolve_view
+from strataml.features.registry import (
+    FeatureError,
+    feature_types,
+    register,
+    registered,
+    resolve_source,
+    resolve_view,
+)
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, one, quote_ident, quote_literal
@@ -112,7 +120,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
             f"CREATE TEMP TABLE _evt AS SELECT l.{LROW}, max(s._ts) AS _event_ts FROM _labels l JOIN {scan} s "
             f"ON {' AND '.join(f'l.{k} = s.{k}' for k in keys)} AND s._ts < {at} GROUP BY l.{LROW}"
         )
-        entities = int((one(con, "SELECT count(*) FROM _labels") or (0,))[0] or 0)
+        entities = int(str((one(con, "SELECT count(*) FROM _labels") or (0,))[0] or 0))
         max_ts = (one(con, f"SELECT max(_ts) FROM {scan} WHERE _ts < {at}") or (None,))[0]
         fields = ", ".join(f"{quote_ident(f.name)} := v.{quote_ident(f.name)}" for f in stored)
         sql = (
@@ -139,10 +147,8 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
             failpoint("materialize.before_commit")
             st.commit(view.name, token, meta)
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # keep the original error
                 st.abort(view.name, token)
-            except Exception:
-                pass
             raise
     finally:
         con.close()

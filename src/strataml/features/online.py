@@ -46,10 +46,15 @@ def key_sql(key_columns: Sequence[str], alias: str = "") -> str:
     return parts[0] if len(parts) == 1 else f"concat_ws(chr(31), {', '.join(parts)})"
 
 
-def _decode(raw: str | bytes | None, with_meta: bool) -> dict[str, Any] | None:
+def _decode(raw: str | bytes | None, with_meta: bool, features: Sequence[str] | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     d: dict[str, Any] = orjson.loads(raw)
+    if features is not None:
+        out = {f: d.get(f) for f in features}
+        if with_meta:
+            out["_event_ts"], out["_as_of"] = d.get("_event_ts"), d.get("_as_of")
+        return out
     if not with_meta:
         d.pop("_event_ts", None)
         d.pop("_as_of", None)
@@ -80,8 +85,13 @@ class OnlineStore(Protocol):
     def abort(self, view: str, token: str) -> None:
         """Discard a staged write."""
 
-    def get(self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False) -> list[dict[str, Any] | None]:
-        """Each key's values (``None`` where the store has none), in the order asked."""
+    def get(
+        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Each key's values (``None`` where the store has none), in the order asked.
+
+        ``features`` selects (and orders) the features returned, nulls for any not stored.
+        """
 
     def meta(self, view: str) -> dict[str, Any] | None:
         """What the last commit recorded for ``view`` (version, watermark, as_of, keys…)."""
@@ -113,7 +123,9 @@ class _Base:
         cols: list[str] = cached["keys"]
         return cols
 
-    def get(self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False) -> list[dict[str, Any] | None]:
+    def get(
+        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
         if not keys:
             return []
         cols = self._key_columns(view, keys[0])
@@ -124,7 +136,7 @@ class _Base:
             if missing:
                 raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}")
         raw = self._get_raw(view, [encode_key(cols, k) for k in keys])
-        return [_decode(r, with_meta) for r in raw]
+        return [_decode(r, with_meta, features) for r in raw]
 
 
 # --- SQLite ---------------------------------------------------------------------------------
@@ -217,10 +229,13 @@ class SQLiteOnlineStore(_Base):
 
     def _get_raw(self, view: str, encoded: list[str]) -> list[str | bytes | None]:
         conn = self._conn()
-        table = self._table(view)
+        one = self._stmts.get(view)
+        if one is None:
+            one = self._stmts[view] = f"SELECT value FROM {self._table(view)} WHERE key = ?"
+        table = one[len("SELECT value FROM ") : one.index(" WHERE")]
         try:
             if len(encoded) == 1:
-                row = conn.execute(f"SELECT value FROM {table} WHERE key = ?", encoded).fetchone()
+                row = conn.execute(one, encoded).fetchone()
                 return [row[0] if row else None]
             found: dict[str, str] = {}
             uniq = list(dict.fromkeys(encoded))
@@ -288,6 +303,7 @@ class RedisOnlineStore(_Base):
         self._client: Any = None
         self._clean = clean
         self._meta_cache = {}
+        self._checked: set[str] = set()
         self._get_script: Any = None
 
     def _c(self) -> Any:
@@ -304,7 +320,9 @@ class RedisOnlineStore(_Base):
         return self._client
 
     def _k(self, view: str, part: str) -> str:
-        check_name(view, "feature view name")
+        if view not in self._checked:
+            check_name(view, "feature view name")
+            self._checked.add(view)
         return f"{self.prefix}fv:{view}:{part}"
 
     def open(self) -> None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from strataml.data import Contract, DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
-from strataml.features.definitions import FIELD_TYPES, FeatureDefinitionError, FeatureView
+from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, quote_ident
@@ -111,6 +111,7 @@ def feature_types(view: FeatureView, source: Source | None, con: duckdb.DuckDBPy
             elif f.kind == "expr":
                 rel = f"SELECT ({f.expr}) AS {quote_ident(f.name)} FROM {source.empty_relation()} s"
             else:
+                assert isinstance(f, Feature)
                 rel = (
                     f"SELECT {agg_sql(f, 's', quote_ident(source.timestamp))} AS {quote_ident(f.name)} "
                     f"FROM {source.empty_relation()} s"
