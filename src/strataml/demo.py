@@ -41,7 +41,13 @@ def _features_step(ws: Workspace, root: Path) -> None:
     import numpy as np
 
     import strataml as st
-    from strataml.features import apply, build_training_set, check_skew, get_online_features, materialize
+    from strataml.features import (
+        apply,
+        build_training_set,
+        check_skew,
+        get_online_features,
+        materialize,
+    )
 
     user = st.Entity("user", key="user_id")
     user_spend = st.FeatureView(
