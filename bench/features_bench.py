@@ -183,7 +183,7 @@ def lookups(root: str, url: str | None, users: int, rounds: int) -> dict[str, An
         st_.get("online10", [k])
         one_raw.append(time.perf_counter_ns() - t)
     hits = sum(v is not None for v in st_.get("online10", keys[:1000]))
-    for i in range(max(rounds // 20, 50)):
+    for _ in range(max(rounds // 20, 50)):
         batch = [{"user_id": f"u{rng.randrange(users)}"} for _ in range(100)]
         t = time.perf_counter_ns()
         get_online_features(ws, ["online10"], batch, store=store)

@@ -112,8 +112,8 @@ def get_online_features(
         if not feats:
             return [{} for _ in keys]
         _check_keys(info, keys)
-        got = st.get(info.view.name, keys, features=feats)  # type: ignore[arg-type]
-        return [g if g is not None else dict.fromkeys(feats) for g in got]
+        found = st.get(info.view.name, keys, features=feats)  # type: ignore[arg-type]
+        return [g if g is not None else dict.fromkeys(feats) for g in found]
     out: list[dict[str, Any]] = [{} for _ in keys]
     seen: dict[str, str] = {}
     for ref in views:

@@ -100,33 +100,36 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     scan = source_scan(source)
     con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
     try:
+        # the rows any value can use: event time in [as_of - horizon, as_of)
+        con.execute(
+            f"CREATE TEMP TABLE _recent AS SELECT * FROM {scan} "
+            f"WHERE {not_null} AND _ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
+        )
         if mode == "full":
-            chosen = f"_ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
+            entities_sql = f"SELECT {', '.join(keys)}, max(_ts) AS _event_ts FROM _recent GROUP BY ALL"
         else:
             assert prev is not None
             since = _ts_literal(dt.datetime.fromisoformat(prev["watermark"]))
             new_files = _new_file_indexes(ws, prev.get("source_version"), source.version.files)
             extra = f" OR _file IN ({', '.join(map(str, new_files))})" if new_files else ""
-            chosen = f"_ts < {at} AND (_ts >= {since}{extra})"
+            changed = f"SELECT DISTINCT {', '.join(keys)} FROM {scan} WHERE {not_null} AND _ts < {at} AND (_ts >= {since}{extra})"
+            entities_sql = (
+                f"SELECT c.*, e._event_ts FROM ({changed}) c LEFT JOIN "
+                f"(SELECT {', '.join(keys)}, max(_ts) AS _event_ts FROM _recent GROUP BY ALL) e USING ({', '.join(keys)})"
+            )
         con.execute(
-            f"CREATE TEMP TABLE _labels AS SELECT {', '.join(keys)}, row_number() OVER () AS {LROW}, {at} AS {LTIME} "
-            f"FROM (SELECT DISTINCT {', '.join(keys)} FROM {scan} WHERE {not_null} AND ({chosen}))"
+            f"CREATE TEMP TABLE _labels AS SELECT *, row_number() OVER () AS {LROW}, {at} AS {LTIME} FROM ({entities_sql})"
         )
         names = {f.name: f.name for f in view.stored_features}
         stored = view.stored_features
-        compute_view(con, "_labels", _stored_only(view), source, names, "_v")
-        # event time of the newest source row each entity's values could use
-        con.execute(
-            f"CREATE TEMP TABLE _evt AS SELECT l.{LROW}, max(s._ts) AS _event_ts FROM _labels l JOIN {scan} s "
-            f"ON {' AND '.join(f'l.{k} = s.{k}' for k in keys)} AND s._ts < {at} GROUP BY l.{LROW}"
-        )
+        compute_view(con, "_labels", _stored_only(view), source, names, "_v", scan="_recent")
+        max_ts = (one(con, "SELECT max(_ts) FROM _recent") or (None,))[0]
         entities = int(str((one(con, "SELECT count(*) FROM _labels") or (0,))[0] or 0))
-        max_ts = (one(con, f"SELECT max(_ts) FROM {scan} WHERE _ts < {at}") or (None,))[0]
         fields = ", ".join(f"{quote_ident(f.name)} := v.{quote_ident(f.name)}" for f in stored)
         sql = (
             f"SELECT {key_sql(view.keys, 'l')} AS k, "
-            f"to_json(struct_pack({fields}, _event_ts := e._event_ts, _as_of := {at}))::VARCHAR AS v "
-            f"FROM _labels l JOIN _v v USING ({LROW}) LEFT JOIN _evt e USING ({LROW})"
+            f"to_json(struct_pack({fields}, _event_ts := l._event_ts, _as_of := {at}))::VARCHAR AS v "
+            f"FROM _labels l JOIN _v v USING ({LROW}) ORDER BY k"
         )
         token = st.begin(view.name, full=(mode == "full"))
         try:

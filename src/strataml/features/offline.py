@@ -123,7 +123,7 @@ def request_select(features: Sequence[RequestFeature], relation: str | None, kee
     return f"SELECT {', '.join([*kept, *outs])} FROM ({inner}) AS _req"
 
 
-def _expr_part(view: FeatureView, source: Source, labels: str, names: dict[str, str]) -> str:
+def _expr_part(view: FeatureView, scan: str, labels: str, names: dict[str, str]) -> str:
     keys = view.keys
     on = " AND ".join(f"l.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
     ttl = _interval(view.ttl_seconds)
@@ -133,12 +133,12 @@ def _expr_part(view: FeatureView, source: Source, labels: str, names: dict[str, 
     return f"""
         SELECT {LROW}, {outs} FROM (
             SELECT l.{LROW}, s.* EXCLUDE (_o), s._ts >= l.{LTIME} - {ttl} AS _ok
-            FROM {labels} l ASOF LEFT JOIN {source_scan(source)} s
+            FROM {labels} l ASOF LEFT JOIN {scan} s
               ON {on} AND (CASE WHEN l.{LTIME} IS NOT NULL THEN {{'t': l.{LTIME}, 'r': -1::BIGINT}} END) > s._o
         )"""
 
 
-def _agg_part(view: FeatureView, source: Source, labels: str, names: dict[str, str]) -> str:
+def _agg_part(view: FeatureView, scan: str, labels: str, names: dict[str, str]) -> str:
     keys = [quote_ident(k) for k in view.keys]
     widest = max(f.window_seconds for f in view.agg_features)
     on = " AND ".join(f"q.{k} = s.{k}" for k in keys)
@@ -154,7 +154,7 @@ def _agg_part(view: FeatureView, source: Source, labels: str, names: dict[str, s
         SELECT l.{LROW}, {outs} FROM {labels} l LEFT JOIN (
             SELECT {kq}, q.{LTIME}, {', '.join(aggs)}
             FROM (SELECT DISTINCT {', '.join(keys)}, {LTIME} FROM {labels} WHERE {not_null}) q
-            JOIN {source_scan(source)} s
+            JOIN {scan} s
               ON {on} AND s._ts < q.{LTIME} AND s._ts >= q.{LTIME} - {_interval(widest)}
             GROUP BY {kq}, q.{LTIME}
         ) a ON {back}"""
@@ -167,18 +167,23 @@ def compute_view(
     source: Source | None,
     names: dict[str, str],
     target: str,
+    scan: str | None = None,
 ) -> list[str]:
     """Create temp table ``target`` holding ``_lrow`` and the view's features for table ``labels``.
 
     ``labels`` must have ``_lrow``, ``_t`` (TIMESTAMP), the view's key columns and the
     fields of its request features. ``names`` maps feature names to output column
-    names. Returns the output columns in the view's feature order.
+    names. ``scan`` replaces the source scan (:func:`source_scan`) with a table holding
+    the same columns, e.g. the rows within a horizon. Returns the output columns in
+    the view's feature order.
     """
     parts: list[tuple[str, list[str]]] = []
-    if view.expr_features and source is not None:
-        parts.append((_expr_part(view, source, labels, names), [names[f.name] for f in view.expr_features]))
-    if view.agg_features and source is not None:
-        parts.append((_agg_part(view, source, labels, names), [names[f.name] for f in view.agg_features]))
+    if source is not None and view.stored_features:
+        scan = scan or source_scan(source)
+        if view.expr_features:
+            parts.append((_expr_part(view, scan, labels, names), [names[f.name] for f in view.expr_features]))
+        if view.agg_features:
+            parts.append((_agg_part(view, scan, labels, names), [names[f.name] for f in view.agg_features]))
     if view.request_features:
         renamed = [
             RequestFeature(names[f.name], expr=f.expr, fields=f.fields) for f in view.request_features
@@ -382,7 +387,7 @@ def _record(ws: Workspace, name: str, path: Path, table: pa.Table, lineage: dict
     """Store the training set as a new version of dataset ``name`` (kind ``training_set``)."""
     check_name(name, "training set name")
     rows = table.num_rows
-    sha = ws.artifacts.put_file(path)
+    sha = ws.artifacts.put_file(path, move=True)
     files = [{"sha256": sha, "rows": rows}]
     t = schema.dataset_versions
     with ws.catalog.write() as conn:
