@@ -119,7 +119,8 @@ def training_set(root: str, views: list[str]) -> dict[str, Any]:
 
     ws = st.Workspace.open(root)
     t = time.perf_counter()
-    ts = build_training_set(ws, "labels", views, record=True)
+    # a fresh name per run: identical inputs would otherwise return the recorded version at once
+    ts = build_training_set(ws, "labels", views, record=True, name=f"bench_{uuid.uuid4().hex[:12]}")
     return {"seconds": time.perf_counter() - t, "rows": ts.table.num_rows, "peak_mb": _peak_mb(), "ref": ts.ref}
 
 
@@ -206,19 +207,22 @@ def main() -> None:
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--append", default=None, help="append the results to this Markdown file")
+    ap.add_argument("--reuse", action="store_true", help="reuse the data already generated in --dir")
     args = ap.parse_args()
 
     root = Path(args.dir or tempfile.mkdtemp(prefix="strata-fbench-"))
     import strataml as st
 
-    ws = st.Workspace.init(root, example=False)
-    (root / "definitions.py").write_text(DEFINITIONS)
-    (root / "strata.toml").write_text((root / "strata.toml").read_text().replace('memory_limit = "1GB"', f'memory_limit = "{args.memory_limit}"'))
-    ws.close()
-    print(f"workspace {root}", flush=True)
-    t = time.perf_counter()
-    generate(root, args.source_rows, args.labels, args.entities)
-    print(f"  data ready in {time.perf_counter() - t:.1f}s", flush=True)
+    if not (args.reuse and (root / "strata.toml").exists()):
+        ws = st.Workspace.init(root, example=False)
+        (root / "definitions.py").write_text(DEFINITIONS)
+        toml = (root / "strata.toml").read_text().replace('memory_limit = "1GB"', f'memory_limit = "{args.memory_limit}"')
+        (root / "strata.toml").write_text(toml)
+        ws.close()
+        print(f"workspace {root}", flush=True)
+        t = time.perf_counter()
+        generate(root, args.source_rows, args.labels, args.entities)
+        print(f"  data ready in {time.perf_counter() - t:.1f}s", flush=True)
 
     full = _in_child(training_set, str(root), ["latest_amount", "latest_place", "spend"])
     print(f"training set, 3 views: {full}", flush=True)
@@ -255,7 +259,8 @@ def main() -> None:
         "## Feature store",
         "",
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} with {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, DuckDB memory limit {args.memory_limit}. "
+        f"Python {platform.python_version()}, DuckDB memory limit {args.memory_limit}; load average at the end "
+        f"{os.getloadavg()[0]:.1f} (the machine is shared, so figures include contention). "
         f"Source {args.source_rows:,} rows over {args.entities:,} users and {DAYS} days; {args.labels:,} label rows.",
         "",
         "| measurement | result | target |",

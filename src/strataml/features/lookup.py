@@ -66,7 +66,7 @@ def _info(ws: Workspace, ref: str) -> _ViewInfo:
         view = resolve_view(ws, ref)
         types: dict[str, type] = {}
         if view.stored_features:
-            src = resolve_source(ws, view)
+            src = resolve_source(ws, view)  # checks the view against the source's schema (reads no data)
             types = {k: str if src.types[k] == "VARCHAR" else int for k in view.keys}
         info = c.views[ref] = _ViewInfo(view, types, [f.name for f in view.stored_features])
     return info

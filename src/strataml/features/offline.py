@@ -344,6 +344,23 @@ def build_training_set(
     sources = {v.name: resolve_source(ws, v) for v in resolved if v.stored_features}
     t_col = _check_labels(lv, timestamp or dataset_timestamp(ws, lv), resolved, sources)
     names = _output_names(resolved, lv.columns, full_names)
+    lineage: dict[str, Any] = {
+        "kind": "training_set",
+        "labels": lv.ref,
+        "timestamp": t_col,
+        "views": {v.name: v.version for v in resolved},
+        "sources": {s.version.name: s.version.ref for s in sources.values()},
+        "full_names": full_names,
+    }
+    ds_name = name or _dataset_name(lv.name, resolved, full_names)
+    if record:
+        known = _recorded(ws, ds_name, lineage)
+        if known is not None:  # the same immutable inputs: the recorded version is the answer
+            table = known.to_arrow()
+            if out is not None:
+                pq.write_table(table, out)
+            return TrainingSet(table, list(lv.columns), [c for c in table.column_names if c not in lv.columns],
+                               known.ref, lineage, time.perf_counter() - started)
     con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
     stage = ws.artifacts.staging_dir()
     try:
@@ -364,23 +381,28 @@ def build_training_set(
             f"TO {quote_literal(str(path))} (FORMAT parquet)"
         )
         table = pq.read_table(path)
-        lineage: dict[str, Any] = {
-            "kind": "training_set",
-            "labels": lv.ref,
-            "timestamp": t_col,
-            "views": {v.name: v.version for v in resolved},
-            "sources": {s.version.name: s.version.ref for s in sources.values()},
-            "full_names": full_names,
-        }
         ref = None
         if record:
-            ref = _record(ws, name or _dataset_name(lv.name, resolved, full_names), path, table, lineage)
+            ref = _record(ws, ds_name, path, table, lineage)
         if out is not None:
             pq.write_table(table, out)
         return TrainingSet(table, list(lv.columns), feature_cols, ref, lineage, time.perf_counter() - started)
     finally:
         con.close()
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _recorded(ws: Workspace, name: str, lineage: dict[str, Any]) -> DatasetVersion | None:
+    """The newest version of training set ``name`` built from exactly ``lineage``, if any."""
+    t = schema.dataset_versions
+    with ws.catalog.read() as conn:
+        rows = conn.execute(
+            sa.select(t.c.number, t.c.lineage).where(t.c.dataset == name).order_by(t.c.number.desc())
+        ).all()
+    for number, recorded in rows:
+        if recorded == lineage:
+            return get_version(ws, f"{name}@v{number}")
+    return None
 
 
 def _record(ws: Workspace, name: str, path: Path, table: pa.Table, lineage: dict[str, Any]) -> str:
