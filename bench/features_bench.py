@@ -253,7 +253,14 @@ def main() -> None:
             for key in c.scan_iter(match=url.split("prefix=")[1] + "*"):
                 c.unlink(key)
 
-    cmd = "PYTHONPATH=src python bench/features_bench.py " + " ".join(a for a in sys.argv[1:] if not a.startswith("--append"))
+    kept: list[str] = []
+    argv = iter(sys.argv[1:])
+    for a in argv:  # the command that reproduces the figures (without local paths)
+        if a in ("--append", "--dir"):
+            next(argv, None)
+        elif a != "--reuse" and not a.startswith(("--append=", "--dir=")):
+            kept.append(a)
+    cmd = "PYTHONPATH=src python bench/features_bench.py " + " ".join([*kept, "--append", "BENCHMARKS.md"])
     lines = [
         "",
         "## Feature store",
