@@ -24,7 +24,7 @@ from typing import Any
 from strataml.data import get_version
 from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
-from strataml.features.offline import LROW, LTIME, compute_view, source_scan
+from strataml.features.offline import LROW, LTIME, compute_view, needed_columns, source_scan
 from strataml.features.online import OnlineStore, key_sql
 from strataml.features.registry import (
     FeatureError,
@@ -101,8 +101,9 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
     try:
         # the rows any value can use: event time in [as_of - horizon, as_of)
+        cols = ", ".join(quote_ident(c) for c in needed_columns(view, source))
         con.execute(
-            f"CREATE TEMP TABLE _recent AS SELECT * FROM {scan} "
+            f"CREATE TEMP TABLE _recent AS SELECT {cols}, _ts, _o, _file FROM {scan} "
             f"WHERE {not_null} AND _ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
         )
         if mode == "full":

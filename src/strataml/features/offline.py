@@ -20,6 +20,7 @@ materialisation time) and the skew check.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -75,6 +76,20 @@ def source_scan(source: Source) -> str:
         f"{{'t': CAST({ts} AS TIMESTAMP), 'r': (CAST(file_index AS BIGINT) << 40) + file_row_number}} AS _o, "
         f"CAST(file_index AS BIGINT) AS _file FROM read_parquet({files}, union_by_name=true) WHERE {ts} IS NOT NULL)"
     )
+
+
+def needed_columns(view: FeatureView, source: Source) -> list[str]:
+    """Source columns the view may read: keys, event time, aggregated columns and every
+    column whose name appears in a row expression (all of them if one uses ``*``)."""
+    exprs = " ".join(f.expr or "" for f in view.expr_features)
+    star = any(re.search(r"(^\s*|[(,.]\s*)\*", f.expr or "") for f in view.expr_features)  # a star, not a product
+    if star or "columns(" in exprs.lower():
+        return list(source.types)
+    wanted = {*view.keys, source.timestamp, *(f.column for f in view.agg_features if f.column)}
+    for col in source.types:
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(col)}(?![A-Za-z0-9_])", exprs, re.IGNORECASE):
+            wanted.add(col)
+    return [c for c in source.types if c in wanted]
 
 
 def _interval(seconds: int) -> str:
