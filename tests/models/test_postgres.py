@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,10 @@ def test_runs_training_registry_and_aliases_on_postgres(pg_workspace: st.Workspa
             run.log_metric("loss", 1 / (i + 1))
         run.log_metric("auc", 0.8)
     assert len(get_run(ws, run.id)["history"]["loss"]) == 2500
-    assert [r["id"] for r in list_runs(ws, metric_filters=["auc>0.7"], param_filters=["depth=3"])] == [run.id]
+    listed = list_runs(ws, metric_filters=["auc>0.7"], param_filters=["depth=3"])
+    assert [r["id"] for r in listed] == [run.id]
+    started = dt.datetime.fromisoformat(listed[0]["started_at"])
+    assert started.tzinfo is not None and abs(started - run.started_at) < dt.timedelta(seconds=1)
     m = st.Model("pg", labels="loans", target="defaulted", columns=["amount", "age", "country"],
                  estimator=LGBMClassifier(n_estimators=10, n_jobs=1),
                  tune=st.Tune(params={"num_leaves": ("int", 4, 16)}, trials=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def test_start_run_records_params_metrics_steps_and_artifacts(workspace: st.Work
     assert {a["name"]: a["sha256"] for a in d["artifacts"]}["report.txt"] == sha
     assert workspace.artifacts.read_bytes(sha) == b"hello"
     assert "total_s" in d["timings"]
+    started = dt.datetime.fromisoformat(d["started_at"])
+    assert started.tzinfo is not None and abs(started - run.started_at) < dt.timedelta(seconds=1)
     kinds = [e.kind for e in list_events(workspace.catalog, subject=f"run:{run.id}")]
     assert kinds == ["run.started", "run.finished"]
 

@@ -173,7 +173,7 @@ class Run:
         keys, self._dirty_latest = sorted(self._dirty_latest), set()
         with self.ws.catalog.write() as conn:
             if points:
-                conn.execute(schema.run_metrics.insert(), points)
+                _insert_points(conn, points)
             if keys:
                 t = schema.run_latest_metrics
                 conn.execute(t.delete().where(t.c.run_id == self.id, t.c.key.in_(keys)))
@@ -205,6 +205,17 @@ class Run:
             self.end("finished")
         else:
             self.end("failed", f"{type(exc).__name__}: {exc}")
+
+
+def _insert_points(conn: sa.Connection, points: list[dict[str, Any]]) -> None:
+    """Bulk-insert metric points: COPY on PostgreSQL, one executemany elsewhere."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy("COPY run_metrics (run_id, key, step, value, ts) FROM STDIN") as copy:
+            for p in points:
+                copy.write_row((p["run_id"], p["key"], p["step"], p["value"], p["ts"]))
+        return
+    conn.execute(schema.run_metrics.insert(), points)
 
 
 class _Timer:
@@ -242,19 +253,55 @@ def start_run(
 # --- reading -------------------------------------------------------------------------
 
 
+def _iso(v: Any) -> str | None:
+    """ISO text of a catalog timestamp: SQLite hands back its stored text, PostgreSQL a datetime."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if "T" in v else v.replace(" ", "T", 1) + "+00:00"
+    ts = _aware(v)
+    return ts.isoformat() if ts is not None else None
+
+
+def _doc(v: Any) -> dict[str, Any]:
+    """A JSON column read as text (parsed with orjson, much faster than the driver's json)."""
+    if v is None:
+        return {}
+    if isinstance(v, str | bytes):
+        return dict(orjson.loads(v))
+    return dict(v)
+
+
 def _run_dict(r: Any) -> dict[str, Any]:
-    started, ended = _aware(r["started_at"]), _aware(r["ended_at"])
     return {
-        "id": r["id"],
-        "name": r["name"],
-        "kind": r["kind"],
-        "status": r["status"],
-        "parent": r["parent_id"],
-        "started_at": started.isoformat() if started else None,
-        "ended_at": ended.isoformat() if ended else None,
-        "params": dict(r["params"]),
-        "metrics": dict(r["metrics"]),
+        "id": r.id,
+        "name": r.name,
+        "kind": r.kind,
+        "status": r.status,
+        "parent": r.parent_id,
+        "started_at": _iso(r.started_at),
+        "ended_at": _iso(r.ended_at),
+        "params": _doc(r.params),
+        "metrics": _doc(r.metrics),
     }
+
+
+def _ts_text(col: Any, dialect: str) -> Any:
+    """A timestamp column as ISO text computed by the database (no per-row Python parsing)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", col), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+    return sa.type_coerce(col, sa.String)  # SQLite already stores text
+
+
+def _list_columns(dialect: str) -> list[Any]:
+    r = schema.runs
+    return [
+        r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id,
+        _ts_text(r.c.started_at, dialect).label("started_at"),
+        _ts_text(r.c.ended_at, dialect).label("ended_at"),
+        sa.cast(r.c.params, sa.Text).label("params"),
+        sa.cast(r.c.metrics, sa.Text).label("metrics"),
+    ]
 
 
 def parse_filter(text: str) -> tuple[str, str, str]:
@@ -288,7 +335,7 @@ def list_runs(
     filters compare the recorded text (``max_depth=6``; ``!=`` too).
     """
     r = schema.runs
-    q = sa.select(r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id, r.c.started_at, r.c.ended_at, r.c.params, r.c.metrics)
+    q = sa.select(*_list_columns(ws.catalog.dialect))
     for i, f in enumerate(metric_filters or []):
         key, op, value = parse_filter(f)
         try:
@@ -320,7 +367,7 @@ def list_runs(
     if limit is not None:
         q = q.limit(limit)
     with ws.catalog.read() as conn:
-        rows = conn.execute(q).mappings().all()
+        rows = conn.execute(q).all()
     return [_run_dict(x) for x in rows]
 
 
@@ -343,9 +390,9 @@ def get_run(ws: Workspace, run_id: str, *, history: bool = True) -> dict[str, An
     rid = resolve_run_id(ws, run_id)
     r = schema.runs
     with ws.catalog.read() as conn:
-        row = conn.execute(sa.select(r).where(r.c.id == rid)).mappings().one()
-        out = _run_dict(row)
-        out.update(tags=dict(row["tags"]), lineage=dict(row["lineage"]), timings=dict(row["timings"]), error=row["error"])
+        out = _run_dict(conn.execute(sa.select(*_list_columns(ws.catalog.dialect)).where(r.c.id == rid)).one())
+        row = conn.execute(sa.select(r.c.tags, r.c.lineage, r.c.timings, r.c.error).where(r.c.id == rid)).one()
+        out.update(tags=dict(row.tags), lineage=dict(row.lineage), timings=dict(row.timings), error=row.error)
         a = schema.run_artifacts
         out["artifacts"] = [
             {"name": x.name, "sha256": x.sha256, "size": x.size}
