@@ -6,7 +6,7 @@ Measured, each against its target:
 2. listing and filtering 10,000 runs by a metric: ≤ 200 ms;
    both on SQLite and on PostgreSQL (a fresh database, dropped afterwards);
 3. ``train`` on a 1M-row training set against the bare ``estimator.fit`` plus
-   holdout evaluation on the same, already prepared, data in the same process: ≤ 1.3×.
+   holdout evaluation on the same, already prepared, data in the same process: ≤ 1.3x.
 
 Usage::
 
@@ -236,7 +236,7 @@ def render(r: dict[str, Any], rows: int) -> str:
         "|---|---|",
         f"| bare `estimator.fit` + holdout predict + roc_auc/log_loss (frames already in memory) | {t['bare']:.2f} |",
         f"| `train()` (what `strata train` runs): load, split, fit, serialise, reload, evaluate, gate, register, record | {t['train']:.2f} |",
-        f"| ratio | **{t['ratio']:.2f}×** {ok(t['ratio'], 1.3)} (target ≤ 1.3×) |",
+        f"| ratio | **{t['ratio']:.2f}x** {ok(t['ratio'], 1.3)} (target ≤ 1.3x) |",
         "",
         "Phase timings of the train run: " + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in t["timings"].items()) + ".",
         "",
