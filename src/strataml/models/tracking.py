@@ -211,6 +211,7 @@ def _insert_points(conn: sa.Connection, points: list[dict[str, Any]]) -> None:
     """Bulk-insert metric points: COPY on PostgreSQL, one executemany elsewhere."""
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
+        assert raw is not None
         with raw.cursor() as cur, cur.copy("COPY run_metrics (run_id, key, step, value, ts) FROM STDIN") as copy:
             for p in points:
                 copy.write_row((p["run_id"], p["key"], p["step"], p["value"], p["ts"]))
