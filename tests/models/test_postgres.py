@@ -45,7 +45,9 @@ def test_runs_training_registry_and_aliases_on_postgres(pg_workspace: st.Workspa
         for i in range(2500):
             run.log_metric("loss", 1 / (i + 1))
         run.log_metric("auc", 0.8)
-    assert len(get_run(ws, run.id)["history"]["loss"]) == 2500
+        run.log_metric("odd\tkey\\x", float("-inf"))
+    hist = get_run(ws, run.id)["history"]
+    assert len(hist["loss"]) == 2500 and hist["odd\tkey\\x"] == [[0, float("-inf")]]
     listed = list_runs(ws, metric_filters=["auc>0.7"], param_filters=["depth=3"])
     assert [r["id"] for r in listed] == [run.id]
     started = dt.datetime.fromisoformat(listed[0]["started_at"])

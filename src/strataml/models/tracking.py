@@ -70,7 +70,7 @@ class Run:
         self.lineage: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
         self.status = "running"
-        self._points: list[dict[str, Any]] = []
+        self._points: list[tuple[str, str, int, float, float]] = []
         self._steps: dict[str, int] = {}
         self._dirty_latest: set[str] = set()
         self._last_flush = time.monotonic()
@@ -114,16 +114,22 @@ class Run:
             conn.execute(schema.runs.update().where(schema.runs.c.id == self.id).values(params=self._json_params()))
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        """Record one metric point; ``step`` defaults to the next step of that metric."""
+        """Record one metric point; ``step`` defaults to the next step of that metric.
+
+        NaN is not stored (databases disagree about it); infinities are.
+        """
         v = float(value)
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = max(step, self._steps.get(key, -1))
-        self._points.append({"run_id": self.id, "key": key, "step": int(step), "value": v, "ts": time.time()})
+        last = self._steps.get(key, -1)
+        step = last + 1 if step is None else int(step)
+        if step > last:
+            self._steps[key] = step
+        if v != v:  # NaN
+            return
+        self._points.append((self.id, key, step, v, time.time()))
         if math.isfinite(v):
             self.metrics[key] = v
             self._dirty_latest.add(key)
-        if len(self._points) >= _FLUSH_POINTS or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+        if len(self._points) % 512 == 0 and (len(self._points) >= _FLUSH_POINTS or time.monotonic() - self._last_flush > _FLUSH_SECONDS):
             self.flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -207,16 +213,28 @@ class Run:
             self.end("failed", f"{type(exc).__name__}: {exc}")
 
 
-def _insert_points(conn: sa.Connection, points: list[dict[str, Any]]) -> None:
-    """Bulk-insert metric points: COPY on PostgreSQL, one executemany elsewhere."""
+def _copy_text(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_float(v: float) -> str:
+    return repr(v) if math.isfinite(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _insert_points(conn: sa.Connection, points: list[tuple[str, str, int, float, float]]) -> None:
+    """Bulk-insert metric points: one COPY on PostgreSQL, one driver-level executemany elsewhere."""
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
+        keys = {k: _copy_text(k) for k in {p[1] for p in points}}
+        body = "".join(f"{p[0]}\t{keys[p[1]]}\t{p[2]}\t{_copy_float(p[3])}\t{p[4]!r}\n" for p in points)
         with raw.cursor() as cur, cur.copy("COPY run_metrics (run_id, key, step, value, ts) FROM STDIN") as copy:
-            for p in points:
-                copy.write_row((p["run_id"], p["key"], p["step"], p["value"], p["ts"]))
+            copy.write(body.encode())
         return
-    conn.execute(schema.run_metrics.insert(), points)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("INSERT INTO run_metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)", points)
+        return
+    conn.execute(schema.run_metrics.insert(), [dict(zip(("run_id", "key", "step", "value", "ts"), p, strict=True)) for p in points])
 
 
 class _Timer:
@@ -337,20 +355,21 @@ def list_runs(
     """
     r = schema.runs
     q = sa.select(*_list_columns(ws.catalog.dialect))
-    for i, f in enumerate(metric_filters or []):
+    # each filter is an indexed lookup on (key, value) turned into a set of run ids
+    for f in metric_filters or []:
         key, op, value = parse_filter(f)
         try:
             number = float(value)
         except ValueError:
             raise ConfigError(f"metric filter {f!r}: {value!r} is not a number") from None
-        m = schema.run_latest_metrics.alias(f"m{i}")
-        q = q.join(m, sa.and_(m.c.run_id == r.c.id, m.c.key == key)).where(getattr(m.c.value, _OPS[op])(number))
-    for i, f in enumerate(param_filters or []):
+        m = schema.run_latest_metrics
+        q = q.where(r.c.id.in_(sa.select(m.c.run_id).where(m.c.key == key, getattr(m.c.value, _OPS[op])(number))))
+    for f in param_filters or []:
         key, op, value = parse_filter(f)
         if op not in ("=", "!="):
             raise ConfigError(f"parameter filter {f!r}: parameters compare as text, with = or !=")
-        p = schema.run_params.alias(f"p{i}")
-        q = q.join(p, sa.and_(p.c.run_id == r.c.id, p.c.key == key)).where(getattr(p.c.value, _OPS[op])(value))
+        p = schema.run_params
+        q = q.where(r.c.id.in_(sa.select(p.c.run_id).where(p.c.key == key, getattr(p.c.value, _OPS[op])(value))))
     if name:
         q = q.where(r.c.name == name)
     if status:
