@@ -132,7 +132,7 @@ def fresh_postgres(url: str) -> tuple[str, Any]:
     return url.rsplit("/", 1)[0] + "/" + name, drop
 
 
-def bench_train(root: Path, rows: int, reps: int) -> dict[str, Any]:
+def bench_train(root: Path, rows: int, reps: int, threads: int = 1) -> dict[str, Any]:
     from lightgbm import LGBMClassifier
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -141,7 +141,7 @@ def bench_train(root: Path, rows: int, reps: int) -> dict[str, Any]:
     ws = workspace(root, None)
     pq.write_table(loans(rows), root / "loans.parquet")
     st.ingest(ws, str(root / "loans.parquet"), contract=LOANS)
-    model = st.Model("bench", labels="loans", target="defaulted", estimator=LGBMClassifier(n_estimators=100),
+    model = st.Model("bench", labels="loans", target="defaulted", estimator=LGBMClassifier(n_estimators=100, n_jobs=threads),
                      metrics=["roc_auc", "log_loss"])
     # the baseline: the same estimator configuration, fitted on frames already in memory
     data = load_training_data(ws, model)
@@ -179,6 +179,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--postgres", default=os.environ.get("STRATA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions of the training comparison")
+    ap.add_argument("--threads", type=int, default=1, help="estimator threads (1 keeps timings stable on a shared machine)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = ap.parse_args()
     results: dict[str, Any] = {}
@@ -200,9 +201,9 @@ def main() -> None:
                 if drop:
                     drop()
             print(backend, results[backend], flush=True)
-        results["train"] = bench_train(Path(tmp) / "ws_train", args.rows, args.reps)
+        results["train"] = bench_train(Path(tmp) / "ws_train", args.rows, args.reps, args.threads)
         print("train", results["train"], flush=True)
-    report = render(results, args.rows)
+    report = render(results, args.rows, args.reps, args.threads)
     print(report)
     if not args.no_write:
         path = ROOT / "BENCHMARKS.md"
@@ -210,14 +211,14 @@ def main() -> None:
         path.write_text(existing.rstrip("\n") + "\n\n" + report)
 
 
-def render(r: dict[str, Any], rows: int) -> str:
+def render(r: dict[str, Any], rows: int, reps: int, threads: int) -> str:
     ok = lambda v, limit: "✅" if v <= limit else "❌"  # noqa: E731
     lines = [
         "## Models",
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({os.cpu_count()} cores shared with other work, "
         f"load average {os.getloadavg()[0]:.1f} at the end), "
-        f"Python {platform.python_version()}. Reproduce: `PYTHONPATH=src python bench/models_bench.py --rows {rows}`.",
+        f"Python {platform.python_version()}. Reproduce: `PYTHONPATH=src python bench/models_bench.py --rows {rows} --reps {reps} --threads {threads}`.",
         "",
         "| measurement | SQLite | PostgreSQL | target |",
         "|---|---|---|---|",
@@ -236,7 +237,7 @@ def render(r: dict[str, Any], rows: int) -> str:
     t = r["train"]
     lines += [
         "",
-        f"Training overhead on {rows:,} rows (LightGBM, 100 trees, time-ordered 80/20 split, best of {t['reps']} each, interleaved):",
+        f"Training overhead on {rows:,} rows (LightGBM, 100 trees, {threads} thread(s), time-ordered 80/20 split, best of {t['reps']} each, interleaved):",
         "",
         "| measurement | seconds |",
         "|---|---|",
