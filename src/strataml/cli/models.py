@@ -132,7 +132,9 @@ def models_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> Non
 
     ws = open_workspace(workspace)
     rows = list_models(ws)
-    emit(rows, as_json, lambda r: table("models", [{**x, "aliases": ", ".join(f"{a}=v{v}" for a, v in x["aliases"].items())} for x in r]))
+    emit(rows, as_json, lambda r: table("models", [
+        {**x, "versions": len(x["versions"]), "aliases": ", ".join(f"{a}=v{v}" for a, v in x["aliases"].items())} for x in r
+    ]))
 
 
 @models_app.command("show")

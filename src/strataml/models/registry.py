@@ -168,15 +168,20 @@ def _version_dict(r: Any) -> dict[str, Any]:
 
 
 def list_models(ws: Workspace) -> list[dict[str, Any]]:
-    """Every model with its latest version, version count and aliases."""
+    """Every model with its version numbers, latest version and aliases."""
     v, a = schema.model_versions, schema.model_aliases
     with ws.catalog.read() as conn:
         names = conn.execute(sa.select(schema.models.c.name).order_by(schema.models.c.name)).scalars().all()
-        counts = dict(conn.execute(sa.select(v.c.model, sa.func.max(v.c.version)).group_by(v.c.model)).all())
+        versions: dict[str, list[int]] = {}
+        for m, ver in conn.execute(sa.select(v.c.model, v.c.version).order_by(v.c.model, v.c.version)):
+            versions.setdefault(m, []).append(int(ver))
         aliases: dict[str, dict[str, int]] = {}
         for m, alias, ver in conn.execute(sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.model, a.c.alias)):
             aliases.setdefault(m, {})[alias] = int(ver)
-    return [{"name": n, "latest": counts.get(n), "versions": counts.get(n) or 0, "aliases": aliases.get(n, {})} for n in names]
+    return [
+        {"name": n, "latest": (versions.get(n) or [None])[-1], "versions": versions.get(n, []), "aliases": aliases.get(n, {})}
+        for n in names
+    ]
 
 
 def get_model(ws: Workspace, name: str) -> dict[str, Any]:
