@@ -179,7 +179,7 @@ def list_models(ws: Workspace) -> list[dict[str, Any]]:
         for m, alias, ver in conn.execute(sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.model, a.c.alias)):
             aliases.setdefault(m, {})[alias] = int(ver)
     return [
-        {"name": n, "latest": (versions.get(n) or [None])[-1], "versions": versions.get(n, []), "aliases": aliases.get(n, {})}
+        {"name": n, "latest": versions[n][-1] if versions.get(n) else None, "versions": versions.get(n, []), "aliases": aliases.get(n, {})}
         for n in names
     ]
 

@@ -175,25 +175,29 @@ class Run:
         self._last_flush = time.monotonic()
         if not self._points and not self._dirty_latest:
             return
+        with self.ws.catalog.write() as conn:
+            self._write_points(conn, update_run=True)
+
+    def _write_points(self, conn: sa.Connection, *, update_run: bool) -> None:
         points, self._points = self._points, []
         keys, self._dirty_latest = sorted(self._dirty_latest), set()
-        with self.ws.catalog.write() as conn:
-            if points:
-                _insert_points(conn, points)
-            if keys:
-                t = schema.run_latest_metrics
-                conn.execute(t.delete().where(t.c.run_id == self.id, t.c.key.in_(keys)))
-                conn.execute(t.insert(), [{"run_id": self.id, "key": k, "value": self.metrics[k]} for k in keys])
+        if points:
+            _insert_points(conn, points)
+        if keys:
+            t = schema.run_latest_metrics
+            conn.execute(t.delete().where(t.c.run_id == self.id, t.c.key.in_(keys)))
+            conn.execute(t.insert(), [{"run_id": self.id, "key": k, "value": self.metrics[k]} for k in keys])
+            if update_run:
                 conn.execute(schema.runs.update().where(schema.runs.c.id == self.id).values(metrics=dict(self.metrics)))
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
-        """Finish the run: flush, record timings, lineage, tags and the final status."""
+        """Finish the run: write what is buffered, timings, lineage, tags and the final status, in one transaction."""
         if self.status != "running":
             return
-        self.flush()
         self.timings.setdefault("total_s", round(time.perf_counter() - self._t0, 6))
         self.status = status
         with self.ws.catalog.write() as conn:
+            self._write_points(conn, update_run=False)
             conn.execute(
                 schema.runs.update().where(schema.runs.c.id == self.id).values(
                     status=status, ended_at=utcnow(), timings=self.timings,
@@ -354,7 +358,8 @@ def list_runs(
     filters compare the recorded text (``max_depth=6``; ``!=`` too).
     """
     r = schema.runs
-    q = sa.select(*_list_columns(ws.catalog.dialect))
+    dialect = ws.catalog.dialect
+    conds: list[Any] = []
     # each filter is an indexed lookup on (key, value) turned into a set of run ids
     for f in metric_filters or []:
         key, op, value = parse_filter(f)
@@ -363,32 +368,76 @@ def list_runs(
         except ValueError:
             raise ConfigError(f"metric filter {f!r}: {value!r} is not a number") from None
         m = schema.run_latest_metrics
-        q = q.where(r.c.id.in_(sa.select(m.c.run_id).where(m.c.key == key, getattr(m.c.value, _OPS[op])(number))))
+        conds.append(r.c.id.in_(sa.select(m.c.run_id).where(m.c.key == key, getattr(m.c.value, _OPS[op])(number))))
     for f in param_filters or []:
         key, op, value = parse_filter(f)
         if op not in ("=", "!="):
             raise ConfigError(f"parameter filter {f!r}: parameters compare as text, with = or !=")
         p = schema.run_params
-        q = q.where(r.c.id.in_(sa.select(p.c.run_id).where(p.c.key == key, getattr(p.c.value, _OPS[op])(value))))
-    if name:
-        q = q.where(r.c.name == name)
-    if status:
-        q = q.where(r.c.status == status)
-    if parent:
-        q = q.where(r.c.parent_id == parent)
-    if kind:
-        q = q.where(r.c.kind == kind)
+        conds.append(r.c.id.in_(sa.select(p.c.run_id).where(p.c.key == key, getattr(p.c.value, _OPS[op])(value))))
+    for col, want in ((r.c.name, name), (r.c.status, status), (r.c.parent_id, parent), (r.c.kind, kind)):
+        if want:
+            conds.append(col == want)
+    source: Any = r
     if order_by:
         o = schema.run_latest_metrics.alias("ord")
-        q = q.join(o, sa.and_(o.c.run_id == r.c.id, o.c.key == order_by))
-        q = q.order_by(o.c.value.asc() if ascending else o.c.value.desc(), r.c.id)
+        source = r.join(o, sa.and_(o.c.run_id == r.c.id, o.c.key == order_by))
+        order = [o.c.value.asc() if ascending else o.c.value.desc(), r.c.id]
     else:
-        q = q.order_by(r.c.started_at.asc() if ascending else r.c.started_at.desc(), r.c.id)
+        order = [r.c.started_at.asc() if ascending else r.c.started_at.desc(), r.c.id]
+    if dialect in ("sqlite", "postgresql"):
+        return _list_as_json(ws, source, conds, order, limit)
+    q = sa.select(*_list_columns(dialect)).select_from(source).where(*conds).order_by(*order)
     if limit is not None:
         q = q.limit(limit)
     with ws.catalog.read() as conn:
         rows = conn.execute(q).all()
     return [_run_dict(x) for x in rows]
+
+
+def _list_as_json(ws: Workspace, source: Any, conds: list[Any], order: list[Any], limit: int | None) -> list[dict[str, Any]]:
+    """The listing built as one JSON document by the database and parsed once (10,000 runs in milliseconds)."""
+    r = schema.runs
+    dialect = ws.catalog.dialect
+    inner = sa.select(
+        r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id, r.c.started_at, r.c.ended_at, r.c.params, r.c.metrics,
+        sa.func.row_number().over(order_by=order).label("rn"),
+    ).select_from(source).where(*conds).order_by(*order)
+    if limit is not None:
+        inner = inner.limit(limit)
+    sub = inner.subquery()
+    fields: list[Any] = [
+        "rn", sub.c.rn, "id", sub.c.id, "name", sub.c.name, "kind", sub.c.kind, "status", sub.c.status,
+        "parent", sub.c.parent_id,
+    ]
+    if dialect == "sqlite":
+        fields += [
+            "started_at", sa.func.replace(sa.type_coerce(sub.c.started_at, sa.Text), " ", "T").op("||")("+00:00"),
+            "ended_at", sa.func.replace(sa.type_coerce(sub.c.ended_at, sa.Text), " ", "T").op("||")("+00:00"),
+            "params", sa.func.json(sub.c.params), "metrics", sa.func.json(sub.c.metrics),
+        ]
+        doc = sa.func.json_group_array(sa.func.json_object(*fields))
+    else:
+        # UTC wall time; PostgreSQL writes it as ISO text without an offset, added below
+        fields += [
+            "started_at", sa.func.timezone("UTC", sub.c.started_at), "ended_at", sa.func.timezone("UTC", sub.c.ended_at),
+            "params", sub.c.params, "metrics", sub.c.metrics,
+        ]
+        doc = sa.func.json_agg(sa.func.json_build_object(*fields))
+    q = sa.select(sa.cast(doc, sa.Text)).select_from(sub)
+    with ws.catalog.read() as conn:
+        text = conn.execute(q).scalar()
+    rows: list[dict[str, Any]] = orjson.loads(text) if text else []
+    rows.sort(key=lambda x: x["rn"])
+    naive = dialect == "postgresql"
+    for x in rows:
+        del x["rn"]
+        if naive:
+            if x["started_at"] is not None:
+                x["started_at"] += "+00:00"
+            if x["ended_at"] is not None:
+                x["ended_at"] += "+00:00"
+    return rows
 
 
 def resolve_run_id(ws: Workspace, run_id: str) -> str:
