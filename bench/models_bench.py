@@ -171,7 +171,8 @@ def bench_train(root: Path, rows: int, reps: int, threads: int = 1) -> dict[str,
         fulls.append(full(i))
     ws.close()
     best = min(fulls, key=lambda x: x[0])
-    return {"bare": min(bares), "train": best[0], "ratio": best[0] / min(bares), "timings": best[1],
+    med_ratio = statistics.median(f[0] for f in fulls) / statistics.median(bares)
+    return {"bare": min(bares), "train": best[0], "ratio": best[0] / min(bares), "median_ratio": med_ratio, "timings": best[1],
             "samples": {"bare": bares, "train": [f[0] for f in fulls]}, "reps": reps}
 
 
@@ -244,7 +245,8 @@ def render(r: dict[str, Any], rows: int, reps: int, threads: int) -> str:
         "|---|---|",
         f"| bare `estimator.fit` + holdout predict + roc_auc/log_loss (frames already in memory) | {t['bare']:.2f} |",
         f"| `train()` (what `strata train` runs): load, split, fit, serialise, reload, evaluate, gate, register, record | {t['train']:.2f} |",
-        f"| ratio | **{t['ratio']:.2f}x** {ok(t['ratio'], 1.3)} (target ≤ 1.3x) |",
+        f"| ratio of the best runs | **{t['ratio']:.2f}x** {ok(t['ratio'], 1.3)} (target ≤ 1.3x) |",
+        f"| ratio of the medians | **{t['median_ratio']:.2f}x** {ok(t['median_ratio'], 1.3)} (target ≤ 1.3x) |",
         "",
         "Phase timings of the best train run: " + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in t["timings"].items()) + ".",
         "All samples (s): bare " + ", ".join(f"{x:.1f}" for x in t["samples"]["bare"])
