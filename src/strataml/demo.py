@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from strataml import synth
-from strataml.data import get_version, ingest, quarantine_rows
+from strataml.data import Column, Contract, get_version, ingest, quarantine_rows
 from strataml.data.ingest import IngestReport
 from strataml.spine.events import list_events
 from strataml.spine.workspace import Workspace
@@ -34,15 +34,83 @@ def _report_table(title: str, r: IngestReport) -> None:
     console.print(rules)
 
 
-FRAUD_LABELS_PY = '''
-fraud_labels = st.Contract(
-    "fraud_labels", key="tx_id", timestamp="ts",
+def _features_step(ws: Workspace, root: Path) -> None:
+    """Features: a view over the transactions, a point-in-time training set, the online store."""
+    import datetime as dt
+
+    import numpy as np
+
+    import strataml as st
+    from strataml.features import (
+        apply,
+        build_training_set,
+        check_skew,
+        get_online_features,
+        materialize,
+    )
+
+    user = st.Entity("user", key="user_id")
+    user_spend = st.FeatureView(
+        "user_spend", entity=user, source="transactions", ttl="30d",
+        features=[
+            st.Feature("last_amount", expr="amount"),
+            st.Feature("spend_24h", agg="sum", column="amount", window="24h"),
+            st.Feature("tx_count_7d", agg="count", window="7d"),
+            st.Feature("avg_amount_30d", agg="mean", column="amount", window="30d"),
+        ],
+    )
+    ws.definitions.add(user_spend)
+    registered = apply(ws)
+    console.print(f"\n[bold]4. features[/] registered view user_spend@{registered[0]['version']}")
+
+    # labels: which user was flagged when (generated), ingested as a dataset like any other
+    rng = np.random.default_rng(7)
+    n = 2_000
+    start = dt.datetime(2026, 1, 1)
+    labels = pa.table({
+        "user_id": [f"u{i}" for i in rng.integers(0, 1000, n)],
+        "ts": [(start + dt.timedelta(hours=float(h))).isoformat() for h in rng.uniform(24, 60 * 24, n)],
+        "is_fraud": rng.integers(0, 2, n).astype(str),
+    })
+    labels_contract = st.Contract(
+        "fraud_labels", timestamp="ts",
+        columns=[st.Column("user_id", "string"), st.Column("ts", "timestamp"), st.Column("is_fraud", "int")],
+    )
+    ingest(ws, str(synth.write_csv(labels, root / "fraud_labels.csv")), contract=labels_contract)
+    ts = build_training_set(ws, "fraud_labels", ["user_spend"])
+    console.print(
+        f"training set {ts.ref}: {ts.table.num_rows:,} label rows, features {', '.join(ts.feature_columns)} "
+        f"(each from data strictly before its label's time; {ts.seconds:.2f}s)"
+    )
+    t = Table(title="first training rows", title_justify="left")
+    for col in ts.table.column_names:
+        t.add_column(col)
+    for row in ts.table.slice(0, 4).to_pylist():
+        t.add_row(*("—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(t)
+
+    as_of = get_version(ws, "transactions@latest").to_duckdb().aggregate("max(ts)").fetchall()[0][0] + dt.timedelta(seconds=1)
+    m = materialize(ws, ["user_spend"], as_of=as_of)["views"][0]
+    console.print(f"materialised {m['entities']:,} users to the online store as of {as_of} ({m['seconds']}s)")
+    online = get_online_features(ws, ["user_spend"], [{"user_id": "u42"}, {"user_id": "nobody"}])
+    o = Table(title="online lookup", title_justify="left")
+    o.add_column("user_id")
+    for col in online[0]:
+        o.add_column(col)
+    for key, row in zip(("u42", "nobody"), online, strict=True):
+        o.add_row(key, *("—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(o)
+    skew = check_skew(ws, "user_spend", sample=100)
+    console.print(f"training/serving skew over {skew['checked']} users: {len(skew['mismatches'])} mismatches")
+
+
+FRAUD_CASES = Contract(
+    "fraud_cases", key="tx_id", timestamp="ts",
     columns=[
-        st.Column("tx_id", "string"), st.Column("user_id", "string"), st.Column("ts", "timestamp"),
-        st.Column("amount", "float"), st.Column("country", "string"), st.Column("is_fraud", "int"),
+        Column("tx_id", "string"), Column("user_id", "string"), Column("ts", "timestamp"),
+        Column("amount", "float"), Column("country", "string"), Column("is_fraud", "int"),
     ],
 )
-'''
 
 
 def fraud_labels(transactions: pa.Table, n: int, seed: int = 3) -> pa.Table:
@@ -71,15 +139,16 @@ def demo_models(ws: Workspace, root: Path) -> None:
     import strataml as st
     from strataml.models import get_model, load_model, model_lineage, train
 
-    console.print("\n[bold]4. models[/] label 8,000 transactions, tune (5 trials), train, gate, register")
-    with (ws.root / "definitions.py").open("a") as fh:
-        fh.write(FRAUD_LABELS_PY)
-    ws._definitions = None  # re-read the definitions with the labels contract
+    views = [v.name for v in ws.definitions.all("feature_view") if v.name == "user_spend"]
+    console.print(
+        "\n[bold]5. models[/] label 8,000 transactions (fraud cases), tune (5 trials), train"
+        + (" on the user_spend view plus amount and country" if views else " on amount and country") + ", gate, register"
+    )
     table = fraud_labels(get_version(ws, "transactions@latest").to_arrow(), 8_000)
-    pq.write_table(table, root / "fraud_labels.parquet")
-    ingest(ws, str(root / "fraud_labels.parquet"), contract="fraud_labels")
+    pq.write_table(table, root / "fraud_cases.parquet")
+    ingest(ws, str(root / "fraud_cases.parquet"), contract=FRAUD_CASES)
     model = st.Model(
-        "fraud", labels="fraud_labels", target="is_fraud", columns=["amount", "country"],
+        "fraud", features=views, labels="fraud_cases", target="is_fraud", columns=["amount", "country"],
         estimator=LGBMClassifier(n_estimators=60, n_jobs=1), metrics=["roc_auc", "log_loss"],
         gate=st.Gate(min={"roc_auc": 0.6}, max_drop_vs_champion={"roc_auc": 0.01}),
         tune=st.Tune(params={"num_leaves": ("int", 4, 32, "log"), "learning_rate": ("float", 0.02, 0.2, "log")}, trials=5),
@@ -108,6 +177,10 @@ def demo_models(ws: Workspace, root: Path) -> None:
     li.add_column("what", style="bold")
     li.add_column("value")
     li.add_row("run", lin["run"]["id"] if lin["run"] else "—")
+    if lin["training_set"]:
+        li.add_row("training set", lin["training_set"])
+    for view, version in lin["feature_views"].items():
+        li.add_row(f"feature view {view}", str(version))
     for d in lin["datasets"]:
         li.add_row(f"dataset {d['ref']}", f"{d['rows']:,} rows, sha256 {d['sha256'][:16]}…, from {Path(d['source'] or '').name}")
     li.add_row("code", f"git {lin['code'].get('git_commit') or '—'}, definitions sha256 {(lin['code'].get('definitions_sha256') or '')[:16]}…")
@@ -115,8 +188,9 @@ def demo_models(ws: Workspace, root: Path) -> None:
     li.add_row("seed", str(lin["seed"]))
     console.print(li)
     champion = load_model(ws, "fraud")
-    scores = champion.predict(table.slice(0, 3))
-    console.print("champion scores for 3 transactions: " + ", ".join(f"{p:.3f}" for p in scores))
+    rows = get_version(ws, lin["training_set"]).to_arrow() if lin["training_set"] else table
+    scores = champion.predict(rows.slice(rows.num_rows - 3))
+    console.print("champion scores for the 3 latest labelled transactions: " + ", ".join(f"{p:.3f}" for p in scores))
 
 
 def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_000) -> Path:
@@ -151,6 +225,8 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         for row in sample:
             q.add_row(*(", ".join(row[c]) if c == "_errors" else str(row[c]) for c in ("_row", "_errors", "tx_id", "amount", "country", "refund")))
         console.print(q)
+
+        _features_step(ws, root)
 
         demo_models(ws, root)
 

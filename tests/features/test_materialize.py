@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -220,6 +219,10 @@ def test_cli_end_to_end(cli_ws: Path, python: str, cli_env: dict[str, str]) -> N
     assert got["features"]["tx_count_7d"] is not None and set(got["features"]) == {"amount", "spend_24h", "tx_count_7d"}
     missing = json.loads(run(python, cli_env, cli_ws, "features", "get", "user_spend", "--key", "user_id=nobody", "--json").stdout)
     assert missing["features"] == {"amount": None, "spend_24h": None, "tx_count_7d": None}
+    only = json.loads(run(python, cli_env, cli_ws, "features", "get", "user_spend", "--key", "user_id=u7", "--feature", "spend_24h", "--json").stdout)
+    assert only["features"] == {"spend_24h": got["features"]["spend_24h"]}
+    unknown = run(python, cli_env, cli_ws, "features", "get", "user_spend", "--key", "user_id=u7", "--feature", "nope", ok=False)
+    assert unknown.returncode == 2 and "has no feature 'nope'" in unknown.stderr
     skew = json.loads(run(python, cli_env, cli_ws, "features", "check-skew", "user_spend", "--sample", "50", "--json").stdout)
     assert skew["ok"] and skew["checked"] == 50
     bad = run(python, cli_env, cli_ws, "features", "training-set", "--labels", "transactions", "--features", "nope", ok=False)

@@ -184,7 +184,7 @@ def test_unknown_views_bad_windows_and_bad_expressions(fws: st.Workspace) -> Non
     with pytest.raises(FeatureDefinitionError, match="unknown aggregation 'median'"):
         st.Feature("x", agg="median", column="amount", window="1d")
     fws.definitions.add(spend_view(features=[st.Feature("x", expr="no_such_column + 1")]))
-    with pytest.raises(FeatureDefinitionError, match="spend.x does not compile"):
+    with pytest.raises(FeatureDefinitionError, match=r"spend\.x does not compile"):
         apply(fws)
     fws.definitions.add(spend_view(features=[st.Feature("x", agg="sum", column="nope", window="1d")]))
     with pytest.raises(FeatureDefinitionError, match="aggregates column 'nope'"):

@@ -20,4 +20,5 @@ def test_demo_trains_a_champion_with_tuning(tmp_path: Path) -> None:
         train_run = reg["versions"][0]["run"]
         assert len(list_runs(ws, parent=train_run)) == 5
         lin = model_lineage(ws, "fraud")
-        assert lin["datasets"][0]["ref"] == "fraud_labels@v1" and lin["seed"] == 0
+        assert lin["datasets"][0]["ref"] == "fraud_cases@v1" and lin["seed"] == 0
+        assert lin["training_set"] and set(lin["feature_views"]) == {"user_spend"}

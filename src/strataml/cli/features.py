@@ -112,6 +112,7 @@ def _parse_key(pairs: list[str]) -> dict[str, Any]:
 def get(
     view: Annotated[str, typer.Argument(help="feature view")],
     key: Annotated[list[str], typer.Option("--key", help="COLUMN=VALUE (repeat for multi-column keys)")],
+    feature: Annotated[list[str] | None, typer.Option("--feature", help="only these features (repeatable)")] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -128,7 +129,11 @@ def get(
                 k[col] = int(k[col])
             except ValueError:
                 raise StrataError(f"--key {col}={k[col]!r}: view {view!r} keys {col!r} as an integer") from None
+    for name in feature or []:
+        info.view.feature(name)  # an unknown feature is an error naming the view's features
     values = get_online_features(ws, [view], [k])[0]
+    if feature:
+        values = {name: values.get(name) for name in feature}
     emit({"view": view, "key": k, "features": values}, as_json, lambda o: kv(f"{view} {k}", o["features"]))
 
 

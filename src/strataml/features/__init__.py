@@ -16,9 +16,22 @@ from strataml.features.definitions import (
 from strataml.features.lookup import compute_request_features, get_online_features, online_store
 from strataml.features.materialize import materialize
 from strataml.features.offline import TrainingSet, build_training_set
-from strataml.features.online import OnlineStore, OnlineStoreError, RedisOnlineStore, SQLiteOnlineStore, open_online_store
+from strataml.features.online import (
+    OnlineStore,
+    OnlineStoreError,
+    RedisOnlineStore,
+    SQLiteOnlineStore,
+    open_online_store,
+)
+from strataml.features.registry import (
+    FeatureError,
+    apply,
+    list_views,
+    register,
+    resolve_view,
+    show_view,
+)
 from strataml.features.skew import check_skew
-from strataml.features.registry import FeatureError, apply, list_views, register, resolve_view, show_view
 
 __all__ = [
     "AGGREGATIONS",

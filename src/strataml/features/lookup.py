@@ -29,6 +29,7 @@ from strataml.spine.workspace import Workspace
 class _ViewInfo:
     view: FeatureView
     key_types: dict[str, type]
+    features: list[str]
 
 
 class _Cache:
@@ -65,21 +66,23 @@ def _info(ws: Workspace, ref: str) -> _ViewInfo:
         view = resolve_view(ws, ref)
         types: dict[str, type] = {}
         if view.stored_features:
-            src = resolve_source(ws, view)
+            src = resolve_source(ws, view)  # checks the view against the source's schema (reads no data)
             types = {k: str if src.types[k] == "VARCHAR" else int for k in view.keys}
-        info = c.views[ref] = _ViewInfo(view, types)
+        info = c.views[ref] = _ViewInfo(view, types, [f.name for f in view.stored_features])
     return info
 
 
 def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
     for i, key in enumerate(keys):
         for col, typ in info.key_types.items():
+            value = key.get(col)
+            if type(value) is typ:  # the common case, checked fast
+                continue
             if col not in key:
                 raise FeatureError(
                     f"key #{i} {dict(key)!r} lacks {col!r}, a key column of feature view {info.view.name!r}",
                     hint=f"give every key as {{{', '.join(repr(k) + ': …' for k in info.key_types)}}}",
                 )
-            value = key[col]
             if not isinstance(value, typ) or isinstance(value, bool):
                 raise FeatureError(
                     f"key #{i}: {col}={value!r} is a {type(value).__name__}, but feature view {info.view.name!r} "
@@ -103,12 +106,20 @@ def get_online_features(
     :func:`compute_request_features`.
     """
     st = store or online_store(ws)
+    if len(views) == 1 and not full_names:  # the serving path: no merging needed
+        info = _info(ws, views[0])
+        feats = info.features
+        if not feats:
+            return [{} for _ in keys]
+        _check_keys(info, keys)
+        found = st.get(info.view.name, keys, features=feats)  # type: ignore[arg-type]
+        return [g if g is not None else dict.fromkeys(feats) for g in found]
     out: list[dict[str, Any]] = [{} for _ in keys]
     seen: dict[str, str] = {}
     for ref in views:
         info = _info(ws, ref)
         view = info.view
-        feats = [f.name for f in view.stored_features]
+        feats = info.features
         if not feats:
             continue
         _check_keys(info, keys)
@@ -117,14 +128,12 @@ def get_online_features(
             if c in seen:
                 raise FeatureError(f"feature {c!r} is in both {seen[c]!r} and {view.name!r}", hint="use full_names=True")
             seen[c] = view.name
-        values = st.get(view.name, [dict(k) for k in keys])
+        values = st.get(view.name, keys, features=feats)  # type: ignore[arg-type]
         for row, got in zip(out, values, strict=True):
             if got is None:
                 row.update(dict.fromkeys(cols))
-            elif full_names:
-                row.update({c: got.get(f) for c, f in zip(cols, feats, strict=True)})
             else:
-                row.update({f: got.get(f) for f in feats})
+                row.update(zip(cols, got.values(), strict=True))
     return out
 
 

@@ -14,6 +14,7 @@ previous run's watermark (its ``as_of``) or in files added to the source since.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -23,9 +24,16 @@ from typing import Any
 from strataml.data import get_version
 from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
-from strataml.features.offline import LROW, LTIME, compute_view, source_scan
+from strataml.features.offline import LROW, LTIME, compute_view, needed_columns, source_scan
 from strataml.features.online import OnlineStore, key_sql
-from strataml.features.registry import FeatureError, feature_types, register, registered, resolve_source, resolve_view
+from strataml.features.registry import (
+    FeatureError,
+    feature_types,
+    register,
+    registered,
+    resolve_source,
+    resolve_view,
+)
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, one, quote_ident, quote_literal
@@ -92,33 +100,37 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     scan = source_scan(source)
     con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
     try:
+        # the rows any value can use: event time in [as_of - horizon, as_of)
+        cols = ", ".join(quote_ident(c) for c in needed_columns(view, source))
+        con.execute(
+            f"CREATE TEMP TABLE _recent AS SELECT {cols}, _ts, _o, _file FROM {scan} "
+            f"WHERE {not_null} AND _ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
+        )
         if mode == "full":
-            chosen = f"_ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
+            entities_sql = f"SELECT {', '.join(keys)}, max(_ts) AS _event_ts FROM _recent GROUP BY ALL"
         else:
             assert prev is not None
             since = _ts_literal(dt.datetime.fromisoformat(prev["watermark"]))
             new_files = _new_file_indexes(ws, prev.get("source_version"), source.version.files)
             extra = f" OR _file IN ({', '.join(map(str, new_files))})" if new_files else ""
-            chosen = f"_ts < {at} AND (_ts >= {since}{extra})"
+            changed = f"SELECT DISTINCT {', '.join(keys)} FROM {scan} WHERE {not_null} AND _ts < {at} AND (_ts >= {since}{extra})"
+            entities_sql = (
+                f"SELECT c.*, e._event_ts FROM ({changed}) c LEFT JOIN "
+                f"(SELECT {', '.join(keys)}, max(_ts) AS _event_ts FROM _recent GROUP BY ALL) e USING ({', '.join(keys)})"
+            )
         con.execute(
-            f"CREATE TEMP TABLE _labels AS SELECT {', '.join(keys)}, row_number() OVER () AS {LROW}, {at} AS {LTIME} "
-            f"FROM (SELECT DISTINCT {', '.join(keys)} FROM {scan} WHERE {not_null} AND ({chosen}))"
+            f"CREATE TEMP TABLE _labels AS SELECT *, row_number() OVER () AS {LROW}, {at} AS {LTIME} FROM ({entities_sql})"
         )
         names = {f.name: f.name for f in view.stored_features}
         stored = view.stored_features
-        compute_view(con, "_labels", _stored_only(view), source, names, "_v")
-        # event time of the newest source row each entity's values could use
-        con.execute(
-            f"CREATE TEMP TABLE _evt AS SELECT l.{LROW}, max(s._ts) AS _event_ts FROM _labels l JOIN {scan} s "
-            f"ON {' AND '.join(f'l.{k} = s.{k}' for k in keys)} AND s._ts < {at} GROUP BY l.{LROW}"
-        )
-        entities = int((one(con, "SELECT count(*) FROM _labels") or (0,))[0] or 0)
-        max_ts = (one(con, f"SELECT max(_ts) FROM {scan} WHERE _ts < {at}") or (None,))[0]
+        compute_view(con, "_labels", _stored_only(view), source, names, "_v", scan="_recent")
+        max_ts = (one(con, "SELECT max(_ts) FROM _recent") or (None,))[0]
+        entities = int(str((one(con, "SELECT count(*) FROM _labels") or (0,))[0] or 0))
         fields = ", ".join(f"{quote_ident(f.name)} := v.{quote_ident(f.name)}" for f in stored)
         sql = (
             f"SELECT {key_sql(view.keys, 'l')} AS k, "
-            f"to_json(struct_pack({fields}, _event_ts := e._event_ts, _as_of := {at}))::VARCHAR AS v "
-            f"FROM _labels l JOIN _v v USING ({LROW}) LEFT JOIN _evt e USING ({LROW})"
+            f"to_json(struct_pack({fields}, _event_ts := l._event_ts, _as_of := {at}))::VARCHAR AS v "
+            f"FROM _labels l JOIN _v v USING ({LROW}) ORDER BY k"
         )
         token = st.begin(view.name, full=(mode == "full"))
         try:
@@ -139,10 +151,8 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
             failpoint("materialize.before_commit")
             st.commit(view.name, token, meta)
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # keep the original error
                 st.abort(view.name, token)
-            except Exception:
-                pass
             raise
     finally:
         con.close()

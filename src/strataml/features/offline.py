@@ -20,6 +20,7 @@ materialisation time) and the skew check.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -77,6 +78,20 @@ def source_scan(source: Source) -> str:
     )
 
 
+def needed_columns(view: FeatureView, source: Source) -> list[str]:
+    """Source columns the view may read: keys, event time, aggregated columns and every
+    column whose name appears in a row expression (all of them if one uses ``*``)."""
+    exprs = " ".join(f.expr or "" for f in view.expr_features)
+    star = any(re.search(r"(^\s*|[(,.]\s*)\*", f.expr or "") for f in view.expr_features)  # a star, not a product
+    if star or "columns(" in exprs.lower():
+        return list(source.types)
+    wanted = {*view.keys, source.timestamp, *(f.column for f in view.agg_features if f.column)}
+    for col in source.types:
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(col)}(?![A-Za-z0-9_])", exprs, re.IGNORECASE):
+            wanted.add(col)
+    return [c for c in source.types if c in wanted]
+
+
 def _interval(seconds: int) -> str:
     return f"INTERVAL '{int(seconds)} seconds'"
 
@@ -123,7 +138,7 @@ def request_select(features: Sequence[RequestFeature], relation: str | None, kee
     return f"SELECT {', '.join([*kept, *outs])} FROM ({inner}) AS _req"
 
 
-def _expr_part(view: FeatureView, source: Source, labels: str, names: dict[str, str]) -> str:
+def _expr_part(view: FeatureView, scan: str, labels: str, names: dict[str, str]) -> str:
     keys = view.keys
     on = " AND ".join(f"l.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
     ttl = _interval(view.ttl_seconds)
@@ -133,12 +148,12 @@ def _expr_part(view: FeatureView, source: Source, labels: str, names: dict[str, 
     return f"""
         SELECT {LROW}, {outs} FROM (
             SELECT l.{LROW}, s.* EXCLUDE (_o), s._ts >= l.{LTIME} - {ttl} AS _ok
-            FROM {labels} l ASOF LEFT JOIN {source_scan(source)} s
+            FROM {labels} l ASOF LEFT JOIN {scan} s
               ON {on} AND (CASE WHEN l.{LTIME} IS NOT NULL THEN {{'t': l.{LTIME}, 'r': -1::BIGINT}} END) > s._o
         )"""
 
 
-def _agg_part(view: FeatureView, source: Source, labels: str, names: dict[str, str]) -> str:
+def _agg_part(view: FeatureView, scan: str, labels: str, names: dict[str, str]) -> str:
     keys = [quote_ident(k) for k in view.keys]
     widest = max(f.window_seconds for f in view.agg_features)
     on = " AND ".join(f"q.{k} = s.{k}" for k in keys)
@@ -154,7 +169,7 @@ def _agg_part(view: FeatureView, source: Source, labels: str, names: dict[str, s
         SELECT l.{LROW}, {outs} FROM {labels} l LEFT JOIN (
             SELECT {kq}, q.{LTIME}, {', '.join(aggs)}
             FROM (SELECT DISTINCT {', '.join(keys)}, {LTIME} FROM {labels} WHERE {not_null}) q
-            JOIN {source_scan(source)} s
+            JOIN {scan} s
               ON {on} AND s._ts < q.{LTIME} AND s._ts >= q.{LTIME} - {_interval(widest)}
             GROUP BY {kq}, q.{LTIME}
         ) a ON {back}"""
@@ -167,18 +182,23 @@ def compute_view(
     source: Source | None,
     names: dict[str, str],
     target: str,
+    scan: str | None = None,
 ) -> list[str]:
     """Create temp table ``target`` holding ``_lrow`` and the view's features for table ``labels``.
 
     ``labels`` must have ``_lrow``, ``_t`` (TIMESTAMP), the view's key columns and the
     fields of its request features. ``names`` maps feature names to output column
-    names. Returns the output columns in the view's feature order.
+    names. ``scan`` replaces the source scan (:func:`source_scan`) with a table holding
+    the same columns, e.g. the rows within a horizon. Returns the output columns in
+    the view's feature order.
     """
     parts: list[tuple[str, list[str]]] = []
-    if view.expr_features and source is not None:
-        parts.append((_expr_part(view, source, labels, names), [names[f.name] for f in view.expr_features]))
-    if view.agg_features and source is not None:
-        parts.append((_agg_part(view, source, labels, names), [names[f.name] for f in view.agg_features]))
+    if source is not None and view.stored_features:
+        scan = scan or source_scan(source)
+        if view.expr_features:
+            parts.append((_expr_part(view, scan, labels, names), [names[f.name] for f in view.expr_features]))
+        if view.agg_features:
+            parts.append((_agg_part(view, scan, labels, names), [names[f.name] for f in view.agg_features]))
     if view.request_features:
         renamed = [
             RequestFeature(names[f.name], expr=f.expr, fields=f.fields) for f in view.request_features
@@ -339,6 +359,23 @@ def build_training_set(
     sources = {v.name: resolve_source(ws, v) for v in resolved if v.stored_features}
     t_col = _check_labels(lv, timestamp or dataset_timestamp(ws, lv), resolved, sources)
     names = _output_names(resolved, lv.columns, full_names)
+    lineage: dict[str, Any] = {
+        "kind": "training_set",
+        "labels": lv.ref,
+        "timestamp": t_col,
+        "views": {v.name: v.version for v in resolved},
+        "sources": {s.version.name: s.version.ref for s in sources.values()},
+        "full_names": full_names,
+    }
+    ds_name = name or _dataset_name(lv.name, resolved, full_names)
+    if record:
+        known = _recorded(ws, ds_name, lineage)
+        if known is not None:  # the same immutable inputs: the recorded version is the answer
+            table = known.to_arrow()
+            if out is not None:
+                pq.write_table(table, out)
+            return TrainingSet(table, list(lv.columns), [c for c in table.column_names if c not in lv.columns],
+                               known.ref, lineage, time.perf_counter() - started)
     con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
     stage = ws.artifacts.staging_dir()
     try:
@@ -359,17 +396,9 @@ def build_training_set(
             f"TO {quote_literal(str(path))} (FORMAT parquet)"
         )
         table = pq.read_table(path)
-        lineage: dict[str, Any] = {
-            "kind": "training_set",
-            "labels": lv.ref,
-            "timestamp": t_col,
-            "views": {v.name: v.version for v in resolved},
-            "sources": {s.version.name: s.version.ref for s in sources.values()},
-            "full_names": full_names,
-        }
         ref = None
         if record:
-            ref = _record(ws, name or _dataset_name(lv.name, resolved, full_names), path, table, lineage)
+            ref = _record(ws, ds_name, path, table, lineage)
         if out is not None:
             pq.write_table(table, out)
         return TrainingSet(table, list(lv.columns), feature_cols, ref, lineage, time.perf_counter() - started)
@@ -378,11 +407,24 @@ def build_training_set(
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def _recorded(ws: Workspace, name: str, lineage: dict[str, Any]) -> DatasetVersion | None:
+    """The newest version of training set ``name`` built from exactly ``lineage``, if any."""
+    t = schema.dataset_versions
+    with ws.catalog.read() as conn:
+        rows = conn.execute(
+            sa.select(t.c.number, t.c.lineage).where(t.c.dataset == name).order_by(t.c.number.desc())
+        ).all()
+    for number, recorded in rows:
+        if recorded == lineage:
+            return get_version(ws, f"{name}@v{number}")
+    return None
+
+
 def _record(ws: Workspace, name: str, path: Path, table: pa.Table, lineage: dict[str, Any]) -> str:
     """Store the training set as a new version of dataset ``name`` (kind ``training_set``)."""
     check_name(name, "training set name")
     rows = table.num_rows
-    sha = ws.artifacts.put_file(path)
+    sha = ws.artifacts.put_file(path, move=True)
     files = [{"sha256": sha, "rows": rows}]
     t = schema.dataset_versions
     with ws.catalog.write() as conn:

@@ -25,6 +25,8 @@ from strataml.errors import ConfigError, MissingExtra, StrataError
 from strataml.spine.paths import check_name
 
 KEY_SEP = "\x1f"
+MMAP_BYTES = 1 << 34  # address space only; the OS pages in what lookups touch
+CACHE_KIB = 65536
 META = ("_event_ts", "_as_of")
 
 
@@ -46,10 +48,15 @@ def key_sql(key_columns: Sequence[str], alias: str = "") -> str:
     return parts[0] if len(parts) == 1 else f"concat_ws(chr(31), {', '.join(parts)})"
 
 
-def _decode(raw: str | bytes | None, with_meta: bool) -> dict[str, Any] | None:
+def _decode(raw: str | bytes | None, with_meta: bool, features: Sequence[str] | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     d: dict[str, Any] = orjson.loads(raw)
+    if features is not None:
+        out = {f: d.get(f) for f in features}
+        if with_meta:
+            out["_event_ts"], out["_as_of"] = d.get("_event_ts"), d.get("_as_of")
+        return out
     if not with_meta:
         d.pop("_event_ts", None)
         d.pop("_as_of", None)
@@ -80,8 +87,13 @@ class OnlineStore(Protocol):
     def abort(self, view: str, token: str) -> None:
         """Discard a staged write."""
 
-    def get(self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False) -> list[dict[str, Any] | None]:
-        """Each key's values (``None`` where the store has none), in the order asked."""
+    def get(
+        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Each key's values (``None`` where the store has none), in the order asked.
+
+        ``features`` selects (and orders) the features returned, nulls for any not stored.
+        """
 
     def meta(self, view: str) -> dict[str, Any] | None:
         """What the last commit recorded for ``view`` (version, watermark, as_of, keys…)."""
@@ -113,7 +125,9 @@ class _Base:
         cols: list[str] = cached["keys"]
         return cols
 
-    def get(self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False) -> list[dict[str, Any] | None]:
+    def get(
+        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
         if not keys:
             return []
         cols = self._key_columns(view, keys[0])
@@ -124,7 +138,7 @@ class _Base:
             if missing:
                 raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}")
         raw = self._get_raw(view, [encode_key(cols, k) for k in keys])
-        return [_decode(r, with_meta) for r in raw]
+        return [_decode(r, with_meta, features) for r in raw]
 
 
 # --- SQLite ---------------------------------------------------------------------------------
@@ -151,6 +165,8 @@ class SQLiteOnlineStore(_Base):
                 conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, cached_statements=256)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # lookups read pages without a syscall
+                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
                 conn.execute("CREATE TABLE IF NOT EXISTS strata_online_meta (view TEXT PRIMARY KEY, meta TEXT NOT NULL)")
             except sqlite3.Error as exc:
                 raise OnlineStoreError(f"cannot open online store {self.path}: {exc}", hint="check the 'online' setting") from exc
@@ -217,17 +233,20 @@ class SQLiteOnlineStore(_Base):
 
     def _get_raw(self, view: str, encoded: list[str]) -> list[str | bytes | None]:
         conn = self._conn()
-        table = self._table(view)
+        one = self._stmts.get(view)
+        if one is None:
+            one = self._stmts[view] = f"SELECT value FROM {self._table(view)} WHERE key = ?"
+        table = one[len("SELECT value FROM ") : one.index(" WHERE")]
         try:
             if len(encoded) == 1:
-                row = conn.execute(f"SELECT value FROM {table} WHERE key = ?", encoded).fetchone()
+                row = conn.execute(one, encoded).fetchone()
                 return [row[0] if row else None]
-            found: dict[str, str] = {}
-            uniq = list(dict.fromkeys(encoded))
-            for i in range(0, len(uniq), 500):
-                chunk = uniq[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(conn.execute(f"SELECT key, value FROM {table} WHERE key IN ({marks})", chunk).fetchall())
+            found: dict[str, str] = dict(
+                conn.execute(
+                    f"SELECT key, value FROM {table} WHERE key IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(encoded).decode(),),
+                ).fetchall()
+            )
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return [None] * len(encoded)
@@ -288,6 +307,7 @@ class RedisOnlineStore(_Base):
         self._client: Any = None
         self._clean = clean
         self._meta_cache = {}
+        self._checked: set[str] = set()
         self._get_script: Any = None
 
     def _c(self) -> Any:
@@ -304,7 +324,9 @@ class RedisOnlineStore(_Base):
         return self._client
 
     def _k(self, view: str, part: str) -> str:
-        check_name(view, "feature view name")
+        if view not in self._checked:
+            check_name(view, "feature view name")
+            self._checked.add(view)
         return f"{self.prefix}fv:{view}:{part}"
 
     def open(self) -> None:

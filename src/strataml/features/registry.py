@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from strataml.data import Contract, DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
-from strataml.features.definitions import FIELD_TYPES, FeatureDefinitionError, FeatureView
+from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, quote_ident
@@ -34,14 +34,21 @@ class FeatureError(StrataError):
     """Features cannot be computed from the data given (bad labels, keys, sources)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Source:
     """A view's source dataset version, resolved and checked."""
 
     version: DatasetVersion
     timestamp: str
     types: dict[str, str]
-    paths: list[Path]
+    _paths: list[Path] | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        """Local paths of the version's files, hash-verified on first use."""
+        if self._paths is None:
+            self._paths = self.version.paths()
+        return self._paths
 
     def empty_relation(self) -> str:
         """A typed, empty table expression with the source's columns (no file reads)."""
@@ -91,7 +98,7 @@ def resolve_source(ws: Workspace, view: FeatureView, ref: str | None = None) -> 
                 f"{where}: feature {f.name!r} aggregates column {f.column!r}, which is not in the source "
                 f"(columns: {', '.join(types)})"
             )
-    return Source(dv, ts, types, dv.paths())
+    return Source(dv, ts, types)
 
 
 def feature_types(view: FeatureView, source: Source | None, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
@@ -111,6 +118,7 @@ def feature_types(view: FeatureView, source: Source | None, con: duckdb.DuckDBPy
             elif f.kind == "expr":
                 rel = f"SELECT ({f.expr}) AS {quote_ident(f.name)} FROM {source.empty_relation()} s"
             else:
+                assert isinstance(f, Feature)
                 rel = (
                     f"SELECT {agg_sql(f, 's', quote_ident(source.timestamp))} AS {quote_ident(f.name)} "
                     f"FROM {source.empty_relation()} s"

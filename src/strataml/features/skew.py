@@ -86,7 +86,7 @@ def check_skew(ws: Workspace, view: str, *, sample: int = 100, seed: int = 0, st
             LTIME: pa.array(times, pa.timestamp("us")),
         })
         con.register("_sample", labels)
-        con.execute(f"CREATE TEMP TABLE _labels AS SELECT * FROM _sample")
+        con.execute("CREATE TEMP TABLE _labels AS SELECT * FROM _sample")
         stored = [f for f in fv.stored_features]
         names = {f.name: f.name for f in stored}
         from strataml.features.materialize import _stored_only
