@@ -406,37 +406,38 @@ def _list_as_json(ws: Workspace, source: Any, conds: list[Any], order: list[Any]
     if limit is not None:
         inner = inner.limit(limit)
     sub = inner.subquery()
-    fields: list[Any] = [
-        "rn", sub.c.rn, "id", sub.c.id, "name", sub.c.name, "kind", sub.c.kind, "status", sub.c.status,
-        "parent", sub.c.parent_id,
-    ]
     if dialect == "sqlite":
-        fields += [
-            "started_at", sa.func.replace(sa.type_coerce(sub.c.started_at, sa.Text), " ", "T").op("||")("+00:00"),
-            "ended_at", sa.func.replace(sa.type_coerce(sub.c.ended_at, sa.Text), " ", "T").op("||")("+00:00"),
-            "params", sa.func.json(sub.c.params), "metrics", sa.func.json(sub.c.metrics),
+        columns: list[tuple[str, Any]] = [
+            ("started_at", sa.func.replace(sa.type_coerce(sub.c.started_at, sa.Text), " ", "T").op("||")("+00:00")),
+            ("ended_at", sa.func.replace(sa.type_coerce(sub.c.ended_at, sa.Text), " ", "T").op("||")("+00:00")),
+            ("params", sa.func.json(sub.c.params)), ("metrics", sa.func.json(sub.c.metrics)),
         ]
-        doc = sa.func.json_group_array(sa.func.json_object(*fields))
+        agg, obj = sa.func.json_group_array, sa.func.json_object
     else:
         # UTC wall time; PostgreSQL writes it as ISO text without an offset, added below
-        fields += [
-            "started_at", sa.func.timezone("UTC", sub.c.started_at), "ended_at", sa.func.timezone("UTC", sub.c.ended_at),
-            "params", sub.c.params, "metrics", sub.c.metrics,
+        columns = [
+            ("started_at", sa.func.timezone("UTC", sub.c.started_at)), ("ended_at", sa.func.timezone("UTC", sub.c.ended_at)),
+            ("params", sub.c.params), ("metrics", sub.c.metrics),
         ]
-        doc = sa.func.json_agg(sa.func.json_build_object(*fields))
+        agg, obj = sa.func.json_agg, sa.func.json_build_object
+    columns = [("rn", sub.c.rn), ("id", sub.c.id), ("name", sub.c.name), ("kind", sub.c.kind), ("status", sub.c.status),
+               ("parent", sub.c.parent_id), *columns]
+    # one array per column (no key repeated per row): less to build, send and parse
+    doc = obj(*[x for key, col in columns for x in (key, agg(col))])
     q = sa.select(sa.cast(doc, sa.Text)).select_from(sub)
     with ws.catalog.read() as conn:
         text = conn.execute(q).scalar()
-    rows: list[dict[str, Any]] = orjson.loads(text) if text else []
-    rows.sort(key=lambda x: x["rn"])
-    naive = dialect == "postgresql"
-    for x in rows:
-        del x["rn"]
-        if naive:
-            if x["started_at"] is not None:
-                x["started_at"] += "+00:00"
-            if x["ended_at"] is not None:
-                x["ended_at"] += "+00:00"
+    cols: dict[str, list[Any] | None] = orjson.loads(text) if text else {}
+    rn = cols.get("rn") or []
+    if not rn:
+        return []
+    if dialect == "postgresql":
+        for key in ("started_at", "ended_at"):
+            cols[key] = [None if v is None else v + "+00:00" for v in cols[key] or []]
+    keys = [k for k, _ in columns if k != "rn"]
+    rows = [dict(zip(keys, t, strict=True)) for t in zip(*(cols[k] or [] for k in keys), strict=True)]
+    if any(rn[i] > rn[i + 1] for i in range(len(rn) - 1)):
+        rows = [row for _, row in sorted(zip(rn, rows, strict=True), key=lambda p: p[0])]
     return rows
 
 
