@@ -63,3 +63,30 @@ def test_runs_training_registry_and_aliases_on_postgres(pg_workspace: st.Workspa
     assert rollback(ws, "pg", reason="test")["to"] == 1
     d = get_model(ws, "pg")
     assert d["aliases"] == {"champion": 1} and [h["action"] for h in d["alias_history"]] == ["set", "set", "rollback"]
+
+
+@pytest.mark.postgres
+def test_concurrent_registrations_get_distinct_versions_on_postgres(pg_workspace: st.Workspace) -> None:
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strataml.models.registry import move_alias, register_version
+
+    ws = pg_workspace
+    sig = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "regression", "classes": []}}
+
+    def register(i: int) -> int:
+        with ws.catalog.write() as conn:
+            v = register_version(conn, "race", run_id=None, sha256=hashlib.sha256(str(i).encode()).hexdigest(), fmt="lightgbm",
+                                 signature=sig, metrics={}, params={}, lineage={}, feature_views=[], trusted_types=[])
+            move_alias(conn, "race", "champion", v, reason=f"writer {i}")
+            return v
+
+    with ThreadPoolExecutor(6) as pool:
+        versions = list(pool.map(register, range(12)))
+    assert sorted(versions) == list(range(1, 13))
+    d = get_model(ws, "race")
+    assert [v["version"] for v in d["versions"]] == list(range(1, 13))
+    hist = d["alias_history"]
+    # every move saw the one before it: the history is a chain
+    assert [h["from"] for h in hist[1:]] == [h["to"] for h in hist[:-1]]
