@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +45,13 @@ def test_runs_training_registry_and_aliases_on_postgres(pg_workspace: st.Workspa
         for i in range(2500):
             run.log_metric("loss", 1 / (i + 1))
         run.log_metric("auc", 0.8)
-    assert len(get_run(ws, run.id)["history"]["loss"]) == 2500
-    assert [r["id"] for r in list_runs(ws, metric_filters=["auc>0.7"], param_filters=["depth=3"])] == [run.id]
+        run.log_metric("odd\tkey\\x", float("-inf"))
+    hist = get_run(ws, run.id)["history"]
+    assert len(hist["loss"]) == 2500 and hist["odd\tkey\\x"] == [[0, float("-inf")]]
+    listed = list_runs(ws, metric_filters=["auc>0.7"], param_filters=["depth=3"])
+    assert [r["id"] for r in listed] == [run.id]
+    started = dt.datetime.fromisoformat(listed[0]["started_at"])
+    assert started.tzinfo is not None and abs(started - run.started_at) < dt.timedelta(seconds=1)
     m = st.Model("pg", labels="loans", target="defaulted", columns=["amount", "age", "country"],
                  estimator=LGBMClassifier(n_estimators=10, n_jobs=1),
                  tune=st.Tune(params={"num_leaves": ("int", 4, 16)}, trials=2))
@@ -57,3 +63,30 @@ def test_runs_training_registry_and_aliases_on_postgres(pg_workspace: st.Workspa
     assert rollback(ws, "pg", reason="test")["to"] == 1
     d = get_model(ws, "pg")
     assert d["aliases"] == {"champion": 1} and [h["action"] for h in d["alias_history"]] == ["set", "set", "rollback"]
+
+
+@pytest.mark.postgres
+def test_concurrent_registrations_get_distinct_versions_on_postgres(pg_workspace: st.Workspace) -> None:
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strataml.models.registry import move_alias, register_version
+
+    ws = pg_workspace
+    sig = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "regression", "classes": []}}
+
+    def register(i: int) -> int:
+        with ws.catalog.write() as conn:
+            v = register_version(conn, "race", run_id=None, sha256=hashlib.sha256(str(i).encode()).hexdigest(), fmt="lightgbm",
+                                 signature=sig, metrics={}, params={}, lineage={}, feature_views=[], trusted_types=[])
+            move_alias(conn, "race", "champion", v, reason=f"writer {i}")
+            return v
+
+    with ThreadPoolExecutor(6) as pool:
+        versions = list(pool.map(register, range(12)))
+    assert sorted(versions) == list(range(1, 13))
+    d = get_model(ws, "race")
+    assert [v["version"] for v in d["versions"]] == list(range(1, 13))
+    hist = d["alias_history"]
+    # every move saw the one before it: the history is a chain
+    assert [h["from"] for h in hist[1:]] == [h["to"] for h in hist[:-1]]

@@ -43,7 +43,7 @@ def test_aliases_rollback_and_events(loans_ws: st.Workspace, monkeypatch: pytest
     assert rb.actor == "alice" and rb.payload["reason"] == "v3 misbehaves" and rb.payload["action"] == "rollback" and rb.ts
     hist = get_model(loans_ws, "reg")["alias_history"]
     assert hist[3]["actor"] == "alice" and hist[3]["reason"] == "v3 misbehaves"
-    assert list_models(loans_ws) == [{"name": "reg", "latest": 3, "versions": 3, "aliases": {"challenger": 3, "champion": 1}}]
+    assert list_models(loans_ws) == [{"name": "reg", "latest": 3, "versions": [1, 2, 3], "aliases": {"challenger": 3, "champion": 1}}]
 
 
 def test_resolution_by_number_and_alias_and_clear_errors(loans_ws: st.Workspace) -> None:

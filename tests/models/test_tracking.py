@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def test_start_run_records_params_metrics_steps_and_artifacts(workspace: st.Work
     assert {a["name"]: a["sha256"] for a in d["artifacts"]}["report.txt"] == sha
     assert workspace.artifacts.read_bytes(sha) == b"hello"
     assert "total_s" in d["timings"]
+    started = dt.datetime.fromisoformat(d["started_at"])
+    assert started.tzinfo is not None and abs(started - run.started_at) < dt.timedelta(seconds=1)
     kinds = [e.kind for e in list_events(workspace.catalog, subject=f"run:{run.id}")]
     assert kinds == ["run.started", "run.finished"]
 
@@ -92,3 +95,15 @@ def test_many_metric_points_are_written_in_bulk(workspace: st.Workspace) -> None
     hist = metric_history(workspace, run.id, "loss")
     assert len(hist) == 12_000
     assert hist[-1] == (11_999, pytest.approx(1 / 12_000))
+
+
+def test_odd_keys_infinities_and_nan(workspace: st.Workspace) -> None:
+    with st.start_run("odd", workspace=workspace) as run:
+        run.log_metric("a\tb\\c\nd", 1.5)
+        run.log_metric("edge", float("inf"))
+        run.log_metric("edge", float("-inf"))
+        run.log_metric("edge", float("nan"))  # not stored, but it takes its step
+        run.log_metric("edge", 2.0)
+    assert metric_history(workspace, run.id, "a\tb\\c\nd") == [(0, 1.5)]
+    assert metric_history(workspace, run.id, "edge") == [(0, float("inf")), (1, float("-inf")), (3, 2.0)]
+    assert get_run(workspace, run.id)["metrics"]["edge"] == 2.0

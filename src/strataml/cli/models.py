@@ -15,7 +15,7 @@ models_app = typer.Typer(help="The model registry: versions, aliases, rollback, 
 
 def train(
     name: Annotated[str, typer.Argument(help="model name declared in definitions.py")],
-    tune: Annotated[int | None, typer.Option("--tune", help="run N Optuna trials first (child runs)", min=0)] = None,
+    tune: Annotated[int | None, typer.Option("--tune", help="run N Optuna trials first, as child runs (default: the model's tune.trials; 0 skips tuning)", min=0)] = None,
     engine: Annotated[str, typer.Option("--engine", help="where tuning trials run: local or ray")] = "local",
     promote: Annotated[bool, typer.Option("--promote", help="make the new version champion when it passes the gate")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="random seed (default: the model's)")] = None,
@@ -132,7 +132,9 @@ def models_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> Non
 
     ws = open_workspace(workspace)
     rows = list_models(ws)
-    emit(rows, as_json, lambda r: table("models", [{**x, "aliases": ", ".join(f"{a}=v{v}" for a, v in x["aliases"].items())} for x in r]))
+    emit(rows, as_json, lambda r: table("models", [
+        {**x, "versions": len(x["versions"]), "aliases": ", ".join(f"{a}=v{v}" for a, v in x["aliases"].items())} for x in r
+    ]))
 
 
 @models_app.command("show")

@@ -113,8 +113,12 @@ def prepare(rows: Any, signature: Mapping[str, Any], fmt: str) -> pd.DataFrame:
 class Predictor:
     """A loaded model: native object, format and signature."""
 
-    def __init__(self, native: Any, fmt: str, signature: Mapping[str, Any]) -> None:
+    #: LightGBM: below this many rows a prediction runs on one thread (thread start-up costs more)
+    SMALL_BATCH = 2_000
+
+    def __init__(self, native: Any, fmt: str, signature: Mapping[str, Any], threads: int | None = None) -> None:
         self.native = native
+        self.threads = threads
         self.format = fmt
         self.signature = dict(signature)
         self.kind: str = self.signature["output"]["kind"]
@@ -130,8 +134,8 @@ class Predictor:
         if len(frame) == 0:
             return np.empty((0, len(self.classes))) if self.kind == "multiclass" else np.empty(0)
         if self.format == "lightgbm":
-            out = np.asarray(self.native.predict(frame))
-            return out
+            threads = 1 if len(frame) < self.SMALL_BATCH else (self.threads or 0)
+            return np.asarray(self.native.predict(frame, num_threads=threads))
         if self.kind == "regression":
             return np.asarray(self.native.predict(frame), dtype="float64")
         proba = np.asarray(self.native.predict_proba(frame), dtype="float64")

@@ -61,9 +61,9 @@ def register_version(
     """Add the next version of a model inside the caller's write transaction; returns its number."""
     check_name(name, "model name")
     now = utcnow()
-    if conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name)).first() is None:
-        conn.execute(schema.models.insert().values(name=name, created_at=now, description=description))
+    if _create_model(conn, name, now, description):
         append_event(conn, "model.created", f"model:{name}", {})
+    _lock_model(conn, name)
     t = schema.model_versions
     number = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0)).where(t.c.model == name)).scalar_one()) + 1
     conn.execute(
@@ -77,12 +77,38 @@ def register_version(
     return number
 
 
+def _create_model(conn: sa.Connection, name: str, now: dt.datetime, description: str) -> bool:
+    """Insert the model row unless it exists (safe against a concurrent creator); True if created."""
+    values = {"name": name, "created_at": now, "description": description}
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return bool(conn.execute(postgresql.insert(schema.models).values(**values).on_conflict_do_nothing()).rowcount)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return bool(conn.execute(sqlite.insert(schema.models).values(**values).on_conflict_do_nothing()).rowcount)
+    if conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name)).first() is not None:
+        return False
+    conn.execute(schema.models.insert().values(**values))
+    return True
+
+
+def _lock_model(conn: sa.Connection, name: str) -> None:
+    """Serialise writers of one model (version numbers, aliases): a row lock on PostgreSQL.
+
+    SQLite write transactions are already serialised (BEGIN IMMEDIATE).
+    """
+    conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name).with_for_update())
+
+
 def move_alias(
     conn: sa.Connection, name: str, alias: str, version: int, *, reason: str, action: str = "set", actor: str | None = None
 ) -> int | None:
     """Point ``alias`` at ``version`` inside the caller's transaction; returns the previous version."""
     check_alias(alias)
     who = actor or current_actor()
+    _lock_model(conn, name)
     t = schema.model_versions
     if conn.execute(sa.select(t.c.version).where(t.c.model == name, t.c.version == version)).first() is None:
         raise NotFound(f"model {name!r} has no version {version}", hint=f"'strata models show {name}' lists its versions")
@@ -132,6 +158,7 @@ def rollback(ws: Workspace, name: str, *, alias: str = CHAMPION, reason: str = "
     """Point ``alias`` (the champion by default) back at the version it held before."""
     with ws.catalog.write() as conn:
         _require_model(conn, name)
+        _lock_model(conn, name)
         stack = _alias_stack(conn, name, alias)
         if len(stack) < 2:
             raise StrataError(
@@ -168,15 +195,20 @@ def _version_dict(r: Any) -> dict[str, Any]:
 
 
 def list_models(ws: Workspace) -> list[dict[str, Any]]:
-    """Every model with its latest version, version count and aliases."""
+    """Every model with its version numbers, latest version and aliases."""
     v, a = schema.model_versions, schema.model_aliases
     with ws.catalog.read() as conn:
         names = conn.execute(sa.select(schema.models.c.name).order_by(schema.models.c.name)).scalars().all()
-        counts = dict(conn.execute(sa.select(v.c.model, sa.func.max(v.c.version)).group_by(v.c.model)).all())
+        versions: dict[str, list[int]] = {}
+        for m, ver in conn.execute(sa.select(v.c.model, v.c.version).order_by(v.c.model, v.c.version)):
+            versions.setdefault(m, []).append(int(ver))
         aliases: dict[str, dict[str, int]] = {}
         for m, alias, ver in conn.execute(sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.model, a.c.alias)):
             aliases.setdefault(m, {})[alias] = int(ver)
-    return [{"name": n, "latest": counts.get(n), "versions": counts.get(n) or 0, "aliases": aliases.get(n, {})} for n in names]
+    return [
+        {"name": n, "latest": versions[n][-1] if versions.get(n) else None, "versions": versions.get(n, []), "aliases": aliases.get(n, {})}
+        for n in names
+    ]
 
 
 def get_model(ws: Workspace, name: str) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class Run:
         self.lineage: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
         self.status = "running"
-        self._points: list[dict[str, Any]] = []
+        self._points: list[tuple[str, str, int, float, float]] = []
         self._steps: dict[str, int] = {}
         self._dirty_latest: set[str] = set()
         self._last_flush = time.monotonic()
@@ -114,16 +114,22 @@ class Run:
             conn.execute(schema.runs.update().where(schema.runs.c.id == self.id).values(params=self._json_params()))
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        """Record one metric point; ``step`` defaults to the next step of that metric."""
+        """Record one metric point; ``step`` defaults to the next step of that metric.
+
+        NaN is not stored (databases disagree about it); infinities are.
+        """
         v = float(value)
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = max(step, self._steps.get(key, -1))
-        self._points.append({"run_id": self.id, "key": key, "step": int(step), "value": v, "ts": time.time()})
+        last = self._steps.get(key, -1)
+        step = last + 1 if step is None else int(step)
+        if step > last:
+            self._steps[key] = step
+        if v != v:  # NaN
+            return
+        self._points.append((self.id, key, step, v, time.time()))
         if math.isfinite(v):
             self.metrics[key] = v
             self._dirty_latest.add(key)
-        if len(self._points) >= _FLUSH_POINTS or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+        if len(self._points) % 512 == 0 and (len(self._points) >= _FLUSH_POINTS or time.monotonic() - self._last_flush > _FLUSH_SECONDS):
             self.flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -169,25 +175,29 @@ class Run:
         self._last_flush = time.monotonic()
         if not self._points and not self._dirty_latest:
             return
+        with self.ws.catalog.write() as conn:
+            self._write_points(conn, update_run=True)
+
+    def _write_points(self, conn: sa.Connection, *, update_run: bool) -> None:
         points, self._points = self._points, []
         keys, self._dirty_latest = sorted(self._dirty_latest), set()
-        with self.ws.catalog.write() as conn:
-            if points:
-                conn.execute(schema.run_metrics.insert(), points)
-            if keys:
-                t = schema.run_latest_metrics
-                conn.execute(t.delete().where(t.c.run_id == self.id, t.c.key.in_(keys)))
-                conn.execute(t.insert(), [{"run_id": self.id, "key": k, "value": self.metrics[k]} for k in keys])
+        if points:
+            _insert_points(conn, points)
+        if keys:
+            t = schema.run_latest_metrics
+            conn.execute(t.delete().where(t.c.run_id == self.id, t.c.key.in_(keys)))
+            conn.execute(t.insert(), [{"run_id": self.id, "key": k, "value": self.metrics[k]} for k in keys])
+            if update_run:
                 conn.execute(schema.runs.update().where(schema.runs.c.id == self.id).values(metrics=dict(self.metrics)))
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
-        """Finish the run: flush, record timings, lineage, tags and the final status."""
+        """Finish the run: write what is buffered, timings, lineage, tags and the final status, in one transaction."""
         if self.status != "running":
             return
-        self.flush()
         self.timings.setdefault("total_s", round(time.perf_counter() - self._t0, 6))
         self.status = status
         with self.ws.catalog.write() as conn:
+            self._write_points(conn, update_run=False)
             conn.execute(
                 schema.runs.update().where(schema.runs.c.id == self.id).values(
                     status=status, ended_at=utcnow(), timings=self.timings,
@@ -205,6 +215,30 @@ class Run:
             self.end("finished")
         else:
             self.end("failed", f"{type(exc).__name__}: {exc}")
+
+
+def _copy_text(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_float(v: float) -> str:
+    return repr(v) if math.isfinite(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _insert_points(conn: sa.Connection, points: list[tuple[str, str, int, float, float]]) -> None:
+    """Bulk-insert metric points: one COPY on PostgreSQL, one driver-level executemany elsewhere."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        keys = {k: _copy_text(k) for k in {p[1] for p in points}}
+        body = "".join(f"{p[0]}\t{keys[p[1]]}\t{p[2]}\t{_copy_float(p[3])}\t{p[4]!r}\n" for p in points)
+        with raw.cursor() as cur, cur.copy("COPY run_metrics (run_id, key, step, value, ts) FROM STDIN") as copy:
+            copy.write(body.encode())
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("INSERT INTO run_metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)", points)
+        return
+    conn.execute(schema.run_metrics.insert(), [dict(zip(("run_id", "key", "step", "value", "ts"), p, strict=True)) for p in points])
 
 
 class _Timer:
@@ -242,19 +276,55 @@ def start_run(
 # --- reading -------------------------------------------------------------------------
 
 
+def _iso(v: Any) -> str | None:
+    """ISO text of a catalog timestamp: SQLite hands back its stored text, PostgreSQL a datetime."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if "T" in v else v.replace(" ", "T", 1) + "+00:00"
+    ts = _aware(v)
+    return ts.isoformat() if ts is not None else None
+
+
+def _doc(v: Any) -> dict[str, Any]:
+    """A JSON column read as text (parsed with orjson, much faster than the driver's json)."""
+    if v is None:
+        return {}
+    if isinstance(v, str | bytes):
+        return dict(orjson.loads(v))
+    return dict(v)
+
+
 def _run_dict(r: Any) -> dict[str, Any]:
-    started, ended = _aware(r["started_at"]), _aware(r["ended_at"])
     return {
-        "id": r["id"],
-        "name": r["name"],
-        "kind": r["kind"],
-        "status": r["status"],
-        "parent": r["parent_id"],
-        "started_at": started.isoformat() if started else None,
-        "ended_at": ended.isoformat() if ended else None,
-        "params": dict(r["params"]),
-        "metrics": dict(r["metrics"]),
+        "id": r.id,
+        "name": r.name,
+        "kind": r.kind,
+        "status": r.status,
+        "parent": r.parent_id,
+        "started_at": _iso(r.started_at),
+        "ended_at": _iso(r.ended_at),
+        "params": _doc(r.params),
+        "metrics": _doc(r.metrics),
     }
+
+
+def _ts_text(col: Any, dialect: str) -> Any:
+    """A timestamp column as ISO text computed by the database (no per-row Python parsing)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", col), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+    return sa.type_coerce(col, sa.String)  # SQLite already stores text
+
+
+def _list_columns(dialect: str) -> list[Any]:
+    r = schema.runs
+    return [
+        r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id,
+        _ts_text(r.c.started_at, dialect).label("started_at"),
+        _ts_text(r.c.ended_at, dialect).label("ended_at"),
+        sa.cast(r.c.params, sa.Text).label("params"),
+        sa.cast(r.c.metrics, sa.Text).label("metrics"),
+    ]
 
 
 def parse_filter(text: str) -> tuple[str, str, str]:
@@ -288,40 +358,87 @@ def list_runs(
     filters compare the recorded text (``max_depth=6``; ``!=`` too).
     """
     r = schema.runs
-    q = sa.select(r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id, r.c.started_at, r.c.ended_at, r.c.params, r.c.metrics)
-    for i, f in enumerate(metric_filters or []):
+    dialect = ws.catalog.dialect
+    conds: list[Any] = []
+    # each filter is an indexed lookup on (key, value) turned into a set of run ids
+    for f in metric_filters or []:
         key, op, value = parse_filter(f)
         try:
             number = float(value)
         except ValueError:
             raise ConfigError(f"metric filter {f!r}: {value!r} is not a number") from None
-        m = schema.run_latest_metrics.alias(f"m{i}")
-        q = q.join(m, sa.and_(m.c.run_id == r.c.id, m.c.key == key)).where(getattr(m.c.value, _OPS[op])(number))
-    for i, f in enumerate(param_filters or []):
+        m = schema.run_latest_metrics
+        conds.append(r.c.id.in_(sa.select(m.c.run_id).where(m.c.key == key, getattr(m.c.value, _OPS[op])(number))))
+    for f in param_filters or []:
         key, op, value = parse_filter(f)
         if op not in ("=", "!="):
             raise ConfigError(f"parameter filter {f!r}: parameters compare as text, with = or !=")
-        p = schema.run_params.alias(f"p{i}")
-        q = q.join(p, sa.and_(p.c.run_id == r.c.id, p.c.key == key)).where(getattr(p.c.value, _OPS[op])(value))
-    if name:
-        q = q.where(r.c.name == name)
-    if status:
-        q = q.where(r.c.status == status)
-    if parent:
-        q = q.where(r.c.parent_id == parent)
-    if kind:
-        q = q.where(r.c.kind == kind)
+        p = schema.run_params
+        conds.append(r.c.id.in_(sa.select(p.c.run_id).where(p.c.key == key, getattr(p.c.value, _OPS[op])(value))))
+    for col, want in ((r.c.name, name), (r.c.status, status), (r.c.parent_id, parent), (r.c.kind, kind)):
+        if want:
+            conds.append(col == want)
+    source: Any = r
     if order_by:
         o = schema.run_latest_metrics.alias("ord")
-        q = q.join(o, sa.and_(o.c.run_id == r.c.id, o.c.key == order_by))
-        q = q.order_by(o.c.value.asc() if ascending else o.c.value.desc(), r.c.id)
+        source = r.join(o, sa.and_(o.c.run_id == r.c.id, o.c.key == order_by))
+        order = [o.c.value.asc() if ascending else o.c.value.desc(), r.c.id]
     else:
-        q = q.order_by(r.c.started_at.asc() if ascending else r.c.started_at.desc(), r.c.id)
+        order = [r.c.started_at.asc() if ascending else r.c.started_at.desc(), r.c.id]
+    if dialect in ("sqlite", "postgresql"):
+        return _list_as_json(ws, source, conds, order, limit)
+    q = sa.select(*_list_columns(dialect)).select_from(source).where(*conds).order_by(*order)
     if limit is not None:
         q = q.limit(limit)
     with ws.catalog.read() as conn:
-        rows = conn.execute(q).mappings().all()
+        rows = conn.execute(q).all()
     return [_run_dict(x) for x in rows]
+
+
+def _list_as_json(ws: Workspace, source: Any, conds: list[Any], order: list[Any], limit: int | None) -> list[dict[str, Any]]:
+    """The listing built as one JSON document by the database and parsed once (10,000 runs in milliseconds)."""
+    r = schema.runs
+    dialect = ws.catalog.dialect
+    inner = sa.select(
+        r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id, r.c.started_at, r.c.ended_at, r.c.params, r.c.metrics,
+        sa.func.row_number().over(order_by=order).label("rn"),
+    ).select_from(source).where(*conds).order_by(*order)
+    if limit is not None:
+        inner = inner.limit(limit)
+    sub = inner.subquery()
+    if dialect == "sqlite":
+        columns: list[tuple[str, Any]] = [
+            ("started_at", sa.func.replace(sa.type_coerce(sub.c.started_at, sa.Text), " ", "T").op("||")("+00:00")),
+            ("ended_at", sa.func.replace(sa.type_coerce(sub.c.ended_at, sa.Text), " ", "T").op("||")("+00:00")),
+            ("params", sa.func.json(sub.c.params)), ("metrics", sa.func.json(sub.c.metrics)),
+        ]
+        agg, obj = sa.func.json_group_array, sa.func.json_object
+    else:
+        # UTC wall time; PostgreSQL writes it as ISO text without an offset, added below
+        columns = [
+            ("started_at", sa.func.timezone("UTC", sub.c.started_at)), ("ended_at", sa.func.timezone("UTC", sub.c.ended_at)),
+            ("params", sub.c.params), ("metrics", sub.c.metrics),
+        ]
+        agg, obj = sa.func.json_agg, sa.func.json_build_object
+    columns = [("rn", sub.c.rn), ("id", sub.c.id), ("name", sub.c.name), ("kind", sub.c.kind), ("status", sub.c.status),
+               ("parent", sub.c.parent_id), *columns]
+    # one array per column (no key repeated per row): less to build, send and parse
+    doc = obj(*[x for key, col in columns for x in (key, agg(col))])
+    q = sa.select(sa.cast(doc, sa.Text)).select_from(sub)
+    with ws.catalog.read() as conn:
+        text = conn.execute(q).scalar()
+    cols: dict[str, list[Any] | None] = orjson.loads(text) if text else {}
+    rn = cols.get("rn") or []
+    if not rn:
+        return []
+    if dialect == "postgresql":
+        for key in ("started_at", "ended_at"):
+            cols[key] = [None if v is None else v + "+00:00" for v in cols[key] or []]
+    keys = [k for k, _ in columns if k != "rn"]
+    rows = [dict(zip(keys, t, strict=True)) for t in zip(*(cols[k] or [] for k in keys), strict=True)]
+    if any(rn[i] > rn[i + 1] for i in range(len(rn) - 1)):
+        rows = [row for _, row in sorted(zip(rn, rows, strict=True), key=lambda p: p[0])]
+    return rows
 
 
 def resolve_run_id(ws: Workspace, run_id: str) -> str:
@@ -343,9 +460,9 @@ def get_run(ws: Workspace, run_id: str, *, history: bool = True) -> dict[str, An
     rid = resolve_run_id(ws, run_id)
     r = schema.runs
     with ws.catalog.read() as conn:
-        row = conn.execute(sa.select(r).where(r.c.id == rid)).mappings().one()
-        out = _run_dict(row)
-        out.update(tags=dict(row["tags"]), lineage=dict(row["lineage"]), timings=dict(row["timings"]), error=row["error"])
+        out = _run_dict(conn.execute(sa.select(*_list_columns(ws.catalog.dialect)).where(r.c.id == rid)).one())
+        row = conn.execute(sa.select(r.c.tags, r.c.lineage, r.c.timings, r.c.error).where(r.c.id == rid)).one()
+        out.update(tags=dict(row.tags), lineage=dict(row.lineage), timings=dict(row.timings), error=row.error)
         a = schema.run_artifacts
         out["artifacts"] = [
             {"name": x.name, "sha256": x.sha256, "size": x.size}

@@ -251,7 +251,13 @@ def evaluate(predictor: Predictor, prepared: Prepared, metrics: list[str], x: pd
 def native_predictor(estimator: Any, prepared: Prepared) -> Predictor:
     """A predictor over a just-fitted estimator (no serialisation), for tuning trials."""
     native = estimator.booster_ if prepared.fmt == "lightgbm" else estimator
-    return Predictor(native, prepared.fmt, prepared.signature)
+    return Predictor(native, prepared.fmt, prepared.signature, threads=_threads(estimator))
+
+
+def _threads(estimator: Any) -> int | None:
+    """The thread count the estimator was configured with (evaluation uses the same)."""
+    n = estimator.get_params().get("n_jobs") if hasattr(estimator, "get_params") else None
+    return int(n) if isinstance(n, int) and n > 0 else None
 
 
 def _champion(ws: Workspace, model: Model, prepared: Prepared, metrics: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -323,6 +329,7 @@ def train(
             sha = ws.artifacts.put_bytes(ser.data)
         with run.timer("evaluate"):
             predictor = Predictor.from_serialized(ser, prepared.signature, where=f"new model {m.name}")
+            predictor.threads = _threads(fitted)
             values = evaluate(predictor, prepared, metrics)
         run.log_metrics(values, step=0)
         with run.timer("gate"):
