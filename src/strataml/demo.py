@@ -230,7 +230,7 @@ def demo_serving(ws: Workspace) -> None:
     try:
         champion = RegistryModels(ws).get("fraud", "champion")
         fields = list(champion.entity_keys) + list(champion.request_fields) if champion.views else champion.feature_names()
-        labels = get_version(ws, "fraud_labels@latest").to_arrow()
+        labels = get_version(ws, ws.definitions.get("model", "fraud").labels).to_arrow()  # the model's own labelled rows
         rows = labels.slice(0, 300).select(fields).to_pylist()
         headers = {"authorization": f"Bearer {key}"}
 
