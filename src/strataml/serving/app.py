@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.serving.auth import ApiKey, AuthError
-from strataml.serving.gateway import Gateway, GatewayConfig, PredictionFailed, RateLimited, admitted
+from strataml.serving.gateway import Gateway, GatewayConfig, PredictionFailed, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded
 from strataml.serving.servable import InputError, ModelProvider
@@ -149,14 +149,17 @@ class HttpGateway:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", hint="split the instances over several requests")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        if declared is not None:  # the server stops reading at the declared length, which is within the limit
+            body = await request.body()
+        else:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
+                chunks.append(chunk)
+            body = b"".join(chunks)
         if not body:
             raise BadRequest("the request body is empty", hint='send JSON such as {"instances": [{...}]}')
         try:
@@ -245,14 +248,20 @@ class HttpGateway:
         rid = self.request_id(request)
         labels = {"model": "-", "version": "-"}
         key_id = None
+        gw = self.gw
         try:
-            async with admitted(self.gw):
+            gw.admission.enter()
+            gw.metrics.inflight.inc()
+            try:
                 key = None
                 if scope is not None:
-                    key = self.gw.authorize(request.headers.get("authorization"), scope(request))
+                    key = gw.authorize(request.headers.get("authorization"), scope(request))
                     key_id = key.id
                 doc, labels_upd = await body(request, rid, key)
                 labels.update(labels_upd)
+            finally:
+                gw.admission.leave()
+                gw.metrics.inflight.dec()
             resp = doc if isinstance(doc, Response) else json_response(doc, headers={"x-request-id": rid})
         except Overloaded as exc:
             self.gw.metrics.overloaded.inc()

@@ -12,7 +12,6 @@ durable log before answering.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import gc
@@ -437,18 +436,6 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
             raise InputError(exc.message, hint=exc.hint) from None
         raise
     return rows
-
-
-@contextlib.asynccontextmanager
-async def admitted(gw: Gateway) -> Any:
-    """Count a request against the concurrency bound (Overloaded when full)."""
-    gw.admission.enter()
-    gw.metrics.inflight.inc()
-    try:
-        yield
-    finally:
-        gw.admission.leave()
-        gw.metrics.inflight.dec()
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:
