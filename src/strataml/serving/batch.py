@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,18 +136,24 @@ def _score_local(ws: Workspace, s: Servable, dataset: pads.Dataset, out: Path, c
     done = 0
     bar = Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"), TimeRemainingColumn(), disable=not progress, transient=True)
     try:
-        with bar:
+        with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-score") as pool:
             task = bar.add_task("score", total=total)
+            # a two-stage pipeline: batch i is predicted in a worker thread while batch i+1 is
+            # read and batch i-1 is written (the model and Arrow both release the GIL)
+            pending: tuple[pa.Table, int, Future[Any]] | None = None
             for rb in dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
                 batch = pa.Table.from_batches([rb])
                 if batch.num_rows == 0:
                     continue
-                table = _output_table(s, batch, predict_batch(s, batch, ws), id_col, done)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
+                nxt = (batch, done, pool.submit(predict_batch, s, batch, ws))
                 done += batch.num_rows
-                bar.update(task, advance=batch.num_rows)
+                if pending is not None:
+                    writer = _write(writer, tmp, s, pending, id_col)
+                    bar.update(task, advance=pending[0].num_rows)
+                pending = nxt
+            if pending is not None:
+                writer = _write(writer, tmp, s, pending, id_col)
+                bar.update(task, advance=pending[0].num_rows)
         if writer is None:
             empty = _output_table(s, pa.table({c: pa.array([], type=dataset.schema.field(c).type) for c in columns}), [], id_col, 0)
             pq.write_table(empty, tmp)
@@ -159,6 +166,15 @@ def _score_local(ws: Workspace, s: Servable, dataset: pads.Dataset, out: Path, c
             writer.close()
         tmp.unlink(missing_ok=True)
     return done
+
+
+def _write(writer: pq.ParquetWriter | None, tmp: Path, s: Servable, item: tuple[pa.Table, int, Future[Any]], id_col: str | None) -> pq.ParquetWriter:
+    batch, offset, fut = item
+    table = _output_table(s, batch, fut.result(), id_col, offset)
+    if writer is None:
+        writer = pq.ParquetWriter(tmp, table.schema)
+    writer.write_table(table)
+    return writer
 
 
 def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns: list[str], id_col: str | None, batch_rows: int) -> int:

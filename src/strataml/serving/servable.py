@@ -143,6 +143,19 @@ def rows_to_matrix(rows: list[dict[str, Any]], names: Sequence[str]) -> np.ndarr
     return out
 
 
+def table_to_matrix(table: Any, names: Sequence[str]) -> np.ndarray:
+    """A float64 matrix of the named Arrow columns (nulls become NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not names:
+        return np.empty((table.num_rows, 0))
+    out = np.empty((table.num_rows, len(names)), dtype=np.float64)
+    for j, n in enumerate(names):
+        out[:, j] = pc.cast(table.column(n), pa.float64()).to_numpy(zero_copy_only=False)
+    return out
+
+
 def from_lightgbm(name: str, version: int, booster: Any, *, output: OutputKind = "binary", classes: Sequence[Any] = (), types: dict[str, str] | None = None) -> Servable:
     """A servable from a trained LightGBM ``Booster`` (or sklearn wrapper) over numeric features."""
     b = getattr(booster, "booster_", booster)
@@ -153,8 +166,7 @@ def from_lightgbm(name: str, version: int, booster: Any, *, output: OutputKind =
         return b.predict(rows_to_matrix(rows, names), num_threads=1)
 
     def predict_table(table: Any) -> Any:
-        cols = [table.column(n).to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for n in names]
-        return b.predict(np.column_stack(cols) if cols else np.empty((table.num_rows, 0)))
+        return b.predict(table_to_matrix(table, names))
 
     return Servable(name, version, feats, output, predict_rows, tuple(classes), predict_table=predict_table)
 
@@ -177,6 +189,8 @@ def from_loaded(loaded: Any) -> Servable:
     fast = _numeric_fast_path(loaded, feats, predict_rows)
 
     def predict_table(table: Any) -> Any:
+        if fast is not None:  # verified equal to the generic path; skips the DataFrame
+            return loaded.predictor.native.predict(table_to_matrix(table, names))
         return loaded.predict(table.select(names))
 
     entity_keys = tuple(_get(sig, "entity_keys", default=()) or getattr(loaded, "entity_keys", ()) or ())
