@@ -158,7 +158,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
                 failpoint("materialize.after_batch")
             meta = {
                 "view": view.name, "version": view.version, "keys": list(view.keys),
-                "features": [f.name for f in stored], "types": feature_types(_stored_only(view), source, con),
+                "features": [f.name for f in stored], "types": feature_types(view.stored_view(), source, con),
                 "as_of": as_of.astimezone(dt.UTC).isoformat(), "watermark": as_of.astimezone(dt.UTC).isoformat(),
                 "max_event_ts": max_ts.isoformat() if isinstance(max_ts, dt.datetime) else None,
                 "source_version": source.version.ref, "mode": mode, "entities": written,
@@ -188,13 +188,6 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     if reason:
         out["reason"] = reason
     return out
-
-
-def _stored_only(view: FeatureView) -> FeatureView:
-    if not view.request_features:
-        return view
-    return FeatureView(view.name, entity=view.entity, source=view.source, ttl=view.ttl,
-                       features=view.stored_features, timestamp=view.timestamp)
 
 
 def _new_file_indexes(ws: Workspace, prev_ref: str | None, files: list[dict[str, Any]]) -> list[int]:
