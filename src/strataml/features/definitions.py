@@ -311,6 +311,13 @@ class FeatureView:
         """The features computed from the source (and materialised online), in order."""
         return [f for f in self.features if isinstance(f, Feature)]
 
+    def stored_view(self) -> FeatureView:
+        """This view without its request features: what is materialised online."""
+        if not self.request_features:
+            return self
+        return FeatureView(self.name, entity=self.entity, source=self.source, ttl=self.ttl,
+                           features=self.stored_features, timestamp=self.timestamp)
+
     @property
     def ttl_seconds(self) -> int:
         """The ttl in seconds (0 when the view has none)."""

@@ -1,10 +1,13 @@
 """Materialisation: each entity's latest feature values, written to the online store.
 
-Values are computed by the same point-in-time SQL as training sets, with every
-entity's label time set to the materialisation time ``as_of``: row expressions from
-the latest source row strictly before ``as_of`` within ``ttl``, aggregations over
-``[as_of - window, as_of)``. Entities with no source row inside the view's horizon
-(the longest of its ttl and windows) hold no values and read back as nulls.
+Values follow the training-set semantics with every entity's label time set to the
+materialisation time ``as_of``: row expressions from the latest source row strictly
+before ``as_of`` within ``ttl`` (ties: the last stored row), aggregations over
+``[as_of - window, as_of)`` using the same aggregate SQL. As all entities share one
+label time, a single grouped pass over the rows inside the view's horizon (the
+longest of its ttl and windows) computes them; :func:`strataml.features.check_skew`
+compares the result with the training-set join. Entities with no source row inside
+the horizon hold no values and read back as nulls.
 
 Rows stream from DuckDB to the store in batches, so memory stays bounded whatever
 the number of entities; the store makes a run visible in one atomic commit. An
@@ -24,7 +27,7 @@ from typing import Any
 from strataml.data import get_version
 from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
-from strataml.features.offline import LROW, LTIME, compute_view, needed_columns, source_scan
+from strataml.features.offline import agg_sql, needed_columns, source_scan
 from strataml.features.online import OnlineStore, key_sql
 from strataml.features.registry import (
     FeatureError,
@@ -103,34 +106,46 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
         # the rows any value can use: event time in [as_of - horizon, as_of)
         cols = ", ".join(quote_ident(c) for c in needed_columns(view, source))
         con.execute(
-            f"CREATE TEMP TABLE _recent AS SELECT {cols}, _ts, _o, _file FROM {scan} "
+            f"CREATE TEMP VIEW _recent AS SELECT {cols}, _ts, _o, _file FROM {scan} "
             f"WHERE {not_null} AND _ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
         )
+        stored = view.stored_features
+        kl = ", ".join(keys)
+        # every entity has the same label time (as_of), so one grouped pass over the recent
+        # rows gives exactly the point-in-time values; the skew check compares it with
+        # the training-set SQL
+        aggs = ["max(_r._ts) AS _event_ts"]
+        exprs = [f for f in stored if f.kind == "expr"]
+        if exprs:  # one arg_max picks the latest row's values of every row expression
+            ok = f"_r._ts >= {at} - INTERVAL '{view.ttl_seconds} seconds'"
+            packed = ", ".join(f"{quote_literal(f.name)}: ({f.expr})" for f in exprs)
+            aggs.append(f"arg_max_null({{{packed}}}, _r._o) FILTER (WHERE {ok}) AS _latest")
+        for f in stored:
+            if f.kind == "agg":
+                flt = None if f.window_seconds >= horizon else f"_r._ts >= {at} - INTERVAL '{f.window_seconds} seconds'"
+                aggs.append(f"{agg_sql(f, '_r', '_o', flt)} AS {quote_ident(f.name)}")
         if mode == "full":
-            entities_sql = f"SELECT {', '.join(keys)}, max(_ts) AS _event_ts FROM _recent GROUP BY ALL"
+            values = f"SELECT {kl}, {', '.join(aggs)} FROM _recent _r GROUP BY {kl}"
         else:
             assert prev is not None
             since = _ts_literal(dt.datetime.fromisoformat(prev["watermark"]))
             new_files = _new_file_indexes(ws, prev.get("source_version"), source.version.files)
             extra = f" OR _file IN ({', '.join(map(str, new_files))})" if new_files else ""
-            changed = f"SELECT DISTINCT {', '.join(keys)} FROM {scan} WHERE {not_null} AND _ts < {at} AND (_ts >= {since}{extra})"
-            entities_sql = (
-                f"SELECT c.*, e._event_ts FROM ({changed}) c LEFT JOIN "
-                f"(SELECT {', '.join(keys)}, max(_ts) AS _event_ts FROM _recent GROUP BY ALL) e USING ({', '.join(keys)})"
+            con.execute(
+                f"CREATE TEMP TABLE _changed AS SELECT DISTINCT {kl} FROM {scan} "
+                f"WHERE {not_null} AND _ts < {at} AND (_ts >= {since}{extra})"
             )
-        con.execute(
-            f"CREATE TEMP TABLE _labels AS SELECT *, row_number() OVER () AS {LROW}, {at} AS {LTIME} FROM ({entities_sql})"
-        )
-        names = {f.name: f.name for f in view.stored_features}
-        stored = view.stored_features
-        compute_view(con, "_labels", _stored_only(view), source, names, "_v", scan="_recent")
+            grouped = f"SELECT {kl}, {', '.join(aggs)} FROM _recent _r SEMI JOIN _changed c USING ({kl}) GROUP BY {kl}"
+            values = f"SELECT c.*, g.* EXCLUDE ({kl}) FROM _changed c LEFT JOIN ({grouped}) g USING ({kl})"
         max_ts = (one(con, "SELECT max(_ts) FROM _recent") or (None,))[0]
-        entities = int(str((one(con, "SELECT count(*) FROM _labels") or (0,))[0] or 0))
-        fields = ", ".join(f"{quote_ident(f.name)} := v.{quote_ident(f.name)}" for f in stored)
+        fields = ", ".join(
+            f"{quote_ident(f.name)} := " + (f"v._latest[{quote_literal(f.name)}]" if f.kind == "expr" else f"v.{quote_ident(f.name)}")
+            for f in stored
+        )
         sql = (
-            f"SELECT {key_sql(view.keys, 'l')} AS k, "
-            f"to_json(struct_pack({fields}, _event_ts := l._event_ts, _as_of := {at}))::VARCHAR AS v "
-            f"FROM _labels l JOIN _v v USING ({LROW}) ORDER BY k"
+            f"SELECT {key_sql(view.keys, 'v')} AS k, "
+            f"to_json(struct_pack({fields}, _event_ts := v._event_ts, _as_of := {at}))::VARCHAR AS v "
+            f"FROM ({values}) v ORDER BY k"
         )
         token = st.begin(view.name, full=(mode == "full"))
         try:
@@ -143,7 +158,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
                 failpoint("materialize.after_batch")
             meta = {
                 "view": view.name, "version": view.version, "keys": list(view.keys),
-                "features": [f.name for f in stored], "types": feature_types(_stored_only(view), source, con),
+                "features": [f.name for f in stored], "types": feature_types(view.stored_view(), source, con),
                 "as_of": as_of.astimezone(dt.UTC).isoformat(), "watermark": as_of.astimezone(dt.UTC).isoformat(),
                 "max_event_ts": max_ts.isoformat() if isinstance(max_ts, dt.datetime) else None,
                 "source_version": source.version.ref, "mode": mode, "entities": written,
@@ -168,18 +183,11 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
             "source_version": source.version.ref, "store": _safe(st.url),
         })
     out = {"view": view.name, "version": view.version, "status": "materialized", "mode": mode, "entities": written,
-           "candidates": entities, "as_of": as_of.isoformat(), "source_version": source.version.ref,
+           "as_of": as_of.isoformat(), "source_version": source.version.ref,
            "seconds": round(seconds, 3)}
     if reason:
         out["reason"] = reason
     return out
-
-
-def _stored_only(view: FeatureView) -> FeatureView:
-    if not view.request_features:
-        return view
-    return FeatureView(view.name, entity=view.entity, source=view.source, ttl=view.ttl,
-                       features=view.stored_features, timestamp=view.timestamp)
 
 
 def _new_file_indexes(ws: Workspace, prev_ref: str | None, files: list[dict[str, Any]]) -> list[int]:

@@ -89,9 +89,7 @@ def check_skew(ws: Workspace, view: str, *, sample: int = 100, seed: int = 0, st
         con.execute("CREATE TEMP TABLE _labels AS SELECT * FROM _sample")
         stored = [f for f in fv.stored_features]
         names = {f.name: f.name for f in stored}
-        from strataml.features.materialize import _stored_only
-
-        compute_view(con, "_labels", _stored_only(fv), source, names, "_v")
+        compute_view(con, "_labels", fv.stored_view(), source, names, "_v")
         offline = con.execute(
             f"SELECT {', '.join(quote_ident(f.name) for f in stored)} FROM _v ORDER BY {LROW}"
         ).fetchall()
