@@ -5,6 +5,8 @@ The public surface is re-exported here: ``import strataml as st``.
 
 from strataml.data import Column, Contract, DatasetVersion, IngestReport, SourceSpec, ingest
 from strataml.errors import StrataError
+from strataml.features import Entity, Feature, FeatureView, RequestFeature
+from strataml.models import Gate, LoadedModel, Model, Split, Tune, load_model, start_run, train
 from strataml.spine import Settings, Workspace
 
 __version__ = "0.1.0"
@@ -22,12 +24,24 @@ __all__ = [
     "Column",
     "Contract",
     "DatasetVersion",
+    "Entity",
+    "Feature",
+    "FeatureView",
+    "Gate",
     "IngestReport",
+    "LoadedModel",
+    "Model",
+    "RequestFeature",
     "Settings",
     "SourceSpec",
+    "Split",
     "StrataError",
+    "Tune",
     "Workspace",
     "__version__",
     "dataset",
     "ingest",
+    "load_model",
+    "start_run",
+    "train",
 ]

@@ -1,0 +1,62 @@
+"""The feature store: declarative features, point-in-time training sets, an online store.
+
+One definition serves training (:func:`build_training_set`) and serving
+(:func:`get_online_features`, :func:`compute_request_features`).
+"""
+
+from strataml.features.definitions import (
+    AGGREGATIONS,
+    Entity,
+    Feature,
+    FeatureDefinitionError,
+    FeatureView,
+    RequestFeature,
+    parse_duration,
+)
+from strataml.features.lookup import compute_request_features, get_online_features, online_store
+from strataml.features.materialize import materialize
+from strataml.features.offline import TrainingSet, build_training_set
+from strataml.features.online import (
+    OnlineStore,
+    OnlineStoreError,
+    RedisOnlineStore,
+    SQLiteOnlineStore,
+    open_online_store,
+)
+from strataml.features.registry import (
+    FeatureError,
+    apply,
+    list_views,
+    register,
+    resolve_view,
+    show_view,
+)
+from strataml.features.skew import check_skew
+
+__all__ = [
+    "AGGREGATIONS",
+    "Entity",
+    "Feature",
+    "FeatureDefinitionError",
+    "FeatureError",
+    "FeatureView",
+    "OnlineStore",
+    "OnlineStoreError",
+    "RedisOnlineStore",
+    "RequestFeature",
+    "SQLiteOnlineStore",
+    "TrainingSet",
+    "apply",
+    "build_training_set",
+    "check_skew",
+    "compute_request_features",
+    "get_online_features",
+    "list_views",
+    "materialize",
+    "online_store",
+    "open_online_store",
+    "parse_duration",
+    "register",
+    "resolve_view",
+    "show_view",
+]
