@@ -6,6 +6,7 @@ The public surface is re-exported here: ``import strataml as st``.
 from strataml.data import Column, Contract, DatasetVersion, IngestReport, SourceSpec, ingest
 from strataml.errors import StrataError
 from strataml.features import Entity, Feature, FeatureView, RequestFeature
+from strataml.models import Gate, LoadedModel, Model, Split, Tune, load_model, start_run, train
 from strataml.spine import Settings, Workspace
 
 __version__ = "0.1.0"
@@ -26,13 +27,21 @@ __all__ = [
     "Entity",
     "Feature",
     "FeatureView",
+    "Gate",
     "IngestReport",
+    "LoadedModel",
+    "Model",
     "RequestFeature",
     "Settings",
     "SourceSpec",
+    "Split",
     "StrataError",
+    "Tune",
     "Workspace",
     "__version__",
     "dataset",
     "ingest",
+    "load_model",
+    "start_run",
+    "train",
 ]

@@ -50,7 +50,7 @@ def test_every_rule_kind_is_named_in_quarantine(workspace, tx_contract, write) -
     assert sorted(rows["tx11"]["_errors"]) == ["amount.min", "country.allowed"]
     assert rows["tx9"]["ts"] == "not a time"
     assert rows["tx1"]["_errors"] == ["tx_id.duplicate"] and rows["tx1"]["user_id"] == "u2"
-    assert rows["tx2"]["_row"] == 2
+    assert rows["tx2"]["_line"] == 3  # the line in the file (the header is line 1)
 
 
 def test_good_rows_are_typed_and_timestamps_normalised_to_utc(workspace, tx_contract, write) -> None:

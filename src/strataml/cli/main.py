@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strataml.cli import data, features
+from strataml.cli import data, features, models
 from strataml.cli.output import err_console
 from strataml.errors import StrataError
 
@@ -23,6 +23,9 @@ app.command("events")(data.events)
 app.add_typer(data.datasets_app, name="datasets")
 app.add_typer(data.contracts_app, name="contracts")
 app.add_typer(features.features_app, name="features")
+app.command("train")(models.train)
+app.add_typer(models.runs_app, name="runs")
+app.add_typer(models.models_app, name="models")
 
 
 @app.command("demo")

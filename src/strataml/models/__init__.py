@@ -1,0 +1,61 @@
+"""The models layer: tracked training runs, tuning, evaluation gates, a registry with
+versions and aliases, lineage, and safe (pickle-free) serialisation."""
+
+from strataml.models.definitions import Gate, Model, Split, Tune
+from strataml.models.lineage import code_version, model_lineage, package_versions
+from strataml.models.metrics import METRICS, higher_is_better
+from strataml.models.predictor import Predictor, SignatureError, prepare
+from strataml.models.registry import (
+    CHAMPION,
+    LoadedModel,
+    get_model,
+    list_models,
+    load_model,
+    resolve_version,
+    rollback,
+    set_alias,
+)
+from strataml.models.serialization import UnsafeModel
+from strataml.models.tracking import (
+    Run,
+    compare_runs,
+    get_run,
+    list_runs,
+    metric_history,
+    resolve_run_id,
+    start_run,
+)
+from strataml.models.train import TrainResult, train
+
+__all__ = [
+    "CHAMPION",
+    "METRICS",
+    "Gate",
+    "LoadedModel",
+    "Model",
+    "Predictor",
+    "Run",
+    "SignatureError",
+    "Split",
+    "TrainResult",
+    "Tune",
+    "UnsafeModel",
+    "code_version",
+    "compare_runs",
+    "get_model",
+    "get_run",
+    "higher_is_better",
+    "list_models",
+    "list_runs",
+    "load_model",
+    "metric_history",
+    "model_lineage",
+    "package_versions",
+    "prepare",
+    "resolve_run_id",
+    "resolve_version",
+    "rollback",
+    "set_alias",
+    "start_run",
+    "train",
+]

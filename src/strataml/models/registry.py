@@ -1,0 +1,290 @@
+"""The model registry: immutable versions, movable aliases, and loading by alias or number.
+
+A version records its artifact's sha256 and format, the signature, holdout metrics,
+parameters, lineage, the feature views it reads and the types its file needs trusted.
+Aliases (``champion``, ``challenger``, any name) are the only mutable part: every
+move writes the alias history and an event (who, when, why) in the same transaction.
+:func:`load_model` verifies the artifact's hash before any parser reads a byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from strataml.errors import ConfigError, NotFound, StrataError
+from strataml.models.predictor import Predictor
+from strataml.models.serialization import Serialized
+from strataml.spine import schema
+from strataml.spine.catalog import utcnow
+from strataml.spine.events import append_event, current_actor
+from strataml.spine.paths import check_name
+from strataml.spine.workspace import Workspace
+
+CHAMPION = "champion"
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+def _aware(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts
+
+
+def check_alias(alias: str) -> str:
+    """Refuse alias names that are not identifiers, or that look like version numbers."""
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
+        raise ConfigError(f"invalid alias {alias!r}", hint="use letters, digits, '_' and '-', starting with a letter (e.g. champion)")
+    return alias
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def register_version(
+    conn: sa.Connection,
+    name: str,
+    *,
+    run_id: str | None,
+    sha256: str,
+    fmt: str,
+    signature: dict[str, Any],
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    lineage: dict[str, Any],
+    feature_views: list[str],
+    trusted_types: list[str],
+    description: str = "",
+) -> int:
+    """Add the next version of a model inside the caller's write transaction; returns its number."""
+    check_name(name, "model name")
+    now = utcnow()
+    if _create_model(conn, name, now, description):
+        append_event(conn, "model.created", f"model:{name}", {})
+    _lock_model(conn, name)
+    t = schema.model_versions
+    number = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0)).where(t.c.model == name)).scalar_one()) + 1
+    conn.execute(
+        t.insert().values(
+            model=name, version=number, run_id=run_id, sha256=sha256, format=fmt, signature=signature,
+            metrics=metrics, params=params, lineage=lineage, feature_views=feature_views,
+            trusted_types=trusted_types, created_at=now,
+        )
+    )
+    append_event(conn, "model.version.registered", f"model:{name}", {"version": number, "run": run_id, "sha256": sha256, "metrics": metrics})
+    return number
+
+
+def _create_model(conn: sa.Connection, name: str, now: dt.datetime, description: str) -> bool:
+    """Insert the model row unless it exists (safe against a concurrent creator); True if created."""
+    values = {"name": name, "created_at": now, "description": description}
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return bool(conn.execute(postgresql.insert(schema.models).values(**values).on_conflict_do_nothing()).rowcount)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return bool(conn.execute(sqlite.insert(schema.models).values(**values).on_conflict_do_nothing()).rowcount)
+    if conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name)).first() is not None:
+        return False
+    conn.execute(schema.models.insert().values(**values))
+    return True
+
+
+def _lock_model(conn: sa.Connection, name: str) -> None:
+    """Serialise writers of one model (version numbers, aliases): a row lock on PostgreSQL.
+
+    SQLite write transactions are already serialised (BEGIN IMMEDIATE).
+    """
+    conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name).with_for_update())
+
+
+def move_alias(
+    conn: sa.Connection, name: str, alias: str, version: int, *, reason: str, action: str = "set", actor: str | None = None
+) -> int | None:
+    """Point ``alias`` at ``version`` inside the caller's transaction; returns the previous version."""
+    check_alias(alias)
+    who = actor or current_actor()
+    _lock_model(conn, name)
+    t = schema.model_versions
+    if conn.execute(sa.select(t.c.version).where(t.c.model == name, t.c.version == version)).first() is None:
+        raise NotFound(f"model {name!r} has no version {version}", hint=f"'strata models show {name}' lists its versions")
+    a = schema.model_aliases
+    prev = conn.execute(sa.select(a.c.version).where(a.c.model == name, a.c.alias == alias)).scalar()
+    now = utcnow()
+    conn.execute(a.delete().where(a.c.model == name, a.c.alias == alias))
+    conn.execute(a.insert().values(model=name, alias=alias, version=version, updated_at=now, actor=who, reason=reason))
+    conn.execute(
+        schema.model_alias_history.insert().values(
+            model=name, alias=alias, version=version, previous=prev, action=action, actor=who, reason=reason, ts=now
+        )
+    )
+    append_event(
+        conn, "model.alias.moved", f"model:{name}",
+        {"alias": alias, "from": prev, "to": version, "action": action, "reason": reason}, actor=who,
+    )
+    return None if prev is None else int(prev)
+
+
+def set_alias(ws: Workspace, name: str, alias: str, version: int, *, reason: str = "", actor: str | None = None) -> dict[str, Any]:
+    """Move an alias to a version (an event records who, when and why)."""
+    with ws.catalog.write() as conn:
+        _require_model(conn, name)
+        prev = move_alias(conn, name, alias, int(version), reason=reason or "set by hand", actor=actor)
+    return {"model": name, "alias": alias, "from": prev, "to": int(version)}
+
+
+def _alias_stack(conn: sa.Connection, name: str, alias: str) -> list[int]:
+    """The alias' assignments still in force, oldest first (a rollback undoes the latest)."""
+    h = schema.model_alias_history
+    stack: list[int] = []
+    for action, version in conn.execute(
+        sa.select(h.c.action, h.c.version).where(h.c.model == name, h.c.alias == alias).order_by(h.c.id)
+    ):
+        if action == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != version:
+                stack.append(int(version))
+        else:
+            stack.append(int(version))
+    return stack
+
+
+def rollback(ws: Workspace, name: str, *, alias: str = CHAMPION, reason: str = "", actor: str | None = None) -> dict[str, Any]:
+    """Point ``alias`` (the champion by default) back at the version it held before."""
+    with ws.catalog.write() as conn:
+        _require_model(conn, name)
+        _lock_model(conn, name)
+        stack = _alias_stack(conn, name, alias)
+        if len(stack) < 2:
+            raise StrataError(
+                f"model {name!r}: {alias} has no previous version to roll back to",
+                hint=f"set it explicitly with 'strata models alias {name} {alias} VERSION'",
+            )
+        target = stack[-2]
+        prev = move_alias(conn, name, alias, target, reason=reason or "rollback", action="rollback", actor=actor)
+    return {"model": name, "alias": alias, "from": prev, "to": target}
+
+
+def _require_model(conn: sa.Connection, name: str) -> None:
+    if conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name)).first() is None:
+        known = conn.execute(sa.select(schema.models.c.name).order_by(schema.models.c.name)).scalars().all()
+        raise NotFound(f"no model named {name!r} (models: {', '.join(known) or 'none'})", hint="train one with 'strata train NAME'")
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _version_dict(r: Any) -> dict[str, Any]:
+    return {
+        "version": r["version"],
+        "sha256": r["sha256"],
+        "format": r["format"],
+        "metrics": dict(r["metrics"]),
+        "run": r["run_id"],
+        "params": dict(r["params"]),
+        "signature": dict(r["signature"]),
+        "feature_views": list(r["feature_views"]),
+        "lineage": dict(r["lineage"]),
+        "created_at": _aware(r["created_at"]).isoformat(),
+    }
+
+
+def list_models(ws: Workspace) -> list[dict[str, Any]]:
+    """Every model with its version numbers, latest version and aliases."""
+    v, a = schema.model_versions, schema.model_aliases
+    with ws.catalog.read() as conn:
+        names = conn.execute(sa.select(schema.models.c.name).order_by(schema.models.c.name)).scalars().all()
+        versions: dict[str, list[int]] = {}
+        for m, ver in conn.execute(sa.select(v.c.model, v.c.version).order_by(v.c.model, v.c.version)):
+            versions.setdefault(m, []).append(int(ver))
+        aliases: dict[str, dict[str, int]] = {}
+        for m, alias, ver in conn.execute(sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.model, a.c.alias)):
+            aliases.setdefault(m, {})[alias] = int(ver)
+    return [
+        {"name": n, "latest": versions[n][-1] if versions.get(n) else None, "versions": versions.get(n, []), "aliases": aliases.get(n, {})}
+        for n in names
+    ]
+
+
+def get_model(ws: Workspace, name: str) -> dict[str, Any]:
+    """One model: ``versions`` (each with version, sha256, metrics, run…), ``aliases`` and alias history."""
+    v, a, h = schema.model_versions, schema.model_aliases, schema.model_alias_history
+    with ws.catalog.read() as conn:
+        _require_model(conn, name)
+        versions = [_version_dict(r) for r in conn.execute(sa.select(v).where(v.c.model == name).order_by(v.c.version)).mappings()]
+        aliases = {r.alias: int(r.version) for r in conn.execute(sa.select(a).where(a.c.model == name).order_by(a.c.alias))}
+        history = [
+            {"alias": r.alias, "from": r.previous, "to": r.version, "action": r.action, "actor": r.actor, "reason": r.reason, "ts": _aware(r.ts).isoformat()}
+            for r in conn.execute(sa.select(h).where(h.c.model == name).order_by(h.c.id))
+        ]
+    return {"name": name, "versions": versions, "aliases": aliases, "alias_history": history}
+
+
+def resolve_version(ws: Workspace, name: str, ref: str | int = CHAMPION) -> int:
+    """The version number an alias or number (``3``, ``"v3"``, ``"champion"``) names."""
+    with ws.catalog.read() as conn:
+        _require_model(conn, name)
+        if isinstance(ref, int) or re.fullmatch(r"v?\d+", str(ref)):
+            number = int(str(ref).lstrip("v"))
+            t = schema.model_versions
+            if conn.execute(sa.select(t.c.version).where(t.c.model == name, t.c.version == number)).first() is None:
+                raise NotFound(f"model {name!r} has no version {number}", hint=f"'strata models show {name}' lists its versions")
+            return number
+        a = schema.model_aliases
+        found = conn.execute(sa.select(a.c.version).where(a.c.model == name, a.c.alias == str(ref))).scalar()
+        if found is None:
+            known = conn.execute(sa.select(a.c.alias).where(a.c.model == name).order_by(a.c.alias)).scalars().all()
+            raise NotFound(
+                f"model {name!r} has no alias {ref!r} (aliases: {', '.join(known) or 'none'})",
+                hint=f"set one with 'strata models alias {name} {ref} VERSION'",
+            )
+        return int(found)
+
+
+@dataclass
+class LoadedModel:
+    """A registered model version, loaded and ready to predict."""
+
+    name: str
+    version: int
+    signature: dict[str, Any]
+    feature_views: list[str]
+    sha256: str
+    format: str
+    metrics: dict[str, float]
+    lineage: dict[str, Any]
+    predictor: Predictor
+
+    @property
+    def input_names(self) -> list[str]:
+        """The feature names the model takes, in order."""
+        return [i["name"] for i in self.signature["inputs"]]
+
+    @property
+    def kind(self) -> str:
+        """``binary``, ``multiclass`` or ``regression``."""
+        return str(self.signature["output"]["kind"])
+
+    def predict(self, rows: Any) -> Any:
+        """Positive-class probabilities (binary), values (regression) or class → probability dicts (multiclass)."""
+        return self.predictor.predict(rows)
+
+
+def load_model(ws: Workspace, name: str, ref: str | int = CHAMPION) -> LoadedModel:
+    """Load a version by alias or number, verifying the artifact's sha256 before parsing it."""
+    number = resolve_version(ws, name, ref)
+    v = schema.model_versions
+    with ws.catalog.read() as conn:
+        r = conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number)).mappings().one()
+    data = ws.artifacts.read_bytes(r["sha256"])  # raises IntegrityError when the bytes changed
+    ser = Serialized(data, r["format"], list(r["trusted_types"]))
+    predictor = Predictor.from_serialized(ser, r["signature"], where=f"model {name} v{number} ({r['sha256'][:12]})")
+    return LoadedModel(
+        name=name, version=number, signature=dict(r["signature"]), feature_views=list(r["feature_views"]),
+        sha256=r["sha256"], format=r["format"], metrics=dict(r["metrics"]), lineage=dict(r["lineage"]), predictor=predictor,
+    )

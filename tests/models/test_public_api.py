@@ -1,0 +1,28 @@
+"""The models layer's public door: pinned so that a change to it is deliberate."""
+
+from __future__ import annotations
+
+import strataml as st
+import strataml.models as models
+
+
+def test_models_public_names() -> None:
+    assert sorted(models.__all__) == sorted([
+        "CHAMPION", "METRICS", "Gate", "LoadedModel", "Model", "Predictor", "Run", "SignatureError", "Split",
+        "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "get_model", "get_run",
+        "higher_is_better", "list_models", "list_runs", "load_model", "metric_history", "model_lineage",
+        "package_versions", "prepare", "resolve_run_id", "resolve_version", "rollback", "set_alias", "start_run", "train",
+    ])
+    for name in models.__all__:
+        assert getattr(models, name) is not None
+
+
+def test_top_level_reexports() -> None:
+    for name in ("Model", "Gate", "Split", "Tune", "start_run", "train", "load_model", "LoadedModel"):
+        assert name in st.__all__
+        assert getattr(st, name) is getattr(models, name)
+
+
+def test_errors_are_strata_errors() -> None:
+    assert issubclass(models.UnsafeModel, st.StrataError)
+    assert issubclass(models.SignatureError, st.StrataError)
