@@ -365,7 +365,9 @@ def strata_ingest(csv: Path, out_dir: Path, rec: Recorder | None = None) -> tupl
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} cores ({platform.machine()}), DuckDB {duckdb.__version__}, Python {platform.python_version()}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} cores ({platform.machine()}), DuckDB {duckdb.__version__}, Python {platform.python_version()}; "
+            f"load average at the end {load} (the machine is shared, so absolute times vary)")
 
 
 def command() -> str:
