@@ -310,8 +310,9 @@ def instrumented(rec: Recorder) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def print_profile(records: list[dict[str, Any]], total: float) -> list[str]:
-    """A readable step/statement breakdown (also returned as Markdown table rows)."""
+def print_profile(records: list[dict[str, Any]], total: float, memory: bool = True) -> list[str]:
+    """A readable step/statement breakdown (also returned as Markdown table rows, with the
+    RSS columns when ``memory``: only meaningful when the ingest runs in its own process)."""
     lines = []
     print(f"\n{'step / statement':<78} {'s':>7} {'%':>5} {'peak RSS MB':>11} {'HWM after':>9}")
     for r in records:
@@ -324,7 +325,8 @@ def print_profile(records: list[dict[str, Any]], total: float) -> list[str]:
             print(f"{'':<6}operators: {top}")
         if r.get("seconds", 0.0) >= 0.02 * total:
             label = r["name"].replace("|", "\\|")
-            lines.append(f"| {'&nbsp;' * 2 * r['depth']}{label} | {r['seconds']:.2f} | {share:.0f}% | {r['peak_rss_mb']:.0f} | {r.get('hwm_mb', 0):.0f} |")
+            row = f"| {'&nbsp;' * 2 * r['depth']}{label} | {r['seconds']:.2f} | {share:.0f}% |"
+            lines.append(row + (f" {r['peak_rss_mb']:.0f} | {r.get('hwm_mb', 0):.0f} |" if memory else ""))
     return lines
 
 
@@ -423,7 +425,7 @@ def run_speed(args: argparse.Namespace) -> None:
             finally:
                 rec.close()
             print(f"\ninstrumented ingest (untimed for the ratio, DuckDB profiling on): {total:.2f}s")
-            profile_rows = print_profile(rec.records, total)
+            profile_rows = print_profile(rec.records, total, memory=False)
 
         if not args.no_record:
             rules = ", ".join(f"{k} {v}" for k, v in sorted(report.rejected_by_rule.items()))
@@ -452,8 +454,8 @@ def run_speed(args: argparse.Namespace) -> None:
                     "",
                     "Where an instrumented ingest spends its time (steps and DuckDB statements taking ≥ 2%):",
                     "",
-                    "| step / statement | s | share | sampled peak RSS MB | process RSS high-water mark after, MB |",
-                    "|---|---:|---:|---:|---:|",
+                    "| step / statement | s | share |",
+                    "|---|---:|---:|",
                     *profile_rows,
                 ]
             record("\n".join(entry))
