@@ -463,6 +463,126 @@ def run_speed(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# --- decomposition -----------------------------------------------------------------
+
+
+def run_decompose(args: argparse.Namespace) -> None:
+    """Cost of the ingest's parts and of cheaper alternatives, as one-thread CPU time.
+
+    Each line builds on the previous ones' setup in a fresh connection; the minimum of
+    ``--reps`` runs is reported, which other work on the machine disturbs far less than
+    wall time. The statements mirror what ``ingest`` runs, built from the same
+    ``build_plan``; they are a diagnosis aid, the end-to-end figure is benchmark 1's.
+    """
+    from strataml.data.validate import build_plan
+    from strataml.spine.engine import duck
+
+    csv = ensure_csv(args.rows)
+    work = Path(tempfile.mkdtemp(prefix="strata-decompose-", dir=DATA))
+    out = work / "out.parquet"
+    names = ["tx_id", "user_id", "amount", "refund", "country", "merchant", "ts"]
+    rejects = "store_rejects=true, rejects_table='_rej', rejects_scan='_rej_scan'"
+    varchar = f"read_csv('{csv}', all_varchar=true, header=true, {rejects})"
+    explicit = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in names) + "}"
+    sniffed_once = f"read_csv('{csv}', columns={explicit}, header=true, auto_detect=false, delim=',', quote='\"', {rejects})"
+    typed = "{" + ", ".join(f"'{c.name}': '{c.sql_type}'" for c in contract().columns) + "}"
+    tz = '''timezone('UTC', TRY_CAST(_src_."ts" AS TIMESTAMPTZ))'''
+    fast_ts = (
+        '''(CASE WHEN length(_src_."ts") = 19 AND _src_."ts"[17] = ':' THEN TRY_CAST(_src_."ts" AS TIMESTAMP) '''
+        f"ELSE {tz} END)"
+    )
+    cols = ", ".join(names)
+    dedup = (
+        "CREATE TEMP TABLE _dup AS WITH firsts AS (SELECT tx_id, min(rowid) AS _first FROM _staged WHERE _errors = '' "
+        "GROUP BY tx_id) SELECT s.rowid AS _row FROM _staged s JOIN firsts f USING (tx_id) WHERE s._errors = '' AND s.rowid <> f._first"
+    )
+    dedup_having = dedup.replace("GROUP BY tx_id)", "GROUP BY tx_id HAVING count(*) > 1)")
+    write = (
+        f"COPY (SELECT {cols} FROM _staged s WHERE _errors = '' AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid)) "
+        f"TO '{out}' (FORMAT parquet)"
+    )
+
+    def pipeline(source: str, ts: str | None = None, dup: str = dedup, one_pass: bool = False) -> Any:
+        def go(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {source}")
+            plan = build_plan(con, contract(), list(con.sql("SELECT * FROM _src LIMIT 0").columns))
+            select = plan.select.replace(tz, ts) if ts else plan.select
+            if one_pass:
+                con.execute(f"COPY (SELECT {cols} FROM ({select}) WHERE _errors = '') TO '{out}' (FORMAT parquet)")
+                con.execute(f"SELECT tx_id FROM read_parquet('{out}') GROUP BY tx_id HAVING count(*) > 1").fetchall()
+                return
+            con.execute(f"CREATE TEMP TABLE _staged AS {select}")
+            con.execute(dup)
+            con.execute(write)
+        return go
+
+    def over_table(sql: str) -> Any:
+        def go(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(sql).fetchall()
+        return go
+
+    def ingest_once(con: duckdb.DuckDBPyConnection) -> None:
+        root = Path(tempfile.mkdtemp(prefix="ws-", dir=work))
+        Workspace.init(root, example=False).close()
+        with Workspace(root, threads=1) as ws:
+            st.ingest(ws, str(csv), contract=contract())
+        shutil.rmtree(root, ignore_errors=True)
+
+    cases: list[tuple[str, Any, bool]] = [  # (label, work, needs the CSV loaded as a VARCHAR table `_t`)
+        ("bare DuckDB COPY csv->parquet (baseline)", over_table(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' (FORMAT parquet)"), False),
+        ("strataml ingest, end to end (incl. creating the workspace)", ingest_once, False),
+        ("one bind of the read_csv view (sniffs the file)", lambda con: con.sql(f"SELECT * FROM {varchar} LIMIT 0").columns, False),
+        ("read the CSV as VARCHAR with rejects (count)", over_table(f"SELECT count(*) FROM {varchar}"), False),
+        ("ts: TRY_CAST AS TIMESTAMPTZ + timezone (count)", over_table("SELECT count(timezone('UTC', TRY_CAST(ts AS TIMESTAMPTZ))) FROM _t"), True),
+        ("ts: TRY_CAST AS TIMESTAMP (count)", over_table("SELECT count(TRY_CAST(ts AS TIMESTAMP)) FROM _t"), True),
+        ("validation query over a VARCHAR table (aggregate)", lambda con: over_table_plan(con, "SELECT sum(length(_errors)), count(ts) FROM ({})"), True),
+        ("validation query materialised as _staged", lambda con: over_table_plan(con, "CREATE TEMP TABLE _x AS {}"), True),
+        ("ingest's statements: view, plan, _staged, _dup, COPY", pipeline(varchar), False),
+        ("  same, explicit columns after one sniff (add one bind above)", pipeline(sniffed_once), False),
+        ("  same, TIMESTAMP fast path for offset-free ts", pipeline(varchar, ts=fast_ts), False),
+        ("  same, duplicates by GROUP BY ... HAVING count(*) > 1", pipeline(varchar, dup=dedup_having), False),
+        ("  all three", pipeline(sniffed_once, ts=fast_ts, dup=dedup_having), False),
+        ("  one sniff + fast ts, COPY valid rows + key check on Parquet", pipeline(sniffed_once, ts=fast_ts, one_pass=True), False),
+        ("read_csv with the contract's types + rejects -> Parquet", over_table(
+            f"COPY (SELECT * FROM read_csv('{csv}', columns={typed}, header=true, auto_detect=false, {rejects})) TO '{out}' (FORMAT parquet)"), False),
+    ]
+
+    def over_table_plan(con: duckdb.DuckDBPyConnection, template: str) -> None:
+        plan = build_plan(con, contract(), names, source="_t")
+        con.execute(template.format(plan.select)).fetchall()
+
+    results = []
+    try:
+        print(f"one-thread CPU seconds, minimum of {args.reps} runs, {csv.name}")
+        for label, fn, needs_table in cases:
+            runs = []
+            for _ in range(args.reps):
+                con = duck("1GB", 1, work)
+                if needs_table:
+                    con.execute(f"CREATE TABLE _t AS SELECT * FROM read_csv('{csv}', all_varchar=true, header=true)")
+                c0 = time.process_time()
+                fn(con)
+                runs.append(time.process_time() - c0)
+                con.close()
+                out.unlink(missing_ok=True)
+            results.append((label, min(runs)))
+            print(f"{label:<64} {min(runs):6.2f}", flush=True)
+        if not args.no_record:
+            entry = [
+                f"### {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC — decomposition, one-thread CPU seconds, {args.rows:,} rows",
+                "",
+                f"- Machine: {machine()}.",
+                f"- Command: `{command()}`",
+                "",
+                "| part or alternative | CPU s |",
+                "|---|---:|",
+                *(f"| {label.strip()} | {secs:.2f} |" for label, secs in results),
+            ]
+            record("\n".join(entry))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # --- benchmark 2 -------------------------------------------------------------------
 
 
@@ -586,6 +706,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=5, help="timed repetitions of each side")
     p.add_argument("--no-profile", action="store_true", help="skip the instrumented breakdown run")
     p.add_argument("--big", action="store_true", help="run the peak-memory benchmark instead")
+    p.add_argument("--decompose", action="store_true", help="measure the ingest's parts and cheaper alternatives instead")
     p.add_argument("--big-gb", type=float, default=5.0, help="size of the big CSV in GB")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
     p.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
@@ -594,6 +715,8 @@ def main(argv: list[str] | None = None) -> None:
         child(*args._child)
     elif args.big:
         run_big(args)
+    elif args.decompose:
+        run_decompose(args)
     else:
         run_speed(args)
 
