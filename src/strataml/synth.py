@@ -42,7 +42,8 @@ def transactions(
     ts = (np.datetime64(start, "s") + offsets.astype("timedelta64[s]")).astype("datetime64[s]").astype(str)
 
     amount_s = amount.astype(str).astype(object)
-    refund_s = np.where(np.isnan(refund), None, refund.astype(str)).astype(object)
+    refund_s = refund.astype(str).astype(object)
+    refund_s[np.isnan(refund)] = None
     country_s = country.astype(object)
     user_s = user.astype(object)
     bad = np.flatnonzero(rng.random(n) < bad_fraction)

@@ -40,9 +40,9 @@ def main() -> None:
     try:
         app()
     except StrataError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False)
+            err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         report = getattr(exc, "report", None)
         if report and "--json" in sys.argv:
             from strataml.cli.output import dumps

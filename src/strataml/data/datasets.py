@@ -125,8 +125,7 @@ class DatasetVersion:
 
     def to_arrow(self) -> pa.Table:
         """The whole version as an Arrow table."""
-        rel = self.to_duckdb()
-        return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        return self.to_duckdb().to_arrow_table()
 
     def to_pandas(self) -> pd.DataFrame:
         """The whole version as a pandas DataFrame."""

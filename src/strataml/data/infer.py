@@ -18,14 +18,17 @@ _FROM_DUCK = {
 
 
 def _sniff_type(values_sql: str, con: Any) -> str:
-    for candidate, cast in (("bool", "BOOLEAN"), ("int", "BIGINT"), ("float", "DOUBLE"), ("date", "DATE"), ("timestamp", "TIMESTAMPTZ")):
-        bad = con.execute(
-            f"SELECT count(*) FILTER (WHERE v IS NOT NULL AND TRY_CAST(v AS {cast}) IS NULL) "
-            f"+ count(*) FILTER (WHERE {'contains(v, chr(46))' if candidate == 'int' else 'false'}) "
-            f"+ count(*) FILTER (WHERE {'lower(v) NOT IN (chr(116)||chr(114)||chr(117)||chr(101), chr(102)||chr(97)||chr(108)||chr(115)||chr(101))' if candidate == 'bool' else 'false'} AND v IS NOT NULL) "
-            f"+ count(*) FILTER (WHERE {'length(v) > 10' if candidate == 'date' else 'false'}) FROM ({values_sql})"
-        ).fetchone()
-        if bad and bad[0] == 0:
+    """The narrowest contract type every non-null text value parses as."""
+    checks = {
+        "bool": "lower(v) NOT IN ('true', 'false')",
+        "int": "TRY_CAST(v AS BIGINT) IS NULL OR contains(v, '.')",
+        "float": "TRY_CAST(v AS DOUBLE) IS NULL",
+        "date": "TRY_CAST(v AS DATE) IS NULL OR length(v) > 10",
+        "timestamp": "TRY_CAST(v AS TIMESTAMPTZ) IS NULL",
+    }
+    for candidate, broken in checks.items():
+        bad = one(con, f"SELECT count(*) FILTER (WHERE v IS NOT NULL AND ({broken})), count(v) FROM ({values_sql})")
+        if bad and bad[0] == 0 and bad[1]:
             return candidate
     return "string"
 
@@ -43,19 +46,18 @@ def infer_contract(path: str, name: str | None = None, *, sample_rows: int = 100
             if scan.text:
                 kind = _sniff_type(f"SELECT {q} AS v FROM _sample", con)
             else:
-                duck_type = str(dict(zip(con.sql("SELECT * FROM _sample LIMIT 0").columns, con.sql("SELECT * FROM _sample LIMIT 0").types, strict=True))[col])
+                head = con.sql("SELECT * FROM _sample LIMIT 0")
+                duck_type = str(dict(zip(head.columns, head.types, strict=True))[col])
                 kind = _FROM_DUCK.get(duck_type, "string")
             cast = {"string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMPTZ"}[kind]
-            stats = con.execute(
-                f"SELECT count(*) FILTER (WHERE {q} IS NULL), count(DISTINCT {q}), min(TRY_CAST({q} AS {cast})), max(TRY_CAST({q} AS {cast})) FROM _sample"
-            ).fetchone() or (0, 0, None, None)
+            stats = one(con, f"SELECT count(*) FILTER (WHERE {q} IS NULL), count(DISTINCT {q}), min(TRY_CAST({q} AS {cast})), max(TRY_CAST({q} AS {cast})) FROM _sample") or (0, 0, None, None)
             nulls, distinct, lo, hi = stats
             entry: dict[str, Any] = {"name": col, "type": kind, "nullable": nulls > 0, "null_rate": (nulls / total) if total else 0.0}
             if kind in ("int", "float") and lo is not None:
                 entry["min"] = lo
                 entry["max"] = hi
             if kind == "string" and 0 < distinct <= max_allowed and total >= 4 * distinct:
-                entry["allowed"] = sorted(r[0] for r in con.sql(f"SELECT DISTINCT {q} FROM _sample WHERE {q} IS NOT NULL").fetchall())
+                entry["allowed"] = sorted(r[0] for r in con.execute(f"SELECT DISTINCT {q} FROM _sample WHERE {q} IS NOT NULL").fetchall())
             if distinct == total - nulls and nulls == 0 and total > 0:
                 entry["unique"] = True
             columns.append(entry)

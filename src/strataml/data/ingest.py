@@ -23,9 +23,15 @@ import sqlalchemy as sa
 
 from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
-from strataml.data.sources import SourceSpec, finish_csv_rejects, open_source
+from strataml.data.sources import SourceSpec, open_source
 from strataml.data.validate import build_plan
-from strataml.errors import ConcurrencyError, ContractError, SourceError, StrataError, ValidationFailed
+from strataml.errors import (
+    ConcurrencyError,
+    ContractError,
+    SourceError,
+    StrataError,
+    ValidationFailed,
+)
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, one, quote_ident, quote_literal
@@ -101,12 +107,14 @@ def ingest(
     c = resolve_contract(ws, contract)
     spec = source if isinstance(source, SourceSpec) else SourceSpec(uri=source)
     name = check_name(dataset or c.name, "dataset name")
-    for attempt in range(3):
-        try:
-            return _Ingestion(ws, spec, c, name, allow_breaking).run()
-        except ConcurrencyError:
-            if attempt == 2:
-                raise
+    # Writers of one dataset take turns: deduplication must see every committed row.
+    with ws.catalog.lock(f"dataset:{name}"):
+        for attempt in range(3):
+            try:
+                return _Ingestion(ws, spec, c, name, allow_breaking).run()
+            except ConcurrencyError:
+                if attempt == 2:
+                    raise
     raise AssertionError("unreachable")
 
 
@@ -134,7 +142,7 @@ class _Ingestion:
                 con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
             except duckdb.Error as exc:
                 raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
-            finish_csv_rejects(con)
+            scan.finish(con)
             failpoint("ingest.after_validate")
             self._check_unique(con, parent if not reset else None)
             self._find_duplicates(con, parent if not reset else None)
@@ -226,11 +234,14 @@ class _Ingestion:
         k = ", ".join(quote_ident(c) for c in key)
         on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in key)
         existing = self._existing(parent, key)
-        known = f"UNION ALL SELECT f._first FROM firsts f SEMI JOIN {existing} e ON {on}" if existing else ""
+        # rows already in the dataset; UNION (not ALL) drops those counted as repeats above
+        known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors = ''" if existing else ""
         con.execute(
             f"""CREATE TEMP TABLE _dup AS
-            WITH firsts AS (SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k})
-            SELECT s.rowid AS _row FROM _staged s JOIN firsts f USING ({k})
+            WITH repeated AS (
+                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k} HAVING count(*) > 1
+            )
+            SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING ({k})
             WHERE s._errors = '' AND s.rowid <> f._first
             {known}"""
         )
@@ -284,7 +295,7 @@ class _Ingestion:
 
     def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
         cols = self.contract.column_names
-        raw = ", ".join(f"_raw.{quote_ident(c)} AS {quote_ident(c)}" for c in cols)
+        raw = ", ".join(f"coalesce(_raw.{quote_ident(c)}, CAST({quote_ident(c)} AS VARCHAR)) AS {quote_ident(c)}" for c in cols)
         as_text = ", ".join(f"CAST(s.{quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")
@@ -424,5 +435,5 @@ def quarantine_rows(ws: Workspace, ref: str, limit: int | None = None) -> list[d
         return []
     path = ws.artifacts.local_path(row["quarantine"])
     table = pq.read_table(path)
-    rows = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist() if limit is None else table.slice(0, limit).to_pylist()
     return rows

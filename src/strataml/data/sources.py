@@ -9,9 +9,9 @@ validator's job, so a value that does not parse is quarantined, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
-import random
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,14 +87,18 @@ class Scan:
     text: bool
     files: list[str]
     cleanup: list[str] = field(default_factory=list)
+    csv: bool = False
+
+    def finish(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Call once ``_src`` has been scanned: CSV rejects are known only then."""
+        if self.csv:
+            _finish_csv_rejects(con)
 
     def close(self) -> None:
         """Remove temporary files the source created."""
         for path in self.cleanup:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
 
 
 def open_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, retries: int = 5, timeout: float = 30.0) -> Scan:
@@ -204,13 +208,40 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
     try:
         columns = list(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
     except duckdb.Error as exc:
-        raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the file, or pass --delimiter/--encoding") from exc
+        # The sniffer failed (typically an oversized line in its sample): read the header
+        # ourselves and scan without detection, so bad lines become rejects, not a failure.
+        header = _read_header(files[0], spec)
+        if header is None:
+            raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the file, or pass --delimiter/--encoding") from exc
+        delim, columns = header
+        cols = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in columns) + "}"
+        opts = [o for o in opts if not o.startswith(("all_varchar", "delim="))]
+        opts += ["auto_detect=false", f"columns={cols}", f"delim={quote_literal(delim)}", "quote='\"'", "escape='\"'"]
+        src = f"read_csv({_file_list(files)}, {', '.join(opts)})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
-    return Scan(columns=columns, text=True, files=files)
+    return Scan(columns=columns, text=True, files=files, csv=True)
 
 
-def finish_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
-    """After ``_src`` was scanned, expose the lines the CSV reader could not split."""
+def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
+    """The delimiter and column names from a CSV file's first line (None if unreadable)."""
+    import csv
+    import io
+
+    if "://" in path:
+        return None
+    try:
+        with open(path, encoding=spec.encoding or "utf-8", errors="strict", newline="") as fh:
+            line = fh.readline(1 << 20)
+    except (OSError, UnicodeError, LookupError):
+        return None
+    if not line.strip():
+        return None
+    delim = spec.delimiter or max(",;|\t", key=line.count)
+    names = next(csv.reader(io.StringIO(line), delimiter=delim))
+    return delim, [n.strip() for n in names]
+
+
+def _finish_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute(
             "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT min(line)::BIGINT AS line, any_value(csv_line) AS raw, "
@@ -372,8 +403,3 @@ def _normalise_json(path: str) -> None:
         for rec in records:
             out.write(orjson.dumps(rec))
             out.write(b"\n")
-
-
-def jitter_seed() -> None:
-    """Seed the retry jitter (tests make backoff deterministic)."""
-    random.seed(0)

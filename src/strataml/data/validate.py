@@ -45,23 +45,39 @@ def _literal_for(col: Column, value: object) -> str:
 
 
 def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
-    """(typed expression, type-error condition) for one column."""
+    """(typed expression, type-error condition) for one column.
+
+    The condition may refer to the typed value as ``{typed}``: it is evaluated one level
+    above the cast, so every cast runs once per value.
+    """
     t = col.sql_type
-    if col.type == "timestamp":
-        typed = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
-    elif source_type == t:
+    if source_type == t and t != "DOUBLE":
         return raw, "false"
+    if col.type == "timestamp":
+        if source_type == "TIMESTAMP WITH TIME ZONE":
+            typed = f"timezone('UTC', {raw})"
+        elif source_type == "VARCHAR":
+            # A plain TIMESTAMP cast ignores a UTC offset, so text with an offset (or a
+            # zone name) goes through TIMESTAMPTZ; the common offset-free text stays fast.
+            tz = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+            typed = (
+                f"CASE WHEN contains({raw}[11:], '+') OR contains({raw}[11:], '-') THEN {tz} "
+                f"ELSE coalesce(TRY_CAST({raw} AS TIMESTAMP), {tz}) END"
+            )
+        else:
+            typed = f"TRY_CAST({raw} AS TIMESTAMP)"
+    elif col.type == "float":
+        # NaN and ±inf are not values a float column accepts: they type as NULL → type error.
+        typed = f"CASE WHEN isfinite(TRY_CAST({raw} AS DOUBLE)) THEN TRY_CAST({raw} AS DOUBLE) END"
     else:
         typed = f"TRY_CAST({raw} AS {t})"
-    err = f"({raw} IS NOT NULL AND {typed} IS NULL)"
-    if col.type == "float":
-        err = f"({raw} IS NOT NULL AND ({typed} IS NULL OR NOT isfinite({typed})))"
-    elif col.type == "int":
+    err = f"({raw} IS NOT NULL AND {{typed}} IS NULL)"
+    if col.type == "int":
         # DuckDB rounds '1.5' to 2 when casting to an integer: a fraction is a type error.
         if source_type == "VARCHAR":
-            err = f"({err} OR (contains({raw}, '.') AND TRY_CAST({raw} AS DOUBLE) <> {typed}))"
+            err = f"({err} OR (contains({raw}, '.') AND TRY_CAST({raw} AS DOUBLE) <> {{typed}}))"
         elif source_type in ("DOUBLE", "FLOAT") or source_type.startswith("DECIMAL"):
-            err = f"({err} OR {raw} <> {typed})"
+            err = f"({err} OR {raw} <> {{typed}})"
     return typed, err
 
 
@@ -92,24 +108,27 @@ def build_plan(
     head = con.sql(f"SELECT * FROM {source} LIMIT 0")
     types = {name: str(t) for name, t in zip(head.columns, head.types, strict=True)}
 
-    inner: list[str] = []
+    # Level 1 types each column once and keeps the raw text as _r<i>; level 2 names the
+    # rules each row breaks; level 3 keeps the raw text only for rows that broke one.
+    typed_cols: list[str] = []
     checks: list[tuple[str, str]] = []  # (rule name, condition true when broken)
     raws: list[tuple[str, str]] = []
     for i, col in enumerate(contract.columns):
         q = quote_ident(col.name)
         if col.name in missing:
-            inner.append(f"NULL::{col.sql_type} AS {q}")
+            typed_cols.append(f"NULL::{col.sql_type} AS {q}")
             raws.append((q, "NULL::VARCHAR"))
             continue
         raw = f"_src_.{q}"
         typed, type_err = _typed(col, raw, types[col.name])
-        inner.append(f"{typed} AS {q}")
-        inner.append(f"{type_err} AS _te{i}")
-        inner.append(f"({raw} IS NULL) AS _nl{i}")
-        raws.append((q, f"CAST({raw} AS VARCHAR)"))
-        checks.append((f"{col.name}.type", f"_te{i}"))
+        typed_cols.append(f"{typed} AS {q}")
+        typed_cols.append(f"{raw} AS _r{i}")
+        raws.append((q, f"CAST(_r{i} AS VARCHAR)"))
+        type_err = type_err.replace(raw, f"_r{i}").replace("{typed}", q)
+        if type_err != "false":
+            checks.append((f"{col.name}.type", type_err))
         if not col.nullable:
-            checks.append((f"{col.name}.nullable", f"_nl{i}"))
+            checks.append((f"{col.name}.nullable", f"_r{i} IS NULL"))
         if col.min is not None:
             checks.append((f"{col.name}.min", f"coalesce({q} < {_literal_for(col, col.min)}, false)"))
         if col.max is not None:
@@ -119,8 +138,7 @@ def build_plan(
             checks.append((f"{col.name}.allowed", f"coalesce({q} NOT IN ({values}), false)"))
         if col.pattern is not None:
             checks.append((f"{col.name}.pattern", f"coalesce(NOT regexp_full_match({q}, {quote_literal(col.pattern)}), false)"))
-    inner.append("struct_pack(" + ", ".join(f"{q} := {e}" for q, e in raws) + ") AS _rawrow")
-    inner_sql = f"SELECT {', '.join(inner)} FROM {source} AS _src_"
+    inner_sql = f"SELECT {', '.join(typed_cols)} FROM {source} AS _src_"
 
     for rule, expr in contract.rules.items():
         try:
@@ -136,8 +154,9 @@ def build_plan(
 
     errors = "concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + ")" if checks else "''"
     cols = ", ".join(quote_ident(c) for c in declared)
+    raw_struct = "struct_pack(" + ", ".join(f"{q} := {e}" for q, e in raws) + ")"
     select = (
-        f"SELECT {cols}, _errors, CASE WHEN _errors <> '' THEN _rawrow END AS _raw "
+        f"SELECT {cols}, _errors, CASE WHEN _errors <> '' THEN {raw_struct} END AS _raw "
         f"FROM (SELECT *, {errors} AS _errors FROM ({inner_sql}))"
     )
     return Plan(select=select, present=present, missing=missing)

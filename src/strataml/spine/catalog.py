@@ -138,6 +138,41 @@ class Catalog:
                 hint="check the 'catalog' setting (STRATA_CATALOG) and that the database server is running",
             ) from exc
 
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold a named lock across processes (and hosts, on PostgreSQL) for a long write.
+
+        SQLite catalogs use an advisory file lock next to the database; PostgreSQL uses a
+        session advisory lock, so writers on different machines serialise too.
+        """
+        if self.dialect == "postgresql":
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:n))"), {"n": name})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
+                    conn.commit()
+            return
+        import fcntl
+        import hashlib
+
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            with self._lock:
+                yield
+            return
+        folder = Path(database).parent / "locks"
+        folder.mkdir(exist_ok=True)
+        path = folder / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".lock")
+        with open(path, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def integrity_check(self) -> list[str]:
         """Problems found in the database file (empty when healthy)."""
         if self.dialect != "sqlite":

@@ -7,13 +7,14 @@ growing without bound, and uses the configured thread count.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 
 def duck(memory_limit: str = "1GB", threads: int = 0, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB connection with bounded memory."""
-    config: dict[str, str | int | bool] = {"memory_limit": memory_limit}
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit}
     if threads:
         config["threads"] = threads
     if temp_dir is not None:
@@ -37,7 +38,7 @@ def quote_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[object, ...]:
+def one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
     """The first row of a query that returns exactly one row (the result is fully consumed)."""
     rows = con.execute(sql).fetchall()
     return tuple(rows[0]) if rows else ()

@@ -11,7 +11,6 @@ import os
 import sys
 import traceback
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +232,3 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def iter_kinds(self) -> Iterator[str]:
-        """Kinds of object the definitions declare."""
-        yield from self.definitions._by_kind
