@@ -14,11 +14,15 @@ workspace's default ``memory_limit``. The file is generated in chunks, the inges
 in a child process whose peak RSS is read with GNU ``time`` (``%M``); the child also
 records its RSS high-water mark after each step. Target: peak RSS < 1.5 GB for a 5 GB file.
 
-Both append their figures, the machine and the reproducing command to BENCHMARKS.md.
+``--decompose`` -- one-thread CPU time of the ingest's parts and of cheaper alternatives
+(a diagnosis aid; the target is benchmark 1's figure).
+
+Each appends its figures, the machine and the reproducing command to BENCHMARKS.md.
 Run from the repository root::
 
-    PYTHONPATH=src python bench/ingest_bench.py                # benchmark 1
+    PYTHONPATH=src python bench/ingest_bench.py                   # benchmark 1
     PYTHONPATH=src python bench/ingest_bench.py --big --big-gb 5  # benchmark 2
+    PYTHONPATH=src python bench/ingest_bench.py --decompose --reps 3
 """
 
 from __future__ import annotations
