@@ -230,8 +230,10 @@ class _Ingestion:
             q = quote_ident(col.name)
             existing = self._existing(parent, [col.name]) if parent and col.name in {c["name"] for c in parent["schema"]} else None
             clash = f" OR s.{q} IN (SELECT {q} FROM {existing})" if existing else ""
+            raw = "struct_pack(" + ", ".join(f"{quote_ident(c)} := CAST({quote_ident(c)} AS VARCHAR)" for c in self.contract.column_names) + ")"
             con.execute(
-                f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')})
+                f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')}),
+                    _raw = coalesce(_raw, {raw})
                 WHERE rowid IN (
                     SELECT s.rowid FROM _staged s
                     JOIN (SELECT {q}, min(rowid) AS _first FROM _staged WHERE _errors = '' AND {q} IS NOT NULL GROUP BY {q}) f
@@ -308,7 +310,8 @@ class _Ingestion:
 
     def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
         cols = self.contract.column_names
-        raw = ", ".join(f"coalesce(_raw.{quote_ident(c)}, CAST(_staged.{quote_ident(c)} AS VARCHAR)) AS {quote_ident(c)}" for c in cols)
+        # every row with errors carries its raw text, so only _errors and _raw are scanned
+        raw = ", ".join(f"_raw.{quote_ident(c)} AS {quote_ident(c)}" for c in cols)
         as_text = ", ".join(f"CAST(s.{quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")

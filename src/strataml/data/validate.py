@@ -57,12 +57,13 @@ def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
         if source_type == "TIMESTAMP WITH TIME ZONE":
             typed = f"timezone('UTC', {raw})"
         elif source_type == "VARCHAR":
-            # A plain TIMESTAMP cast ignores a UTC offset, so text with an offset (or a
-            # zone name) goes through TIMESTAMPTZ; the common offset-free text stays fast.
+            # A plain TIMESTAMP cast ignores a UTC offset or a zone name, so only text whose
+            # time part is digits, ':', '.', 'T', ' ' or a final 'Z' takes that fast cast;
+            # anything else (offsets, zone names) goes through TIMESTAMPTZ and is made UTC.
             tz = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
             typed = (
-                f"CASE WHEN contains({raw}[11:], '+') OR contains({raw}[11:], '-') THEN {tz} "
-                f"ELSE coalesce(TRY_CAST({raw} AS TIMESTAMP), {tz}) END"
+                f"CASE WHEN translate({raw}[11:], '0123456789:.TZ ', '') = '' "
+                f"THEN TRY_CAST({raw} AS TIMESTAMP) ELSE {tz} END"
             )
         else:
             typed = f"TRY_CAST({raw} AS TIMESTAMP)"
