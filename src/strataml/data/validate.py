@@ -57,14 +57,9 @@ def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
         if source_type == "TIMESTAMP WITH TIME ZONE":
             typed = f"timezone('UTC', {raw})"
         elif source_type == "VARCHAR":
-            # A plain TIMESTAMP cast ignores a UTC offset or a zone name, so only text whose
-            # time part is digits, ':', '.', 'T', ' ' or a final 'Z' takes that fast cast;
-            # anything else (offsets, zone names) goes through TIMESTAMPTZ and is made UTC.
-            tz = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
-            typed = (
-                f"CASE WHEN translate({raw}[11:], '0123456789:.TZ ', '') = '' "
-                f"THEN TRY_CAST({raw} AS TIMESTAMP) ELSE {tz} END"
-            )
+            # A plain TIMESTAMP cast silently drops a UTC offset or zone name, so text is
+            # always read as TIMESTAMPTZ (naive text counts as UTC) and made UTC.
+            typed = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
         else:
             typed = f"TRY_CAST({raw} AS TIMESTAMP)"
     elif col.type == "float":
