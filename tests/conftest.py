@@ -99,3 +99,13 @@ def s3_endpoint() -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``STRATA_REQUIRE_SERVERS=1`` (CI) nothing may skip: a skip becomes a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_SERVERS and report.skipped and call.when in ("setup", "call") and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under STRATA_REQUIRE_SERVERS=1, which forbids skips: {report.longrepr}"

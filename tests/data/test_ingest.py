@@ -50,7 +50,7 @@ def test_every_rule_kind_is_named_in_quarantine(workspace, tx_contract, write) -
     assert sorted(rows["tx11"]["_errors"]) == ["amount.min", "country.allowed"]
     assert rows["tx9"]["ts"] == "not a time"
     assert rows["tx1"]["_errors"] == ["tx_id.duplicate"] and rows["tx1"]["user_id"] == "u2"
-    assert rows["tx2"]["_row"] == 2
+    assert rows["tx2"]["_line"] == 3  # the line in the file (the header is line 1)
 
 
 def test_good_rows_are_typed_and_timestamps_normalised_to_utc(workspace, tx_contract, write) -> None:
@@ -333,3 +333,19 @@ def test_s3_source_and_artifacts(tmp_path: Path, s3_endpoint: str, tx_contract, 
     assert r.quarantine and r.quarantine.startswith("s3://lake/strata/objects/")
     assert get_version(ws, "transactions").to_pandas()["tx_id"].tolist() == ["tx1"]
     assert quarantine_rows(ws, "transactions@v1")[0]["tx_id"] == "tx2"
+
+
+def test_offsets_and_zone_names_are_converted_to_utc(workspace, tx_contract, write) -> None:
+    path = write(
+        "z.csv",
+        "tx1,u,1,,US,m,2026-01-01 10:00:00 Europe/Berlin",
+        "tx2,u,1,,US,m,2026-01-01T10:00:00-05:00",
+        "tx3,u,1,,US,m,2026-01-01T10:00:00Z",
+        "tx4,u,1,,US,m,2026-01-01 10:00:00.250",
+        "tx5,u,1,,US,m,2026-01-01",
+    )
+    assert ingest(workspace, path, contract=tx_contract).accepted == 5
+    df = get_version(workspace, "transactions").to_pandas().set_index("tx_id")["ts"]
+    assert [str(df[k]) for k in ("tx1", "tx2", "tx3", "tx4", "tx5")] == [
+        "2026-01-01 09:00:00", "2026-01-01 15:00:00", "2026-01-01 10:00:00", "2026-01-01 10:00:00.250000", "2026-01-01 00:00:00",
+    ]

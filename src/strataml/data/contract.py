@@ -8,15 +8,13 @@ says whether a new version can replace an old one without breaking readers.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import orjson
-
 from strataml.errors import ContractError
+from strataml.spine.hashing import definition_hash
 from strataml.spine.paths import check_name
 
 #: contract type → DuckDB type
@@ -194,8 +192,7 @@ class Contract:
     @property
     def version(self) -> str:
         """The hash of the canonical definition (16 hex digits)."""
-        blob = orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return definition_hash(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Contract:

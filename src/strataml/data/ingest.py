@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
-from strataml.data.sources import SourceSpec, open_source
+from strataml.data.sources import SourceSpec, open_source, recheck_cast_rejects
 from strataml.data.validate import build_plan
 from strataml.errors import (
     ConcurrencyError,
@@ -41,6 +41,9 @@ from strataml.spine.paths import check_name
 from strataml.spine.workspace import Workspace
 
 _TARGET_FILE_BYTES = "256MB"
+#: contract types a CSV reader parses itself (faster than casting text in SQL);
+#: integers are not among them because the reader rounds "1.5" instead of refusing it
+_READER_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE"}
 
 
 @dataclass
@@ -136,10 +139,20 @@ class _Ingestion:
         con = duck(self.ws.settings.memory_limit, self.ws.settings.threads, self.ws.scratch_dir())
         scan = None
         try:
-            scan = open_source(con, self.spec, retries=self.ws.settings.http_retries, timeout=self.ws.settings.http_timeout)
+            reader_types = {c.name: _READER_TYPES[c.type] for c in self.contract.columns if c.type in _READER_TYPES}
+            scan = open_source(
+                con, self.spec, retries=self.ws.settings.http_retries, timeout=self.ws.settings.http_timeout, types=reader_types
+            )
             plan = build_plan(con, self.contract, scan.columns)
             try:
                 con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
+                main_rows = one(con, "SELECT count(*) FROM _staged")[0]
+                lines = recheck_cast_rejects(con, scan, str(stage))
+                if lines:
+                    con.execute(f"INSERT INTO _staged {build_plan(con, self.contract, scan.columns, source='_recheck').select}")
+                con.execute("CREATE TEMP TABLE _recheck_lines (_idx BIGINT, _line BIGINT)")
+                if lines:
+                    con.executemany("INSERT INTO _recheck_lines VALUES (?, ?)", [(main_rows + i, n) for i, n in enumerate(lines)])
             except duckdb.Error as exc:
                 raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
             scan.finish(con)
@@ -217,8 +230,10 @@ class _Ingestion:
             q = quote_ident(col.name)
             existing = self._existing(parent, [col.name]) if parent and col.name in {c["name"] for c in parent["schema"]} else None
             clash = f" OR s.{q} IN (SELECT {q} FROM {existing})" if existing else ""
+            raw = "struct_pack(" + ", ".join(f"{quote_ident(c)} := CAST({quote_ident(c)} AS VARCHAR)" for c in self.contract.column_names) + ")"
             con.execute(
-                f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')})
+                f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')}),
+                    _raw = coalesce(_raw, {raw})
                 WHERE rowid IN (
                     SELECT s.rowid FROM _staged s
                     JOIN (SELECT {q}, min(rowid) AS _first FROM _staged WHERE _errors = '' AND {q} IS NOT NULL GROUP BY {q}) f
@@ -295,19 +310,21 @@ class _Ingestion:
 
     def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
         cols = self.contract.column_names
-        raw = ", ".join(f"coalesce(_raw.{quote_ident(c)}, CAST({quote_ident(c)} AS VARCHAR)) AS {quote_ident(c)}" for c in cols)
+        # every row with errors carries its raw text, so only _errors and _raw are scanned
+        raw = ", ".join(f"_raw.{quote_ident(c)} AS {quote_ident(c)}" for c in cols)
         as_text = ", ".join(f"CAST(s.{quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")
         path = stage / "quarantine.parquet"
         con.execute(
             f"""COPY (
-                SELECT rowid + 1 AS _row, string_split(_errors, ',') AS _errors, NULL::VARCHAR AS _raw_line, {raw}
-                FROM _staged WHERE _errors <> ''
+                SELECT r._line, string_split(_errors, ',') AS _errors, NULL::VARCHAR AS _raw_line, {raw}
+                FROM _staged LEFT JOIN _recheck_lines r ON r._idx = _staged.rowid WHERE _errors <> ''
                 UNION ALL
-                SELECT s.rowid + 1, [{dup_rule}], NULL, {as_text} FROM _staged s SEMI JOIN _dup d ON s.rowid = d._row
+                SELECT r._line, [{dup_rule}], NULL, {as_text}
+                FROM _staged s SEMI JOIN _dup d ON s.rowid = d._row LEFT JOIN _recheck_lines r ON r._idx = s.rowid
                 UNION ALL
-                SELECT NULL, ['_row.parse'], 'line ' || line || ': ' || coalesce(raw, '') || '  (' || error || ')', {nulls}
+                SELECT line, ['_row.parse'], coalesce(raw, '') || '  (' || error || ')', {nulls}
                 FROM _src_rejects
             ) TO {quote_literal(str(path))} (FORMAT parquet)"""
         )

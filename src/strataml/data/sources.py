@@ -88,6 +88,8 @@ class Scan:
     files: list[str]
     cleanup: list[str] = field(default_factory=list)
     csv: bool = False
+    dialect: CsvDialect | None = None
+    common: list[str] = field(default_factory=list)
 
     def finish(self, con: duckdb.DuckDBPyConnection) -> None:
         """Call once ``_src`` has been scanned: CSV rejects are known only then."""
@@ -101,15 +103,25 @@ class Scan:
                 os.unlink(path)
 
 
-def open_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, retries: int = 5, timeout: float = 30.0) -> Scan:
-    """Register ``_src`` and ``_src_rejects`` on ``con`` for the source."""
+def open_source(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    *,
+    retries: int = 5,
+    timeout: float = 30.0,
+    types: dict[str, str] | None = None,
+) -> Scan:
+    """Register ``_src`` and ``_src_rejects`` on ``con`` for the source.
+
+    ``types`` maps column names to DuckDB types a CSV reader may parse directly.
+    """
     kind = spec.kind
     if kind == "sql":
         return _open_sql(con, spec)
     if kind == "http":
         path = _download_http(spec.uri, retries=retries, timeout=timeout)
         try:
-            scan = _open_files(con, [path], "jsonl", spec)
+            scan = _open_files(con, [path], "jsonl", spec, {})
         except Exception:
             os.unlink(path)
             raise
@@ -117,7 +129,7 @@ def open_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, retries: in
         return scan
     files = _expand_files(con, spec.uri)
     fmt = spec.format or _detect_format(files[0])
-    return _open_files(con, files, fmt, spec)
+    return _open_files(con, files, fmt, spec, types or {})
 
 
 # --- files -------------------------------------------------------------------------
@@ -179,9 +191,9 @@ def _file_list(files: list[str]) -> str:
     return "[" + ", ".join(quote_literal(f) for f in files) + "]"
 
 
-def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec: SourceSpec) -> Scan:
+def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec: SourceSpec, types: dict[str, str]) -> Scan:
     if fmt == "csv":
-        return _open_csv(con, files, spec)
+        return _open_csv(con, files, spec, types)
     if fmt == "jsonl":
         return _open_jsonl(con, files)
     if fmt == "parquet":
@@ -195,31 +207,110 @@ def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec
     raise SourceError(f"unknown format {fmt!r}", hint="use csv, jsonl or parquet")
 
 
-def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec) -> Scan:
-    opts = ["all_varchar=true", "header=true", "store_rejects=true", "rejects_table='_rej'", "rejects_scan='_rej_scan'"]
-    opts.append("max_line_size=" + str(int(spec.options.get("max_line_size", 16 * 1024 * 1024))))
+def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec, types: dict[str, str]) -> Scan:
+    common = ["store_rejects=true", "rejects_table='_rej'", "rejects_scan='_rej_scan'"]
+    common.append("max_line_size=" + str(int(spec.options.get("max_line_size", 16 * 1024 * 1024))))
+    if spec.encoding:
+        common.append(f"encoding={quote_literal(spec.encoding)}")
+    if len(files) > 1:
+        # Files may order their columns differently: let the reader match them by name.
+        opts = [*common, "all_varchar=true", "header=true", "union_by_name=true"]
+        if spec.delimiter:
+            opts.append(f"delim={quote_literal(spec.delimiter)}")
+        src = f"read_csv({_file_list(files)}, {', '.join(opts)})"
+        try:
+            columns = list(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
+        except duckdb.Error as exc:
+            raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the files, or pass --delimiter/--encoding") from exc
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
+        return Scan(columns=columns, text=True, files=files, csv=True)
+    dialect = _sniff(con, files[0], spec)
+    # Numbers, booleans and dates are typed by the reader itself (its parser is faster
+    # than casting text in SQL); a value it cannot type makes the line a CAST reject,
+    # which the ingestion re-checks as text so that every rule it breaks is named.
+    cols = {c: types.get(c, "VARCHAR") for c in dialect.columns}
+    src = _csv_reader(files, dialect, cols, common)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
+    return Scan(columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common)
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: separators and the header's column names."""
+
+    delim: str
+    quote: str
+    escape: str
+    columns: list[str]
+
+
+def _csv_reader(files: list[str], d: CsvDialect, cols: dict[str, str], common: list[str]) -> str:
+    spec_cols = "{" + ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in cols.items()) + "}"
+    opts = [
+        *common, "auto_detect=false", "header=true", f"columns={spec_cols}",
+        f"delim={quote_literal(d.delim)}", f"quote={quote_literal(d.quote)}", f"escape={quote_literal(d.escape)}",
+    ]
+    return f"read_csv({_file_list(files)}, {', '.join(opts)})"
+
+
+def _sniff(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:
+    """Detect the dialect once (DuckDB's sniffer, or the header line when it fails)."""
+    opts = []
     if spec.delimiter:
         opts.append(f"delim={quote_literal(spec.delimiter)}")
     if spec.encoding:
         opts.append(f"encoding={quote_literal(spec.encoding)}")
-    if len(files) > 1:
-        opts.append("union_by_name=true")
-    src = f"read_csv({_file_list(files)}, {', '.join(opts)})"
+    extra = (", " + ", ".join(opts)) if opts else ""
     try:
-        columns = list(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
+        rows = con.execute(
+            f"SELECT Delimiter, Quote, Escape, HasHeader, Columns FROM sniff_csv({quote_literal(path)}{extra})"
+        ).fetchall()
+        delim, quote, escape, _has_header, columns = rows[0]
+        def none(v: str) -> str:
+            return "" if v == "(empty)" else v
+        return CsvDialect(delim, none(quote), none(escape), [c["name"] for c in columns])
     except duckdb.Error as exc:
-        # The sniffer failed (typically an oversized line in its sample): read the header
-        # ourselves and scan without detection, so bad lines become rejects, not a failure.
-        header = _read_header(files[0], spec)
+        # Typically an oversized line in the sniffer's sample: read the header ourselves,
+        # so that bad lines become rejects instead of failing the whole file.
+        header = _read_header(path, spec)
         if header is None:
-            raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the file, or pass --delimiter/--encoding") from exc
-        delim, columns = header
-        cols = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in columns) + "}"
-        opts = [o for o in opts if not o.startswith(("all_varchar", "delim="))]
-        opts += ["auto_detect=false", f"columns={cols}", f"delim={quote_literal(delim)}", "quote='\"'", "escape='\"'"]
-        src = f"read_csv({_file_list(files)}, {', '.join(opts)})"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
-    return Scan(columns=columns, text=True, files=files, csv=True)
+            raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}", hint="check the file, or pass --delimiter/--encoding") from exc
+        return CsvDialect(header[0], '"', '"', header[1])
+
+
+def recheck_cast_rejects(con: duckdb.DuckDBPyConnection, scan: Scan, workdir: str) -> list[int]:
+    """Expose the lines the typed reader refused over a value as ``_recheck`` (all text).
+
+    Returns their line numbers, in the order of ``_recheck``'s rows (empty when none).
+    """
+    if scan.dialect is None:
+        return []
+    try:
+        rows = con.execute(
+            "SELECT line, any_value(csv_line) FROM _rej GROUP BY scan_id, file_id, line "
+            "HAVING bool_and(error_type = 'CAST') ORDER BY line"
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    if not rows:
+        return []
+    d = scan.dialect
+    path = os.path.join(workdir, "recheck.csv")
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(d.delim.join(_csv_quote(c, d) for c in d.columns) + "\n")
+        for _, line in rows:
+            fh.write(line.rstrip("\r\n") + "\n")
+    common = [o for o in scan.common if not o.startswith(("rejects_", "encoding="))]
+    common = [*common, "rejects_table='_rej_recheck'", "rejects_scan='_rej_recheck_scan'"]
+    src = _csv_reader([path], d, dict.fromkeys(d.columns, "VARCHAR"), common)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _recheck AS SELECT * FROM {src}")
+    return [int(r[0]) for r in rows]
+
+
+def _csv_quote(value: str, d: CsvDialect) -> str:
+    if d.quote and (d.delim in value or d.quote in value):
+        return d.quote + value.replace(d.quote, (d.escape or d.quote) + d.quote) + d.quote
+    return value
 
 
 def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
@@ -230,8 +321,8 @@ def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
     if "://" in path:
         return None
     try:
-        with open(path, encoding=spec.encoding or "utf-8", errors="strict", newline="") as fh:
-            line = fh.readline(1 << 20)
+        with open(path, "rb") as fh:
+            line = fh.readline(1 << 20).decode(spec.encoding or "utf-8").lstrip("\ufeff")
     except (OSError, UnicodeError, LookupError):
         return None
     if not line.strip():
@@ -245,7 +336,8 @@ def _finish_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute(
             "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT min(line)::BIGINT AS line, any_value(csv_line) AS raw, "
-            "string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error FROM _rej GROUP BY scan_id, file_id, line"
+            "string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error FROM _rej GROUP BY scan_id, file_id, line "
+            "HAVING NOT bool_and(error_type = 'CAST')"
         )
     except duckdb.Error:
         con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")

@@ -57,13 +57,9 @@ def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
         if source_type == "TIMESTAMP WITH TIME ZONE":
             typed = f"timezone('UTC', {raw})"
         elif source_type == "VARCHAR":
-            # A plain TIMESTAMP cast ignores a UTC offset, so text with an offset (or a
-            # zone name) goes through TIMESTAMPTZ; the common offset-free text stays fast.
-            tz = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
-            typed = (
-                f"CASE WHEN contains({raw}[11:], '+') OR contains({raw}[11:], '-') THEN {tz} "
-                f"ELSE coalesce(TRY_CAST({raw} AS TIMESTAMP), {tz}) END"
-            )
+            # A plain TIMESTAMP cast silently drops a UTC offset or zone name, so text is
+            # always read as TIMESTAMPTZ (naive text counts as UTC) and made UTC.
+            typed = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
         else:
             typed = f"TRY_CAST({raw} AS TIMESTAMP)"
     elif col.type == "float":

@@ -19,15 +19,13 @@ makes a new version while training sets built from the old one stay reproducible
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from strataml.errors import ConfigError
+from strataml.spine.hashing import definition_hash
 from strataml.spine.paths import check_name
 
 #: aggregation name → DuckDB aggregate (``{c}`` is the column, ``{o}`` the event order)
@@ -311,6 +309,13 @@ class FeatureView:
         """The features computed from the source (and materialised online), in order."""
         return [f for f in self.features if isinstance(f, Feature)]
 
+    def stored_view(self) -> FeatureView:
+        """This view without its request features: what is materialised online."""
+        if not self.request_features:
+            return self
+        return FeatureView(self.name, entity=self.entity, source=self.source, ttl=self.ttl,
+                           features=self.stored_features, timestamp=self.timestamp)
+
     @property
     def ttl_seconds(self) -> int:
         """The ttl in seconds (0 when the view has none)."""
@@ -345,8 +350,7 @@ class FeatureView:
     @property
     def version(self) -> str:
         """The hash of the canonical definition (16 hex digits)."""
-        blob = orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return definition_hash(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureView:

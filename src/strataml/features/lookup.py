@@ -20,8 +20,7 @@ import pyarrow as pa
 from strataml.features.definitions import FeatureView, RequestFeature
 from strataml.features.offline import request_select
 from strataml.features.online import OnlineStore, open_online_store
-from strataml.features.registry import FeatureError, resolve_source, resolve_view
-from strataml.spine.engine import duck
+from strataml.features.registry import FeatureError, engine, resolve_source, resolve_view
 from strataml.spine.workspace import Workspace
 
 
@@ -140,7 +139,7 @@ def get_online_features(
 def _con() -> duckdb.DuckDBPyConnection:
     con: duckdb.DuckDBPyConnection | None = getattr(_LOCAL, "con", None)
     if con is None:
-        con = _LOCAL.con = duck("256MB", 1)
+        con = _LOCAL.con = engine()
     return con
 
 

@@ -31,6 +31,7 @@ from strataml.features.offline import agg_sql, needed_columns, source_scan
 from strataml.features.online import OnlineStore, key_sql
 from strataml.features.registry import (
     FeatureError,
+    engine,
     feature_types,
     register,
     registered,
@@ -39,7 +40,7 @@ from strataml.features.registry import (
 )
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
-from strataml.spine.engine import duck, one, quote_ident, quote_literal
+from strataml.spine.engine import one, quote_ident, quote_literal
 from strataml.spine.events import append_event
 from strataml.spine.faults import failpoint
 from strataml.spine.workspace import Workspace
@@ -101,7 +102,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     keys = [quote_ident(k) for k in view.keys]
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
     scan = source_scan(source)
-    con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
+    con = engine(ws)
     try:
         # the rows any value can use: event time in [as_of - horizon, as_of)
         cols = ", ".join(quote_ident(c) for c in needed_columns(view, source))
@@ -158,7 +159,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
                 failpoint("materialize.after_batch")
             meta = {
                 "view": view.name, "version": view.version, "keys": list(view.keys),
-                "features": [f.name for f in stored], "types": feature_types(_stored_only(view), source, con),
+                "features": [f.name for f in stored], "types": feature_types(view.stored_view(), source, con),
                 "as_of": as_of.astimezone(dt.UTC).isoformat(), "watermark": as_of.astimezone(dt.UTC).isoformat(),
                 "max_event_ts": max_ts.isoformat() if isinstance(max_ts, dt.datetime) else None,
                 "source_version": source.version.ref, "mode": mode, "entities": written,
@@ -188,13 +189,6 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     if reason:
         out["reason"] = reason
     return out
-
-
-def _stored_only(view: FeatureView) -> FeatureView:
-    if not view.request_features:
-        return view
-    return FeatureView(view.name, entity=view.entity, source=view.source, ttl=view.ttl,
-                       features=view.stored_features, timestamp=view.timestamp)
 
 
 def _new_file_indexes(ws: Workspace, prev_ref: str | None, files: list[dict[str, Any]]) -> list[int]:

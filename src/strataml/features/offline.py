@@ -41,6 +41,7 @@ from strataml.features.registry import (
     FeatureError,
     Source,
     dataset_timestamp,
+    engine,
     register,
     registered,
     resolve_source,
@@ -48,7 +49,7 @@ from strataml.features.registry import (
 )
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
-from strataml.spine.engine import duck, quote_ident, quote_literal
+from strataml.spine.engine import quote_ident, quote_literal
 from strataml.spine.events import append_event
 from strataml.spine.paths import check_name
 from strataml.spine.workspace import Workspace
@@ -376,7 +377,7 @@ def build_training_set(
                 pq.write_table(table, out)
             return TrainingSet(table, list(lv.columns), [c for c in table.column_names if c not in lv.columns],
                                known.ref, lineage, time.perf_counter() - started)
-    con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
+    con = engine(ws)
     stage = ws.artifacts.staging_dir()
     try:
         _load_labels(con, ws, lv, t_col)

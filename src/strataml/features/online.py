@@ -138,6 +138,8 @@ class _Base:
             if missing:
                 raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}")
         raw = self._get_raw(view, [encode_key(cols, k) for k in keys])
+        if features is not None and self._meta_cache[view].get("features") == list(features):
+            features = None  # stored exactly these features, in this order: no projection needed
         return [_decode(r, with_meta, features) for r in raw]
 
 

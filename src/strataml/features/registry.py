@@ -30,6 +30,16 @@ from strataml.spine.workspace import Workspace
 KEY_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"}
 
 
+def engine(ws: Workspace | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for feature work (workspace limits; quiet: no progress bar on stdout)."""
+    if ws is None:
+        con = duck("256MB", 1)
+    else:
+        con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 class FeatureError(StrataError):
     """Features cannot be computed from the data given (bad labels, keys, sources)."""
 
@@ -106,7 +116,7 @@ def feature_types(view: FeatureView, source: Source | None, con: duckdb.DuckDBPy
     from strataml.features.offline import agg_sql, request_select
 
     own = con is None
-    con = con or duck("256MB", 1)
+    con = con or engine()
     out: dict[str, str] = {}
     try:
         for f in view.features:

@@ -20,8 +20,14 @@ import pyarrow as pa
 from strataml.features.lookup import online_store
 from strataml.features.offline import LROW, LTIME, compute_view, source_scan
 from strataml.features.online import OnlineStore
-from strataml.features.registry import FeatureError, registered, resolve_source, resolve_view
-from strataml.spine.engine import duck, quote_ident
+from strataml.features.registry import (
+    FeatureError,
+    engine,
+    registered,
+    resolve_source,
+    resolve_view,
+)
+from strataml.spine.engine import quote_ident
 from strataml.spine.workspace import Workspace
 
 REL_TOL = 1e-9
@@ -65,7 +71,7 @@ def check_skew(ws: Workspace, view: str, *, sample: int = 100, seed: int = 0, st
     keys = list(fv.keys)
     as_of = dt.datetime.fromisoformat(meta["as_of"]).astimezone(dt.UTC).replace(tzinfo=None)
     qk = ", ".join(quote_ident(k) for k in keys)
-    con = duck(ws.settings.memory_limit, ws.settings.threads, ws.scratch_dir())
+    con = engine(ws)
     try:
         rows = con.execute(
             f"SELECT {qk} FROM (SELECT DISTINCT {qk} FROM {source_scan(source)} "
@@ -89,9 +95,7 @@ def check_skew(ws: Workspace, view: str, *, sample: int = 100, seed: int = 0, st
         con.execute("CREATE TEMP TABLE _labels AS SELECT * FROM _sample")
         stored = [f for f in fv.stored_features]
         names = {f.name: f.name for f in stored}
-        from strataml.features.materialize import _stored_only
-
-        compute_view(con, "_labels", _stored_only(fv), source, names, "_v")
+        compute_view(con, "_labels", fv.stored_view(), source, names, "_v")
         offline = con.execute(
             f"SELECT {', '.join(quote_ident(f.name) for f in stored)} FROM _v ORDER BY {LROW}"
         ).fetchall()

@@ -20,7 +20,8 @@ def duck(memory_limit: str = "1GB", threads: int = 0, temp_dir: Path | None = No
     if temp_dir is not None:
         config["temp_directory"] = str(temp_dir)
     con = duckdb.connect(":memory:", config=config)
-    con.execute("LOAD icu; SET TimeZone = 'UTC'")
+    # No progress bar: it would mix into --json output on stdout.
+    con.execute("LOAD icu; SET TimeZone = 'UTC'; SET enable_progress_bar = false")
     return con
 
 
