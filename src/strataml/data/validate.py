@@ -18,6 +18,9 @@ from strataml.data.contract import Column, Contract
 from strataml.errors import ContractError, SourceError
 from strataml.spine.engine import quote_ident, quote_literal
 
+#: rules tracked as bits of one BIGINT per row (more fall back to naming them directly)
+_MASK_BITS = 62
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -148,9 +151,19 @@ def build_plan(
             raise ContractError(f"rule {rule!r} of contract {contract.name!r} returns {kinds[0]}, not a boolean")
         checks.append((rule, f"NOT coalesce(({expr}), true)"))
 
-    errors = "concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + ")" if checks else "''"
     cols = ", ".join(quote_ident(c) for c in declared)
     raw_struct = "struct_pack(" + ", ".join(f"{q} := {e}" for q, e in raws) + ")"
+    if not checks:
+        errors = "''"
+    elif len(checks) <= _MASK_BITS:
+        # Each row first gets an integer with one bit per broken rule (cheap for the
+        # good rows, nearly all of them); rule names are spelled out only for bad rows.
+        mask = " + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (_, cond) in enumerate(checks))
+        names = ", ".join(f"CASE WHEN _mask & {1 << i} <> 0 THEN {quote_literal(name)} END" for i, (name, _) in enumerate(checks))
+        inner_sql = f"SELECT *, ({mask})::BIGINT AS _mask FROM ({inner_sql})"
+        errors = f"CASE WHEN _mask = 0 THEN '' ELSE concat_ws(',', {names}) END"
+    else:
+        errors = "concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + ")"
     select = (
         f"SELECT {cols}, _errors, CASE WHEN _errors <> '' THEN {raw_struct} END AS _raw "
         f"FROM (SELECT *, {errors} AS _errors FROM ({inner_sql}))"
