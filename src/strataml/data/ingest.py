@@ -176,7 +176,7 @@ class _Ingestion:
                 report = self._report(None, counts, quarantine, "unchanged", table_checks)
                 self._commit(parent, [], report, reset)
                 return report
-            files = self._write_files(con, stage)
+            files = self._write_files(con, stage, dedup=counts["duplicates"] > 0)
             failpoint("ingest.after_files")
             report = self._report(None, counts, quarantine, "created", table_checks)
             self._commit(parent, files, report, reset)
@@ -230,7 +230,7 @@ class _Ingestion:
             q = quote_ident(col.name)
             existing = self._existing(parent, [col.name]) if parent and col.name in {c["name"] for c in parent["schema"]} else None
             clash = f" OR s.{q} IN (SELECT {q} FROM {existing})" if existing else ""
-            raw = "struct_pack(" + ", ".join(f"{quote_ident(c)} := CAST({quote_ident(c)} AS VARCHAR)" for c in self.contract.column_names) + ")"
+            raw = "[" + ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in self.contract.column_names) + "]"
             con.execute(
                 f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')}),
                     _raw = coalesce(_raw, {raw})
@@ -311,7 +311,7 @@ class _Ingestion:
     def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
         cols = self.contract.column_names
         # every row with errors carries its raw text, so only _errors and _raw are scanned
-        raw = ", ".join(f"_raw.{quote_ident(c)} AS {quote_ident(c)}" for c in cols)
+        raw = ", ".join(f"_raw[{i + 1}] AS {quote_ident(c)}" for i, c in enumerate(cols))
         as_text = ", ".join(f"CAST(s.{quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
         nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")
@@ -330,11 +330,13 @@ class _Ingestion:
         )
         return self.ws.artifacts.put_file(path, move=True)
 
-    def _write_files(self, con: duckdb.DuckDBPyConnection, stage: Path) -> list[dict[str, Any]]:
+    def _write_files(self, con: duckdb.DuckDBPyConnection, stage: Path, dedup: bool) -> list[dict[str, Any]]:
         cols = ", ".join(quote_ident(c) for c in self.contract.column_names)
         out = stage / "data"
+        # the anti-join (and its scan of rowid) only when the batch has duplicates at all
+        unique = " AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid)" if dedup else ""
         con.execute(
-            f"""COPY (SELECT {cols} FROM _staged s WHERE _errors = '' AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid))
+            f"""COPY (SELECT {cols} FROM _staged s WHERE _errors = ''{unique})
             TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
         )
         files = []

@@ -2,7 +2,8 @@
 row breaks.
 
 The query's result has the contract's columns (typed), ``_errors`` (comma-separated
-rule names, empty for a good row) and ``_raw`` (the original text of a bad row).
+rule names, empty for a good row) and ``_raw`` (the original texts of a bad row's fields, a list in the
+contract's column order).
 Rule names: ``<column>.type|nullable|min|max|allowed|pattern|unique``,
 ``<key>.duplicate`` and the contract's own rule names.
 """
@@ -17,6 +18,9 @@ import duckdb
 from strataml.data.contract import Column, Contract
 from strataml.errors import ContractError, SourceError
 from strataml.spine.engine import quote_ident, quote_literal
+
+#: rules tracked as bits of one BIGINT per row (more fall back to naming them directly)
+_MASK_BITS = 62
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,10 @@ def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
         elif source_type == "VARCHAR":
             # A plain TIMESTAMP cast silently drops a UTC offset or zone name, so text is
             # always read as TIMESTAMPTZ (naive text counts as UTC) and made UTC.
-            typed = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+            tz = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+            # Text shaped exactly 'YYYY-MM-DD?HH:MM:SS' has no room for an offset or zone,
+            # so the far cheaper plain cast gives the same instant (ICU only as fallback).
+            typed = f"CASE WHEN {raw} LIKE '____-__-_____:__:__' THEN coalesce(TRY_CAST({raw} AS TIMESTAMP), {tz}) ELSE {tz} END"
         else:
             typed = f"TRY_CAST({raw} AS TIMESTAMP)"
     elif col.type == "float":
@@ -148,11 +155,22 @@ def build_plan(
             raise ContractError(f"rule {rule!r} of contract {contract.name!r} returns {kinds[0]}, not a boolean")
         checks.append((rule, f"NOT coalesce(({expr}), true)"))
 
-    errors = "concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + ")" if checks else "''"
     cols = ", ".join(quote_ident(c) for c in declared)
-    raw_struct = "struct_pack(" + ", ".join(f"{q} := {e}" for q, e in raws) + ")"
+    # a list (in the contract's column order) costs far less than a struct when NULL
+    raw_list = "[" + ", ".join(e for _, e in raws) + "]"
+    if not checks:
+        errors = "''"
+    elif len(checks) <= _MASK_BITS:
+        # Each row first gets an integer with one bit per broken rule (cheap for the
+        # good rows, nearly all of them); rule names are spelled out only for bad rows.
+        mask = " + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (_, cond) in enumerate(checks))
+        names = ", ".join(f"CASE WHEN _mask & {1 << i} <> 0 THEN {quote_literal(name)} END" for i, (name, _) in enumerate(checks))
+        inner_sql = f"SELECT *, ({mask})::BIGINT AS _mask FROM ({inner_sql})"
+        errors = f"CASE WHEN _mask = 0 THEN '' ELSE concat_ws(',', {names}) END"
+    else:
+        errors = "concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + ")"
     select = (
-        f"SELECT {cols}, _errors, CASE WHEN _errors <> '' THEN {raw_struct} END AS _raw "
+        f"SELECT {cols}, _errors, CASE WHEN _errors <> '' THEN {raw_list} END AS _raw "
         f"FROM (SELECT *, {errors} AS _errors FROM ({inner_sql}))"
     )
     return Plan(select=select, present=present, missing=missing)

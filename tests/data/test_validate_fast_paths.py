@@ -1,0 +1,46 @@
+"""Validation fast paths give the same answers as the general ones: rule masks, timestamp text."""
+
+from __future__ import annotations
+
+import pytest
+
+from strataml.data import ingest, quarantine_rows
+from strataml.data.validate import _MASK_BITS
+
+from .conftest import contract
+
+
+@pytest.mark.parametrize("n_rules", [_MASK_BITS - 13, _MASK_BITS + 5])
+def test_every_broken_rule_is_named_with_many_rules(workspace, write, n_rules: int) -> None:
+    # rule r<i> is broken by an amount below i; the columns add 13 checks, so the first case fills the mask exactly
+    rules = {f"r{i:03d}": f"amount >= {i}" for i in range(n_rules)}
+    c = contract(rules=rules)
+    path = write("a.csv", f"tx1,u1,{n_rules},,US,m1,2026-01-01", "tx2,u1,3,,US,m1,2026-01-01", "tx3,u1,-1,,XX,m1,2026-01-01")
+    r = ingest(workspace, path, contract=c)
+    assert (r.rows_read, r.accepted, r.rejected) == (3, 1, 2)
+    rows = {q["tx_id"]: q for q in quarantine_rows(workspace, "transactions@v1")}
+    assert sorted(rows["tx2"]["_errors"]) == [f"r{i:03d}" for i in range(4, n_rules)]
+    assert sorted(rows["tx3"]["_errors"]) == sorted(["amount.min", "country.allowed", *rules])
+    assert r.rejected_by_rule[f"r{n_rules - 1:03d}"] == 2
+
+
+TIMESTAMP_TEXTS = [
+    "2026-01-01T10:00:00", "2026-01-01 10:00:00", "2026-01-01T10:00+02", "2026-1-1 10:00:00+2", "2026-01-01T10:00:00Z",
+    "2026-01-01T10:00:00+02:00", "2026-01-01 10:00:00 Europe/Paris", "2026-13-01T10:00:00", "2026-01-01x10:00:00",
+    "2026-01-01T25:00:00", "2026-01-01T10:00:00.5", "2026-01-01", "2026-01-01T1:00:00Z", "abcd-ef-ghTij:kl:mn",
+    "2026-02-30 10:00:00", "2026-01-01T10:00:60", "", "2026-01-01T10:00:00-0500",
+]
+
+
+def test_timestamp_text_types_as_the_zone_aware_cast_does() -> None:
+    from strataml.data.validate import _typed
+    from strataml.spine.engine import duck
+
+    con = duck()
+    typed, _ = _typed(contract().column("ts"), "x", "VARCHAR")
+    con.execute("CREATE TABLE t (x VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in TIMESTAMP_TEXTS])
+    got = con.execute(f"SELECT x, {typed}, timezone('UTC', TRY_CAST(x AS TIMESTAMPTZ)) FROM t").fetchall()
+    con.close()
+    assert all(fast == slow for _, fast, slow in got), [r for r in got if r[1] != r[2]]
+    assert sum(fast is not None for _, fast, _ in got) >= 8
