@@ -72,6 +72,13 @@ def _info(ws: Workspace, ref: str) -> _ViewInfo:
 
 
 def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
+    if len(info.key_types) == 1:  # the common case, checked in one pass
+        ((col, typ),) = info.key_types.items()
+        try:
+            if all(type(key[col]) is typ for key in keys):
+                return
+        except KeyError:
+            pass  # reported below
     for i, key in enumerate(keys):
         for col, typ in info.key_types.items():
             value = key.get(col)

@@ -106,9 +106,11 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     try:
         # the rows any value can use: event time in [as_of - horizon, as_of)
         cols = ", ".join(quote_ident(c) for c in needed_columns(view, source))
+        # the event order as one HUGEINT (microsecond time, then storage position): the same
+        # order as the training set's (time, position) struct, compared far faster when grouping
         con.execute(
-            f"CREATE TEMP VIEW _recent AS SELECT {cols}, _ts, _o, _file FROM {scan} "
-            f"WHERE {not_null} AND _ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
+            f"CREATE TEMP VIEW _recent AS SELECT {cols}, _ts, epoch_us(_ts)::HUGEINT * {1 << 64} + _o.r AS _o, _file "
+            f"FROM {scan} WHERE {not_null} AND _ts < {at} AND _ts >= {at} - INTERVAL '{horizon} seconds'"
         )
         stored = view.stored_features
         kl = ", ".join(keys)

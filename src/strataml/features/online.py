@@ -12,12 +12,16 @@ write replaces the view's values; an incremental write merges into them.
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import shutil
 import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import orjson
 
@@ -48,19 +52,13 @@ def key_sql(key_columns: Sequence[str], alias: str = "") -> str:
     return parts[0] if len(parts) == 1 else f"concat_ws(chr(31), {', '.join(parts)})"
 
 
-def _decode(raw: str | bytes | None, with_meta: bool, features: Sequence[str] | None) -> dict[str, Any] | None:
-    if raw is None:
+def _decode(d: dict[str, Any] | None, with_meta: bool, features: Sequence[str]) -> dict[str, Any] | None:
+    if d is None:
         return None
-    d: dict[str, Any] = orjson.loads(raw)
-    if features is not None:
-        out = {f: d.get(f) for f in features}
-        if with_meta:
-            out["_event_ts"], out["_as_of"] = d.get("_event_ts"), d.get("_as_of")
-        return out
-    if not with_meta:
-        d.pop("_event_ts", None)
-        d.pop("_as_of", None)
-    return d
+    out = {f: d.get(f) for f in features}
+    if with_meta:
+        out["_event_ts"], out["_as_of"] = d.get("_event_ts"), d.get("_as_of")
+    return out
 
 
 @runtime_checkable
@@ -125,6 +123,10 @@ class _Base:
         cols: list[str] = cached["keys"]
         return cols
 
+    def _get_values(self, view: str, encoded: list[str]) -> list[dict[str, Any] | None]:
+        """Each encoded key's decoded value (meta included), ``None`` where absent."""
+        return [orjson.loads(r) if r is not None else None for r in self._get_raw(view, encoded)]
+
     def get(
         self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
     ) -> list[dict[str, Any] | None]:
@@ -133,21 +135,53 @@ class _Base:
         cols = self._key_columns(view, keys[0])
         if cols is None:
             return [None] * len(keys)
-        for k in keys:
-            missing = [c for c in cols if c not in k]
-            if missing:
-                raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}")
-        raw = self._get_raw(view, [encode_key(cols, k) for k in keys])
+        try:
+            if len(cols) == 1:
+                col = cols[0]
+                encoded = [str(k[col]) for k in keys]
+            else:
+                encoded = [KEY_SEP.join([str(k[c]) for c in cols]) for k in keys]
+        except KeyError:
+            for k in keys:
+                missing = [c for c in cols if c not in k]
+                if missing:
+                    raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}") from None
+            raise
+        values = self._get_values(view, encoded)
         if features is not None and self._meta_cache[view].get("features") == list(features):
             features = None  # stored exactly these features, in this order: no projection needed
-        return [_decode(r, with_meta, features) for r in raw]
+        if features is not None:
+            return [_decode(d, with_meta, features) for d in values]
+        if not with_meta:
+            for d in values:
+                if d is not None:
+                    d.pop("_event_ts", None)
+                    d.pop("_as_of", None)
+        return values
 
 
 # --- SQLite ---------------------------------------------------------------------------------
 
 
+# the values of a JSON array of keys, as one JSON array in the keys' order (null where absent)
+_MANY = (
+    "SELECT '[' || group_concat(coalesce(v.value, 'null'), ',') || ']' "
+    "FROM json_each(?) j LEFT JOIN v ON v.key = j.value"
+)
+
+
 class SQLiteOnlineStore(_Base):
-    """Online store in one SQLite file: a table per view, swapped or merged atomically."""
+    """Online store in SQLite: a catalog file plus one immutable file per view generation.
+
+    The catalog file (the URL's path) holds each view's metadata and the name of its
+    current generation file (``<path>.<view>.<token>.fv``, one WITHOUT ROWID table keyed by
+    the encoded entity key). A write fills a new generation file with journalling off
+    (nothing reads it yet), syncs it, then switches the catalog row in one transaction:
+    a crash at any point leaves readers on the previous complete file. An incremental
+    write starts from a copy of the current file. Readers open generation files
+    read-only and immutable (no locks, memory-mapped) and notice a switch through the
+    catalog's ``data_version``.
+    """
 
     def __init__(self, url: str) -> None:
         parsed = urlparse(url)
@@ -158,7 +192,7 @@ class SQLiteOnlineStore(_Base):
         self.path = path
         self._local = threading.local()
         self._meta_cache = {}
-        self._stmts: dict[str, str] = {}
+        self._writers: dict[str, tuple[sqlite3.Connection, str]] = {}
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -167,12 +201,13 @@ class SQLiteOnlineStore(_Base):
                 conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, cached_statements=256)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # lookups read pages without a syscall
-                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
                 conn.execute("CREATE TABLE IF NOT EXISTS strata_online_meta (view TEXT PRIMARY KEY, meta TEXT NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS strata_online_files (view TEXT PRIMARY KEY, file TEXT NOT NULL)")
             except sqlite3.Error as exc:
                 raise OnlineStoreError(f"cannot open online store {self.path}: {exc}", hint="check the 'online' setting") from exc
             self._local.conn = conn
+            self._local.version = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._local.readers = {}
         return conn
 
     def open(self) -> None:
@@ -181,79 +216,131 @@ class SQLiteOnlineStore(_Base):
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
+            for reader in self._local.readers.values():
+                if reader is not None:
+                    reader.close()
             conn.close()
             self._local.conn = None
 
-    @staticmethod
-    def _table(view: str, token: str | None = None) -> str:
+    def _file(self, view: str, token: str) -> str:
         check_name(view, "feature view name")
-        return f'"fv_{view}__stage_{token}"' if token else f'"fv_{view}"'
+        return f"{self.path}.{view}.{token}.fv"
+
+    def _current(self, view: str) -> str | None:
+        row = self._conn().execute("SELECT file FROM strata_online_files WHERE view = ?", (view,)).fetchone()
+        return os.path.join(os.path.dirname(os.path.abspath(self.path)), row[0]) if row else None
 
     def begin(self, view: str, *, full: bool) -> str:
-        conn = self._conn()
-        stale = conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE ?", (f"fv_{view}__stage_%",)
-        ).fetchall()
-        for (name,) in stale:  # left by a crashed run
-            conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+        current = self._current(view)
+        for stale in glob.glob(glob.escape(self._file(view, "")[:-3]) + "*.fv"):  # left by a crashed run
+            if os.path.abspath(stale) != current:
+                with contextlib.suppress(OSError):
+                    os.remove(stale)
         token = uuid.uuid4().hex[:12] + ("f" if full else "i")
-        conn.execute(f"CREATE TABLE {self._table(view, token)} (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+        target = self._file(view, token)
+        try:
+            if not full and current is not None and os.path.exists(current):
+                shutil.copyfile(current, target)  # generation files are never modified once live
+            w = sqlite3.connect(target, isolation_level=None)
+            w.execute("PRAGMA journal_mode=OFF")  # a half-written file is never read: see commit()
+            w.execute("PRAGMA synchronous=OFF")
+            w.execute("PRAGMA cache_size=-262144")
+            w.execute("CREATE TABLE IF NOT EXISTS v (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+            w.execute("BEGIN")
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError):
+                os.remove(target)
+            raise OnlineStoreError(f"cannot stage a write of {view!r} in {target}: {exc}", hint="check free disk space") from exc
+        self._writers[token] = (w, target)
         return token
 
+    def _writer(self, view: str, token: str) -> tuple[sqlite3.Connection, str]:
+        got = self._writers.get(token)
+        if got is None:
+            raise OnlineStoreError(f"no staged write {token!r} of view {view!r} in this client", hint="call begin() first")
+        return got
+
     def write_batch(self, view: str, token: str, rows: Sequence[tuple[str, str]]) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN")
-        try:
-            conn.executemany(f"INSERT OR REPLACE INTO {self._table(view, token)} VALUES (?, ?)", rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        w, _ = self._writer(view, token)
+        w.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", rows)
 
     def commit(self, view: str, token: str, meta: dict[str, Any]) -> None:
+        w, target = self._writer(view, token)
+        w.execute("COMMIT")
+        w.close()
+        del self._writers[token]
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the file is complete on disk before the catalog points at it
+        finally:
+            os.close(fd)
         conn = self._conn()
-        stage, live = self._table(view, token), self._table(view)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (f"fv_{view}",)).fetchone()
-            if token.endswith("f") or not exists:
-                conn.execute(f"DROP TABLE IF EXISTS {live}")
-                conn.execute(f"ALTER TABLE {stage} RENAME TO {live}")
-            else:
-                conn.execute(f"INSERT OR REPLACE INTO {live} SELECT key, value FROM {stage}")
-                conn.execute(f"DROP TABLE {stage}")
+            old = self._current(view)
+            conn.execute("INSERT OR REPLACE INTO strata_online_files VALUES (?, ?)", (view, os.path.basename(target)))
             conn.execute("INSERT OR REPLACE INTO strata_online_meta VALUES (?, ?)", (view, orjson.dumps(meta).decode()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._meta_cache.pop(view, None)
-        self._stmts.pop(view, None)
+        if old is not None and old != target:
+            with contextlib.suppress(OSError):
+                os.remove(old)  # readers holding it open keep reading it until they notice the switch
+        self._forget()
 
     def abort(self, view: str, token: str) -> None:
-        self._conn().execute(f"DROP TABLE IF EXISTS {self._table(view, token)}")
+        got = self._writers.pop(token, None)
+        if got is not None:
+            got[0].close()
+        with contextlib.suppress(OSError):
+            os.remove(self._file(view, token))
 
-    def _get_raw(self, view: str, encoded: list[str]) -> list[str | bytes | None]:
+    def _forget(self) -> None:
+        for reader in self._local.readers.values():
+            if reader is not None:
+                reader.close()
+        self._local.readers = {}
+        self._meta_cache.clear()
+
+    def _reader(self, view: str) -> sqlite3.Connection | None:
         conn = self._conn()
-        one = self._stmts.get(view)
-        if one is None:
-            one = self._stmts[view] = f"SELECT value FROM {self._table(view)} WHERE key = ?"
-        table = one[len("SELECT value FROM ") : one.index(" WHERE")]
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._local.version:  # another connection committed: files may have switched
+            self._local.version = version
+            self._forget()
+        readers: dict[str, sqlite3.Connection | None] = self._local.readers
+        if view in readers:
+            return readers[view]
+        reader = None
+        for _ in range(3):  # the file can be replaced between reading its name and opening it
+            current = self._current(view)
+            if current is None:
+                break
+            try:
+                reader = sqlite3.connect(f"file:{quote(current)}?mode=ro&immutable=1", uri=True, cached_statements=256)
+                reader.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # lookups read pages without a syscall
+                reader.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                break
+            except sqlite3.OperationalError:
+                reader = None
+        readers[view] = reader
+        return reader
+
+    def _get_values(self, view: str, encoded: list[str]) -> list[dict[str, Any] | None]:
+        reader = self._reader(view)
+        if reader is None:
+            return [None] * len(encoded)
         try:
             if len(encoded) == 1:
-                row = conn.execute(one, encoded).fetchone()
-                return [row[0] if row else None]
-            found: dict[str, str] = dict(
-                conn.execute(
-                    f"SELECT key, value FROM {table} WHERE key IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps(encoded).decode(),),
-                ).fetchall()
-            )
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return [None] * len(encoded)
+                row = reader.execute("SELECT value FROM v WHERE key = ?", encoded).fetchone()
+                return [orjson.loads(row[0]) if row else None]
+            # one statement and one decode for the whole batch: the values in the order asked
+            row = reader.execute(_MANY, (orjson.dumps(encoded),)).fetchone()
+        except sqlite3.Error as exc:
             raise OnlineStoreError(f"online store {self.path} could not be read: {exc}") from exc
-        return [found.get(k) for k in encoded]
+        values: list[dict[str, Any] | None] = orjson.loads(row[0])
+        return values
 
     def meta(self, view: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT meta FROM strata_online_meta WHERE view = ?", (view,)).fetchone()
@@ -263,10 +350,8 @@ class SQLiteOnlineStore(_Base):
         return [r[0] for r in self._conn().execute("SELECT view FROM strata_online_meta ORDER BY view")]
 
     def count(self, view: str) -> int:
-        try:
-            return int(self._conn().execute(f"SELECT count(*) FROM {self._table(view)}").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
+        reader = self._reader(view)
+        return 0 if reader is None else int(reader.execute("SELECT count(*) FROM v").fetchone()[0])
 
 
 # --- Redis ----------------------------------------------------------------------------------
