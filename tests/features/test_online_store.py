@@ -136,3 +136,22 @@ def test_unknown_scheme_and_missing_client_are_clear_errors(monkeypatch: pytest.
     with pytest.raises(MissingExtra, match="redis") as info:
         open_online_store("redis://127.0.0.1:6379/0")
     assert "strataml[redis]" in (info.value.hint or "")
+
+
+def test_other_writers_of_the_same_sqlite_file_do_not_disturb_lookups(tmp_path: Path) -> None:
+    """The gateway keeps its rate-limit buckets in the online store's file: their commits
+    must not make lookups lose a view."""
+    import sqlite3
+
+    store = open_online_store(f"sqlite:///{tmp_path / 'online.db'}")
+    write(store, {"u1": value(a=1, b=2)})
+    other = sqlite3.connect(tmp_path / "online.db", isolation_level=None)
+    other.execute("CREATE TABLE IF NOT EXISTS buckets (k TEXT PRIMARY KEY, n REAL)")
+    for i in range(3):
+        other.execute("INSERT OR REPLACE INTO buckets VALUES ('k', ?)", (i,))  # another writer commits
+        assert store.get("v", [{"user_id": "u1"}], features=["a", "b"]) == [{"a": 1, "b": 2}]
+        assert store.get("v", [{"user_id": "u1"}, {"user_id": "u9"}]) == [{"a": 1, "b": 2}, None]
+    write(store, {"u1": value(a=5, b=6)})  # a real switch is still seen by an open reader
+    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 5, "b": 6}]
+    other.close()
+    store.close()

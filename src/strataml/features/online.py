@@ -148,7 +148,7 @@ class _Base:
                     raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}") from None
             raise
         values = self._get_values(view, encoded)
-        if features is not None and self._meta_cache[view].get("features") == list(features):
+        if features is not None and (self._meta_cache.get(view) or {}).get("features") == list(features):
             features = None  # stored exactly these features, in this order: no projection needed
         if features is not None:
             return [_decode(d, with_meta, features) for d in values]
@@ -287,7 +287,7 @@ class SQLiteOnlineStore(_Base):
         if old is not None and old != target:
             with contextlib.suppress(OSError):
                 os.remove(old)  # readers holding it open keep reading it until they notice the switch
-        self._forget()
+        self._forget_switched(conn)
 
     def abort(self, view: str, token: str) -> None:
         got = self._writers.pop(token, None)
@@ -296,19 +296,28 @@ class SQLiteOnlineStore(_Base):
         with contextlib.suppress(OSError):
             os.remove(self._file(view, token))
 
-    def _forget(self) -> None:
-        for reader in self._local.readers.values():
-            if reader is not None:
-                reader.close()
-        self._local.readers = {}
-        self._meta_cache.clear()
+    def _forget_switched(self, conn: sqlite3.Connection) -> None:
+        """Drop the readers (and cached metadata) of views whose file was switched.
+
+        Other writers share this database (the gateway's rate limits, say), so a commit
+        does not mean a view changed: only a changed file name does.
+        """
+        files = dict(conn.execute("SELECT view, file FROM strata_online_files").fetchall())
+        known: dict[str, str] = getattr(self._local, "files", {})
+        for view in set(known) | set(files):
+            if known.get(view) != files.get(view):
+                reader = self._local.readers.pop(view, None)
+                if reader is not None:
+                    reader.close()
+                self._meta_cache.pop(view, None)
+        self._local.files = files
 
     def _reader(self, view: str) -> sqlite3.Connection | None:
         conn = self._conn()
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.version:  # another connection committed: files may have switched
             self._local.version = version
-            self._forget()
+            self._forget_switched(conn)
         readers: dict[str, sqlite3.Connection | None] = self._local.readers
         if view in readers:
             return readers[view]
