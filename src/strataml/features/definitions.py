@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from strataml.data.contract import TYPES
 from strataml.errors import ConfigError
 from strataml.spine.hashing import definition_hash
 from strataml.spine.paths import check_name
@@ -40,15 +41,8 @@ AGGREGATIONS: dict[str, str] = {
     "count_distinct": "count(DISTINCT {c})",
 }
 
-#: request field types → DuckDB types
-FIELD_TYPES: dict[str, str] = {
-    "string": "VARCHAR",
-    "int": "BIGINT",
-    "float": "DOUBLE",
-    "bool": "BOOLEAN",
-    "timestamp": "TIMESTAMP",
-    "date": "DATE",
-}
+#: request field types → DuckDB types: the same names as contract column types
+FIELD_TYPES: dict[str, str] = TYPES
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
