@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from strataml.errors import ConfigError, MissingExtra
+from strataml.errors import ConfigError
+from strataml.spine.clients import redis_client
 
 
 def cache_key(model_ref: str, instances: list[dict[str, Any]]) -> str:
@@ -81,11 +82,7 @@ class RedisCache:
     """A cache shared by every gateway through Redis (entries expire server-side)."""
 
     def __init__(self, url: str, prefix: str = "strata:cache:") -> None:
-        try:
-            import redis
-        except ImportError as exc:
-            raise MissingExtra("redis", "redis", "a response cache in Redis") from exc
-        self._r = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._r = redis_client(url, "a response cache in Redis", timeout=1)
         self.prefix = prefix
 
     def get(self, key: str) -> list[Any] | None:

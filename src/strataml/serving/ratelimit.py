@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from strataml.errors import ConfigError, MissingExtra, StrataError
+from strataml.errors import ConfigError, StrataError
+from strataml.spine.clients import redis_client
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,7 @@ class RedisBuckets:
     """Buckets in Redis, shared by gateways on any number of machines."""
 
     def __init__(self, url: str, prefix: str = "strata:rl:") -> None:
-        try:
-            import redis
-        except ImportError as exc:
-            raise MissingExtra("redis", "redis", "rate limits in Redis") from exc
-        self._r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._r = redis_client(url, "rate limits in Redis", timeout=2)
         self._script = self._r.register_script(_REDIS_TAKE)
         self.prefix = prefix
 
