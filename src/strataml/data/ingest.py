@@ -160,7 +160,7 @@ class _Ingestion:
             self._check_unique(con, parent if not reset else None)
             self._find_duplicates(con, parent if not reset else None)
             counts = self._counts(con)
-            table_checks = self._table_checks(con, counts)
+            table_checks = self._table_checks(counts)
             quarantine = self._write_quarantine(con, stage) if counts["rejected"] + counts["duplicates"] else None
             failed = [t for t in table_checks if not t["passed"]]
             if failed:
@@ -232,13 +232,13 @@ class _Ingestion:
             clash = f" OR s.{q} IN (SELECT {q} FROM {existing})" if existing else ""
             raw = "[" + ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in self.contract.column_names) + "]"
             con.execute(
-                f"""UPDATE _staged SET _errors = concat_ws(',', nullif(_errors, ''), {quote_literal(col.name + '.unique')}),
+                f"""UPDATE _staged SET _errors = concat_ws(',', _errors, {quote_literal(col.name + '.unique')}),
                     _raw = coalesce(_raw, {raw})
                 WHERE rowid IN (
                     SELECT s.rowid FROM _staged s
-                    JOIN (SELECT {q}, min(rowid) AS _first FROM _staged WHERE _errors = '' AND {q} IS NOT NULL GROUP BY {q}) f
+                    JOIN (SELECT {q}, min(rowid) AS _first FROM _staged WHERE _errors IS NULL AND {q} IS NOT NULL GROUP BY {q}) f
                       ON s.{q} = f.{q}
-                    WHERE s._errors = '' AND (s.rowid <> f._first{clash}))"""
+                    WHERE s._errors IS NULL AND (s.rowid <> f._first{clash}))"""
             )
 
     def _find_duplicates(self, con: duckdb.DuckDBPyConnection, parent: dict[str, Any] | None) -> None:
@@ -250,24 +250,31 @@ class _Ingestion:
         on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in key)
         existing = self._existing(parent, key)
         # rows already in the dataset; UNION (not ALL) drops those counted as repeats above
-        known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors = ''" if existing else ""
+        known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors IS NULL" if existing else ""
         con.execute(
             f"""CREATE TEMP TABLE _dup AS
             WITH repeated AS (
-                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors = '' GROUP BY {k} HAVING count(*) > 1
+                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors IS NULL GROUP BY {k} HAVING count(*) > 1
             )
             SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING ({k})
-            WHERE s._errors = '' AND s.rowid <> f._first
+            WHERE s._errors IS NULL AND s.rowid <> f._first
             {known}"""
         )
 
     def _counts(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        staged, bad = one(con, "SELECT count(*), count(*) FILTER (WHERE _errors <> '') FROM _staged") or (0, 0)
+        # One scan of _staged counts the bad rows and the nulls the table checks need.
+        rated = [c for c in self.contract.columns if c.max_null_rate is not None]
+        nulls = "".join(
+            f", count(*) FILTER (WHERE {quote_ident(c.name)} IS NULL AND (_errors IS NULL OR NOT "
+            f"contains(',' || _errors || ',', {quote_literal(',' + c.name + '.type,')})))"
+            for c in rated
+        )
+        staged, bad, *null_counts = one(con, f"SELECT count(*), count(_errors){nulls} FROM _staged") or (0, 0)
         parse = (one(con, "SELECT count(*) FROM _src_rejects") or (0,))[0]
         dups = (one(con, "SELECT count(*) FROM _dup") or (0,))[0]
         by_rule = dict(
             con.sql(
-                "SELECT e, count(*) FROM (SELECT unnest(string_split(_errors, ',')) AS e FROM _staged WHERE _errors <> '') "
+                "SELECT e, count(*) FROM (SELECT unnest(string_split(_errors, ',')) AS e FROM _staged WHERE _errors IS NOT NULL) "
                 "GROUP BY e ORDER BY e"
             ).fetchall()
         )
@@ -281,25 +288,22 @@ class _Ingestion:
             "duplicates": dups,
             "accepted": staged - bad - dups,
             "by_rule": by_rule,
+            "staged": staged,
+            "nulls": {c.name: n for c, n in zip(rated, null_counts, strict=True)},
         }
 
-    def _table_checks(self, con: duckdb.DuckDBPyConnection, counts: dict[str, Any]) -> list[dict[str, Any]]:
+    def _table_checks(self, counts: dict[str, Any]) -> list[dict[str, Any]]:
         checks: list[dict[str, Any]] = []
-        rated = [c for c in self.contract.columns if c.max_null_rate is not None]
-        if rated:
-            exprs = ", ".join(
-                f"count(*) FILTER (WHERE {quote_ident(c.name)} IS NULL AND NOT contains(',' || _errors || ',', {quote_literal(',' + c.name + '.type,')}))"
-                for c in rated
-            )
-            nulls = one(con, f"SELECT count(*), {exprs} FROM _staged") or ()
-            total = nulls[0] or 0
-            for col, n in zip(rated, nulls[1:], strict=True):
-                rate = (n / total) if total else 0.0
-                ok = rate <= (col.max_null_rate or 0)
-                checks.append({
-                    "rule": f"{col.name}.max_null_rate", "passed": ok, "value": round(rate, 6), "limit": col.max_null_rate,
-                    "message": f"{col.name} is null in {rate:.2%} of rows, above max_null_rate {col.max_null_rate:.2%}",
-                })
+        total = counts["staged"]
+        for col in self.contract.columns:
+            if col.max_null_rate is None:
+                continue
+            rate = (counts["nulls"][col.name] / total) if total else 0.0
+            checks.append({
+                "rule": f"{col.name}.max_null_rate", "passed": rate <= col.max_null_rate, "value": round(rate, 6),
+                "limit": col.max_null_rate,
+                "message": f"{col.name} is null in {rate:.2%} of rows, above max_null_rate {col.max_null_rate:.2%}",
+            })
         if self.contract.min_rows is not None:
             n = counts["rows_read"]
             checks.append({
@@ -319,7 +323,7 @@ class _Ingestion:
         con.execute(
             f"""COPY (
                 SELECT r._line, string_split(_errors, ',') AS _errors, NULL::VARCHAR AS _raw_line, {raw}
-                FROM _staged LEFT JOIN _recheck_lines r ON r._idx = _staged.rowid WHERE _errors <> ''
+                FROM _staged LEFT JOIN _recheck_lines r ON r._idx = _staged.rowid WHERE _errors IS NOT NULL
                 UNION ALL
                 SELECT r._line, [{dup_rule}], NULL, {as_text}
                 FROM _staged s SEMI JOIN _dup d ON s.rowid = d._row LEFT JOIN _recheck_lines r ON r._idx = s.rowid
@@ -336,7 +340,7 @@ class _Ingestion:
         # the anti-join (and its scan of rowid) only when the batch has duplicates at all
         unique = " AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid)" if dedup else ""
         con.execute(
-            f"""COPY (SELECT {cols} FROM _staged s WHERE _errors = ''{unique})
+            f"""COPY (SELECT {cols} FROM _staged s WHERE _errors IS NULL{unique})
             TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
         )
         files = []

@@ -2,7 +2,7 @@
 row breaks.
 
 The query's result has the contract's columns (typed), ``_errors`` (comma-separated
-rule names, empty for a good row) and ``_raw`` (the original texts of a bad row's fields, a list in the
+rule names; NULL for a good row, so that telling good rows apart reads only a validity mask) and ``_raw`` (the original texts of a bad row's fields, a list in the
 contract's column order).
 Rule names: ``<column>.type|nullable|min|max|allowed|pattern|unique``,
 ``<key>.duplicate`` and the contract's own rule names.
@@ -159,18 +159,18 @@ def build_plan(
     # a list (in the contract's column order) costs far less than a struct when NULL
     raw_list = "[" + ", ".join(e for _, e in raws) + "]"
     if not checks:
-        errors = "''"
+        errors = "NULL::VARCHAR"
     elif len(checks) <= _MASK_BITS:
         # Each row first gets an integer with one bit per broken rule (cheap for the
         # good rows, nearly all of them); rule names are spelled out only for bad rows.
         mask = " + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (_, cond) in enumerate(checks))
         names = ", ".join(f"CASE WHEN _mask & {1 << i} <> 0 THEN {quote_literal(name)} END" for i, (name, _) in enumerate(checks))
         inner_sql = f"SELECT *, ({mask})::BIGINT AS _mask FROM ({inner_sql})"
-        errors = f"CASE WHEN _mask = 0 THEN '' ELSE concat_ws(',', {names}) END"
+        errors = f"CASE WHEN _mask <> 0 THEN concat_ws(',', {names}) END"
     else:
-        errors = "concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + ")"
+        errors = "nullif(concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + "), '')"
     select = (
-        f"SELECT {cols}, _errors, CASE WHEN _errors <> '' THEN {raw_list} END AS _raw "
+        f"SELECT {cols}, _errors, CASE WHEN _errors IS NOT NULL THEN {raw_list} END AS _raw "
         f"FROM (SELECT *, {errors} AS _errors FROM ({inner_sql}))"
     )
     return Plan(select=select, present=present, missing=missing)
