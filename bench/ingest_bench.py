@@ -496,12 +496,12 @@ def run_decompose(args: argparse.Namespace) -> None:
     typed = "{" + ", ".join(f"'{c.name}': '{c.sql_type}'" for c in contract().columns) + "}"
     cols = ", ".join(names)
     dedup = (  # as the ingest finds repeated keys (for a batch of a new dataset)
-        "CREATE TEMP TABLE _dup AS WITH repeated AS (SELECT tx_id, min(rowid) AS _first FROM _staged WHERE _errors = '' "
+        "CREATE TEMP TABLE _dup AS WITH repeated AS (SELECT tx_id, min(rowid) AS _first FROM _staged WHERE _errors IS NULL "
         "GROUP BY tx_id HAVING count(*) > 1) SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING (tx_id) "
-        "WHERE s._errors = '' AND s.rowid <> f._first"
+        "WHERE s._errors IS NULL AND s.rowid <> f._first"
     )
     write = (
-        f"COPY (SELECT {cols} FROM _staged s WHERE _errors = '' AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid)) "
+        f"COPY (SELECT {cols} FROM _staged s WHERE _errors IS NULL AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid)) "
         f"TO '{out}' (FORMAT parquet)"
     )
 
@@ -511,7 +511,7 @@ def run_decompose(args: argparse.Namespace) -> None:
             plan = build_plan(con, contract(), list(con.sql("SELECT * FROM _src LIMIT 0").columns))
             select = plan.select
             if one_pass:
-                con.execute(f"COPY (SELECT {cols} FROM ({select}) WHERE _errors = '') TO '{out}' (FORMAT parquet)")
+                con.execute(f"COPY (SELECT {cols} FROM ({select}) WHERE _errors IS NULL) TO '{out}' (FORMAT parquet)")
                 con.execute(f"SELECT tx_id FROM read_parquet('{out}') GROUP BY tx_id HAVING count(*) > 1").fetchall()
                 return
             con.execute(f"CREATE TEMP TABLE _staged AS {select}")
