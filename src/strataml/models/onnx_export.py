@@ -387,6 +387,7 @@ def export_model(
         raise
     except Exception as exc:
         raise ExportRefused(f"{what} could not be converted to ONNX: {type(exc).__name__}: {exc}", hint="the converter does not support this estimator") from exc
+    proto.graph.name = f"{name}_v{number}"  # converters name the graph with a random uuid: equal models, equal bytes
     signed = list(loaded.signature["output"].get("classes") or [])
     classes = _estimator_classes(loaded.predictor.native, loaded.format, signed) if loaded.kind != "regression" else None
     meta = {"strataml.model": name, "strataml.version": str(number), "strataml.source_sha256": loaded.sha256}
