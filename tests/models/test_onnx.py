@@ -23,7 +23,14 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import strataml as st
 from strataml.errors import IntegrityError, MissingExtra, NotFound
-from strataml.models import ExportRefused, UnsafeModel, export_model, get_model, list_exports, load_model
+from strataml.models import (
+    ExportRefused,
+    UnsafeModel,
+    export_model,
+    get_model,
+    list_exports,
+    load_model,
+)
 from strataml.models.onnx_export import check_onnx, load_onnx, require_onnx
 from strataml.models.predictor import Predictor
 from strataml.models.serialization import Serialized
@@ -34,8 +41,12 @@ from .conftest import loans_table
 NUMERIC = ["amount", "age", "income"]
 
 
-def _train(ws: st.Workspace, name: str, estimator: Any, columns: list[str], target: str = "defaulted") -> int:
-    result = st.train(ws, st.Model(name, labels="loans", target=target, columns=columns, estimator=estimator))
+def _train(
+    ws: st.Workspace, name: str, estimator: Any, columns: list[str], target: str = "defaulted"
+) -> int:
+    result = st.train(
+        ws, st.Model(name, labels="loans", target=target, columns=columns, estimator=estimator)
+    )
     assert result.version is not None, result.gate
     return result.version
 
@@ -49,40 +60,77 @@ def _same(native: Any, onnx_pred: Any, atol: float) -> None:
         assert [list(r) for r in onnx_pred] == [list(r) for r in native]
         native = [list(r.values()) for r in native]
         onnx_pred = [list(r.values()) for r in onnx_pred]
-    np.testing.assert_allclose(np.asarray(onnx_pred, dtype=float), np.asarray(native, dtype=float), atol=atol, rtol=0)
+    np.testing.assert_allclose(
+        np.asarray(onnx_pred, dtype=float), np.asarray(native, dtype=float), atol=atol, rtol=0
+    )
 
 
 def test_lightgbm_exports_predict_like_native_and_are_recorded(loans_ws: st.Workspace) -> None:
-    v = _train(loans_ws, "lgb", LGBMClassifier(n_estimators=30, n_jobs=1), NUMERIC)  # income has missing values
+    v = _train(
+        loans_ws, "lgb", LGBMClassifier(n_estimators=30, n_jobs=1), NUMERIC
+    )  # income has missing values
     out = export_model(loans_ws, "lgb", "champion")
-    assert out["created"] and out["format"] == "onnx" and not out["quantized"] and out["version"] == v
+    assert (
+        out["created"] and out["format"] == "onnx" and not out["quantized"] and out["version"] == v
+    )
     assert out["max_abs_diff"] < 1e-5 and out["sample"] == {"source": "loans@v1", "rows": 512}
-    assert out["size"] == len(loans_ws.artifacts.read_bytes(out["sha256"])) and out["size"] < out["size_native"]
+    assert (
+        out["size"] == len(loans_ws.artifacts.read_bytes(out["sha256"]))
+        and out["size"] < out["size_native"]
+    )
     rows = _rows()
-    _same(load_model(loans_ws, "lgb").predict(rows), load_model(loans_ws, "lgb", runtime="onnx").predict(rows), 1e-5)
+    _same(
+        load_model(loans_ws, "lgb").predict(rows),
+        load_model(loans_ws, "lgb", runtime="onnx").predict(rows),
+        1e-5,
+    )
     onnx_model = load_model(loans_ws, "lgb", runtime="onnx")
-    assert onnx_model.format == "onnx" and onnx_model.sha256 == out["sha256"] and onnx_model.version == v
+    assert (
+        onnx_model.format == "onnx"
+        and onnx_model.sha256 == out["sha256"]
+        and onnx_model.version == v
+    )
 
     again = export_model(loans_ws, "lgb", v)  # same bytes: the existing export, not a second record
     assert not again["created"] and again["sha256"] == out["sha256"]
     assert [e["sha256"] for e in list_exports(loans_ws, "lgb")] == [out["sha256"]]
     shown = get_model(loans_ws, "lgb")["versions"][0]["exports"]
-    assert [(e["sha256"], e["format"], e["quantized"], e["max_abs_diff"]) for e in shown] == [(out["sha256"], "onnx", False, out["max_abs_diff"])]
+    assert [(e["sha256"], e["format"], e["quantized"], e["max_abs_diff"]) for e in shown] == [
+        (out["sha256"], "onnx", False, out["max_abs_diff"])
+    ]
     events = list_events(loans_ws.catalog, kind="model.version.exported")
-    assert len(events) == 1 and events[0].payload["sha256"] == out["sha256"] and events[0].payload["version"] == v
+    assert (
+        len(events) == 1
+        and events[0].payload["sha256"] == out["sha256"]
+        and events[0].payload["version"] == v
+    )
 
 
-@pytest.mark.parametrize(("target", "estimator"), [
-    ("loss", LGBMRegressor(n_estimators=30, n_jobs=1)),
-    ("grade", LGBMClassifier(n_estimators=20, n_jobs=1)),
-], ids=["regression", "multiclass"])
-def test_lightgbm_regression_and_multiclass(loans_ws: st.Workspace, target: str, estimator: Any) -> None:
+@pytest.mark.parametrize(
+    ("target", "estimator"),
+    [
+        ("loss", LGBMRegressor(n_estimators=30, n_jobs=1)),
+        ("grade", LGBMClassifier(n_estimators=20, n_jobs=1)),
+    ],
+    ids=["regression", "multiclass"],
+)
+def test_lightgbm_regression_and_multiclass(
+    loans_ws: st.Workspace, target: str, estimator: Any
+) -> None:
     _train(loans_ws, "m", estimator, NUMERIC, target=target)
     out = export_model(loans_ws, "m")
     rows = _rows()
-    native, onnx_pred = load_model(loans_ws, "m").predict(rows), load_model(loans_ws, "m", runtime="onnx").predict(rows)
-    if target == "loss":  # values in the thousands: float32 inside ONNX, so compare relative to the scale
-        assert out["tolerance_scale"] > 100 and out["max_abs_diff"] <= out["tolerance"] * out["tolerance_scale"]
+    native, onnx_pred = (
+        load_model(loans_ws, "m").predict(rows),
+        load_model(loans_ws, "m", runtime="onnx").predict(rows),
+    )
+    if (
+        target == "loss"
+    ):  # values in the thousands: float32 inside ONNX, so compare relative to the scale
+        assert (
+            out["tolerance_scale"] > 100
+            and out["max_abs_diff"] <= out["tolerance"] * out["tolerance_scale"]
+        )
         np.testing.assert_allclose(onnx_pred, native, rtol=1e-5, atol=1e-3)
     else:
         assert out["max_abs_diff"] < 1e-5 and list(onnx_pred[0]) == ["A", "B", "C"]
@@ -91,14 +139,20 @@ def test_lightgbm_regression_and_multiclass(loans_ws: st.Workspace, target: str,
 
 def test_sklearn_pipeline_with_strings_exports(loans_ws: st.Workspace) -> None:
     est = make_pipeline(
-        make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["country"]), remainder=StandardScaler()),
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ["country"]), remainder=StandardScaler()
+        ),
         LogisticRegression(max_iter=200),
     )
     _train(loans_ws, "pipe", est, ["amount", "age", "country"])
     out = export_model(loans_ws, "pipe")
     assert out["max_abs_diff"] < 1e-5 and out["converter"]["skl2onnx"]
     rows = _rows()
-    _same(load_model(loans_ws, "pipe").predict(rows), load_model(loans_ws, "pipe", runtime="onnx").predict(rows), 1e-5)
+    _same(
+        load_model(loans_ws, "pipe").predict(rows),
+        load_model(loans_ws, "pipe", runtime="onnx").predict(rows),
+        1e-5,
+    )
 
 
 def test_lightgbm_with_string_categories_is_refused_clearly(loans_ws: st.Workspace) -> None:
@@ -120,23 +174,34 @@ def test_int8_quantised_mlp_is_smaller_and_close(loans_ws: st.Workspace) -> None
     native = load_model(loans_ws, "mlp").predict(rows)
     _same(native, load_model(loans_ws, "mlp", runtime="onnx").predict(rows), 1e-5)
     _same(native, load_model(loans_ws, "mlp", runtime="onnx-int8").predict(rows), 0.05)
-    assert [e["quantized"] for e in get_model(loans_ws, "mlp")["versions"][0]["exports"]] == [False, True]
-    assert export_model(loans_ws, "mlp", quantize="int8")["created"] is False  # quantisation is deterministic too
+    assert [e["quantized"] for e in get_model(loans_ws, "mlp")["versions"][0]["exports"]] == [
+        False,
+        True,
+    ]
+    assert (
+        export_model(loans_ws, "mlp", quantize="int8")["created"] is False
+    )  # quantisation is deterministic too
 
 
 def test_int8_on_a_tree_ensemble_is_refused_as_a_no_op(loans_ws: st.Workspace) -> None:
     _train(loans_ws, "trees", LGBMClassifier(n_estimators=10, n_jobs=1), NUMERIC)
     with pytest.raises(ExportRefused, match="would not change") as err:
         export_model(loans_ws, "trees", quantize="int8")
-    assert "TreeEnsembleClassifier" in err.value.message and "without --quantize" in str(err.value.hint)
+    assert "TreeEnsembleClassifier" in err.value.message and "without --quantize" in str(
+        err.value.hint
+    )
     assert list_exports(loans_ws, "trees") == []
 
 
 def test_export_above_tolerance_is_refused(loans_ws: st.Workspace) -> None:
     _train(loans_ws, "reg", LGBMRegressor(n_estimators=30, n_jobs=1), NUMERIC, target="loss")
-    with pytest.raises(ExportRefused, match=r"differ from the native model's by up to .* above the tolerance"):
+    with pytest.raises(
+        ExportRefused, match=r"differ from the native model's by up to .* above the tolerance"
+    ):
         export_model(loans_ws, "reg", tolerance=1e-12)
-    assert list_exports(loans_ws, "reg") == [] and not list_events(loans_ws.catalog, kind="model.version.exported")
+    assert list_exports(loans_ws, "reg") == [] and not list_events(
+        loans_ws.catalog, kind="model.version.exported"
+    )
     with pytest.raises(st.StrataError, match="unknown export format"):
         export_model(loans_ws, "reg", format="pmml")
     with pytest.raises(st.StrataError, match="unknown quantisation"):
@@ -165,10 +230,17 @@ def test_tampered_export_is_refused_and_missing_export_is_named(loans_ws: st.Wor
 
 def _graph(initializer: TensorProto | None = None, domain: str = "") -> onnx.ModelProto:
     w = initializer or helper.make_tensor("w", TensorProto.FLOAT, [1], [2.0])
-    node = helper.make_node("Mul", ["x", "w"], ["y"]) if not domain else helper.make_node("Evil", ["x", "w"], ["y"], domain=domain)
+    node = (
+        helper.make_node("Mul", ["x", "w"], ["y"])
+        if not domain
+        else helper.make_node("Evil", ["x", "w"], ["y"], domain=domain)
+    )
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])], [w],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        [w],
     )
     opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     return helper.make_model(graph, opset_imports=opsets)
@@ -196,7 +268,11 @@ def test_custom_operator_domain_is_refused() -> None:
         load_onnx(_graph(domain="com.evil").SerializeToString())
 
 
-@pytest.mark.parametrize("data", [b"", b"not an onnx model at all", b"\x08\x07\x12\x00", bytes(range(256))], ids=["empty", "text", "no-graph", "noise"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not an onnx model at all", b"\x08\x07\x12\x00", bytes(range(256))],
+    ids=["empty", "text", "no-graph", "noise"],
+)
 def test_what_is_not_an_onnx_model_is_refused(data: bytes) -> None:
     with pytest.raises(UnsafeModel, match="not a valid ONNX model"):
         check_onnx(data)
@@ -205,7 +281,10 @@ def test_what_is_not_an_onnx_model_is_refused(data: bytes) -> None:
 def test_pickle_posing_as_onnx_is_refused_before_parsing() -> None:
     import pickle
 
-    sig = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "regression", "classes": []}}
+    sig = {
+        "inputs": [{"name": "x", "type": "float"}],
+        "output": {"kind": "regression", "classes": []},
+    }
     with pytest.raises(UnsafeModel, match="pickle"):
         Predictor.from_serialized(Serialized(pickle.dumps({"a": 1}), "onnx"), sig)
 
@@ -224,13 +303,27 @@ def test_cli_export_and_show(loans_ws: st.Workspace, python: str, cli_env: dict[
     _train(loans_ws, "cli", LGBMClassifier(n_estimators=10, n_jobs=1), NUMERIC)
 
     def strata(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([python, "-m", "strataml", *args, "--workspace", str(loans_ws.root)], capture_output=True, text=True, env=cli_env, timeout=240)
+        return subprocess.run(
+            [python, "-m", "strataml", *args, "--workspace", str(loans_ws.root)],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=240,
+        )
 
     proc = strata("models", "export", "cli@champion", "--format", "onnx", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert {"sha256", "size", "format", "quantized", "max_abs_diff"} <= set(out) and out["format"] == "onnx" and not out["quantized"]
+    assert (
+        {"sha256", "size", "format", "quantized", "max_abs_diff"} <= set(out)
+        and out["format"] == "onnx"
+        and not out["quantized"]
+    )
     refused = strata("models", "export", "cli", "--quantize", "int8", "--json")
-    assert refused.returncode == 2 and "would not change" in refused.stderr and "hint:" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "would not change" in refused.stderr
+        and "hint:" in refused.stderr
+    )
     shown = json.loads(strata("models", "show", "cli", "--json").stdout)
     assert [e["sha256"] for e in shown["versions"][0]["exports"]] == [out["sha256"]]

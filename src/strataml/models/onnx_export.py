@@ -97,7 +97,13 @@ def _from_sklearn(estimator: Any, signature: Mapping[str, Any]) -> Any:
     inputs = signature["inputs"]
     if _named_columns(estimator) or any(i["type"] == "string" for i in inputs):
         types: list[tuple[str, Any]] = [
-            (i["name"], StringTensorType([None, 1]) if i["type"] == "string" else FloatTensorType([None, 1])) for i in inputs
+            (
+                i["name"],
+                StringTensorType([None, 1])
+                if i["type"] == "string"
+                else FloatTensorType([None, 1]),
+            )
+            for i in inputs
         ]
     else:
         types = [("input", FloatTensorType([None, len(inputs)]))]
@@ -114,7 +120,12 @@ def _from_lightgbm(booster: Any, signature: Mapping[str, Any]) -> Any:
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     n = _float_inputs(signature, "this LightGBM model")
-    return convert_lightgbm(booster, initial_types=[("input", FloatTensorType([None, n]))], zipmap=False, target_opset=15)
+    return convert_lightgbm(
+        booster,
+        initial_types=[("input", FloatTensorType([None, n]))],
+        zipmap=False,
+        target_opset=15,
+    )
 
 
 #: registered model format → converter(native model, signature) -> onnx.ModelProto
@@ -169,9 +180,20 @@ def check_onnx(data: bytes, where: str = "ONNX artifact") -> Any:
     try:
         model.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise UnsafeModel(f"{where} is not a valid ONNX model: {exc}", hint="re-export it with 'strata models export'") from None
-    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node or not model.opset_import:
-        raise UnsafeModel(f"{where} is not a valid ONNX model (no IR version, opset or graph)", hint="re-export it with 'strata models export'")
+        raise UnsafeModel(
+            f"{where} is not a valid ONNX model: {exc}",
+            hint="re-export it with 'strata models export'",
+        ) from None
+    if (
+        model.ir_version <= 0
+        or not model.HasField("graph")
+        or not model.graph.node
+        or not model.opset_import
+    ):
+        raise UnsafeModel(
+            f"{where} is not a valid ONNX model (no IR version, opset or graph)",
+            hint="re-export it with 'strata models export'",
+        )
     graphs = list(_graphs(model.graph))
     for g in graphs:
         for t in _tensors(g):
@@ -196,7 +218,10 @@ def check_onnx(data: bytes, where: str = "ONNX artifact") -> Any:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise UnsafeModel(f"{where} is not a valid ONNX model: {str(exc).splitlines()[0]}", hint="re-export it with 'strata models export'") from None
+        raise UnsafeModel(
+            f"{where} is not a valid ONNX model: {str(exc).splitlines()[0]}",
+            hint="re-export it with 'strata models export'",
+        ) from None
     return model
 
 
@@ -215,16 +240,24 @@ class OnnxModel:
         names = list(frame.columns)
         if len(self.inputs) == 1 and self.inputs[0][0] not in names:
             name, kind = self.inputs[0]
-            return {name: frame.to_numpy(dtype=np.float64 if kind == "tensor(double)" else np.float32)}
+            return {
+                name: frame.to_numpy(dtype=np.float64 if kind == "tensor(double)" else np.float32)
+            }
         feeds: dict[str, np.ndarray] = {}
         for name, kind in self.inputs:
             if name not in names:
-                raise UnsafeModel(f"the ONNX model takes input {name!r}, which the model's signature does not have")
+                raise UnsafeModel(
+                    f"the ONNX model takes input {name!r}, which the model's signature does not have"
+                )
             col = frame[name]
             if kind == "tensor(string)":
-                feeds[name] = np.array(["" if v is None or v != v else str(v) for v in col], dtype=object).reshape(-1, 1)
+                feeds[name] = np.array(
+                    ["" if v is None or v != v else str(v) for v in col], dtype=object
+                ).reshape(-1, 1)
             else:
-                feeds[name] = col.to_numpy(dtype=np.float64 if kind == "tensor(double)" else np.float32).reshape(-1, 1)
+                feeds[name] = col.to_numpy(
+                    dtype=np.float64 if kind == "tensor(double)" else np.float32
+                ).reshape(-1, 1)
         return feeds
 
     def predict_matrix(self, frame: pd.DataFrame, kind: str, classes: list[Any]) -> np.ndarray:
@@ -253,10 +286,18 @@ def load_onnx(data: bytes, where: str = "ONNX artifact") -> OnnxModel:
         raise UnsafeModel(f"{where} could not be loaded by onnxruntime: {exc}") from None
     meta = {p.key: p.value for p in model.metadata_props}
     outputs = [o.name for o in session.get_outputs()]
-    output = "probabilities" if "probabilities" in outputs else outputs[-1] if len(outputs) > 1 else outputs[0]
+    output = (
+        "probabilities"
+        if "probabilities" in outputs
+        else outputs[-1]
+        if len(outputs) > 1
+        else outputs[0]
+    )
     classes = json.loads(meta["strataml.classes"]) if "strataml.classes" in meta else None
     opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
-    return OnnxModel(session, [(i.name, i.type) for i in session.get_inputs()], output, classes, meta, opsets)
+    return OnnxModel(
+        session, [(i.name, i.type) for i in session.get_inputs()], output, classes, meta, opsets
+    )
 
 
 # --- exporting -----------------------------------------------------------------------
@@ -265,7 +306,11 @@ def load_onnx(data: bytes, where: str = "ONNX artifact") -> OnnxModel:
 def weight_operators(model: Any) -> list[str]:
     """Names of the nodes whose weights dynamic quantisation would turn into int8."""
     stored = {t.name for t in model.graph.initializer}
-    return [n.name or n.op_type for n in model.graph.node if n.op_type in _WEIGHT_OPS and any(i in stored for i in n.input[1:2])]
+    return [
+        n.name or n.op_type
+        for n in model.graph.node
+        if n.op_type in _WEIGHT_OPS and any(i in stored for i in n.input[1:2])
+    ]
 
 
 def _quantize(ws: Workspace, model: Any, what: str) -> bytes:
@@ -290,7 +335,9 @@ def _quantize(ws: Workspace, model: Any, what: str) -> bytes:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _sample(ws: Workspace, lineage: Mapping[str, Any], signature: Mapping[str, Any], rows: int) -> tuple[pa.Table, str]:
+def _sample(
+    ws: Workspace, lineage: Mapping[str, Any], signature: Mapping[str, Any], rows: int
+) -> tuple[pa.Table, str]:
     """Up to ``rows`` rows of the version's training data, else synthetic rows from its signature."""
     names = [i["name"] for i in signature["inputs"]]
     for ref in (lineage.get("training_set"), lineage.get("labels")):
@@ -306,7 +353,9 @@ def _sample(ws: Workspace, lineage: Mapping[str, Any], signature: Mapping[str, A
             con = duck(ws.settings.memory_limit, 1, ws.scratch_dir())
             try:
                 select = ", ".join(quote_ident(n) for n in names)
-                table = con.sql(f"SELECT {select} FROM {dv.sql_source(names)} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)").to_arrow_table()
+                table = con.sql(
+                    f"SELECT {select} FROM {dv.sql_source(names)} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)"
+                ).to_arrow_table()
             finally:
                 con.close()
             if table.num_rows:
@@ -380,17 +429,31 @@ def export_model(
     what = f"model {name} v{number} ({loaded.format})"
     convert = CONVERTERS.get(loaded.format)
     if convert is None:
-        raise ExportRefused(f"{what} cannot be exported to ONNX: no converter for format {loaded.format!r}", hint=f"formats with a converter: {', '.join(CONVERTERS)}")
+        raise ExportRefused(
+            f"{what} cannot be exported to ONNX: no converter for format {loaded.format!r}",
+            hint=f"formats with a converter: {', '.join(CONVERTERS)}",
+        )
     try:
         proto = convert(loaded.predictor.native, loaded.signature)
     except StrataError:
         raise
     except Exception as exc:
-        raise ExportRefused(f"{what} could not be converted to ONNX: {type(exc).__name__}: {exc}", hint="the converter does not support this estimator") from exc
+        raise ExportRefused(
+            f"{what} could not be converted to ONNX: {type(exc).__name__}: {exc}",
+            hint="the converter does not support this estimator",
+        ) from exc
     proto.graph.name = f"{name}_v{number}"  # converters name the graph with a random uuid: equal models, equal bytes
     signed = list(loaded.signature["output"].get("classes") or [])
-    classes = _estimator_classes(loaded.predictor.native, loaded.format, signed) if loaded.kind != "regression" else None
-    meta = {"strataml.model": name, "strataml.version": str(number), "strataml.source_sha256": loaded.sha256}
+    classes = (
+        _estimator_classes(loaded.predictor.native, loaded.format, signed)
+        if loaded.kind != "regression"
+        else None
+    )
+    meta = {
+        "strataml.model": name,
+        "strataml.version": str(number),
+        "strataml.source_sha256": loaded.sha256,
+    }
     if classes is not None:
         meta["strataml.classes"] = json.dumps(classes)
     for k, v in meta.items():
@@ -405,42 +468,94 @@ def export_model(
     exported = load_onnx(data, f"the ONNX export of {what}")
     onnx_pred = Predictor(exported, "onnx", loaded.signature).predict_matrix(frame)
     diff = _max_abs_diff(native, onnx_pred)
-    limit = tolerance if tolerance is not None else (DEFAULT_INT8_TOLERANCE if quantize else DEFAULT_TOLERANCE)
-    scale = max(1.0, float(np.nanmax(np.abs(native)))) if loaded.kind == "regression" and np.size(native) else 1.0
+    limit = (
+        tolerance
+        if tolerance is not None
+        else (DEFAULT_INT8_TOLERANCE if quantize else DEFAULT_TOLERANCE)
+    )
+    scale = (
+        max(1.0, float(np.nanmax(np.abs(native))))
+        if loaded.kind == "regression" and np.size(native)
+        else 1.0
+    )
     report: dict[str, Any] = {
-        "max_abs_diff": diff, "tolerance": limit, "tolerance_scale": scale,
+        "max_abs_diff": diff,
+        "tolerance": limit,
+        "tolerance_scale": scale,
         "sample": {"source": source, "rows": table.num_rows},
-        "size_native": len(ws.artifacts.read_bytes(loaded.sha256)), "size_unquantized": len(float_bytes),
-        "converter": _converter_versions(loaded.format), "opsets": exported.opsets,
+        "size_native": len(ws.artifacts.read_bytes(loaded.sha256)),
+        "size_unquantized": len(float_bytes),
+        "converter": _converter_versions(loaded.format),
+        "opsets": exported.opsets,
     }
     if quantize:
         report["max_abs_diff_unquantized"] = _max_abs_diff(
-            native, Predictor(load_onnx(float_bytes, f"the ONNX export of {what}"), "onnx", loaded.signature).predict_matrix(frame)
+            native,
+            Predictor(
+                load_onnx(float_bytes, f"the ONNX export of {what}"), "onnx", loaded.signature
+            ).predict_matrix(frame),
         )
     if not diff <= limit * scale:
         raise ExportRefused(
             f"the ONNX export of {what} is refused: its predictions differ from the native model's by up to {diff:.3g} "
             f"on {table.num_rows} sample rows ({source}), above the tolerance {limit * scale:.3g}",
             hint="the converter does not reproduce this model; "
-            + ("quantisation costs too much accuracy here (scale the inputs, e.g. StandardScaler before the network), or raise --tolerance" if quantize else "raise --tolerance if the difference is acceptable"),
+            + (
+                "quantisation costs too much accuracy here (scale the inputs, e.g. StandardScaler before the network), or raise --tolerance"
+                if quantize
+                else "raise --tolerance if the difference is acceptable"
+            ),
         )
     sha = ws.artifacts.put_bytes(data)
     t = schema.model_exports
     with ws.catalog.write() as conn:
-        existing = conn.execute(
-            sa.select(t).where(t.c.model == name, t.c.version == number, t.c.sha256 == sha).order_by(t.c.id)
-        ).mappings().first()
+        existing = (
+            conn.execute(
+                sa.select(t)
+                .where(t.c.model == name, t.c.version == number, t.c.sha256 == sha)
+                .order_by(t.c.id)
+            )
+            .mappings()
+            .first()
+        )
         if existing is not None:
             return {**export_dict(existing), "created": False}
         who = current_actor()
-        conn.execute(t.insert().values(
-            model=name, version=number, format="onnx", quantization=quantize, sha256=sha, size=len(data),
-            source_sha256=loaded.sha256, report=report, actor=who, created_at=utcnow(),
-        ))
-        append_event(conn, "model.version.exported", f"model:{name}", {
-            "version": number, "format": "onnx", "quantization": quantize, "sha256": sha, "size": len(data), "max_abs_diff": diff,
-        }, actor=who)
-        row = conn.execute(sa.select(t).where(t.c.model == name, t.c.version == number, t.c.sha256 == sha)).mappings().one()
+        conn.execute(
+            t.insert().values(
+                model=name,
+                version=number,
+                format="onnx",
+                quantization=quantize,
+                sha256=sha,
+                size=len(data),
+                source_sha256=loaded.sha256,
+                report=report,
+                actor=who,
+                created_at=utcnow(),
+            )
+        )
+        append_event(
+            conn,
+            "model.version.exported",
+            f"model:{name}",
+            {
+                "version": number,
+                "format": "onnx",
+                "quantization": quantize,
+                "sha256": sha,
+                "size": len(data),
+                "max_abs_diff": diff,
+            },
+            actor=who,
+        )
+        row = (
+            conn.execute(
+                sa.select(t).where(t.c.model == name, t.c.version == number, t.c.sha256 == sha)
+            )
+            .mappings()
+            .one()
+        )
     return {**export_dict(row), "created": True}
 
 
@@ -463,7 +578,9 @@ def _converter_versions(fmt: str) -> dict[str, str]:
     return out
 
 
-def load_export(ws: Workspace, name: str, ref: str | int = "champion", *, runtime: str = "onnx") -> Any:
+def load_export(
+    ws: Workspace, name: str, ref: str | int = "champion", *, runtime: str = "onnx"
+) -> Any:
     """A :class:`~strataml.models.registry.LoadedModel` that predicts through the version's
     latest ONNX export (``runtime="onnx-int8"``: its latest int8 export); hash verified first."""
     if runtime not in RUNTIMES[1:]:
@@ -473,9 +590,17 @@ def load_export(ws: Workspace, name: str, ref: str | int = "champion", *, runtim
     number = resolve_version(ws, name, ref)
     v, t = schema.model_versions, schema.model_exports
     with ws.catalog.read() as conn:
-        r = conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number)).mappings().one()
+        r = (
+            conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number))
+            .mappings()
+            .one()
+        )
         q = sa.select(t).where(t.c.model == name, t.c.version == number, t.c.format == "onnx")
-        q = q.where(t.c.quantization == quantization) if quantization else q.where(t.c.quantization.is_(None))
+        q = (
+            q.where(t.c.quantization == quantization)
+            if quantization
+            else q.where(t.c.quantization.is_(None))
+        )
         export = conn.execute(q.order_by(t.c.id.desc())).mappings().first()
     if export is None:
         flag = " --quantize int8" if quantization else ""
@@ -487,6 +612,13 @@ def load_export(ws: Workspace, name: str, ref: str | int = "champion", *, runtim
     where = f"ONNX export of model {name} v{number} ({export['sha256'][:12]})"
     predictor = Predictor.from_serialized(Serialized(data, "onnx"), r["signature"], where=where)
     return LoadedModel(
-        name=name, version=number, signature=dict(r["signature"]), feature_views=list(r["feature_views"]),
-        sha256=export["sha256"], format="onnx", metrics=dict(r["metrics"]), lineage=dict(r["lineage"]), predictor=predictor,
+        name=name,
+        version=number,
+        signature=dict(r["signature"]),
+        feature_views=list(r["feature_views"]),
+        sha256=export["sha256"],
+        format="onnx",
+        metrics=dict(r["metrics"]),
+        lineage=dict(r["lineage"]),
+        predictor=predictor,
     )
