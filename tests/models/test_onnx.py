@@ -183,14 +183,22 @@ def test_int8_quantised_mlp_is_smaller_and_close(loans_ws: st.Workspace) -> None
     )  # quantisation is deterministic too
 
 
-def test_int8_on_a_tree_ensemble_is_refused_as_a_no_op(loans_ws: st.Workspace) -> None:
-    _train(loans_ws, "trees", LGBMClassifier(n_estimators=10, n_jobs=1), NUMERIC)
+@pytest.mark.parametrize(
+    ("estimator", "operator"),
+    [
+        (LGBMClassifier(n_estimators=10, n_jobs=1), "TreeEnsembleClassifier"),
+        (make_pipeline(StandardScaler(), LogisticRegression()), "LinearClassifier"),
+    ],
+    ids=["trees", "logistic"],
+)
+def test_int8_without_weight_matrices_is_refused_as_a_no_op(
+    loans_ws: st.Workspace, estimator: Any, operator: str
+) -> None:
+    _train(loans_ws, "nomat", estimator, ["amount", "age"])
     with pytest.raises(ExportRefused, match="would not change") as err:
-        export_model(loans_ws, "trees", quantize="int8")
-    assert "TreeEnsembleClassifier" in err.value.message and "without --quantize" in str(
-        err.value.hint
-    )
-    assert list_exports(loans_ws, "trees") == []
+        export_model(loans_ws, "nomat", quantize="int8")
+    assert operator in err.value.message and "without --quantize" in str(err.value.hint)
+    assert list_exports(loans_ws, "nomat") == []
 
 
 def test_export_above_tolerance_is_refused(loans_ws: st.Workspace) -> None:
