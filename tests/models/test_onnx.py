@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier, LGBMRegressor
 from onnx import TensorProto, helper
@@ -32,7 +33,7 @@ from strataml.models import (
     load_model,
 )
 from strataml.models.onnx_export import check_onnx, load_onnx, require_onnx
-from strataml.models.predictor import Predictor
+from strataml.models.predictor import Predictor, prepare
 from strataml.models.serialization import Serialized
 from strataml.spine.events import list_events
 
@@ -231,6 +232,45 @@ def test_tampered_export_is_refused_and_missing_export_is_named(loans_ws: st.Wor
         load_model(loans_ws, "t", runtime="onnx")
     with pytest.raises(st.StrataError, match="unknown runtime"):
         load_model(loans_ws, "t", runtime="tensorrt")
+
+
+@pytest.mark.parametrize("objective", ["binary:logistic", "multi:softprob", "reg:squarederror"])
+def test_xgboost_converter_matches_native(objective: str) -> None:
+    xgb = pytest.importorskip("xgboost")
+    from strataml.models.onnx_export import CONVERTERS
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    x[::20, 1] = np.nan
+    y = {
+        "binary:logistic": x[:, 0] > 0,
+        "multi:softprob": rng.integers(0, 3, 300),
+        "reg:squarederror": 3 * x[:, 0],
+    }[objective]
+    params = {
+        "objective": objective,
+        "max_depth": 3,
+        **({"num_class": 3} if objective.startswith("multi") else {}),
+    }
+    names = ["a", "b", "c"]
+    booster = xgb.train(params, xgb.DMatrix(x, y.astype(float), feature_names=names), 10)
+    kind = {
+        "binary:logistic": "binary",
+        "multi:softprob": "multiclass",
+        "reg:squarederror": "regression",
+    }[objective]
+    classes = {"binary": [0, 1], "multiclass": [0, 1, 2], "regression": []}[kind]
+    sig = {
+        "inputs": [{"name": n, "type": "float"} for n in names],
+        "output": {"kind": kind, "classes": classes},
+    }
+    model = load_onnx(CONVERTERS["xgboost"](booster, sig).SerializeToString())
+    frame = prepare(pd.DataFrame(x, columns=names), sig, "onnx")
+    native = booster.predict(xgb.DMatrix(x, feature_names=names))
+    np.testing.assert_allclose(
+        Predictor(model, "onnx", sig).predict_matrix(frame), native, atol=1e-5
+    )
+    assert booster.feature_names == names  # the converter worked on a copy
 
 
 # --- unsafe files ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """ONNX export of registered model versions, and safe loading of ONNX artifacts.
 
 :func:`export_model` converts a version's verified artifact to ONNX (scikit-learn
-through skl2onnx, LightGBM through onnxmltools), optionally quantises its weight
+through skl2onnx, LightGBM and XGBoost through onnxmltools), optionally quantises its weight
 matrices to int8 (onnxruntime dynamic quantisation), compares its predictions with
 the native model's on a sample of the version's training data, and refuses the export
 when they differ by more than the tolerance. An accepted export is stored in the
@@ -128,10 +128,24 @@ def _from_lightgbm(booster: Any, signature: Mapping[str, Any]) -> Any:
     )
 
 
+def _from_xgboost(model: Any, signature: Mapping[str, Any]) -> Any:
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    n = _float_inputs(signature, "this XGBoost model")
+    booster = (model.get_booster() if hasattr(model, "get_booster") else model).copy()
+    booster.feature_names = None  # the converter reads features as f0, f1…, in signature order
+    booster.feature_types = None
+    return convert_xgboost(
+        booster, initial_types=[("input", FloatTensorType([None, n]))], target_opset=15
+    )
+
+
 #: registered model format → converter(native model, signature) -> onnx.ModelProto
 CONVERTERS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "skops": _from_sklearn,
     "lightgbm": _from_lightgbm,
+    "xgboost": _from_xgboost,
 }
 
 
