@@ -273,6 +273,27 @@ def test_xgboost_converter_matches_native(objective: str) -> None:
     assert booster.feature_names == names  # the converter worked on a copy
 
 
+def test_without_training_data_the_sample_is_synthetic_from_the_signature(
+    workspace: st.Workspace,
+) -> None:
+    from strataml.models.onnx_export import _sample
+
+    sig = {
+        "inputs": [
+            {"name": "x", "type": "float"},
+            {"name": "n", "type": "int"},
+            {"name": "b", "type": "bool"},
+            {"name": "s", "type": "string"},
+        ]
+    }
+    table, source = _sample(workspace, {"training_set": None, "labels": "gone@v1"}, sig, 64)
+    assert (
+        source == "synthetic"
+        and table.num_rows == 64
+        and table.column_names == ["x", "n", "b", "s"]
+    )
+
+
 # --- unsafe files ----------------------------------------------------------------------
 
 

@@ -333,7 +333,7 @@ def _quantize(ws: Workspace, model: Any, what: str) -> bytes:
         raise ExportRefused(
             f"int8 quantisation would not change {what}: dynamic quantisation rewrites weight matrices "
             f"(MatMul/Gemm with stored weights), and its ONNX graph has none (operators: {', '.join(ops)}); "
-            "tree ensembles keep their thresholds in float",
+            "tree ensembles and ONNX's linear-model operators keep their parameters in float",
             hint="export it without --quantize (it is already compact), or quantise a neural network such as an MLP",
         )
     import onnx
