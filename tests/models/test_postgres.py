@@ -90,3 +90,17 @@ def test_concurrent_registrations_get_distinct_versions_on_postgres(pg_workspace
     hist = d["alias_history"]
     # every move saw the one before it: the history is a chain
     assert [h["from"] for h in hist[1:]] == [h["to"] for h in hist[:-1]]
+
+
+@pytest.mark.postgres
+def test_onnx_export_recorded_on_postgres(pg_workspace: st.Workspace, tmp_path: Path) -> None:
+    from strataml.models import export_model, list_exports
+
+    ingest_loans(pg_workspace, tmp_path / "loans.parquet", n=600)
+    m = st.Model("pg_onnx", labels="loans", target="defaulted", columns=["amount", "age"], estimator=LGBMClassifier(n_estimators=5, n_jobs=1))
+    assert st.train(pg_workspace, m).version == 1
+    out = export_model(pg_workspace, "pg_onnx")
+    assert out["created"] and not export_model(pg_workspace, "pg_onnx")["created"]
+    assert [e["sha256"] for e in list_exports(pg_workspace, "pg_onnx")] == [out["sha256"]]
+    assert get_model(pg_workspace, "pg_onnx")["versions"][0]["exports"][0]["created_at"].endswith("+00:00")
+    assert load_model(pg_workspace, "pg_onnx", runtime="onnx").sha256 == out["sha256"]

@@ -8,9 +8,9 @@ import strataml.models as models
 
 def test_models_public_names() -> None:
     assert sorted(models.__all__) == sorted([
-        "CHAMPION", "METRICS", "Gate", "LoadedModel", "Model", "Predictor", "Run", "SignatureError", "Split",
-        "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "get_model", "get_run",
-        "higher_is_better", "list_models", "list_runs", "load_model", "metric_history", "model_lineage",
+        "CHAMPION", "METRICS", "ExportRefused", "Gate", "LoadedModel", "Model", "Predictor", "Run", "SignatureError", "Split",
+        "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
+        "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "metric_history", "model_lineage",
         "package_versions", "prepare", "resolve_run_id", "resolve_version", "rollback", "set_alias", "start_run", "train",
     ])
     for name in models.__all__:
@@ -26,3 +26,4 @@ def test_top_level_reexports() -> None:
 def test_errors_are_strata_errors() -> None:
     assert issubclass(models.UnsafeModel, st.StrataError)
     assert issubclass(models.SignatureError, st.StrataError)
+    assert issubclass(models.ExportRefused, st.StrataError)

@@ -143,7 +143,7 @@ def models_show(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A model's versions (sha256, metrics, run) and aliases."""
+    """A model's versions (sha256, metrics, run, exports) and aliases."""
     from strataml.models import get_model
 
     ws = open_workspace(workspace)
@@ -156,12 +156,48 @@ def models_show(
             f"model {d['name']}",
             [
                 {"version": f"v{v['version']}", "aliases": ", ".join(by_version.get(v["version"], [])), "sha256": v["sha256"][:16],
-                 "metrics": ", ".join(f"{k}={x:.4f}" for k, x in v["metrics"].items()), "run": (v["run"] or "")[:12], "created": v["created_at"][:19]}
+                 "metrics": ", ".join(f"{k}={x:.4f}" for k, x in v["metrics"].items()), "run": (v["run"] or "")[:12], "created": v["created_at"][:19],
+                 "exports": ", ".join(f"onnx{'-' + e['quantization'] if e['quantized'] else ''} {e['sha256'][:12]}" for e in v.get("exports", []))}
                 for v in d["versions"]
             ],
         )
 
     emit(get_model(ws, name), as_json, human)
+
+
+@models_app.command("export")
+def models_export(
+    spec: Annotated[str, typer.Argument(help="NAME, NAME@VERSION (3 or v3) or NAME@ALIAS (default: the champion)")],
+    fmt: Annotated[str, typer.Option("--format", help="export format (onnx)")] = "onnx",
+    quantize: Annotated[str | None, typer.Option("--quantize", help="int8: dynamic int8 quantisation of weight matrices (neural networks)")] = None,
+    tolerance: Annotated[float | None, typer.Option("--tolerance", help="largest accepted |export - native| on the sample (default 1e-4; 0.05 with --quantize)", min=0)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert a registered version to ONNX, check its predictions against the native model, store and record it."""
+    from strataml.models import export_model
+    from strataml.models.onnx_export import split_ref
+
+    ws = open_workspace(workspace)
+    name, ref = split_ref(spec)
+    if as_json:
+        out = export_model(ws, name, ref, format=fmt, quantize=quantize, tolerance=tolerance)
+    else:
+        with console.status(f"exporting {spec} to {fmt}…"):
+            out = export_model(ws, name, ref, format=fmt, quantize=quantize, tolerance=tolerance)
+
+    def human(d: dict[str, Any]) -> None:
+        what = f"{d['model']} v{d['version']} → {d['format']}{' (' + d['quantization'] + ')' if d['quantized'] else ''}"
+        console.print(f"[green]exported {what}[/]{'' if d['created'] else ' (already exported)'}  sha256 {d['sha256']}")
+        sizes = f"size {d['size']:,} B (native {d['size_native']:,} B"
+        sizes += f", unquantised ONNX {d['size_unquantized']:,} B)" if d["quantized"] else ")"
+        console.print(sizes)
+        diff = f"max |onnx - native| {d['max_abs_diff']:.3g} on {d['sample']['rows']} rows of {d['sample']['source']} (tolerance {d['tolerance']:g})"
+        if d["quantized"]:
+            diff += f"; before quantisation {d['max_abs_diff_unquantized']:.3g}"
+        console.print(diff)
+
+    emit(out, as_json, human)
 
 
 @models_app.command("alias")

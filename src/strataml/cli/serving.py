@@ -121,6 +121,7 @@ def deploy_traffic(
     cache_ttl: Annotated[float | None, typer.Option(help="response cache TTL in seconds (0: off)")] = None,
     default: Annotated[str | None, typer.Option(help="declared default prediction (JSON), last fallback")] = None,
     timeout_ms: Annotated[float | None, typer.Option(help="per-request deadline in ms")] = None,
+    runtime: Annotated[str | None, typer.Option(help="native, onnx or onnx-int8: serve each version's native artifact or its ONNX export")] = None,
     reason: Annotated[str | None, typer.Option(help="why (recorded in the event)")] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -147,7 +148,7 @@ def deploy_traffic(
         changes["ab"] = [] if ab == ["none"] else [variant(v) for v in ab]
     if shadow is not None:
         changes["shadow"] = None if shadow == "none" else shadow
-    for k, v in (("rate", rate), ("burst", burst), ("cache_ttl", cache_ttl), ("timeout_ms", timeout_ms)):
+    for k, v in (("rate", rate), ("burst", burst), ("cache_ttl", cache_ttl), ("timeout_ms", timeout_ms), ("runtime", runtime)):
         if v is not None:
             changes[k] = v
     if default is not None:

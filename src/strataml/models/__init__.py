@@ -4,6 +4,7 @@ versions and aliases, lineage, and safe (pickle-free) serialisation."""
 from strataml.models.definitions import Gate, Model, Split, Tune
 from strataml.models.lineage import code_version, model_lineage, package_versions
 from strataml.models.metrics import METRICS, higher_is_better
+from strataml.models.onnx_export import ExportRefused, export_model, list_exports
 from strataml.models.predictor import Predictor, SignatureError, prepare
 from strataml.models.registry import (
     CHAMPION,
@@ -30,6 +31,7 @@ from strataml.models.train import TrainResult, train
 __all__ = [
     "CHAMPION",
     "METRICS",
+    "ExportRefused",
     "Gate",
     "LoadedModel",
     "Model",
@@ -42,9 +44,11 @@ __all__ = [
     "UnsafeModel",
     "code_version",
     "compare_runs",
+    "export_model",
     "get_model",
     "get_run",
     "higher_is_better",
+    "list_exports",
     "list_models",
     "list_runs",
     "load_model",

@@ -133,6 +133,8 @@ class Predictor:
         """Raw outputs for a prepared frame: positive-class probabilities, a probability matrix or values."""
         if len(frame) == 0:
             return np.empty((0, len(self.classes))) if self.kind == "multiclass" else np.empty(0)
+        if self.format == "onnx":
+            return np.asarray(self.native.predict_matrix(frame, self.kind, self.classes))
         if self.format == "lightgbm":
             threads = 1 if len(frame) < self.SMALL_BATCH else (self.threads or 0)
             return np.asarray(self.native.predict(frame, num_threads=threads))

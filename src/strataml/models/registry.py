@@ -194,6 +194,15 @@ def _version_dict(r: Any) -> dict[str, Any]:
     }
 
 
+def export_dict(r: Any) -> dict[str, Any]:
+    """One row of ``model_exports`` as the dictionary ``models show`` prints."""
+    return {
+        "model": r["model"], "version": int(r["version"]), "format": r["format"], "quantized": r["quantization"] is not None,
+        "quantization": r["quantization"], "sha256": r["sha256"], "size": int(r["size"]), "source_sha256": r["source_sha256"],
+        **dict(r["report"]), "actor": r["actor"], "created_at": _aware(r["created_at"]).isoformat(),
+    }
+
+
 def list_models(ws: Workspace) -> list[dict[str, Any]]:
     """Every model with its version numbers, latest version and aliases."""
     v, a = schema.model_versions, schema.model_aliases
@@ -217,6 +226,12 @@ def get_model(ws: Workspace, name: str) -> dict[str, Any]:
     with ws.catalog.read() as conn:
         _require_model(conn, name)
         versions = [_version_dict(r) for r in conn.execute(sa.select(v).where(v.c.model == name).order_by(v.c.version)).mappings()]
+        e = schema.model_exports
+        exports: dict[int, list[dict[str, Any]]] = {}
+        for r in conn.execute(sa.select(e).where(e.c.model == name).order_by(e.c.id)).mappings():
+            exports.setdefault(int(r["version"]), []).append(export_dict(r))
+        for d in versions:
+            d["exports"] = exports.get(d["version"], [])
         aliases = {r.alias: int(r.version) for r in conn.execute(sa.select(a).where(a.c.model == name).order_by(a.c.alias))}
         history = [
             {"alias": r.alias, "from": r.previous, "to": r.version, "action": r.action, "actor": r.actor, "reason": r.reason, "ts": _aware(r.ts).isoformat()}
@@ -275,8 +290,16 @@ class LoadedModel:
         return self.predictor.predict(rows)
 
 
-def load_model(ws: Workspace, name: str, ref: str | int = CHAMPION) -> LoadedModel:
-    """Load a version by alias or number, verifying the artifact's sha256 before parsing it."""
+def load_model(ws: Workspace, name: str, ref: str | int = CHAMPION, *, runtime: str = "native") -> LoadedModel:
+    """Load a version by alias or number, verifying the artifact's sha256 before parsing it.
+
+    ``runtime="onnx"`` (or ``"onnx-int8"``) loads the version's latest ONNX export
+    instead of its native artifact (see :func:`strataml.models.export_model`).
+    """
+    if runtime != "native":
+        from strataml.models.onnx_export import load_export
+
+        return load_export(ws, name, ref, runtime=runtime)  # type: ignore[no-any-return]
     number = resolve_version(ws, name, ref)
     v = schema.model_versions
     with ws.catalog.read() as conn:

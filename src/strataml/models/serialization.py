@@ -27,7 +27,7 @@ from strataml.errors import StrataError
 
 #: modules whose types a skops file may name without an explicit trust entry
 SAFE_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.")
-FORMATS = ("lightgbm", "skops")
+FORMATS = ("lightgbm", "skops", "onnx")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -146,12 +146,16 @@ def refuse_pickle(data: bytes, where: str) -> None:
 
 
 def load(data: bytes, fmt: str, *, trusted_types: Iterable[str] = (), where: str = "model artifact") -> Any:
-    """Rebuild a model from verified bytes: a LightGBM booster or a skops estimator."""
+    """Rebuild a model from verified bytes: a LightGBM booster, a skops estimator or an ONNX session."""
     refuse_pickle(data, where)
     if fmt == "lightgbm":
         return _load_lightgbm(data, where)
     if fmt == "skops":
         return _load_skops(data, set(trusted_types), where)
+    if fmt == "onnx":
+        from strataml.models.onnx_export import load_onnx
+
+        return load_onnx(data, where)
     raise UnsafeModel(f"{where} has format {fmt!r}, which strataml does not load", hint=f"supported formats: {', '.join(FORMATS)}")
 
 

@@ -128,7 +128,7 @@ class Gateway:
         self.admission = Admission(cfg.concurrency)
         self.audit: AuditLog | None = AuditLog(log_dir(ws.state_dir), fsync=cfg.audit_fsync) if cfg.audit else None
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
-        self._batchers: dict[tuple[str, int], MicroBatcher] = {}
+        self._batchers: dict[tuple[str, int, str | None], MicroBatcher] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self.started = False
@@ -229,7 +229,7 @@ class Gateway:
 
     def batcher(self, s: Servable) -> MicroBatcher:
         """The micro-batcher of one model version."""
-        key = (s.name, s.version)
+        key = (s.name, s.version, s.sha256)  # a version's native and ONNX servables batch apart
         b = self._batchers.get(key)
         if b is None:
             hist = self.metrics.batch_size.labels(s.name, str(s.version))
@@ -412,7 +412,7 @@ class Gateway:
             if not key.allows(f"predict:{n}"):
                 continue
             tr = self.traffic.get(n)
-            loaded = sorted(v for (m, v) in self._batchers if m == n)
+            loaded = sorted({v for (m, v, _) in self._batchers if m == n})
             out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
         return out
 

@@ -379,13 +379,15 @@ def _parse_version(ref: str) -> int | None:
 class RegistryModels:
     """A provider backed by the model registry (``strataml.models.load_model``).
 
-    Loaded versions are kept by ``(name, version)``; alias resolutions are cached and
-    forgotten on :meth:`refresh` so that an alias move takes effect without a restart.
+    Loaded versions are kept by ``(name, version, runtime)``, the runtime being the
+    deployment's (native artifact or ONNX export); alias resolutions are cached and
+    re-resolved on :meth:`refresh`, so that an alias move or a runtime change takes
+    effect without a restart.
     """
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
-        self._by_version: dict[tuple[str, int], Servable] = {}
+        self._by_version: dict[tuple[str, int, str], Servable] = {}
         self._by_ref: dict[tuple[str, str], Servable] = {}
         self._lock = threading.Lock()
 
@@ -394,12 +396,21 @@ class RegistryModels:
             from strataml.models import load_model  # type: ignore[attr-defined]
         except ImportError as exc:  # the models layer is absent from this installation
             raise NotFound(f"model {name!r}: no model registry is available", hint="install strataml with its models layer") from exc
-        loaded = load_model(self.ws, name, ref=ref)
+        runtime = self.runtime(name)
+        loaded = load_model(self.ws, name, ref=ref, runtime=runtime)
         fresh = from_loaded(loaded)
+        fresh.extra["runtime"] = runtime
         if fresh.views:
             attach_views(self.ws, fresh)
         with self._lock:
-            return self._by_version.setdefault((fresh.name, fresh.version), fresh)
+            return self._by_version.setdefault((fresh.name, fresh.version, runtime), fresh)
+
+    def runtime(self, name: str) -> str:
+        """How the deployment ``name`` runs its versions: ``native``, ``onnx`` or ``onnx-int8``."""
+        from strataml.serving.traffic import get_traffic
+
+        traffic = get_traffic(self.ws.catalog, name)
+        return "native" if traffic is None else traffic.runtime
 
     def cached(self, name: str, ref: str) -> Servable | None:
         return self._by_ref.get((name, ref))
@@ -415,7 +426,7 @@ class RegistryModels:
         try:
             from strataml.models import list_models  # type: ignore[attr-defined]
         except ImportError:
-            return sorted({n for n, _ in self._by_version})
+            return sorted({n for n, _, _ in self._by_version})
         return sorted(str(m["name"] if isinstance(m, dict) else getattr(m, "name", m)) for m in list_models(self.ws))
 
     def previous(self, name: str, alias: str) -> Servable | None:
@@ -429,16 +440,18 @@ class RegistryModels:
         return self.get(name, f"v{int(history[-1]['from'])}")
 
     def refresh(self) -> None:
-        """Re-resolve every alias in use; each entry is swapped only once its new version loaded."""
+        """Re-resolve every alias (and runtime) in use; each entry is swapped only once its new version loaded."""
         from strataml.models import resolve_version
 
+        runtimes: dict[str, str] = {}
         for (name, ref), current in list(self._by_ref.items()):
-            if _parse_version(ref) is not None:
-                continue
             try:
-                version = resolve_version(self.ws, name, ref)
-                if version != current.version:
-                    self._by_ref[(name, ref)] = self._by_version.get((name, version)) or self._load(name, f"v{version}")
+                runtime = runtimes[name] if name in runtimes else runtimes.setdefault(name, self.runtime(name))
+                version = _parse_version(ref)
+                if version is None:
+                    version = resolve_version(self.ws, name, ref)
+                if version != current.version or runtime != current.extra.get("runtime", "native"):
+                    self._by_ref[(name, ref)] = self._by_version.get((name, version, runtime)) or self._load(name, f"v{version}")
             except Exception:  # the alias vanished or the load failed: keep serving what we have
                 continue
 

@@ -6,7 +6,10 @@ A deployment serves its ``champion`` alias and optionally
   per entity: the same entity key always lands on the same side;
 - an **A/B split**: named variants with weights, also sticky per entity key;
 - a **shadow**: a version that receives a mirror of live traffic; its answers are
-  logged and discarded.
+  logged and discarded;
+- a **runtime**: ``native`` (the registered artifact, the default), ``onnx`` or
+  ``onnx-int8`` (each version's latest ONNX export of that kind, made with
+  ``strata models export``).
 
 Traffic lives in the catalog (``deployments``), every change is an event, and
 gateways pick changes up on their next request without a restart.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
@@ -52,6 +55,7 @@ class Traffic(BaseModel):
     cache_ttl: float = Field(0.0, ge=0, description="seconds a response stays cached (0: off)")
     default: Any = Field(None, description="declared default prediction, last step of the fallback chain")
     timeout_ms: float | None = Field(None, gt=0, le=600_000)
+    runtime: Literal["native", "onnx", "onnx-int8"] = Field("native", description="run each version's native artifact or its ONNX export")
 
     @field_validator("model")
     @classmethod

@@ -232,6 +232,23 @@ model_alias_history = sa.Table(
     sa.Index("ix_model_alias_history_model_alias", "model", "alias", "id"),
 )
 
+model_exports = sa.Table(
+    "model_exports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("quantization", sa.String(16), nullable=True),  # None | int8
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("source_sha256", sa.String(64), nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),  # max_abs_diff, tolerance, sample, sizes, converter
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_model_exports_model_version", "model", "version", "id"),
+)
+
 # --- serving -----------------------------------------------------------------------
 
 api_keys = sa.Table(

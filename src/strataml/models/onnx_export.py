@@ -1,0 +1,638 @@
+"""ONNX export of registered model versions, and safe loading of ONNX artifacts.
+
+:func:`export_model` converts a version's verified artifact to ONNX (scikit-learn
+through skl2onnx, LightGBM and XGBoost through onnxmltools), optionally quantises its weight
+matrices to int8 (onnxruntime dynamic quantisation), compares its predictions with
+the native model's on a sample of the version's training data, and refuses the export
+when they differ by more than the tolerance. An accepted export is stored in the
+artifact store under its sha256 and recorded in the catalog as an export of that
+version, with an event.
+
+:func:`load_onnx` turns verified bytes into an :class:`OnnxModel` (an onnxruntime
+session on the CPU) only after refusing anything that is not a well-formed ONNX
+model, that references external data files, or that uses operators outside the
+standard domains (``ai.onnx``, ``ai.onnx.ml``, ``com.microsoft``).
+
+Converters are looked up by the version's registered format in :data:`CONVERTERS`;
+a new format needs one entry there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from strataml.errors import ConfigError, MissingExtra, NotFound, StrataError
+from strataml.models.predictor import Predictor, prepare
+from strataml.models.registry import LoadedModel, export_dict, load_model, resolve_version
+from strataml.models.serialization import Serialized, UnsafeModel
+from strataml.spine import schema
+from strataml.spine.catalog import utcnow
+from strataml.spine.events import append_event, current_actor
+from strataml.spine.workspace import Workspace
+
+#: operator domains an ONNX artifact may use ("" is the default ai.onnx domain)
+ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+#: how a deployment may run a version: its native artifact or one of its ONNX exports
+RUNTIMES = ("native", "onnx", "onnx-int8")
+QUANTIZATIONS = ("int8",)
+#: largest accepted |ONNX - native| on the sample (scaled by max(1, |native|) for regressors)
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_INT8_TOLERANCE = 0.05
+SAMPLE_ROWS = 512
+#: operators whose stored weight matrices dynamic quantisation rewrites
+_WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "Attention", "LSTM", "GRU"})
+_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+class ExportRefused(StrataError):
+    """An export was not stored: its predictions differ too much, or it cannot be made."""
+
+
+def require_onnx(purpose: str = "ONNX export and serving") -> None:
+    """Raise :class:`MissingExtra` with the install hint when the ONNX packages are absent."""
+    for package in ("onnx", "onnxruntime"):
+        try:
+            __import__(package)
+        except ImportError as exc:
+            raise MissingExtra(package, "onnx", purpose) from exc
+
+
+# --- converters ----------------------------------------------------------------------
+
+
+def _float_inputs(signature: Mapping[str, Any], what: str) -> int:
+    inputs = signature["inputs"]
+    strings = [i["name"] for i in inputs if i["type"] == "string"]
+    if strings:
+        raise ExportRefused(
+            f"{what} takes string input(s) {strings}, which its ONNX converter cannot encode as categories",
+            hint="export a scikit-learn pipeline that encodes strings (e.g. OneHotEncoder in a ColumnTransformer), "
+            "or derive numeric features",
+        )
+    return len(inputs)
+
+
+def _named_columns(estimator: Any) -> bool:
+    """Whether the estimator selects columns by name (a ColumnTransformer up front)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    return isinstance(first, ColumnTransformer)
+
+
+def _from_sklearn(estimator: Any, signature: Mapping[str, Any]) -> Any:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    inputs = signature["inputs"]
+    if _named_columns(estimator) or any(i["type"] == "string" for i in inputs):
+        types: list[tuple[str, Any]] = [
+            (
+                i["name"],
+                StringTensorType([None, 1])
+                if i["type"] == "string"
+                else FloatTensorType([None, 1]),
+            )
+            for i in inputs
+        ]
+    else:
+        types = [("input", FloatTensorType([None, len(inputs)]))]
+    options: dict[Any, Any] = {}
+    from sklearn.base import is_classifier
+
+    if is_classifier(estimator):
+        options = {id(estimator): {"zipmap": False}}
+    return convert_sklearn(estimator, initial_types=types, options=options, target_opset=_OPSET)
+
+
+def _from_lightgbm(booster: Any, signature: Mapping[str, Any]) -> Any:
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    n = _float_inputs(signature, "this LightGBM model")
+    return convert_lightgbm(
+        booster,
+        initial_types=[("input", FloatTensorType([None, n]))],
+        zipmap=False,
+        target_opset=15,
+    )
+
+
+def _from_xgboost(model: Any, signature: Mapping[str, Any]) -> Any:
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    n = _float_inputs(signature, "this XGBoost model")
+    booster = (model.get_booster() if hasattr(model, "get_booster") else model).copy()
+    booster.feature_names = None  # the converter reads features as f0, f1…, in signature order
+    booster.feature_types = None
+    return convert_xgboost(
+        booster, initial_types=[("input", FloatTensorType([None, n]))], target_opset=15
+    )
+
+
+#: registered model format → converter(native model, signature) -> onnx.ModelProto
+CONVERTERS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
+    "skops": _from_sklearn,
+    "lightgbm": _from_lightgbm,
+    "xgboost": _from_xgboost,
+}
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def _graphs(graph: Any) -> Iterator[Any]:
+    """A graph and every subgraph held in node attributes (If/Loop/Scan bodies)."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _graphs(attr.g)
+            for g in attr.graphs:
+                yield from _graphs(g)
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+            for sp in attr.sparse_tensors:
+                yield sp.values
+
+
+def check_onnx(data: bytes, where: str = "ONNX artifact") -> Any:
+    """Parse and vet ONNX bytes; returns the ``onnx.ModelProto`` or raises :class:`UnsafeModel`.
+
+    Refused: bytes that are not a checkable ONNX model, tensors stored in external
+    files (a path read at load time), local functions and operator domains outside
+    :data:`ALLOWED_DOMAINS` (custom operators run code from shared libraries).
+    """
+    require_onnx()
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise UnsafeModel(
+            f"{where} is not a valid ONNX model: {exc}",
+            hint="re-export it with 'strata models export'",
+        ) from None
+    if (
+        model.ir_version <= 0
+        or not model.HasField("graph")
+        or not model.graph.node
+        or not model.opset_import
+    ):
+        raise UnsafeModel(
+            f"{where} is not a valid ONNX model (no IR version, opset or graph)",
+            hint="re-export it with 'strata models export'",
+        )
+    graphs = list(_graphs(model.graph))
+    for g in graphs:
+        for t in _tensors(g):
+            if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data) > 0:
+                ref = next((e.value for e in t.external_data if e.key == "location"), "?")
+                raise UnsafeModel(
+                    f"{where} stores tensor {t.name!r} in an external file ({ref!r}); strataml loads self-contained ONNX models only",
+                    hint="re-export the model with its weights inside the file",
+                )
+    if model.functions:
+        raise UnsafeModel(
+            f"{where} defines local functions ({', '.join(sorted({f.domain + '.' + f.name for f in model.functions}))}); they are refused",
+            hint="export with standard operators only",
+        )
+    domains = {o.domain for o in model.opset_import} | {n.domain for g in graphs for n in g.node}
+    custom = sorted(d for d in domains if d not in ALLOWED_DOMAINS)
+    if custom:
+        raise UnsafeModel(
+            f"{where} uses operators from domain(s) {custom}, outside the standard ones ({', '.join(sorted(d or 'ai.onnx' for d in ALLOWED_DOMAINS))})",
+            hint="custom operators need native code strataml does not load; export with standard operators",
+        )
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise UnsafeModel(
+            f"{where} is not a valid ONNX model: {str(exc).splitlines()[0]}",
+            hint="re-export it with 'strata models export'",
+        ) from None
+    return model
+
+
+@dataclass
+class OnnxModel:
+    """An onnxruntime session over a vetted ONNX model, mapped to strataml's prediction shapes."""
+
+    session: Any
+    inputs: list[tuple[str, str]]  # (name, onnx type) in graph order
+    output: str
+    classes: list[Any] | None  # the column order of the probabilities, when recorded
+    meta: dict[str, str]
+    opsets: dict[str, int]
+
+    def _feeds(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        names = list(frame.columns)
+        if len(self.inputs) == 1 and self.inputs[0][0] not in names:
+            name, kind = self.inputs[0]
+            return {
+                name: frame.to_numpy(dtype=np.float64 if kind == "tensor(double)" else np.float32)
+            }
+        feeds: dict[str, np.ndarray] = {}
+        for name, kind in self.inputs:
+            if name not in names:
+                raise UnsafeModel(
+                    f"the ONNX model takes input {name!r}, which the model's signature does not have"
+                )
+            col = frame[name]
+            if kind == "tensor(string)":
+                feeds[name] = np.array(
+                    ["" if v is None or v != v else str(v) for v in col], dtype=object
+                ).reshape(-1, 1)
+            else:
+                feeds[name] = col.to_numpy(
+                    dtype=np.float64 if kind == "tensor(double)" else np.float32
+                ).reshape(-1, 1)
+        return feeds
+
+    def predict_matrix(self, frame: pd.DataFrame, kind: str, classes: list[Any]) -> np.ndarray:
+        """Positive-class probabilities (binary), a probability matrix in ``classes`` order, or values."""
+        out = np.asarray(self.session.run([self.output], self._feeds(frame))[0], dtype=np.float64)
+        if kind == "regression":
+            return out.reshape(len(frame))
+        out = out.reshape(len(frame), -1)
+        if self.classes is not None and self.classes != classes:
+            out = out[:, [self.classes.index(c) for c in classes]]
+        return out[:, 1] if kind == "binary" else out
+
+
+def load_onnx(data: bytes, where: str = "ONNX artifact") -> OnnxModel:
+    """An :class:`OnnxModel` from verified bytes (vetted by :func:`check_onnx` first)."""
+    model = check_onnx(data, where)
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise UnsafeModel(f"{where} could not be loaded by onnxruntime: {exc}") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    outputs = [o.name for o in session.get_outputs()]
+    output = (
+        "probabilities"
+        if "probabilities" in outputs
+        else outputs[-1]
+        if len(outputs) > 1
+        else outputs[0]
+    )
+    classes = json.loads(meta["strataml.classes"]) if "strataml.classes" in meta else None
+    opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
+    return OnnxModel(
+        session, [(i.name, i.type) for i in session.get_inputs()], output, classes, meta, opsets
+    )
+
+
+# --- exporting -----------------------------------------------------------------------
+
+
+def weight_operators(model: Any) -> list[str]:
+    """Names of the nodes whose weights dynamic quantisation would turn into int8."""
+    stored = {t.name for t in model.graph.initializer}
+    return [
+        n.name or n.op_type
+        for n in model.graph.node
+        if n.op_type in _WEIGHT_OPS and any(i in stored for i in n.input[1:2])
+    ]
+
+
+def _quantize(ws: Workspace, model: Any, what: str) -> bytes:
+    if not weight_operators(model):
+        ops = sorted({n.op_type for n in model.graph.node})
+        raise ExportRefused(
+            f"int8 quantisation would not change {what}: dynamic quantisation rewrites weight matrices "
+            f"(MatMul/Gemm with stored weights), and its ONNX graph has none (operators: {', '.join(ops)}); "
+            "tree ensembles and ONNX's linear-model operators keep their parameters in float",
+            hint="export it without --quantize (it is already compact), or quantise a neural network such as an MLP",
+        )
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    stage = ws.artifacts.staging_dir()
+    try:
+        src, dst = stage / "model.onnx", stage / "model.int8.onnx"
+        onnx.save_model(model, str(src))
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        return dst.read_bytes()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _sample(
+    ws: Workspace, lineage: Mapping[str, Any], signature: Mapping[str, Any], rows: int
+) -> tuple[pa.Table, str]:
+    """Up to ``rows`` rows of the version's training data, else synthetic rows from its signature."""
+    names = [i["name"] for i in signature["inputs"]]
+    for ref in (lineage.get("training_set"), lineage.get("labels")):
+        if not ref:
+            continue
+        try:
+            from strataml.data import get_version
+            from strataml.spine.engine import duck, quote_ident
+
+            dv = get_version(ws, str(ref))
+            if not set(names) <= set(dv.columns):
+                continue
+            con = duck(ws.settings.memory_limit, 1, ws.scratch_dir())
+            try:
+                select = ", ".join(quote_ident(n) for n in names)
+                table = con.sql(
+                    f"SELECT {select} FROM {dv.sql_source(names)} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)"
+                ).to_arrow_table()
+            finally:
+                con.close()
+            if table.num_rows:
+                return table, dv.ref
+        except StrataError:
+            continue
+    rng = np.random.default_rng(7)
+    cols: dict[str, Any] = {}
+    for i in signature["inputs"]:
+        if i["type"] == "string":
+            cols[i["name"]] = pa.array([""] * rows)
+        elif i["type"] == "bool":
+            cols[i["name"]] = pa.array(rng.integers(0, 2, rows).astype(bool))
+        elif i["type"] == "int":
+            cols[i["name"]] = pa.array(rng.integers(-100, 100, rows))
+        else:
+            cols[i["name"]] = pa.array(rng.normal(0.0, 100.0, rows))
+    return pa.table(cols), "synthetic"
+
+
+def _max_abs_diff(a: Any, b: Any) -> float:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or not np.array_equal(np.isnan(x), np.isnan(y)):
+        return float("inf")
+    d = np.abs(x - y)
+    return float(np.nanmax(d)) if d.size and not np.isnan(d).all() else 0.0
+
+
+def list_exports(ws: Workspace, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    """The exports of a model (or of one version), oldest first."""
+    t = schema.model_exports
+    q = sa.select(t).where(t.c.model == name)
+    if version is not None:
+        q = q.where(t.c.version == int(version))
+    with ws.catalog.read() as conn:
+        return [export_dict(r) for r in conn.execute(q.order_by(t.c.version, t.c.id)).mappings()]
+
+
+def split_ref(spec: str) -> tuple[str, str]:
+    """``NAME[@REF]`` → ``(NAME, REF)`` (the champion when no reference is given)."""
+    name, sep, ref = spec.partition("@")
+    return name, (ref if sep and ref else "champion")
+
+
+def export_model(
+    ws: Workspace,
+    name: str,
+    ref: str | int = "champion",
+    *,
+    format: str = "onnx",
+    quantize: str | None = None,
+    tolerance: float | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+) -> dict[str, Any]:
+    """Export a registered version to ONNX, check it against the native model, store and record it.
+
+    Returns the export: ``sha256``, ``size``, ``format``, ``quantized``, ``max_abs_diff``
+    (ONNX vs native on the sample), ``tolerance``, ``sample`` and the sizes before
+    quantisation. Raises :class:`ExportRefused` when the predictions differ by more
+    than ``tolerance`` (scaled by ``max(1, |prediction|)`` for regressors) or the
+    quantisation would change nothing. Exporting the same version again returns the
+    existing record.
+    """
+    if format != "onnx":
+        raise ConfigError(f"unknown export format {format!r}", hint="use --format onnx")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantisation {quantize!r}", hint="use --quantize int8")
+    require_onnx()
+    number = resolve_version(ws, name, ref)
+    loaded = load_model(ws, name, number)  # verifies the native artifact's hash
+    what = f"model {name} v{number} ({loaded.format})"
+    convert = CONVERTERS.get(loaded.format)
+    if convert is None:
+        raise ExportRefused(
+            f"{what} cannot be exported to ONNX: no converter for format {loaded.format!r}",
+            hint=f"formats with a converter: {', '.join(CONVERTERS)}",
+        )
+    try:
+        proto = convert(loaded.predictor.native, loaded.signature)
+    except StrataError:
+        raise
+    except Exception as exc:
+        raise ExportRefused(
+            f"{what} could not be converted to ONNX: {type(exc).__name__}: {exc}",
+            hint="the converter does not support this estimator",
+        ) from exc
+    proto.graph.name = f"{name}_v{number}"  # converters name the graph with a random uuid: equal models, equal bytes
+    signed = list(loaded.signature["output"].get("classes") or [])
+    classes = (
+        _estimator_classes(loaded.predictor.native, loaded.format, signed)
+        if loaded.kind != "regression"
+        else None
+    )
+    meta = {
+        "strataml.model": name,
+        "strataml.version": str(number),
+        "strataml.source_sha256": loaded.sha256,
+    }
+    if classes is not None:
+        meta["strataml.classes"] = json.dumps(classes)
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    float_bytes = proto.SerializeToString()
+    data = _quantize(ws, proto, what) if quantize else float_bytes
+
+    table, source = _sample(ws, loaded.lineage, loaded.signature, sample_rows)
+    native = loaded.predictor.predict_matrix(prepare(table, loaded.signature, loaded.format))
+    frame = prepare(table, loaded.signature, "onnx")
+    exported = load_onnx(data, f"the ONNX export of {what}")
+    onnx_pred = Predictor(exported, "onnx", loaded.signature).predict_matrix(frame)
+    diff = _max_abs_diff(native, onnx_pred)
+    limit = (
+        tolerance
+        if tolerance is not None
+        else (DEFAULT_INT8_TOLERANCE if quantize else DEFAULT_TOLERANCE)
+    )
+    scale = (
+        max(1.0, float(np.nanmax(np.abs(native))))
+        if loaded.kind == "regression" and np.size(native)
+        else 1.0
+    )
+    report: dict[str, Any] = {
+        "max_abs_diff": diff,
+        "tolerance": limit,
+        "tolerance_scale": scale,
+        "sample": {"source": source, "rows": table.num_rows},
+        "size_native": len(ws.artifacts.read_bytes(loaded.sha256)),
+        "size_unquantized": len(float_bytes),
+        "converter": _converter_versions(loaded.format),
+        "opsets": exported.opsets,
+    }
+    if quantize:
+        report["max_abs_diff_unquantized"] = _max_abs_diff(
+            native,
+            Predictor(
+                load_onnx(float_bytes, f"the ONNX export of {what}"), "onnx", loaded.signature
+            ).predict_matrix(frame),
+        )
+    if not diff <= limit * scale:
+        raise ExportRefused(
+            f"the ONNX export of {what} is refused: its predictions differ from the native model's by up to {diff:.3g} "
+            f"on {table.num_rows} sample rows ({source}), above the tolerance {limit * scale:.3g}",
+            hint="the converter does not reproduce this model; "
+            + (
+                "quantisation costs too much accuracy here (scale the inputs, e.g. StandardScaler before the network), or raise --tolerance"
+                if quantize
+                else "raise --tolerance if the difference is acceptable"
+            ),
+        )
+    sha = ws.artifacts.put_bytes(data)
+    t = schema.model_exports
+    with ws.catalog.write() as conn:
+        existing = (
+            conn.execute(
+                sa.select(t)
+                .where(t.c.model == name, t.c.version == number, t.c.sha256 == sha)
+                .order_by(t.c.id)
+            )
+            .mappings()
+            .first()
+        )
+        if existing is not None:
+            return {**export_dict(existing), "created": False}
+        who = current_actor()
+        conn.execute(
+            t.insert().values(
+                model=name,
+                version=number,
+                format="onnx",
+                quantization=quantize,
+                sha256=sha,
+                size=len(data),
+                source_sha256=loaded.sha256,
+                report=report,
+                actor=who,
+                created_at=utcnow(),
+            )
+        )
+        append_event(
+            conn,
+            "model.version.exported",
+            f"model:{name}",
+            {
+                "version": number,
+                "format": "onnx",
+                "quantization": quantize,
+                "sha256": sha,
+                "size": len(data),
+                "max_abs_diff": diff,
+            },
+            actor=who,
+        )
+        row = (
+            conn.execute(
+                sa.select(t).where(t.c.model == name, t.c.version == number, t.c.sha256 == sha)
+            )
+            .mappings()
+            .one()
+        )
+    return {**export_dict(row), "created": True}
+
+
+def _estimator_classes(native: Any, fmt: str, classes: list[Any]) -> list[Any]:
+    """The order of the probability columns the converted model emits."""
+    if fmt == "skops" and hasattr(native, "classes_"):
+        return [c.item() if isinstance(c, np.generic) else c for c in native.classes_]
+    return list(classes)
+
+
+def _converter_versions(fmt: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for p in ("onnx", "onnxruntime", "skl2onnx" if fmt == "skops" else "onnxmltools"):
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def load_export(
+    ws: Workspace, name: str, ref: str | int = "champion", *, runtime: str = "onnx"
+) -> Any:
+    """A :class:`~strataml.models.registry.LoadedModel` that predicts through the version's
+    latest ONNX export (``runtime="onnx-int8"``: its latest int8 export); hash verified first."""
+    if runtime not in RUNTIMES[1:]:
+        raise ConfigError(f"unknown runtime {runtime!r}", hint=f"use one of {', '.join(RUNTIMES)}")
+    require_onnx("serving an ONNX export")
+    quantization = "int8" if runtime == "onnx-int8" else None
+    number = resolve_version(ws, name, ref)
+    v, t = schema.model_versions, schema.model_exports
+    with ws.catalog.read() as conn:
+        r = (
+            conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number))
+            .mappings()
+            .one()
+        )
+        q = sa.select(t).where(t.c.model == name, t.c.version == number, t.c.format == "onnx")
+        q = (
+            q.where(t.c.quantization == quantization)
+            if quantization
+            else q.where(t.c.quantization.is_(None))
+        )
+        export = conn.execute(q.order_by(t.c.id.desc())).mappings().first()
+    if export is None:
+        flag = " --quantize int8" if quantization else ""
+        raise NotFound(
+            f"model {name} v{number} has no {'int8 ' if quantization else ''}ONNX export",
+            hint=f"create one with 'strata models export {name}@v{number} --format onnx{flag}'",
+        )
+    data = ws.artifacts.read_bytes(export["sha256"])  # raises IntegrityError when the bytes changed
+    where = f"ONNX export of model {name} v{number} ({export['sha256'][:12]})"
+    predictor = Predictor.from_serialized(Serialized(data, "onnx"), r["signature"], where=where)
+    return LoadedModel(
+        name=name,
+        version=number,
+        signature=dict(r["signature"]),
+        feature_views=list(r["feature_views"]),
+        sha256=export["sha256"],
+        format="onnx",
+        metrics=dict(r["metrics"]),
+        lineage=dict(r["lineage"]),
+        predictor=predictor,
+    )
