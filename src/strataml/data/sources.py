@@ -209,7 +209,9 @@ def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec
 
 def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec, types: dict[str, str]) -> Scan:
     common = ["store_rejects=true", "rejects_table='_rej'", "rejects_scan='_rej_scan'"]
-    common.append("max_line_size=" + str(int(spec.options.get("max_line_size", 16 * 1024 * 1024))))
+    # Longer lines become parse rejects. The reader's buffers grow with this limit, and a
+    # buffer larger than the file leaves one thread to read it all: keep DuckDB's 2 MiB.
+    common.append("max_line_size=" + str(int(spec.options.get("max_line_size", 2 * 1024 * 1024))))
     if spec.encoding:
         common.append(f"encoding={quote_literal(spec.encoding)}")
     if len(files) > 1:
