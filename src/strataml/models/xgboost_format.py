@@ -134,9 +134,8 @@ class XGBoostModel:
         out = frame.copy()
         for name, cats in self.categories.items():
             if name in out.columns:
-                col = out[name]
-                values = col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype) else col
-                out[name] = pd.Categorical(values, categories=cats)
+                values = out[name].astype(object)
+                out[name] = pd.Categorical(values.where(values.isin(cats), None), categories=cats)
         return out
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
