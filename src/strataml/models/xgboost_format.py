@@ -19,6 +19,7 @@ probability columns come back in the signature's order.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,11 +114,18 @@ class XGBoostModel:
     """A loaded XGBoost booster with the scikit-learn style ``predict``/``predict_proba``.
 
     Probability columns follow the class order the model was fitted with (the
-    signature's sorted classes).
+    signature's sorted classes). Batches below ``SMALL_BATCH`` rows run on one thread
+    (waking a thread pool costs far more than a few rows); larger ones on a copy of the
+    booster that uses every core, made on first use.
     """
 
+    SMALL_BATCH = 2_000
+
     def __init__(self, booster: Any, objective: str) -> None:
+        booster.set_param({"nthread": 1})
         self.booster = booster
+        self._wide: Any = None
+        self._lock = threading.Lock()
         self.objective = objective
         self.categories: dict[str, list[Any]] = {}
         names = list(booster.feature_names or [])
@@ -139,7 +147,15 @@ class XGBoostModel:
         return out
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster.inplace_predict(self._frame(frame)), dtype="float64")
+        booster = self.booster
+        if len(frame) >= self.SMALL_BATCH:
+            with self._lock:
+                if self._wide is None:
+                    wide = self.booster.copy()
+                    wide.set_param({"nthread": 0})
+                    self._wide = wide
+            booster = self._wide
+        return np.asarray(booster.inplace_predict(self._frame(frame)), dtype="float64")
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Values for a regressor; class indices for a classifier."""
@@ -165,7 +181,7 @@ class XGBoostModel:
 
 def native(estimator: Any) -> XGBoostModel:
     """A predictor-ready model over a just-fitted estimator (no serialisation), for tuning trials."""
-    booster = booster_of(estimator)
+    booster = booster_of(estimator).copy()
     return XGBoostModel(booster, json.loads(booster.save_config())["learner"]["objective"]["name"])
 
 
