@@ -99,7 +99,7 @@ def test_torch_mlp_trains_registers_loads_and_serves(mlp_ws: st.Workspace, tmp_p
     head = header(data)
     assert head["inputs"] == COLUMNS and head["classes"] == [0, 1] and head["task"] == "binary"
     assert head["params"] == {"loss": "bce", "epochs": 4, "batch_size": 128, "lr": 0.01, "optimizer": "adam",
-                              "weight_decay": 0.0, "standardize": True, "random_state": 0}
+                              "weight_decay": 0.0, "standardize": True, "random_state": 0, "threads": 1}
     assert len(head["mean"]) == len(head["scale"]) == 3
     assert sorted(safetensors_torch.load(data)) == ["hidden.bias", "hidden.weight", "out.bias", "out.weight"]
     rows = loans_table(300, seed=7)
@@ -123,6 +123,27 @@ def test_same_data_and_seed_give_a_byte_identical_torch_artifact(mlp_ws: st.Work
     assert hashlib.sha256(mlp_ws.artifacts.read_bytes(a.sha256)).hexdigest() == a.sha256
     c = st.train(mlp_ws, "loans_mlp", seed=1)
     assert c.sha256 != a.sha256
+
+
+def test_the_artifact_does_not_depend_on_the_callers_thread_count() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 20))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+
+    def net(n: int) -> Any:
+        return torch.nn.Sequential(torch.nn.Linear(n, 128), torch.nn.ReLU(), torch.nn.Linear(128, 1))
+
+    previous = torch.get_num_threads()
+    digests = set()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            est = st.TorchEstimator(net, epochs=2, batch_size=256, random_state=0).fit(x, y)
+            digests.add(hashlib.sha256(dump(est).data).hexdigest())
+            assert torch.get_num_threads() == threads  # restored after training
+    finally:
+        torch.set_num_threads(previous)
+    assert len(digests) == 1
 
 
 def test_tuning_and_the_champion_gate_rebuild_from_the_definition(mlp_ws: st.Workspace) -> None:

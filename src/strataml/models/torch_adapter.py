@@ -47,6 +47,7 @@ PARAMS: dict[str, tuple[type, ...]] = {
     "weight_decay": (float, int),
     "standardize": (bool,),
     "random_state": (int, type(None)),
+    "threads": (int,),
 }
 HEADER_FIELDS = {
     "format",
@@ -96,8 +97,9 @@ class TorchEstimator:
 
     Training runs ``epochs`` passes of shuffled mini-batches of ``batch_size`` rows
     with the ``optimizer`` (``adam``, ``adamw`` or ``sgd``), learning rate ``lr`` and
-    ``weight_decay``. ``random_state`` (the model's seed when unset) fixes the
-    initial weights and the batch order, so the same data gives the same artifact.
+    ``weight_decay``, on ``threads`` CPU threads. ``random_state`` (the model's seed
+    when unset) fixes the initial weights and the batch order, so the same data, seed
+    and ``threads`` give the same artifact, byte for byte.
     """
 
     __strata_format__ = "torch"
@@ -124,6 +126,7 @@ class TorchEstimator:
         weight_decay: float = 0.0,
         standardize: bool = True,
         random_state: int | None = None,
+        threads: int = 1,
     ) -> None:
         self.module = module
         self.loss = loss
@@ -134,6 +137,7 @@ class TorchEstimator:
         self.weight_decay = weight_decay
         self.standardize = standardize
         self.random_state = random_state
+        self.threads = threads
 
     # --- scikit-learn protocol -------------------------------------------------------
 
@@ -194,7 +198,7 @@ class TorchEstimator:
                 f"TorchEstimator optimizer {self.optimizer!r} is unknown",
                 hint=f"use one of {', '.join(OPTIMIZERS)}",
             )
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "threads"):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"TorchEstimator {name} must be a positive integer, not {v!r}")
@@ -311,10 +315,17 @@ class TorchEstimator:
             n_outputs = 1 if self.loss == "bce" else k
         self.n_outputs_ = n_outputs
         seed = int(self.random_state) if self.random_state is not None else 0
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = self._build(torch, arr.shape[1], n_outputs)
-            self.module_ = self._train(torch, net, xs, target, seed)
+        # float sums depend on how work is split between threads: a fixed count keeps the
+        # weights (and the artifact's bytes) the same from run to run
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.threads))
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = self._build(torch, arr.shape[1], n_outputs)
+                self.module_ = self._train(torch, net, xs, target, seed)
+        finally:
+            torch.set_num_threads(previous)
         return self
 
     def _train(self, torch: Any, net: Any, xs: np.ndarray, target: np.ndarray, seed: int) -> Any:
