@@ -428,7 +428,7 @@ _DEFAULTS: dict[str, Any] = {
 def dump(estimator: TorchEstimator) -> bytes:
     """The fitted network as canonical safetensors bytes with the JSON header as metadata."""
     _check_fitted(estimator)
-    torch = _torch("saving a TorchEstimator")
+    _torch("saving a TorchEstimator")
     from safetensors.torch import save
 
     tensors = {
@@ -439,10 +439,9 @@ def dump(estimator: TorchEstimator) -> bytes:
         if v.numel() and v.data_ptr() in seen:
             raise _unsafe(
                 f"parameters {seen[v.data_ptr()]!r} and {k!r} share memory (tied weights), which safetensors cannot store",
-                hint="untie them in the network, or tie them in the module's constructor from one parameter",
+                hint="networks with tied weights are not supported; give each layer its own parameters",
             )
         seen[v.data_ptr()] = k
-    del torch
     header = json.dumps(estimator.header(), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return bytes(save(tensors, metadata={"strataml": header}))
 
