@@ -75,6 +75,8 @@ def test_xgboost_classifier_trains_registers_loads_and_serves(loans_ws: st.Works
     # the gateway's servable and batch scoring go through the same predictor
     servable = RegistryModels(loans_ws).get("loans_xgb", "champion")
     np.testing.assert_allclose(servable.predict_rows(records[:50]), p[:50], rtol=1e-6)
+    shipped = pickle.loads(pickle.dumps(lm.predictor))  # as Ray ships it to batch-scoring workers
+    np.testing.assert_allclose(shipped.predict(rows), p, rtol=1e-6)
     pq.write_table(rows, tmp_path / "score.parquet")
     report = score(loans_ws, "loans_xgb", str(tmp_path / "score.parquet"), tmp_path / "out.parquet")
     assert report["rows"] == 300

@@ -136,6 +136,15 @@ class XGBoostModel:
                     self.categories[str(name)] = values.to_pylist()
         self.feature_names = names
 
+    def __getstate__(self) -> dict[str, Any]:
+        # shipped to Ray workers for batch scoring: the lock and the wide copy stay behind
+        return {**self.__dict__, "_lock": None, "_wide": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self.booster.set_param({"nthread": 1})
+
     def _frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         if not self.categories:
             return frame
