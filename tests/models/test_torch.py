@@ -31,7 +31,7 @@ from .conftest import loans_table
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-DEFINITIONS = '''
+DEFINITIONS = """
 import torch
 
 import strataml as st
@@ -52,7 +52,7 @@ loans_mlp = st.Model(
     estimator=st.TorchEstimator(lambda n_inputs: Net(n_inputs), loss="bce", epochs=4, batch_size=128, lr=0.01),
     metrics=["roc_auc", "log_loss"],
 )
-'''
+"""
 
 COLUMNS = ["amount", "age", "income"]
 
@@ -98,22 +98,43 @@ def test_torch_mlp_trains_registers_loads_and_serves(mlp_ws: st.Workspace, tmp_p
     data = fresh.artifacts.read_bytes(lm.sha256)
     head = header(data)
     assert head["inputs"] == COLUMNS and head["classes"] == [0, 1] and head["task"] == "binary"
-    assert head["params"] == {"loss": "bce", "epochs": 4, "batch_size": 128, "lr": 0.01, "optimizer": "adam",
-                              "weight_decay": 0.0, "standardize": True, "random_state": 0, "threads": 1}
+    assert head["params"] == {
+        "loss": "bce",
+        "epochs": 4,
+        "batch_size": 128,
+        "lr": 0.01,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "standardize": True,
+        "random_state": 0,
+        "threads": 1,
+    }
     assert len(head["mean"]) == len(head["scale"]) == 3
-    assert sorted(safetensors_torch.load(data)) == ["hidden.bias", "hidden.weight", "out.bias", "out.weight"]
+    assert sorted(safetensors_torch.load(data)) == [
+        "hidden.bias",
+        "hidden.weight",
+        "out.bias",
+        "out.weight",
+    ]
     rows = loans_table(300, seed=7)
     p = lm.predict(rows)
     assert p.shape == (300,) and ((p > 0) & (p < 1)).all()
     # the registered model answers exactly like the estimator in memory (missing incomes included)
     est = in_memory(fresh, "loans_mlp")
-    np.testing.assert_allclose(p, est.predict_proba(prepare(rows, lm.signature, "torch"))[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(
+        p, est.predict_proba(prepare(rows, lm.signature, "torch"))[:, 1], rtol=1e-6
+    )
     assert np.isnan(rows["income"].to_numpy(zero_copy_only=False)).any()
     servable = RegistryModels(fresh).get("loans_mlp", "champion")
     np.testing.assert_allclose(servable.predict_rows(rows.to_pylist()[:40]), p[:40], rtol=1e-6)
     pq.write_table(rows, tmp_path / "score.parquet")
-    assert score(fresh, "loans_mlp", str(tmp_path / "score.parquet"), tmp_path / "out.parquet")["rows"] == 300
-    np.testing.assert_allclose(pq.read_table(tmp_path / "out.parquet")["prediction"].to_numpy(), p, rtol=1e-6)
+    assert (
+        score(fresh, "loans_mlp", str(tmp_path / "score.parquet"), tmp_path / "out.parquet")["rows"]
+        == 300
+    )
+    np.testing.assert_allclose(
+        pq.read_table(tmp_path / "out.parquet")["prediction"].to_numpy(), p, rtol=1e-6
+    )
 
 
 def test_same_data_and_seed_give_a_byte_identical_torch_artifact(mlp_ws: st.Workspace) -> None:
@@ -131,7 +152,9 @@ def test_the_artifact_does_not_depend_on_the_callers_thread_count() -> None:
     y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
 
     def net(n: int) -> Any:
-        return torch.nn.Sequential(torch.nn.Linear(n, 128), torch.nn.ReLU(), torch.nn.Linear(128, 1))
+        return torch.nn.Sequential(
+            torch.nn.Linear(n, 128), torch.nn.ReLU(), torch.nn.Linear(128, 1)
+        )
 
     previous = torch.get_num_threads()
     digests = set()
@@ -160,7 +183,9 @@ def test_a_changed_or_missing_definition_is_a_clear_error(mlp_ws: st.Workspace) 
     st.train(mlp_ws, "loans_mlp")
     with pytest.raises(ConfigError, match="does not match the stored weights") as info:
         load_model(define(mlp_ws, hidden=32), "loans_mlp")
-    assert "hidden.weight" in info.value.message and "restore the module=" in (info.value.hint or "")
+    assert "hidden.weight" in info.value.message and "restore the module=" in (
+        info.value.hint or ""
+    )
     (mlp_ws.root / "definitions.py").write_text("")
     with pytest.raises(NotFound, match="stores weights only"):
         load_model(st.Workspace.open(mlp_ws.root), "loans_mlp")
@@ -184,11 +209,24 @@ def test_torch_pickles_are_refused(mlp_ws: st.Workspace) -> None:
         with pytest.raises(UnsafeModel, match="pickle"):
             load(buf.getvalue(), "torch", estimator=definition)
     buf = io.BytesIO()
-    torch.save(torch.nn.Sequential(torch.nn.Linear(3, 1)), buf)  # a whole module: classes named by a pickle
+    torch.save(
+        torch.nn.Sequential(torch.nn.Linear(3, 1)), buf
+    )  # a whole module: classes named by a pickle
     sha = mlp_ws.artifacts.put_bytes(buf.getvalue())
     with mlp_ws.catalog.write() as conn:
-        v = register_version(conn, "loans_mlp", run_id=None, sha256=sha, fmt="torch", signature=lm.signature,
-                             metrics={}, params={}, lineage={}, feature_views=[], trusted_types=[])
+        v = register_version(
+            conn,
+            "loans_mlp",
+            run_id=None,
+            sha256=sha,
+            fmt="torch",
+            signature=lm.signature,
+            metrics={},
+            params={},
+            lineage={},
+            feature_views=[],
+            trusted_types=[],
+        )
     with pytest.raises(UnsafeModel, match="pickle"):
         load_model(mlp_ws, "loans_mlp", v)
     with pytest.raises(UnsafeModel, match="pickle"):
@@ -200,7 +238,9 @@ def test_an_artifact_naming_code_is_refused(mlp_ws: st.Workspace) -> None:
     lm = load_model(mlp_ws, "loans_mlp")
     data = mlp_ws.artifacts.read_bytes(lm.sha256)
     definition = mlp_ws.definitions.get("model", "loans_mlp").estimator
-    assert load(resave(data), "torch", estimator=definition) is not None  # re-saving alone changes nothing
+    assert (
+        load(resave(data), "torch", estimator=definition) is not None
+    )  # re-saving alone changes nothing
     for bad in (
         resave(data, head={"module": "os:system"}),
         resave(data, module="mypackage.nets:Net"),
@@ -209,7 +249,11 @@ def test_an_artifact_naming_code_is_refused(mlp_ws: st.Workspace) -> None:
         with pytest.raises(UnsafeModel, match="never a reference to code"):
             load(bad, "torch", estimator=definition)
     with pytest.raises(UnsafeModel, match="not a strataml torch artifact"):
-        load(resave(data, head={"params": {**header(data)["params"], "loss": "os.system"}}), "torch", estimator=definition)
+        load(
+            resave(data, head={"params": {**header(data)["params"], "loss": "os.system"}}),
+            "torch",
+            estimator=definition,
+        )
     with pytest.raises(UnsafeModel, match="not a strataml torch artifact"):
         load(data[:-4], "torch", estimator=definition)
 
@@ -231,7 +275,9 @@ def test_torch_estimator_is_a_scikit_learn_estimator() -> None:
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 2))
-    est = st.TorchEstimator(lambda n: torch.nn.Linear(n, 1), loss="mse", epochs=30, lr=0.05, random_state=3)
+    est = st.TorchEstimator(
+        lambda n: torch.nn.Linear(n, 1), loss="mse", epochs=30, lr=0.05, random_state=3
+    )
     assert is_regressor(est) and not is_classifier(est)
     assert est.get_params()["epochs"] == 30 and clone(est).get_params() == est.get_params()
     assert est.set_params(epochs=40) is est and est.epochs == 40
@@ -242,14 +288,20 @@ def test_torch_estimator_is_a_scikit_learn_estimator() -> None:
     assert np.corrcoef(pred, y)[0, 1] > 0.99 and abs(pred.mean() - 100) < 1
     # a classifier with one logit per class (the factory may take the number of outputs)
     labels = np.array(["low", "mid", "high"])[np.digitize(x[:, 0], [-0.5, 0.5])]
-    multi = st.TorchEstimator(lambda n, k: torch.nn.Linear(n, k), loss="cross_entropy", epochs=20, lr=0.05)
+    multi = st.TorchEstimator(
+        lambda n, k: torch.nn.Linear(n, k), loss="cross_entropy", epochs=20, lr=0.05
+    )
     assert is_classifier(multi)
     multi.fit(x, labels)
     assert list(multi.classes_) == ["high", "low", "mid"]
     assert (multi.predict(x) == labels).mean() > 0.9
     np.testing.assert_allclose(multi.predict_proba(x).sum(axis=1), 1.0, rtol=1e-6)
     # the artifact round-trips through the definition's factory
-    back = load(dump(multi).data, "torch", estimator=st.TorchEstimator(lambda n, k: torch.nn.Linear(n, k), loss="cross_entropy"))
+    back = load(
+        dump(multi).data,
+        "torch",
+        estimator=st.TorchEstimator(lambda n, k: torch.nn.Linear(n, k), loss="cross_entropy"),
+    )
     np.testing.assert_array_equal(back.predict_proba(x), multi.predict_proba(x))
     with pytest.raises(ConfigError, match="loss='bce' needs two classes"):
         st.TorchEstimator(lambda n: torch.nn.Linear(n, 1)).fit(x, labels)

@@ -36,8 +36,13 @@ def classifier(**kw: Any) -> Any:
 
 
 def model(name: str = "loans_xgb", **kw: Any) -> st.Model:
-    args: dict[str, Any] = {"labels": "loans", "target": "defaulted", "columns": INPUTS, "estimator": classifier(),
-                            "metrics": ["roc_auc", "log_loss"]}
+    args: dict[str, Any] = {
+        "labels": "loans",
+        "target": "defaulted",
+        "columns": INPUTS,
+        "estimator": classifier(),
+        "metrics": ["roc_auc", "log_loss"],
+    }
     args.update(kw)
     return st.Model(name, **args)
 
@@ -50,12 +55,17 @@ def in_memory(ws: st.Workspace, m: st.Model) -> Any:
     return fit(configure(m.estimator, {}, m.seed), prepared, m.name)
 
 
-def test_xgboost_classifier_trains_registers_loads_and_serves(loans_ws: st.Workspace, tmp_path: Path) -> None:
+def test_xgboost_classifier_trains_registers_loads_and_serves(
+    loans_ws: st.Workspace, tmp_path: Path
+) -> None:
     m = model(gate=st.Gate(min={"roc_auc": 0.6}))
     r = st.train(loans_ws, m)
     assert r.version == 1 and r.gate["passed"] and r.aliases == {"champion": 1}
     lm = load_model(loans_ws, "loans_xgb")
-    assert lm.format == "xgboost" and get_model(loans_ws, "loans_xgb")["versions"][0]["format"] == "xgboost"
+    assert (
+        lm.format == "xgboost"
+        and get_model(loans_ws, "loans_xgb")["versions"][0]["format"] == "xgboost"
+    )
     assert lm.signature["inputs"][3] == {"name": "country", "type": "string"}
     raw = loans_ws.artifacts.read_bytes(lm.sha256)
     assert json.loads(raw)["learner"]["objective"]["name"] == "binary:logistic"
@@ -64,10 +74,14 @@ def test_xgboost_classifier_trains_registers_loads_and_serves(loans_ws: st.Works
     assert p.shape == (300,) and ((p > 0) & (p < 1)).all()
     # the registered model answers exactly like the estimator in memory
     est = in_memory(loans_ws, m)
-    np.testing.assert_allclose(p, est.predict_proba(prepare(rows, lm.signature, "xgboost"))[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(
+        p, est.predict_proba(prepare(rows, lm.signature, "xgboost"))[:, 1], rtol=1e-6
+    )
     records = rows.to_pylist()
     np.testing.assert_allclose(lm.predict(records), p, rtol=1e-6)
-    np.testing.assert_allclose(lm.predict(records[:1]), p[:1], rtol=1e-6)  # one row: a single category
+    np.testing.assert_allclose(
+        lm.predict(records[:1]), p[:1], rtol=1e-6
+    )  # one row: a single category
     # a country never seen in training, or none, is a missing value rather than an error
     unseen = [{**records[0], "country": "JP"}, {**records[0], "country": None}]
     a, b = lm.predict(unseen)
@@ -85,14 +99,21 @@ def test_xgboost_classifier_trains_registers_loads_and_serves(loans_ws: st.Works
 
 
 def test_xgboost_regressor(loans_ws: st.Workspace) -> None:
-    m = model("loans_loss_xgb", target="loss", estimator=xgb.XGBRegressor(n_estimators=30, max_depth=3, n_jobs=1), metrics=["rmse", "r2"])
+    m = model(
+        "loans_loss_xgb",
+        target="loss",
+        estimator=xgb.XGBRegressor(n_estimators=30, max_depth=3, n_jobs=1),
+        metrics=["rmse", "r2"],
+    )
     r = st.train(loans_ws, m)
     assert r.version == 1 and r.metrics["r2"] > 0.1
     lm = load_model(loans_ws, "loans_loss_xgb")
     assert lm.kind == "regression"
     rows = loans_table(200, seed=3)
     est = in_memory(loans_ws, m)
-    np.testing.assert_allclose(lm.predict(rows), est.predict(prepare(rows, lm.signature, "xgboost")), rtol=1e-6)
+    np.testing.assert_allclose(
+        lm.predict(rows), est.predict(prepare(rows, lm.signature, "xgboost")), rtol=1e-6
+    )
 
 
 def test_xgboost_multiclass_with_string_labels(loans_ws: st.Workspace) -> None:
@@ -111,7 +132,9 @@ def test_xgboost_multiclass_with_string_labels(loans_ws: st.Workspace) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_same_inputs_and_seed_give_a_byte_identical_xgboost_artifact(loans_ws: st.Workspace) -> None:
+def test_same_inputs_and_seed_give_a_byte_identical_xgboost_artifact(
+    loans_ws: st.Workspace,
+) -> None:
     est = classifier(subsample=0.8, colsample_bytree=0.8)
     a = st.train(loans_ws, model(estimator=est))
     b = st.train(loans_ws, model(estimator=est))
@@ -127,7 +150,11 @@ def test_xgboost_tuning_and_gate_against_champion(loans_ws: st.Workspace) -> Non
     r = st.train(loans_ws, model(gate=gate), tune=3)
     assert r.tuning is not None and r.tuning["trials"] == 3 and r.tuning["failed"] == 0
     assert {"max_depth", "learning_rate", "subsample"} <= set(r.tuning["best_params"])
-    assert r.champion is not None and r.champion["version"] == first.version and r.champion["metrics"]["roc_auc"] > 0.5
+    assert (
+        r.champion is not None
+        and r.champion["version"] == first.version
+        and r.champion["metrics"]["roc_auc"] > 0.5
+    )
     assert r.gate["passed"] and r.aliases == {"challenger": 2}
 
 
@@ -138,13 +165,22 @@ def test_xgboost_artifact_format_is_checked_before_parsing() -> None:
     est = xgb.XGBClassifier(n_estimators=3, n_jobs=1).fit(x, y)
     ser = dump(est)
     assert ser.format == "xgboost" and ser.data.startswith(b'{"learner"')
-    np.testing.assert_allclose(load(ser.data, "xgboost").predict_proba(x), est.predict_proba(x), rtol=1e-6)
-    for bad in (b"import os; os.system('id')", bytes(est.get_booster().save_raw("ubj")), b'{"learner": 1}', b"{not json"):
+    np.testing.assert_allclose(
+        load(ser.data, "xgboost").predict_proba(x), est.predict_proba(x), rtol=1e-6
+    )
+    for bad in (
+        b"import os; os.system('id')",
+        bytes(est.get_booster().save_raw("ubj")),
+        b'{"learner": 1}',
+        b"{not json",
+    ):
         with pytest.raises(UnsafeModel, match="not an XGBoost JSON model"):
             load(bad, "xgboost")
     with pytest.raises(UnsafeModel, match="pickle"):
         load(pickle.dumps(est), "xgboost")
-    softmax = xgb.XGBClassifier(n_estimators=2, objective="multi:softmax", n_jobs=1).fit(x, (x[:, 1] * 3).astype(int))
+    softmax = xgb.XGBClassifier(n_estimators=2, objective="multi:softmax", n_jobs=1).fit(
+        x, (x[:, 1] * 3).astype(int)
+    )
     with pytest.raises(UnsafeModel, match="does not serve"):
         dump(softmax)
 
@@ -155,8 +191,19 @@ def test_tampered_or_pickled_xgboost_artifact_is_refused(loans_ws: st.Workspace)
     payload = pickle.dumps(in_memory(loans_ws, model()))
     sha = loans_ws.artifacts.put_bytes(payload)
     with loans_ws.catalog.write() as conn:
-        v = register_version(conn, "loans_xgb", run_id=None, sha256=sha, fmt="xgboost", signature=lm.signature,
-                             metrics={}, params={}, lineage={}, feature_views=[], trusted_types=[])
+        v = register_version(
+            conn,
+            "loans_xgb",
+            run_id=None,
+            sha256=sha,
+            fmt="xgboost",
+            signature=lm.signature,
+            metrics={},
+            params={},
+            lineage={},
+            feature_views=[],
+            trusted_types=[],
+        )
     with pytest.raises(UnsafeModel, match="pickle"):
         load_model(loans_ws, "loans_xgb", v)
     path = loans_ws.artifacts.local_path(lm.sha256)
