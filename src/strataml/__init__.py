@@ -6,7 +6,17 @@ The public surface is re-exported here: ``import strataml as st``.
 from strataml.data import Column, Contract, DatasetVersion, IngestReport, SourceSpec, ingest
 from strataml.errors import StrataError
 from strataml.features import Entity, Feature, FeatureView, RequestFeature
-from strataml.models import Gate, LoadedModel, Model, Split, Tune, load_model, start_run, train
+from strataml.models import (
+    Gate,
+    LoadedModel,
+    Model,
+    Split,
+    TorchEstimator,
+    Tune,
+    load_model,
+    start_run,
+    train,
+)
 from strataml.spine import Settings, Workspace
 
 __version__ = "0.1.0"
@@ -36,6 +46,7 @@ __all__ = [
     "SourceSpec",
     "Split",
     "StrataError",
+    "TorchEstimator",
     "Tune",
     "Workspace",
     "__version__",

@@ -6,7 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import strataml as st
+from strataml.models import get_model
 
 DEFINITIONS = '''
 import strataml as st
@@ -80,3 +83,46 @@ def test_train_runs_and_models_commands(loans_ws: st.Workspace, python: str, cli
     assert "champion" in human.stdout
     missing = _strata(python, cli_env, ws, "models", "show", "nope", ok=False)
     assert missing.returncode != 0 and "no model named 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+NEW_FORMATS = '''
+import torch
+from xgboost import XGBClassifier
+
+import strataml as st
+
+
+class Net(torch.nn.Module):
+    def __init__(self, n_inputs):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(n_inputs, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+loans_xgb = st.Model(
+    "loans_xgb", labels="loans", target="defaulted", columns=["amount", "age", "income", "country"],
+    estimator=XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1), metrics=["roc_auc"],
+)
+loans_mlp = st.Model(
+    "loans_mlp", labels="loans", target="defaulted", columns=["amount", "age", "income"],
+    estimator=st.TorchEstimator(Net, epochs=2, batch_size=256, lr=0.01), metrics=["roc_auc"],
+)
+'''
+
+
+@pytest.mark.slow
+def test_train_and_batch_score_xgboost_and_torch_models(loans_ws: st.Workspace, python: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Subprocesses that import torch and xgboost: tens of seconds, so marked slow."""
+    pytest.importorskip("xgboost")
+    pytest.importorskip("torch")
+    ws = loans_ws.root
+    (ws / "definitions.py").write_text(NEW_FORMATS)
+    for name in ("loans_xgb", "loans_mlp"):
+        trained = json.loads(_strata(python, cli_env, ws, "train", name, "--json").stdout)
+        assert trained["version"] == 1 and trained["gate"]["passed"] and trained["metrics"]["roc_auc"] > 0.55
+        assert get_model(loans_ws, name)["versions"][0]["format"] == ("xgboost" if name == "loans_xgb" else "torch")
+        out = tmp_path / f"{name}.parquet"
+        scored = json.loads(_strata(python, cli_env, ws, "predict", name, "--input", "loans", "--output", str(out), "--json").stdout)
+        assert scored["rows"] == 4000 and out.exists()

@@ -9,8 +9,8 @@ import strataml.models as models
 def test_models_public_names() -> None:
     assert sorted(models.__all__) == sorted([
         "CHAMPION", "METRICS", "ExportRefused", "Gate", "LoadedModel", "Model", "Predictor", "Run", "SignatureError", "Split",
-        "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
-        "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "metric_history", "model_lineage",
+        "TorchEstimator", "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model",
+        "get_run", "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "metric_history", "model_lineage",
         "package_versions", "prepare", "resolve_run_id", "resolve_version", "rollback", "set_alias", "start_run", "train",
     ])
     for name in models.__all__:
@@ -18,7 +18,7 @@ def test_models_public_names() -> None:
 
 
 def test_top_level_reexports() -> None:
-    for name in ("Model", "Gate", "Split", "Tune", "start_run", "train", "load_model", "LoadedModel"):
+    for name in ("Model", "Gate", "Split", "Tune", "TorchEstimator", "start_run", "train", "load_model", "LoadedModel"):
         assert name in st.__all__
         assert getattr(st, name) is getattr(models, name)
 
@@ -27,3 +27,12 @@ def test_errors_are_strata_errors() -> None:
     assert issubclass(models.UnsafeModel, st.StrataError)
     assert issubclass(models.SignatureError, st.StrataError)
     assert issubclass(models.ExportRefused, st.StrataError)
+
+
+def test_importing_strataml_loads_no_optional_model_library() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, strataml; print(sorted(m for m in ('torch', 'xgboost', 'safetensors', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -77,7 +77,7 @@ def test_skops_file_naming_an_untrusted_type_is_refused_at_load() -> None:
 def test_pickle_payload_refused_whatever_the_declared_format() -> None:
     x, y = _xy()
     payload = pickle.dumps(LogisticRegression().fit(x, y))
-    for fmt in ("skops", "lightgbm", "pickle"):
+    for fmt in ("skops", "lightgbm", "xgboost", "torch", "pickle"):
         with pytest.raises(UnsafeModel, match="pickle"):
             load(payload, fmt)
     zipped = io.BytesIO()

@@ -1,5 +1,5 @@
 """The models layer: tracked training runs, tuning, evaluation gates, a registry with
-versions and aliases, lineage, and safe (pickle-free) serialisation."""
+versions and aliases, lineage, safe (pickle-free) serialisation, and a PyTorch adapter."""
 
 from strataml.models.definitions import Gate, Model, Split, Tune
 from strataml.models.lineage import code_version, model_lineage, package_versions
@@ -17,6 +17,7 @@ from strataml.models.registry import (
     set_alias,
 )
 from strataml.models.serialization import UnsafeModel
+from strataml.models.torch_adapter import TorchEstimator
 from strataml.models.tracking import (
     Run,
     compare_runs,
@@ -39,6 +40,7 @@ __all__ = [
     "Run",
     "SignatureError",
     "Split",
+    "TorchEstimator",
     "TrainResult",
     "Tune",
     "UnsafeModel",

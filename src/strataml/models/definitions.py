@@ -149,7 +149,7 @@ class Model:
     with no views the model learns from the labels dataset's own columns (``columns``,
     or every column except the target, the key and the timestamp). ``target`` names
     the label column; ``estimator`` is an unfitted scikit-learn estimator or pipeline,
-    or a LightGBM/XGBoost model. ``metrics`` are computed on the holdout (the first
+    a LightGBM or XGBoost model, or an ``st.TorchEstimator`` wrapping a PyTorch network. ``metrics`` are computed on the holdout (the first
     is the primary one); ``gate`` decides whether a version is registered.
     """
 

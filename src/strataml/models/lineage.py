@@ -19,7 +19,7 @@ from typing import Any
 
 from strataml.spine.workspace import DEFINITIONS_FILE, Workspace
 
-PACKAGES = ("strataml", "numpy", "pandas", "pyarrow", "duckdb", "scikit-learn", "lightgbm", "skops", "optuna")
+PACKAGES = ("strataml", "numpy", "pandas", "pyarrow", "duckdb", "scikit-learn", "lightgbm", "skops", "optuna", "xgboost", "torch", "safetensors")
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:

@@ -101,7 +101,7 @@ def prepare(rows: Any, signature: Mapping[str, Any], fmt: str) -> pd.DataFrame:
                 frame[n] = pd.to_numeric(col, errors="raise").astype("float64")
             elif kind == "bool":
                 frame[n] = col.astype("float64")
-            elif fmt == "lightgbm":
+            elif fmt in ("lightgbm", "xgboost"):
                 frame[n] = col.astype("category")
             else:
                 frame[n] = col.astype(object).where(col.notna(), None)
@@ -125,9 +125,16 @@ class Predictor:
         self.classes: list[Any] = list(self.signature["output"].get("classes") or [])
 
     @classmethod
-    def from_serialized(cls, ser: Serialized, signature: Mapping[str, Any], where: str = "model artifact") -> Predictor:
-        """Rebuild from canonical bytes (what the registry stores)."""
-        return cls(load(ser.data, ser.format, trusted_types=ser.trusted_types, where=where), ser.format, signature)
+    def from_serialized(
+        cls, ser: Serialized, signature: Mapping[str, Any], where: str = "model artifact", estimator: Any = None
+    ) -> Predictor:
+        """Rebuild from canonical bytes (what the registry stores).
+
+        ``estimator`` is the model's estimator from its definition, needed by formats
+        that store weights only (torch).
+        """
+        native = load(ser.data, ser.format, trusted_types=ser.trusted_types, where=where, estimator=estimator)
+        return cls(native, ser.format, signature)
 
     def predict_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw outputs for a prepared frame: positive-class probabilities, a probability matrix or values."""

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound, StrataError
+from strataml.models.definitions import Model
 from strataml.models.predictor import Predictor
 from strataml.models.serialization import Serialized
 from strataml.spine import schema
@@ -26,6 +27,8 @@ from strataml.spine.paths import check_name
 from strataml.spine.workspace import Workspace
 
 CHAMPION = "champion"
+#: formats whose artifact holds weights only; loading rebuilds the network from the definition
+NEEDS_DEFINITION = ("torch",)
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 
 
@@ -290,11 +293,15 @@ class LoadedModel:
         return self.predictor.predict(rows)
 
 
-def load_model(ws: Workspace, name: str, ref: str | int = CHAMPION, *, runtime: str = "native") -> LoadedModel:
+def load_model(
+    ws: Workspace, name: str, ref: str | int = CHAMPION, *, runtime: str = "native", definition: Model | None = None
+) -> LoadedModel:
     """Load a version by alias or number, verifying the artifact's sha256 before parsing it.
 
     ``runtime="onnx"`` (or ``"onnx-int8"``) loads the version's latest ONNX export
-    instead of its native artifact (see :func:`strataml.models.export_model`).
+    instead of its native artifact (see :func:`strataml.models.export_model`). A torch
+    version stores weights only: its network is rebuilt from the model's definition
+    (``definition``, or the model of that name in the workspace's ``definitions.py``).
     """
     if runtime != "native":
         from strataml.models.onnx_export import load_export
@@ -304,9 +311,22 @@ def load_model(ws: Workspace, name: str, ref: str | int = CHAMPION, *, runtime: 
     v = schema.model_versions
     with ws.catalog.read() as conn:
         r = conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number)).mappings().one()
+    where = f"model {name} v{number} ({r['sha256'][:12]})"
     data = ws.artifacts.read_bytes(r["sha256"])  # raises IntegrityError when the bytes changed
     ser = Serialized(data, r["format"], list(r["trusted_types"]))
-    predictor = Predictor.from_serialized(ser, r["signature"], where=f"model {name} v{number} ({r['sha256'][:12]})")
+    estimator = None
+    if r["format"] in NEEDS_DEFINITION:
+        if definition is None:
+            try:
+                definition = ws.definitions.get("model", name)
+            except NotFound as exc:
+                raise NotFound(
+                    f"{where} stores weights only and its network is built by the model's definition, "
+                    f"but no model named {name!r} is declared in {ws.definitions.origin}",
+                    hint="declare the model in definitions.py (from Python: ws.definitions.add(model))",
+                ) from exc
+        estimator = definition.estimator
+    predictor = Predictor.from_serialized(ser, r["signature"], where=where, estimator=estimator)
     return LoadedModel(
         name=name, version=number, signature=dict(r["signature"]), feature_views=list(r["feature_views"]),
         sha256=r["sha256"], format=r["format"], metrics=dict(r["metrics"]), lineage=dict(r["lineage"]), predictor=predictor,

@@ -1,6 +1,10 @@
 """Safe model formats: no pickle, ever.
 
 - LightGBM models are stored in LightGBM's own text format (the booster dump).
+- XGBoost models in XGBoost's own JSON format (:mod:`strataml.models.xgboost_format`).
+- PyTorch networks (``st.TorchEstimator``) as safetensors weights plus a JSON header;
+  the network itself is rebuilt from the model's definition at load time
+  (:mod:`strataml.models.torch_adapter`).
 - scikit-learn estimators and pipelines through skops, whose files describe objects
   as data. The types a file needs beyond skops' built-in safe set are fixed when it
   is saved (only types from the allowed library modules, plus any the model's
@@ -23,11 +27,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataml.errors import StrataError
+from strataml.errors import ConfigError, StrataError
 
 #: modules whose types a skops file may name without an explicit trust entry
 SAFE_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.")
-FORMATS = ("lightgbm", "skops", "onnx")
+FORMATS = ("lightgbm", "skops", "xgboost", "torch", "onnx")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -45,15 +49,19 @@ class Serialized:
 
 
 def flavor(estimator: Any) -> str:
-    """Which format an estimator is saved in: ``lightgbm`` or ``skops``."""
+    """Which format an estimator is saved in: ``lightgbm``, ``xgboost``, ``torch`` or ``skops``."""
     module = type(estimator).__module__
     if module.startswith("lightgbm"):
         return "lightgbm"
+    if module.startswith("xgboost"):
+        return "xgboost"
+    if getattr(type(estimator), "__strata_format__", None) == "torch":
+        return "torch"
     if module.startswith("sklearn") or hasattr(estimator, "get_params"):
         return "skops"
     raise UnsafeModel(
         f"cannot save a {type(estimator).__module__}.{type(estimator).__name__} safely",
-        hint="use a scikit-learn estimator or pipeline, or a LightGBM model",
+        hint="use a scikit-learn estimator or pipeline, a LightGBM or XGBoost model, or st.TorchEstimator",
     )
 
 
@@ -66,6 +74,14 @@ def dump(estimator: Any, *, trusted: Iterable[str] = ()) -> Serialized:
     if kind == "lightgbm":
         booster = estimator.booster_ if hasattr(estimator, "booster_") else estimator
         return Serialized(booster.model_to_string().encode("utf-8"), "lightgbm")
+    if kind == "xgboost":
+        from strataml.models import xgboost_format
+
+        return Serialized(xgboost_format.dump(estimator), "xgboost")
+    if kind == "torch":
+        from strataml.models import torch_adapter
+
+        return Serialized(torch_adapter.dump(estimator), "torch")
     return _dump_skops(estimator, set(trusted))
 
 
@@ -145,18 +161,45 @@ def refuse_pickle(data: bytes, where: str) -> None:
             raise UnsafeModel(f"{where} contains a pickle file; strataml never loads pickle")
 
 
-def load(data: bytes, fmt: str, *, trusted_types: Iterable[str] = (), where: str = "model artifact") -> Any:
-    """Rebuild a model from verified bytes: a LightGBM booster, a skops estimator or an ONNX session."""
+def load(
+    data: bytes, fmt: str, *, trusted_types: Iterable[str] = (), where: str = "model artifact", estimator: Any = None
+) -> Any:
+    """Rebuild a model from verified bytes: a LightGBM booster, a skops estimator, an
+    XGBoost model, a fitted ``TorchEstimator`` or an ONNX session.
+
+    ``estimator`` is the model's unfitted estimator from its definition; a torch
+    artifact holds weights only and needs it to rebuild the network.
+    """
+    if fmt == "torch":
+        # the torch loader checks the safetensors layout before anything else and reports
+        # a pickle itself: a header length can begin with the bytes of a pickle PROTO opcode
+        return _load_torch(data, estimator, where)
     refuse_pickle(data, where)
     if fmt == "lightgbm":
         return _load_lightgbm(data, where)
     if fmt == "skops":
         return _load_skops(data, set(trusted_types), where)
+    if fmt == "xgboost":
+        from strataml.models import xgboost_format
+
+        return xgboost_format.load(data, where)
     if fmt == "onnx":
         from strataml.models.onnx_export import load_onnx
 
         return load_onnx(data, where)
     raise UnsafeModel(f"{where} has format {fmt!r}, which strataml does not load", hint=f"supported formats: {', '.join(FORMATS)}")
+
+
+def _load_torch(data: bytes, estimator: Any, where: str) -> Any:
+    from strataml.models import torch_adapter
+
+    torch_adapter.verify(data, where)
+    if estimator is None:
+        raise ConfigError(
+            f"{where} holds torch weights only; loading it needs the model's definition, whose st.TorchEstimator builds the network",
+            hint="declare the model in definitions.py (or pass its definition when loading)",
+        )
+    return torch_adapter.load(data, estimator, where)
 
 
 _LGB_HEAD = re.compile(rb"^tree\r?\nversion=v\d+\r?\n")

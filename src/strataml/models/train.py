@@ -204,7 +204,11 @@ def configure(estimator: Any, params: dict[str, Any], seed: int) -> Any:
         est.set_params(**params)
     current = est.get_params(deep=True)
     extra: dict[str, Any] = {k: seed for k, v in current.items() if (k == "random_state" or k.endswith("__random_state")) and v is None}
-    if flavor(est) == "lightgbm":
+    kind = flavor(est)
+    if kind == "xgboost" and current.get("enable_categorical") is False:
+        # string inputs arrive as pandas categories; the flag changes nothing without them
+        extra["enable_categorical"] = True
+    if kind == "lightgbm":
         # reproducible bytes: no timing-based choice between row- and column-wise histograms
         if "force_row_wise" not in current and "force_col_wise" not in current:
             extra["force_col_wise"] = True
@@ -226,14 +230,25 @@ def scalar_params(estimator: Any) -> dict[str, Any]:
     return out
 
 
+def fit_target(y: np.ndarray, fmt: str, signature: dict[str, Any]) -> np.ndarray:
+    """The target as the estimator is fitted on it: XGBoost classifiers take class indices
+    (0..k-1, in the signature's class order)."""
+    classes = signature["output"].get("classes") or []
+    if fmt == "xgboost" and classes:
+        from strataml.models.xgboost_format import encode_target
+
+        return encode_target(y, classes)
+    return y
+
+
 def fit(estimator: Any, prepared: Prepared, model_name: str) -> Any:
     """Fit inside the user-code boundary (the original traceback is kept)."""
     try:
-        return estimator.fit(prepared.x_train, prepared.y_train)
+        return estimator.fit(prepared.x_train, fit_target(prepared.y_train, prepared.fmt, prepared.signature))
     except Exception as exc:
         raise UserCodeError(
             f"model {model_name!r}: {type(estimator).__name__}.fit raised {type(exc).__name__}: {exc}",
-            hint="string inputs need an encoder in a scikit-learn pipeline (LightGBM takes them as categories)",
+            hint="string inputs need an encoder in a scikit-learn pipeline (LightGBM and XGBoost take them as categories)",
         ) from exc
 
 
@@ -251,6 +266,10 @@ def evaluate(predictor: Predictor, prepared: Prepared, metrics: list[str], x: pd
 def native_predictor(estimator: Any, prepared: Prepared) -> Predictor:
     """A predictor over a just-fitted estimator (no serialisation), for tuning trials."""
     native = estimator.booster_ if prepared.fmt == "lightgbm" else estimator
+    if prepared.fmt == "xgboost":
+        from strataml.models.xgboost_format import native as xgboost_native
+
+        native = xgboost_native(estimator)
     return Predictor(native, prepared.fmt, prepared.signature, threads=_threads(estimator))
 
 
@@ -266,7 +285,7 @@ def _champion(ws: Workspace, model: Model, prepared: Prepared, metrics: list[str
     except NotFound:
         return None, []
     try:
-        champ = load_model(ws, model.name, number)
+        champ = load_model(ws, model.name, number, definition=model)
         if champ.kind != prepared.kind or list(champ.signature["output"].get("classes") or []) != prepared.classes:
             return {"version": number, "metrics": None}, [f"champion v{number} predicts {champ.kind} {champ.signature['output'].get('classes')}, not {prepared.kind} {prepared.classes}"]
         x = prepare(prepared.hold_table, champ.signature, champ.format)
@@ -328,7 +347,7 @@ def train(
             ser = dump(fitted, trusted=m.trusted_types)
             sha = ws.artifacts.put_bytes(ser.data)
         with run.timer("evaluate"):
-            predictor = Predictor.from_serialized(ser, prepared.signature, where=f"new model {m.name}")
+            predictor = Predictor.from_serialized(ser, prepared.signature, where=f"new model {m.name}", estimator=m.estimator)
             predictor.threads = _threads(fitted)
             values = evaluate(predictor, prepared, metrics)
         run.log_metrics(values, step=0)

@@ -33,19 +33,39 @@ LIGHTGBM_SPACE = Tune(
     }
 )
 
+#: the search space used when an XGBoost model declares none
+XGBOOST_SPACE = Tune(
+    params={
+        "max_depth": ("int", 2, 10),
+        "learning_rate": ("float", 0.01, 0.3, "log"),
+        "min_child_weight": ("float", 0.5, 20.0, "log"),
+        "subsample": ("float", 0.5, 1.0),
+        "colsample_bytree": ("float", 0.5, 1.0),
+    }
+)
+#: the search space used when a st.TorchEstimator model declares none
+TORCH_SPACE = Tune(
+    params={
+        "lr": ("float", 1e-4, 3e-2, "log"),
+        "batch_size": ("choice", [64, 128, 256, 512]),
+        "weight_decay": ("float", 1e-6, 1e-2, "log"),
+    }
+)
+DEFAULT_SPACES = {"lightgbm": LIGHTGBM_SPACE, "xgboost": XGBOOST_SPACE, "torch": TORCH_SPACE}
+
 
 def trial_task(
     estimator: Any, params: dict[str, Any], seed: int, x_tr: Any, y_tr: Any, x_va: Any, y_va: Any,
     signature: dict[str, Any], fmt: str, metrics: list[str],
 ) -> dict[str, Any]:
     """Fit one parameter set and score it on the validation slice (runs locally or as a Ray task)."""
-    from strataml.models.train import Prepared, configure, evaluate, native_predictor
+    from strataml.models.train import Prepared, configure, evaluate, fit_target, native_predictor
 
     t0 = time.perf_counter()
     where = {"pid": os.getpid(), "host": socket.gethostname()}
     try:
         est = configure(estimator, params, seed)
-        est.fit(x_tr, y_tr)
+        est.fit(x_tr, fit_target(y_tr, fmt, signature))
         prepared = Prepared(x_tr, y_tr, x_va, y_va, None, signature, fmt)  # type: ignore[arg-type]
         values = evaluate(native_predictor(est, prepared), prepared, metrics)
         return {"ok": True, "metrics": values, "seconds": time.perf_counter() - t0, "worker": where}
@@ -56,8 +76,9 @@ def trial_task(
 def _space(m: Model) -> Tune:
     if m.tune is not None:
         return m.tune
-    if flavor(m.estimator) == "lightgbm":
-        return LIGHTGBM_SPACE
+    default = DEFAULT_SPACES.get(flavor(m.estimator))
+    if default is not None:
+        return default
     raise StrataError(
         f"model {m.name!r} declares no tuning space",
         hint="add tune=st.Tune(params={'param': ('int', low, high)}) to the model",
