@@ -66,7 +66,7 @@ def trial_task(
     try:
         est = configure(estimator, params, seed)
         est.fit(x_tr, fit_target(y_tr, fmt, signature))
-        prepared = Prepared(x_tr, y_tr, x_va, y_va, None, signature, fmt)  # type: ignore[arg-type]
+        prepared = Prepared(x_tr, y_tr, x_va, y_va, None, signature, fmt)
         values = evaluate(native_predictor(est, prepared), prepared, metrics)
         return {"ok": True, "metrics": values, "seconds": time.perf_counter() - t0, "worker": where}
     except Exception as exc:
