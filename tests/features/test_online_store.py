@@ -175,6 +175,33 @@ def test_unknown_scheme_and_missing_client_are_clear_errors(monkeypatch: pytest.
     assert "strataml[redis]" in (info.value.hint or "")
 
 
+def test_a_commit_by_another_process_is_seen_within_the_recheck_interval(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    from strataml.features.online import RECHECK_NS
+
+    url = f"sqlite:///{tmp_path / 'online.db'}"
+    store = open_online_store(url)
+    write(store, {"u1": value(a=1, b="x")})
+    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 1, "b": "x"}]
+    code = (
+        "import sys; from strataml.features import open_online_store; from strataml.features.online import encode_value; "
+        "s = open_online_store(sys.argv[1]); t = s.begin('v', full=True); "
+        "s.write_batch('v', t, [('u1', encode_value(['a', 'b'], {'a': 2, 'b': 'y'}))]); "
+        "s.commit('v', t, {'version': 'v1', 'keys': ['user_id'], 'features': ['a', 'b'], 'layout': 'array'})"
+    )
+    import os
+
+    import strataml
+
+    src = str(Path(strataml.__file__).parents[1])
+    subprocess.run([sys.executable, "-c", code, url], check=True, env=os.environ | {"PYTHONPATH": src})
+    time.sleep(2 * RECHECK_NS / 1e9)
+    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 2, "b": "y"}]
+    store.close()
+
+
 def test_other_writers_of_the_same_sqlite_file_do_not_disturb_lookups(tmp_path: Path) -> None:
     """The gateway keeps its rate-limit buckets in the online store's file: their commits
     must not make lookups lose a view."""
