@@ -214,7 +214,8 @@ class SQLiteOnlineStore(_Base):
 
     The catalog file (the URL's path) holds each view's metadata and the name of its
     current generation file (``<path>.<view>.<token>.fv``, one WITHOUT ROWID table keyed by
-    the encoded entity key, so a lookup is one B-tree descent to a compact array value). A write fills a new generation file with journalling off
+    the encoded entity key, so a lookup is one B-tree descent ending at the value). A
+    write fills a new generation file with journalling off
     (nothing reads it yet), syncs it, then switches the catalog row in one transaction:
     a crash at any point leaves readers on the previous complete file. An incremental
     write starts from a copy of the current file. Readers open generation files
@@ -423,13 +424,14 @@ class SQLiteOnlineStore(_Base):
 
 # --- Redis ----------------------------------------------------------------------------------
 
-# the current generation, its metadata when it is not the one the client knows, and the values
+# the values in the current generation; when that is not the generation the client knows
+# (ARGV[2]), {generation, its metadata, the values}
 _GET = """
 local g = redis.call('GET', KEYS[1])
 if not g then return false end
-local m = false
-if g ~= ARGV[2] then m = redis.call('GET', KEYS[2]) end
-return {g, m, redis.call('HMGET', ARGV[1] .. g, unpack(ARGV, 3))}
+local v = redis.call('HMGET', ARGV[1] .. g, unpack(ARGV, 3))
+if g ~= ARGV[2] then return {g, redis.call('GET', KEYS[2]), v} end
+return v
 """
 
 _MERGE = """
@@ -557,8 +559,9 @@ class RedisOnlineStore(_Base):
                 if not got:
                     out += [None] * len(chunk)
                     continue
-                g, m, raw = got
-                if g.decode() != gen:  # a generation this client has not decoded yet
+                raw = got
+                if len(got) == 3 and isinstance(got[2], list):  # a generation this client has not decoded yet
+                    g, m, raw = got
                     if m is None:
                         raise OnlineStoreError(f"the Redis online store holds values of {view!r} without metadata",
                                                hint="materialise the view again")
