@@ -2,6 +2,10 @@
 
     PYTHONPATH=src python bench/features_bench.py [--source-rows 10000000] [--labels 1000000]
         [--entities 1000000] [--redis redis://127.0.0.1:6379/0] [--append BENCHMARKS.md]
+        [--dir DIR [--reuse]] [--only lookups]
+
+``--only lookups`` skips the training sets: it materialises to SQLite (and Redis unless
+``--redis ''``) and times the lookups, printing the figures without appending them.
 
 Measures, in one run on generated data ingested through the data layer:
 
