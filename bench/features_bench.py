@@ -2,6 +2,10 @@
 
     PYTHONPATH=src python bench/features_bench.py [--source-rows 10000000] [--labels 1000000]
         [--entities 1000000] [--redis redis://127.0.0.1:6379/0] [--append BENCHMARKS.md]
+        [--dir DIR [--reuse]] [--only lookups]
+
+``--only lookups`` skips the training sets: it materialises to SQLite (and Redis unless
+``--redis ''``) and times the lookups, printing the figures without appending them.
 
 Measures, in one run on generated data ingested through the data layer:
 
@@ -197,6 +201,27 @@ def lookups(root: str, url: str | None, users: int, rounds: int) -> dict[str, An
     }
 
 
+def _lookups_only(args: argparse.Namespace, root: Path, as_of: str) -> None:
+    """Materialise to SQLite and time lookups there (and Redis unless ``--redis ''``)."""
+    mat = _in_child(materialize_to, str(root), None, as_of)
+    print(f"materialise to SQLite: {mat}", flush=True)
+    sq = _in_child(lookups, str(root), None, args.entities, args.lookups)
+    print(f"SQLite lookups: {sq}", flush=True)
+    if args.redis:
+        url = f"{args.redis}?prefix=bench-{uuid.uuid4().hex[:8]}:"
+        try:
+            rmat = _in_child(materialize_to, str(root), url, as_of)
+            rd = _in_child(lookups, str(root), url, args.entities, args.lookups)
+            print(f"Redis: materialise {rmat}, lookups {rd}", flush=True)
+        finally:
+            import redis
+
+            c = redis.Redis.from_url(args.redis)
+            for key in c.scan_iter(match=url.split("prefix=")[1] + "*"):
+                c.unlink(key)
+    print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source-rows", type=int, default=10_000_000)
@@ -208,6 +233,8 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--append", default=None, help="append the results to this Markdown file")
     ap.add_argument("--reuse", action="store_true", help="reuse the data already generated in --dir")
+    ap.add_argument("--only", choices=["lookups"], default=None,
+                    help="lookups: materialise and look up only (no training sets); prints, never appends")
     args = ap.parse_args()
 
     root = Path(args.dir or tempfile.mkdtemp(prefix="strata-fbench-"))
@@ -224,6 +251,10 @@ def main() -> None:
         generate(root, args.source_rows, args.labels, args.entities)
         print(f"  data ready in {time.perf_counter() - t:.1f}s", flush=True)
 
+    as_of = (START + dt.timedelta(days=DAYS)).isoformat()
+    if args.only == "lookups":
+        _lookups_only(args, root, as_of)
+        return
     full = _in_child(training_set, str(root), ["latest_amount", "latest_place", "spend"])
     print(f"training set, 3 views: {full}", flush=True)
     ours = _in_child(training_set, str(root), ["latest_amount", "latest_place"])
@@ -233,7 +264,6 @@ def main() -> None:
     ours_s, base_s = min(ours["seconds"], ours2["seconds"]), min(base["seconds"], base2["seconds"])
     print(f"latest-value views: strataml {ours_s:.2f}s, hand-written ASOF {base_s:.2f}s, ratio {ours_s / base_s:.2f}", flush=True)
 
-    as_of = (START + dt.timedelta(days=DAYS)).isoformat()
     mat = _in_child(materialize_to, str(root), None, as_of)
     print(f"materialise to SQLite: {mat}", flush=True)
     sq = _in_child(lookups, str(root), None, args.entities, args.lookups)

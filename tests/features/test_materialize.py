@@ -26,6 +26,7 @@ from strataml.features import (
     materialize,
     open_online_store,
 )
+from strataml.features.online import encode_value
 from strataml.spine import list_events
 
 
@@ -90,8 +91,9 @@ def test_skew_check_reports_values_that_differ(fws: st.Workspace, store: OnlineS
     token = store.begin("user_spend", full=False)
     got = store.get("user_spend", [{"user_id": "u3"}], with_meta=True)[0]
     assert got is not None
-    store.write_batch("user_spend", token, [("u3", json.dumps(got | {"spend_2h": 123456.0}))])
-    store.commit("user_spend", token, store.meta("user_spend") or {})
+    meta = store.meta("user_spend") or {}
+    store.write_batch("user_spend", token, [("u3", encode_value(meta["features"], got | {"spend_2h": 123456.0}))])
+    store.commit("user_spend", token, meta)
     skew = check_skew(fws, "user_spend", sample=50, store=store)
     assert not skew["ok"]
     assert [(m["key"], m["feature"], m["online"]) for m in skew["mismatches"]] == [({"user_id": "u3"}, "spend_2h", 123456.0)]

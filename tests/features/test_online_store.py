@@ -12,7 +12,7 @@ import pytest
 
 from strataml.errors import ConfigError, MissingExtra
 from strataml.features import OnlineStore, open_online_store
-from strataml.features.online import encode_key
+from strataml.features.online import LAYOUT, OnlineStoreError, encode_key, encode_value
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -31,11 +31,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStor
     s.close()
 
 
+META = {"version": "v1", "keys": ["user_id"], "features": ["a", "b"], "layout": LAYOUT, "as_of": "2026-01-02T00:00:00+00:00"}
+
+
 def value(**features: object) -> str:
-    return orjson.dumps(features | {"_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}).decode()
-
-
-META = {"version": "v1", "keys": ["user_id"], "features": ["a", "b"], "as_of": "2026-01-02T00:00:00+00:00"}
+    return encode_value(["a", "b"], features | {"_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"})
 
 
 def write(store: OnlineStore, rows: dict[str, str], *, full: bool = True, meta: dict[str, object] = META, view: str = "v") -> None:
@@ -129,6 +129,43 @@ def test_a_second_client_sees_commits(store: OnlineStore) -> None:
         other.close()
 
 
+def test_projection_order_unknown_features_and_meta(store: OnlineStore) -> None:
+    write(store, {"u1": value(a=1, b="x")})
+    keys = [{"user_id": "u1"}, {"user_id": "u2"}]
+    assert store.get("v", keys, features=["b", "zz", "a"]) == [{"b": "x", "zz": None, "a": 1}, None]
+    got = store.get("v", keys[:1], features=["a"], with_meta=True)[0]
+    assert got == {"a": 1, "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}
+
+
+def test_a_client_decodes_a_rewritten_view_with_its_new_features(store: OnlineStore) -> None:
+    other = open_online_store(store.url)
+    try:
+        write(store, {"u1": value(a=1, b="x")})
+        assert other.get("v", [{"user_id": "u1"}]) == [{"a": 1, "b": "x"}]
+        c_only = META | {"version": "v2", "features": ["c"]}
+        write(store, {"u1": encode_value(["c"], {"c": 3.5})}, meta=c_only)
+        assert other.get("v", [{"user_id": "u1"}, {"user_id": "u1"}]) == [{"c": 3.5}, {"c": 3.5}]
+        assert other.get("v", [{"user_id": "u1"}]) == [{"c": 3.5}]
+    finally:
+        other.close()
+
+
+def test_an_incremental_write_with_other_features_is_refused(store: OnlineStore) -> None:
+    write(store, {"u1": value(a=1, b="x")})
+    with pytest.raises(OnlineStoreError, match="different value layout"):
+        write(store, {"u1": encode_value(["c"], {"c": 1})}, full=False, meta=META | {"features": ["c"]})
+    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 1, "b": "x"}]
+
+
+def test_values_written_as_json_objects_before_the_array_layout_are_read(store: OnlineStore) -> None:
+    old_meta = {k: v for k, v in META.items() if k != "layout"}
+    old = orjson.dumps({"a": 1, "b": "x", "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}).decode()
+    write(store, {"u1": old}, meta=old_meta)
+    assert store.get("v", [{"user_id": "u1"}, {"user_id": "u2"}]) == [{"a": 1, "b": "x"}, None]
+    assert store.get("v", [{"user_id": "u1"}], features=["b"], with_meta=True) == [
+        {"b": "x", "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}]
+
+
 def test_unknown_scheme_and_missing_client_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="unknown scheme 'memcached'"):
         open_online_store("memcached://127.0.0.1:11211")
@@ -136,6 +173,33 @@ def test_unknown_scheme_and_missing_client_are_clear_errors(monkeypatch: pytest.
     with pytest.raises(MissingExtra, match="redis") as info:
         open_online_store("redis://127.0.0.1:6379/0")
     assert "strataml[redis]" in (info.value.hint or "")
+
+
+def test_a_commit_by_another_process_is_seen_within_the_recheck_interval(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    from strataml.features.online import RECHECK_NS
+
+    url = f"sqlite:///{tmp_path / 'online.db'}"
+    store = open_online_store(url)
+    write(store, {"u1": value(a=1, b="x")})
+    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 1, "b": "x"}]
+    code = (
+        "import sys; from strataml.features import open_online_store; from strataml.features.online import encode_value; "
+        "s = open_online_store(sys.argv[1]); t = s.begin('v', full=True); "
+        "s.write_batch('v', t, [('u1', encode_value(['a', 'b'], {'a': 2, 'b': 'y'}))]); "
+        "s.commit('v', t, {'version': 'v1', 'keys': ['user_id'], 'features': ['a', 'b'], 'layout': 'array'})"
+    )
+    import os
+
+    import strataml
+
+    src = str(Path(strataml.__file__).parents[1])
+    subprocess.run([sys.executable, "-c", code, url], check=True, env=os.environ | {"PYTHONPATH": src})
+    time.sleep(2 * RECHECK_NS / 1e9)
+    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 2, "b": "y"}]
+    store.close()
 
 
 def test_other_writers_of_the_same_sqlite_file_do_not_disturb_lookups(tmp_path: Path) -> None:

@@ -58,8 +58,8 @@ def online_store(ws: Workspace) -> OnlineStore:
         return c.store
 
 
-def _info(ws: Workspace, ref: str) -> _ViewInfo:
-    c = _cache(ws)
+def _info(ws: Workspace, ref: str, c: _Cache | None = None) -> _ViewInfo:
+    c = c or _cache(ws)
     info = c.views.get(ref)
     if info is None:
         view = resolve_view(ws, ref)
@@ -111,9 +111,10 @@ def get_online_features(
     wrong type or missing a column is an error. Request features are not stored; see
     :func:`compute_request_features`.
     """
-    st = store or online_store(ws)
+    cache = _cache(ws)
+    st = store or cache.store or online_store(ws)
     if len(views) == 1 and not full_names:  # the serving path: no merging needed
-        info = _info(ws, views[0])
+        info = _info(ws, views[0], cache)
         feats = info.features
         if not feats:
             return [{} for _ in keys]
@@ -123,7 +124,7 @@ def get_online_features(
     out: list[dict[str, Any]] = [{} for _ in keys]
     seen: dict[str, str] = {}
     for ref in views:
-        info = _info(ws, ref)
+        info = _info(ws, ref, cache)
         view = info.view
         feats = info.features
         if not feats:

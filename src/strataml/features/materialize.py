@@ -28,7 +28,7 @@ from strataml.data import get_version
 from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
 from strataml.features.offline import agg_sql, needed_columns, source_scan
-from strataml.features.online import OnlineStore, key_sql
+from strataml.features.online import LAYOUT, OnlineStore, key_sql
 from strataml.features.registry import (
     FeatureError,
     engine,
@@ -97,6 +97,8 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     reason = None
     if incremental and (prev is None or prev.get("version") != view.version or prev.get("keys") != list(view.keys)):
         mode, reason = "full", "no earlier run of this view version"
+    elif incremental and prev is not None and prev.get("layout") != LAYOUT:
+        mode, reason = "full", "the stored values use an earlier layout"
     horizon = max([view.ttl_seconds, *(f.window_seconds for f in view.agg_features)])
     at = _ts_literal(as_of)
     keys = [quote_ident(k) for k in view.keys]
@@ -141,13 +143,12 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
             grouped = f"SELECT {kl}, {', '.join(aggs)} FROM _recent _r SEMI JOIN _changed c USING ({kl}) GROUP BY {kl}"
             values = f"SELECT c.*, g.* EXCLUDE ({kl}) FROM _changed c LEFT JOIN ({grouped}) g USING ({kl})"
         max_ts = (one(con, "SELECT max(_ts) FROM _recent") or (None,))[0]
+        # the stored layout (see online.encode_value): the features in meta["features"] order, then the meta fields
         fields = ", ".join(
-            f"{quote_ident(f.name)} := " + (f"v._latest[{quote_literal(f.name)}]" if f.kind == "expr" else f"v.{quote_ident(f.name)}")
-            for f in stored
+            f"v._latest[{quote_literal(f.name)}]" if f.kind == "expr" else f"v.{quote_ident(f.name)}" for f in stored
         )
         sql = (
-            f"SELECT {key_sql(view.keys, 'v')} AS k, "
-            f"to_json(struct_pack({fields}, _event_ts := v._event_ts, _as_of := {at}))::VARCHAR AS v "
+            f"SELECT {key_sql(view.keys, 'v')} AS k, json_array({fields}, v._event_ts, {at})::VARCHAR AS v "
             f"FROM ({values}) v ORDER BY k"
         )
         token = st.begin(view.name, full=(mode == "full"))
@@ -161,7 +162,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
                 failpoint("materialize.after_batch")
             meta = {
                 "view": view.name, "version": view.version, "keys": list(view.keys),
-                "features": [f.name for f in stored], "types": feature_types(view.stored_view(), source, con),
+                "features": [f.name for f in stored], "layout": LAYOUT, "types": feature_types(view.stored_view(), source, con),
                 "as_of": as_of.astimezone(dt.UTC).isoformat(), "watermark": as_of.astimezone(dt.UTC).isoformat(),
                 "max_event_ts": max_ts.isoformat() if isinstance(max_ts, dt.datetime) else None,
                 "source_version": source.version.ref, "mode": mode, "entities": written,

@@ -2,8 +2,11 @@
 
 Backends sit behind :class:`OnlineStore` and are chosen by URL scheme
 (``sqlite:///path.db`` by default, ``redis://host:6379/0?prefix=strata:``). A value is
-one JSON object per entity and view holding the features plus ``_event_ts`` (event
-time of the newest source row used) and ``_as_of`` (when it was computed).
+one JSON array per entity and view (see :func:`encode_value`): the features in the
+order the view's metadata lists them (``meta["features"]``, with ``meta["layout"] ==
+"array"``), then ``_event_ts`` (event time of the newest source row used) and
+``_as_of`` (when it was computed). Stores written before that layout hold one JSON
+object per entity (no ``layout`` in the metadata) and are still read.
 
 Writes are staged and become visible in one atomic step (:meth:`OnlineStore.commit`):
 a crash while materialising leaves readers on the previous complete values. A full
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, quote, urlparse
 
@@ -31,7 +36,15 @@ from strataml.spine.paths import check_name
 KEY_SEP = "\x1f"
 MMAP_BYTES = 1 << 34  # address space only; the OS pages in what lookups touch
 CACHE_KIB = 65536
+# how long a lookup may go on reading a generation another process has replaced: the
+# catalog check costs a read transaction (file locks), about 2 us, against ~3 us for the
+# lookup itself, so back-to-back lookups share one check
+RECHECK_NS = 1_000_000
+_commits = itertools.count(1)
+# catalog path -> a fresh number at every commit made in this process: its readers see it at once
+_LOCAL_COMMITS: dict[str, int] = {}
 META = ("_event_ts", "_as_of")
+LAYOUT = "array"  # meta["layout"] of values written as encode_value() arrays
 
 
 class OnlineStoreError(StrataError):
@@ -52,13 +65,76 @@ def key_sql(key_columns: Sequence[str], alias: str = "") -> str:
     return parts[0] if len(parts) == 1 else f"concat_ws(chr(31), {', '.join(parts)})"
 
 
-def _decode(d: dict[str, Any] | None, with_meta: bool, features: Sequence[str]) -> dict[str, Any] | None:
-    if d is None:
-        return None
-    out = {f: d.get(f) for f in features}
-    if with_meta:
-        out["_event_ts"], out["_as_of"] = d.get("_event_ts"), d.get("_as_of")
-    return out
+def encode_value(features: Sequence[str], values: Mapping[str, Any]) -> str:
+    """The stored form of one entity's values: a JSON array of ``features`` then the two meta fields.
+
+    ``values`` maps feature names (and ``_event_ts`` / ``_as_of``) to values; absent
+    ones are stored as nulls. The commit's metadata must list the same ``features``
+    and set ``"layout": LAYOUT``.
+    """
+    return orjson.dumps([values.get(f) for f in (*features, *META)]).decode()
+
+
+_Rows = Callable[[list[Any]], list[dict[str, Any] | None]]
+
+
+class _Layout:
+    """How the values of one committed generation decode into dictionaries.
+
+    Array values are turned into dictionaries by a function generated once per
+    (features asked, with meta) and built from a dict display, which is several times
+    faster than ``dict(zip(names, row))`` for each entity of a batch.
+    """
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        self.keys: list[str] = list(meta.get("keys") or [])
+        self.features: list[str] = list(meta.get("features") or [])
+        self.array = meta.get("layout") == LAYOUT
+        self._decoders: dict[tuple[tuple[str, ...] | None, bool], _Rows] = {}
+
+    def rows(self, values: list[Any], features: Sequence[str] | None, with_meta: bool) -> list[dict[str, Any] | None]:
+        """Each decoded value as a dictionary of ``features`` (default: all stored), ``None`` kept."""
+        wanted = None if features is None or list(features) == self.features else tuple(features)
+        decode = self._decoders.get((wanted, with_meta))
+        if decode is None:
+            decode = self._decoders[(wanted, with_meta)] = self._decoder(wanted, with_meta)
+        return decode(values)
+
+    def _decoder(self, wanted: tuple[str, ...] | None, with_meta: bool) -> _Rows:
+        names = list(self.features if wanted is None else wanted) + (list(META) if with_meta else [])
+        if not self.array:
+            return lambda values: [None if d is None else {n: d.get(n) for n in names} for d in values]
+        where = {f: i for i, f in enumerate([*self.features, *META])}
+        # names are embedded as repr() literals and positions as integers: no other text enters the code
+        items = ", ".join(f"{n!r}: {f'v[{where[n]}]' if n in where else 'None'}" for n in names)
+        code = f"lambda values: [None if v is None else {{{items}}} for v in values]"
+        decode: _Rows = eval(code, {"__builtins__": {}})
+        return decode
+
+
+def _check_merge(view: str, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Refuse an incremental write whose values are laid out unlike the ones it merges into."""
+    if old is None:
+        return
+    if (old.get("layout"), old.get("features"), old.get("keys")) != (new.get("layout"), new.get("features"), new.get("keys")):
+        raise OnlineStoreError(
+            f"an incremental write of {view!r} has a different value layout (features, keys) than the stored values",
+            hint="write all values again with a full write",
+        )
+
+
+def _encode_keys(view: str, cols: list[str], keys: Sequence[dict[str, Any]]) -> list[str]:
+    try:
+        if len(cols) == 1:
+            col = cols[0]
+            return [str(k[col]) for k in keys]
+        return [KEY_SEP.join([str(k[c]) for c in cols]) for k in keys]
+    except KeyError:
+        for k in keys:
+            missing = [c for c in cols if c not in k]
+            if missing:
+                raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}") from None
+        raise
 
 
 @runtime_checkable
@@ -105,59 +181,9 @@ class OnlineStore(Protocol):
 
 class _Base:
     url: str
-    _meta_cache: dict[str, dict[str, Any]]
 
     def meta(self, view: str) -> dict[str, Any] | None:
         raise NotImplementedError
-
-    def _get_raw(self, view: str, encoded: list[str]) -> list[str | bytes | None]:
-        raise NotImplementedError
-
-    def _key_columns(self, view: str, sample: dict[str, Any]) -> list[str] | None:
-        cached = self._meta_cache.get(view)
-        if cached is None or not all(k in sample for k in cached["keys"]):
-            fresh = self.meta(view)
-            if fresh is None:
-                return None
-            self._meta_cache[view] = cached = fresh
-        cols: list[str] = cached["keys"]
-        return cols
-
-    def _get_values(self, view: str, encoded: list[str]) -> list[dict[str, Any] | None]:
-        """Each encoded key's decoded value (meta included), ``None`` where absent."""
-        return [orjson.loads(r) if r is not None else None for r in self._get_raw(view, encoded)]
-
-    def get(
-        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
-    ) -> list[dict[str, Any] | None]:
-        if not keys:
-            return []
-        cols = self._key_columns(view, keys[0])
-        if cols is None:
-            return [None] * len(keys)
-        try:
-            if len(cols) == 1:
-                col = cols[0]
-                encoded = [str(k[col]) for k in keys]
-            else:
-                encoded = [KEY_SEP.join([str(k[c]) for c in cols]) for k in keys]
-        except KeyError:
-            for k in keys:
-                missing = [c for c in cols if c not in k]
-                if missing:
-                    raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}") from None
-            raise
-        values = self._get_values(view, encoded)
-        if features is not None and (self._meta_cache.get(view) or {}).get("features") == list(features):
-            features = None  # stored exactly these features, in this order: no projection needed
-        if features is not None:
-            return [_decode(d, with_meta, features) for d in values]
-        if not with_meta:
-            for d in values:
-                if d is not None:
-                    d.pop("_event_ts", None)
-                    d.pop("_as_of", None)
-        return values
 
 
 # --- SQLite ---------------------------------------------------------------------------------
@@ -170,17 +196,34 @@ _MANY = (
 )
 
 
+# a view's current file and the metadata committed with it, read together
+_CURRENT = "SELECT f.file, m.meta FROM strata_online_files f LEFT JOIN strata_online_meta m USING (view) WHERE f.view = ?"
+
+
+class _Generation:
+    """An open generation file and the layout of its values."""
+
+    def __init__(self, conn: sqlite3.Connection, layout: _Layout) -> None:
+        self.conn = conn
+        self.cursor = conn.cursor()
+        self.layout = layout
+
+
 class SQLiteOnlineStore(_Base):
     """Online store in SQLite: a catalog file plus one immutable file per view generation.
 
     The catalog file (the URL's path) holds each view's metadata and the name of its
     current generation file (``<path>.<view>.<token>.fv``, one WITHOUT ROWID table keyed by
-    the encoded entity key). A write fills a new generation file with journalling off
+    the encoded entity key, so a lookup is one B-tree descent ending at the value). A
+    write fills a new generation file with journalling off
     (nothing reads it yet), syncs it, then switches the catalog row in one transaction:
     a crash at any point leaves readers on the previous complete file. An incremental
     write starts from a copy of the current file. Readers open generation files
     read-only and immutable (no locks, memory-mapped) and notice a switch through the
-    catalog's ``data_version``.
+    catalog's ``data_version``: at once after a commit made in this process, within
+    :data:`RECHECK_NS` after one made by another process. A view's file name and metadata
+    are read in one statement, so values are always decoded with the metadata
+    committed with them.
     """
 
     def __init__(self, url: str) -> None:
@@ -190,8 +233,8 @@ class SQLiteOnlineStore(_Base):
             raise ConfigError(f"online store URL {url!r} names no file", hint="use sqlite:///path/to/online.db")
         self.url = url
         self.path = path
+        self._abspath = os.path.abspath(path)
         self._local = threading.local()
-        self._meta_cache = {}
         self._writers: dict[str, tuple[sqlite3.Connection, str]] = {}
 
     def _conn(self) -> sqlite3.Connection:
@@ -206,8 +249,11 @@ class SQLiteOnlineStore(_Base):
             except sqlite3.Error as exc:
                 raise OnlineStoreError(f"cannot open online store {self.path}: {exc}", hint="check the 'online' setting") from exc
             self._local.conn = conn
+            self._local.cursor = conn.cursor()  # reused: a lookup's version check creates no cursor
             self._local.version = conn.execute("PRAGMA data_version").fetchone()[0]
             self._local.readers = {}
+            self._local.recheck_at = 0
+            self._local.commits = _LOCAL_COMMITS.get(self._abspath, 0)
         return conn
 
     def open(self) -> None:
@@ -218,7 +264,7 @@ class SQLiteOnlineStore(_Base):
         if conn is not None:
             for reader in self._local.readers.values():
                 if reader is not None:
-                    reader.close()
+                    reader.conn.close()
             conn.close()
             self._local.conn = None
 
@@ -278,12 +324,15 @@ class SQLiteOnlineStore(_Base):
         conn.execute("BEGIN IMMEDIATE")
         try:
             old = self._current(view)
+            if token.endswith("i"):
+                _check_merge(view, self.meta(view), meta)
             conn.execute("INSERT OR REPLACE INTO strata_online_files VALUES (?, ?)", (view, os.path.basename(target)))
             conn.execute("INSERT OR REPLACE INTO strata_online_meta VALUES (?, ?)", (view, orjson.dumps(meta).decode()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        _LOCAL_COMMITS[self._abspath] = next(_commits)
         if old is not None and old != target:
             with contextlib.suppress(OSError):
                 os.remove(old)  # readers holding it open keep reading it until they notice the switch
@@ -297,7 +346,7 @@ class SQLiteOnlineStore(_Base):
             os.remove(self._file(view, token))
 
     def _forget_switched(self, conn: sqlite3.Connection) -> None:
-        """Drop the readers (and cached metadata) of views whose file was switched.
+        """Drop the readers of views whose file was switched.
 
         Other writers share this database (the gateway's rate limits, say), so a commit
         does not mean a view changed: only a changed file name does.
@@ -308,48 +357,58 @@ class SQLiteOnlineStore(_Base):
             if known.get(view) != files.get(view):
                 reader = self._local.readers.pop(view, None)
                 if reader is not None:
-                    reader.close()
-                self._meta_cache.pop(view, None)
+                    reader.conn.close()
         self._local.files = files
 
-    def _reader(self, view: str) -> sqlite3.Connection | None:
+    def _reader(self, view: str) -> _Generation | None:
         conn = self._conn()
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._local.version:  # another connection committed: files may have switched
-            self._local.version = version
-            self._forget_switched(conn)
-        readers: dict[str, sqlite3.Connection | None] = self._local.readers
+        local = self._local
+        now = time.monotonic_ns()
+        commits = _LOCAL_COMMITS.get(self._abspath, 0)
+        if now >= local.recheck_at or commits != local.commits:
+            local.recheck_at, local.commits = now + RECHECK_NS, commits
+            version = local.cursor.execute("PRAGMA data_version").fetchone()[0]
+            if version != local.version:  # another connection committed: files may have switched
+                local.version = version
+                self._forget_switched(conn)
+        readers: dict[str, _Generation | None] = local.readers
         if view in readers:
             return readers[view]
         reader = None
         for _ in range(3):  # the file can be replaced between reading its name and opening it
-            current = self._current(view)
-            if current is None:
+            row = conn.execute(_CURRENT, (view,)).fetchone()
+            if row is None:
                 break
+            current = os.path.join(os.path.dirname(os.path.abspath(self.path)), row[0])
             try:
-                reader = sqlite3.connect(f"file:{quote(current)}?mode=ro&immutable=1", uri=True, cached_statements=256)
-                reader.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # lookups read pages without a syscall
-                reader.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                r = sqlite3.connect(f"file:{quote(current)}?mode=ro&immutable=1", uri=True, cached_statements=256)
+                r.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # lookups read pages without a syscall
+                r.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                reader = _Generation(r, _Layout(orjson.loads(row[1]) if row[1] else {}))
                 break
             except sqlite3.OperationalError:
                 reader = None
         readers[view] = reader
         return reader
 
-    def _get_values(self, view: str, encoded: list[str]) -> list[dict[str, Any] | None]:
-        reader = self._reader(view)
-        if reader is None:
-            return [None] * len(encoded)
+    def get(
+        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        gen = self._reader(view)
+        if gen is None:
+            return [None] * len(keys)
+        encoded = _encode_keys(view, gen.layout.keys, keys)
         try:
             if len(encoded) == 1:
-                row = reader.execute("SELECT value FROM v WHERE key = ?", encoded).fetchone()
-                return [orjson.loads(row[0]) if row else None]
-            # one statement and one decode for the whole batch: the values in the order asked
-            row = reader.execute(_MANY, (orjson.dumps(encoded),)).fetchone()
+                row = gen.cursor.execute("SELECT value FROM v WHERE key = ?", encoded).fetchone()
+                values = [orjson.loads(row[0]) if row else None]
+            else:  # one statement and one decode for the whole batch: the values in the order asked
+                values = orjson.loads(gen.cursor.execute(_MANY, (orjson.dumps(encoded),)).fetchone()[0])
         except sqlite3.Error as exc:
             raise OnlineStoreError(f"online store {self.path} could not be read: {exc}") from exc
-        values: list[dict[str, Any] | None] = orjson.loads(row[0])
-        return values
+        return gen.layout.rows(values, features, with_meta)
 
     def meta(self, view: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT meta FROM strata_online_meta WHERE view = ?", (view,)).fetchone()
@@ -360,15 +419,19 @@ class SQLiteOnlineStore(_Base):
 
     def count(self, view: str) -> int:
         reader = self._reader(view)
-        return 0 if reader is None else int(reader.execute("SELECT count(*) FROM v").fetchone()[0])
+        return 0 if reader is None else int(reader.conn.execute("SELECT count(*) FROM v").fetchone()[0])
 
 
 # --- Redis ----------------------------------------------------------------------------------
 
+# the values in the current generation; when that is not the generation the client knows
+# (ARGV[2]), {generation, its metadata, the values}
 _GET = """
 local g = redis.call('GET', KEYS[1])
 if not g then return false end
-return redis.call('HMGET', ARGV[1] .. g, unpack(ARGV, 2))
+local v = redis.call('HMGET', ARGV[1] .. g, unpack(ARGV, 3))
+if g ~= ARGV[2] then return {g, redis.call('GET', KEYS[2]), v} end
+return v
 """
 
 _MERGE = """
@@ -386,7 +449,9 @@ class RedisOnlineStore(_Base):
 
     ``prefix`` (URL query ``?prefix=``, default ``strata:``) namespaces every key.
     Lookups run one server-side script (a round trip) that reads the current
-    generation and the values together, so a reader never sees a half-written one.
+    generation and the values together, so a reader never sees a half-written one;
+    it also returns the generation's metadata when the client has not seen that
+    generation, so values are always decoded with the metadata committed with them.
     """
 
     def __init__(self, url: str) -> None:
@@ -402,7 +467,7 @@ class RedisOnlineStore(_Base):
         self._redis = redis
         self._client: Any = None
         self._clean = clean
-        self._meta_cache = {}
+        self._layouts: dict[str, tuple[str, _Layout]] = {}  # view -> (generation, its layout)
         self._checked: set[str] = set()
         self._get_script: Any = None
 
@@ -449,6 +514,7 @@ class RedisOnlineStore(_Base):
         blob = orjson.dumps(meta).decode()
         old = c.get(gen_key)
         if token.endswith("i") and old is not None:
+            _check_merge(view, self.meta(view), meta)
             c.register_script(_MERGE)(
                 keys=[self._k(view, "data:" + old.decode()), self._k(view, f"data:{token}"), meta_key, views_key],
                 args=[blob, view],
@@ -461,20 +527,50 @@ class RedisOnlineStore(_Base):
             pipe.execute()
             if old is not None and old.decode() != token:
                 c.unlink(self._k(view, "data:" + old.decode()))
-        self._meta_cache.pop(view, None)
 
     def abort(self, view: str, token: str) -> None:
         self._c().unlink(self._k(view, f"data:{token}"))
 
-    def _get_raw(self, view: str, encoded: list[str]) -> list[str | bytes | None]:
+    def get(
+        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
         self._c()
-        out: list[str | bytes | None] = []
+        gen, layout = self._layouts.get(view) or ("", None)
+        if layout is None:
+            meta = self.meta(view)
+            if meta is None:
+                return [None] * len(keys)
+            layout = _Layout(meta)
+        try:
+            encoded = _encode_keys(view, layout.keys, keys)
+        except StrataError:
+            if self._layouts.pop(view, None) is None:
+                raise
+            return self.get(view, keys, with_meta=with_meta, features=features)  # the key columns may have changed
+        out: list[dict[str, Any] | None] = []
+        names = [self._k(view, "gen"), self._k(view, "meta")]
         base = self._k(view, "data:")
         try:
             for i in range(0, len(encoded), 1000):
                 chunk = encoded[i : i + 1000]
-                got = self._get_script(keys=[self._k(view, "gen")], args=[base, *chunk])
-                out += got if got else [None] * len(chunk)
+                got = self._get_script(keys=names, args=[base, gen, *chunk])
+                if not got:
+                    out += [None] * len(chunk)
+                    continue
+                raw = got
+                if len(got) == 3 and isinstance(got[2], list):  # a generation this client has not decoded yet
+                    g, m, raw = got
+                    if m is None:
+                        raise OnlineStoreError(f"the Redis online store holds values of {view!r} without metadata",
+                                               hint="materialise the view again")
+                    gen, fresh = g.decode(), _Layout(orjson.loads(m))
+                    self._layouts[view] = (gen, fresh)
+                    if fresh.keys != layout.keys:  # the keys were encoded for other key columns
+                        return self.get(view, keys, with_meta=with_meta, features=features)
+                    layout = fresh
+                out += layout.rows([None if r is None else orjson.loads(r) for r in raw], features, with_meta)
         except self._redis.RedisError as exc:
             raise OnlineStoreError(f"the Redis online store failed a lookup of {view!r}: {exc}") from exc
         return out
