@@ -84,6 +84,21 @@ def test_materialized_values_equal_the_offline_values_at_as_of(fws: st.Workspace
     assert list_events(fws.catalog, kind="feature_view.materialized")[-1].payload["entities"] == report["entities"]
 
 
+def test_non_finite_values_are_served_as_null(fws: st.Workspace, store: OnlineStore) -> None:
+    # JSON has no NaN or infinity: such values are stored as null, and the skew check agrees
+    put(fws, tx([("u1", 0.0, at(1)), ("u2", 4.0, at(1))]), TX)
+    fws.definitions.add(st.FeatureView("ratios", entity=USER, source="tx", ttl="3h", features=[
+        st.Feature("log_amount", expr="ln(amount)"),
+        st.Feature("zero_over_zero", expr="amount / amount - 1"),
+    ]))
+    materialize(fws, ["ratios"], as_of=at(2), store=store)
+    got = get_online_features(fws, ["ratios"], [{"user_id": "u1"}, {"user_id": "u2"}], store=store)
+    assert got[0] == {"log_amount": None, "zero_over_zero": None}
+    assert got[1] == {"log_amount": pytest.approx(np.log(4.0)), "zero_over_zero": 0.0}
+    skew = check_skew(fws, "ratios", sample=10, store=store)
+    assert skew["ok"] and skew["mismatches"] == []
+
+
 def test_skew_check_reports_values_that_differ(fws: st.Workspace, store: OnlineStore) -> None:
     random_source(fws)
     fws.definitions.add(user_view())

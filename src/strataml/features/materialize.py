@@ -144,8 +144,12 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
             values = f"SELECT c.*, g.* EXCLUDE ({kl}) FROM _changed c LEFT JOIN ({grouped}) g USING ({kl})"
         max_ts = (one(con, "SELECT max(_ts) FROM _recent") or (None,))[0]
         # the stored layout (see online.encode_value): the features in meta["features"] order, then the meta fields
+        exprs_sql = [f"v._latest[{quote_literal(f.name)}]" if f.kind == "expr" else f"v.{quote_ident(f.name)}" for f in stored]
+        kinds = con.sql(f"SELECT {', '.join(exprs_sql)} FROM ({values}) v LIMIT 0").types
+        # JSON has no NaN or infinity: a non-finite float is stored (and served) as null
         fields = ", ".join(
-            f"v._latest[{quote_literal(f.name)}]" if f.kind == "expr" else f"v.{quote_ident(f.name)}" for f in stored
+            f"CASE WHEN isfinite({e}) THEN {e} END" if str(k) in ("DOUBLE", "FLOAT") else e
+            for e, k in zip(exprs_sql, kinds, strict=True)
         )
         sql = (
             f"SELECT {key_sql(view.keys, 'v')} AS k, json_array({fields}, v._event_ts, {at})::VARCHAR AS v "

@@ -34,6 +34,8 @@ REL_TOL = 1e-9
 
 
 def _same(online: Any, offline: Any) -> bool:
+    if isinstance(offline, float) and not math.isfinite(offline):
+        offline = None  # the online store serves non-finite floats as null (JSON has neither)
     if online is None or offline is None:
         return online is None and offline is None
     if isinstance(offline, dt.datetime):
