@@ -396,3 +396,70 @@ def test_cli_export_and_show(loans_ws: st.Workspace, python: str, cli_env: dict[
     )
     shown = json.loads(strata("models", "show", "cli", "--json").stdout)
     assert [e["sha256"] for e in shown["versions"][0]["exports"]] == [out["sha256"]]
+
+
+TORCH_DEFINITIONS = """
+import torch
+
+import strataml as st
+
+
+def mlp(n_inputs, n_outputs):
+    return torch.nn.Sequential(
+        torch.nn.Linear(n_inputs, 64), torch.nn.ReLU(),
+        torch.nn.Linear(64, 64), torch.nn.ReLU(),
+        torch.nn.Linear(64, n_outputs),
+    )
+
+
+def net(loss):
+    return st.TorchEstimator(mlp, loss=loss, epochs=3, batch_size=128, lr=0.01)
+
+
+torch_bce = st.Model("torch_bce", labels="loans", target="defaulted", columns={columns!r}, estimator=net("bce"))
+torch_grade = st.Model("torch_grade", labels="loans", target="grade", columns={columns!r}, estimator=net("cross_entropy"))
+torch_loss = st.Model("torch_loss", labels="loans", target="loss", columns={columns!r}, estimator=net("mse"))
+"""
+
+
+def _torch_ws(ws: st.Workspace) -> st.Workspace:
+    pytest.importorskip("torch")
+    (ws.root / "definitions.py").write_text(TORCH_DEFINITIONS.format(columns=NUMERIC))
+    return st.Workspace.open(ws.root)
+
+
+@pytest.mark.parametrize("name", ["torch_bce", "torch_grade", "torch_loss"])
+def test_torch_network_exports_with_its_preparation_and_head_in_the_graph(
+    loans_ws: st.Workspace, name: str
+) -> None:
+    ws = _torch_ws(loans_ws)
+    assert st.train(ws, name).version == 1
+    out = export_model(ws, name)
+    # regressors: float32 network outputs times the target's scale, so relative to the values
+    atol = 1e-5 * out["tolerance_scale"]
+    assert out["created"] and out["max_abs_diff"] < atol and out["sample"]["rows"] == 512
+    proto = onnx.load_from_string(ws.artifacts.read_bytes(out["sha256"]))
+    # the raw feature matrix goes in (any number of rows): filling and scaling are in the graph
+    (inp,) = proto.graph.input
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["batch", 3]
+    assert {"IsNaN", "Where", "Sub", "Div", "Gemm"} <= {n.op_type for n in proto.graph.node}
+    rows = _rows()  # incomes are missing in some rows
+    assert any(r["income"] is None or r["income"] != r["income"] for r in rows)
+    native = load_model(ws, name).predict(rows)
+    exported = load_model(ws, name, runtime="onnx")
+    _same(native, exported.predict(rows), atol)
+    _same(native[:1], exported.predict(rows[:1]), atol)
+    assert not export_model(ws, name)["created"]  # the same network gives the same bytes
+
+
+def test_int8_quantised_torch_network_is_smaller_and_close(loans_ws: st.Workspace) -> None:
+    ws = _torch_ws(loans_ws)
+    st.train(ws, "torch_bce")
+    full = export_model(ws, "torch_bce")
+    q = export_model(ws, "torch_bce", quantize="int8")
+    assert q["quantized"] and q["size_unquantized"] == full["size"] and q["size"] < full["size"] / 1.8
+    assert q["max_abs_diff_unquantized"] < 1e-5 and q["max_abs_diff"] <= 0.05
+    rows = _rows()
+    _same(load_model(ws, "torch_bce").predict(rows), load_model(ws, "torch_bce", runtime="onnx-int8").predict(rows), 0.05)
+    print(f"torch_bce: safetensors {full['size_native']} B, onnx {full['size']} B "
+          f"(max diff {full['max_abs_diff']:.2g}), int8 {q['size']} B (max diff {q['max_abs_diff']:.2g})")

@@ -71,3 +71,25 @@ def test_ray_engine_matches_local(workspace, models, tmp_path: Path) -> None:
     b = pq.read_table(tmp_path / "r.parquet").sort_by("row_id")
     assert a.column("row_id").to_pylist() == b.column("row_id").to_pylist()
     assert np.allclose(a.column("prediction").to_numpy(), b.column("prediction").to_numpy())
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_engine_scores_a_dataset_version(workspace, models, tmp_path: Path) -> None:
+    # dataset versions live in the content-addressed artifact store: files without a .parquet name
+    pytest.importorskip("ray")
+    from strataml.data import Column, Contract, get_version, ingest
+
+    contract = Contract("scoring", key="tx_id", columns=[Column("tx_id", "string"), *(Column(f, "float") for f in FEATURES)])
+    workspace.definitions.add(contract)
+    src = _input(tmp_path, 4000)
+    for part in ("a", "b"):
+        assert ingest(workspace, str(src / f"{part}.parquet"), contract="scoring").status == "created"
+    assert len(get_version(workspace, "scoring").paths()) == 2
+    local = score(workspace, "fraud", "scoring", tmp_path / "l.parquet", models=models)
+    remote = score(workspace, "fraud", "scoring@latest", tmp_path / "r.parquet", engine="ray", models=models)
+    assert local["rows"] == remote["rows"] == 4000
+    a = pq.read_table(tmp_path / "l.parquet").sort_by("row_id")
+    b = pq.read_table(tmp_path / "r.parquet").sort_by("row_id")
+    assert a.column("row_id").to_pylist() == b.column("row_id").to_pylist() == sorted(f"t{i}" for i in range(4000))
+    assert np.allclose(a.column("prediction").to_numpy(), b.column("prediction").to_numpy())

@@ -31,14 +31,14 @@ def reg_ws(tmp_path: Path) -> Iterator[st.Workspace]:
     ws.close()
 
 
-def _expected(ws: st.Workspace, runtime: str) -> list[float]:
+def _expected(ws: st.Workspace, runtime: str, name: str = "fraud") -> list[float]:
     from strataml.features import compute_request_features, get_online_features, resolve_view
     from strataml.models import load_model
 
     stored = get_online_features(ws, ["user_spend"], [{"user_id": i["user_id"]} for i in INSTANCES])
     req = compute_request_features(resolve_view(ws, "request"), INSTANCES)
     rows = [{**i, **s, **r} for i, s, r in zip(INSTANCES, stored, req, strict=True)]
-    return [float(x) for x in load_model(ws, "fraud", 1, runtime=runtime).predict(rows)]
+    return [float(x) for x in load_model(ws, name, 1, runtime=runtime).predict(rows)]
 
 
 def _served_sha(client: Any) -> str | None:
@@ -102,3 +102,26 @@ def test_onnx_runtime_without_an_export_is_refused_by_name(reg_ws: st.Workspace)
     with pytest.raises(NotFound, match="has no int8 ONNX export") as err:
         RegistryModels(reg_ws).get("fraud", "champion")
     assert "--quantize int8" in str(err.value.hint)
+
+
+def test_deployment_serves_a_torch_networks_int8_export(reg_ws: st.Workspace) -> None:
+    torch = pytest.importorskip("torch")
+
+    def mlp(n_inputs: int) -> Any:
+        return torch.nn.Sequential(torch.nn.Linear(n_inputs, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+
+    reg_ws.definitions.add(st.Model("fraud_mlp", labels="labels", target="is_fraud", features=["user_spend", "request"],
+                                    estimator=st.TorchEstimator(mlp, loss="bce", epochs=5, lr=0.01)))
+    assert st.train(reg_ws, "fraud_mlp").version == 1
+    export = export_model(reg_ws, "fraud_mlp", quantize="int8")
+    assert export["quantized"] and export["max_abs_diff"] <= 0.05
+    set_traffic(reg_ws.catalog, "fraud_mlp", {"runtime": "onnx-int8"}, reason="int8 network")
+    key = create_key(reg_ws.catalog, ["predict:fraud_mlp"])[1]
+    with make_client(reg_ws, None, preload=("fraud_mlp",)) as c:
+        # "nobody" has no stored features: the graph fills them with the training means
+        r = c.post("/v1/models/fraud_mlp/predict", json={"instances": INSTANCES}, headers=bearer(key))
+        assert r.status_code == 200, r.text
+        assert c.app.state.gateway.models.cached("fraud_mlp", "champion").sha256 == export["sha256"]
+        got = r.json()["predictions"]
+        assert got == pytest.approx(_expected(reg_ws, "onnx-int8", "fraud_mlp"), abs=1e-9)
+        assert got == pytest.approx(_expected(reg_ws, "native", "fraud_mlp"), abs=0.05)

@@ -1,10 +1,11 @@
 """ONNX export of registered model versions, and safe loading of ONNX artifacts.
 
 :func:`export_model` converts a version's verified artifact to ONNX (scikit-learn
-through skl2onnx, LightGBM and XGBoost through onnxmltools), optionally quantises its weight
-matrices to int8 (onnxruntime dynamic quantisation), compares its predictions with
-the native model's on a sample of the version's training data, and refuses the export
-when they differ by more than the tolerance. An accepted export is stored in the
+through skl2onnx, LightGBM and XGBoost through onnxmltools, PyTorch networks through
+``torch.onnx.export`` with their input preparation and output head in the graph),
+optionally quantises its weight matrices to int8 (onnxruntime dynamic quantisation),
+compares its predictions with the native model's on a sample of the version's training
+data, and refuses the export when they differ by more than the tolerance. An accepted export is stored in the
 artifact store under its sha256 and recorded in the catalog as an export of that
 version, with an event.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -141,11 +143,100 @@ def _from_xgboost(model: Any, signature: Mapping[str, Any]) -> Any:
     )
 
 
+def _from_torch(estimator: Any, signature: Mapping[str, Any]) -> Any:
+    """The fitted network with what :class:`~strataml.models.torch_adapter.TorchEstimator`
+    does around it (missing values to the training mean, standardisation, the output head:
+    sigmoid, softmax or the target's de-standardisation) folded into one graph that takes
+    the raw feature matrix (float64, in signature order) with a dynamic batch dimension."""
+    import logging
+
+    import torch
+
+    from strataml.models.torch_adapter import TorchEstimator
+
+    if not isinstance(estimator, TorchEstimator):
+        raise ExportRefused(f"a torch-format version holds a {type(estimator).__name__}, not a TorchEstimator")
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx.export's exporter is written in it)
+    except ImportError as exc:
+        raise MissingExtra("onnxscript", "onnx", "exporting PyTorch models to ONNX") from exc
+    n = _float_inputs(signature, "this PyTorch model")
+    names = [i["name"] for i in signature["inputs"]]
+    fitted = list(estimator.feature_names_in_)
+    if names != fitted:
+        raise ExportRefused(f"the model's signature inputs {names} are not the network's inputs {fitted}, in order")
+    wrapper = _torch_graph(torch, estimator).eval()
+    example = torch.zeros((2, n), dtype=torch.float64)
+    # the exporter logs a warning per torchvision operator it cannot register, and warns
+    # about its own internals: nothing a user can act on
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["variable" if estimator.loss == "mse" else "probabilities"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                opset_version=18,
+                external_data=False,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        log.setLevel(level)
+    assert program is not None  # dynamo=True without a file name returns the program
+    proto = program.model_proto
+    # the exporter records Python stack traces and source paths per node: not part of the
+    # model, and they would make the bytes depend on where strataml is installed
+    proto.ClearField("doc_string")
+    proto.ClearField("metadata_props")
+    for node in proto.graph.node:
+        node.ClearField("doc_string")
+        node.ClearField("metadata_props")
+    proto.graph.ClearField("value_info")
+    return proto
+
+
+def _torch_graph(torch: Any, est: Any) -> Any:
+    """The module exported for a fitted TorchEstimator (a class defined here so that
+    importing this module does not import torch)."""
+    params = list(est.module_.parameters())
+    dtype = params[0].dtype if params else torch.float32
+
+    class Exported(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = est.module_
+            self.register_buffer("mean", torch.tensor(est.mean_, dtype=torch.float64))
+            self.register_buffer("scale", torch.tensor(est.scale_, dtype=torch.float64))
+
+        def forward(self, x: Any) -> Any:
+            x = torch.where(torch.isnan(x), self.mean, x)
+            if est.standardize:
+                x = (x - self.mean) / self.scale
+            out = self.net(x.to(dtype))
+            if est.loss == "bce":
+                p = torch.sigmoid(out).reshape(-1, 1)
+                return torch.cat([1.0 - p, p], dim=1)
+            if est.loss == "cross_entropy":
+                return torch.softmax(out, dim=1)
+            return out.reshape(-1).to(torch.float64) * float(est.target_scale_) + float(est.target_mean_)
+
+    return Exported()
+
+
 #: registered model format → converter(native model, signature) -> onnx.ModelProto
 CONVERTERS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "skops": _from_sklearn,
     "lightgbm": _from_lightgbm,
     "xgboost": _from_xgboost,
+    "torch": _from_torch,
 }
 
 
@@ -575,7 +666,7 @@ def export_model(
 
 def _estimator_classes(native: Any, fmt: str, classes: list[Any]) -> list[Any]:
     """The order of the probability columns the converted model emits."""
-    if fmt == "skops" and hasattr(native, "classes_"):
+    if fmt in ("skops", "torch") and hasattr(native, "classes_"):
         return [c.item() if isinstance(c, np.generic) else c for c in native.classes_]
     return list(classes)
 
@@ -584,7 +675,8 @@ def _converter_versions(fmt: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for p in ("onnx", "onnxruntime", "skl2onnx" if fmt == "skops" else "onnxmltools"):
+    converter = {"skops": ("skl2onnx",), "torch": ("torch", "onnxscript")}.get(fmt, ("onnxmltools",))
+    for p in ("onnx", "onnxruntime", *converter):
         try:
             out[p] = version(p)
         except PackageNotFoundError:

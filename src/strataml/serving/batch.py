@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -191,13 +192,23 @@ def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns:
     if id_col is None:
         raise ConfigError("scoring with --engine ray needs a row id column", hint="pass --id-column COLUMN (the dataset key is used when it has one)")
     servable = s
+    # Ray reads the files itself, one task per row group, rather than through
+    # ``ray.data.read_parquet``: a dataset version's files are content-addressed (no
+    # ``.parquet`` name), and Ray's reader filters paths by extension (in Ray 2.57+ even
+    # with ``file_extensions=None``, ray-project/ray#65557)
+    parts = [{"path": f, "row_group": g} for f in files for g in range(pq.read_metadata(f).num_row_groups)]
 
-    def fn(batch: pa.Table) -> pa.Table:
-        preds = predict_batch(servable, batch)
-        return _output_table(servable, batch, preds, id_col, 0)
+    def fn(batch: pa.Table) -> Iterator[pa.Table]:
+        for path, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist(), strict=True):
+            with pq.ParquetFile(path) as pf:
+                for rb in pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
+                    table = pa.Table.from_batches([rb])
+                    yield _output_table(servable, table, predict_batch(servable, table), id_col, 0)
 
-    ds = ray.data.read_parquet(files, columns=columns)
-    scored = ds.map_batches(fn, batch_format="pyarrow", batch_size=batch_rows)
+    if not parts:
+        raise StrataError(f"no rows to score in {len(files)} input file(s)")
+    ds = ray.data.from_items(parts, override_num_blocks=len(parts))
+    scored = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     writer: pq.ParquetWriter | None = None
