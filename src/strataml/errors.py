@@ -58,6 +58,10 @@ class UnsafePath(StrataError):
     """A path or URI tries to leave the directory it is confined to."""
 
 
+class UnsafeModel(StrataError):
+    """A model artifact is refused: pickle, unknown format, or a type that is not trusted."""
+
+
 class IntegrityError(StrataError):
     """Stored content does not match its recorded hash (tampering or corruption)."""
 

@@ -27,16 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataml.errors import ConfigError, StrataError
+from strataml.errors import ConfigError
+from strataml.errors import UnsafeModel as UnsafeModel  # re-exported: where model formats are
 
 #: modules whose types a skops file may name without an explicit trust entry
 SAFE_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.")
 FORMATS = ("lightgbm", "skops", "xgboost", "torch", "onnx")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-class UnsafeModel(StrataError):
-    """A model artifact is refused: pickle, unknown format, or a type that is not trusted."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strataml.errors import ConfigError, MissingExtra
+from strataml.errors import ConfigError, MissingExtra, UnsafeModel
 
 FORMAT = "strataml.torch"
 FORMAT_VERSION = 1
@@ -64,12 +64,6 @@ HEADER_FIELDS = {
 }
 _DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"}
 _MAX_HEADER = 16 * 1024 * 1024
-
-
-def _unsafe(message: str, hint: str | None = None) -> Exception:
-    from strataml.models.serialization import UnsafeModel
-
-    return UnsafeModel(message, hint=hint)
 
 
 def _torch(purpose: str) -> Any:
@@ -437,7 +431,7 @@ def dump(estimator: TorchEstimator) -> bytes:
     seen: dict[int, str] = {}
     for k, v in tensors.items():
         if v.numel() and v.data_ptr() in seen:
-            raise _unsafe(
+            raise UnsafeModel(
                 f"parameters {seen[v.data_ptr()]!r} and {k!r} share memory (tied weights), which safetensors cannot store",
                 hint="networks with tied weights are not supported; give each layer its own parameters",
             )
@@ -453,7 +447,7 @@ def _check_fitted(estimator: TorchEstimator) -> None:
 
 def _check(cond: bool, where: str, what: str) -> None:
     if not cond:
-        raise _unsafe(
+        raise UnsafeModel(
             f"{where} is not a strataml torch artifact: {what}",
             hint="strataml saves torch models as safetensors with a JSON header; re-create it with 'strata train'",
         )
@@ -485,7 +479,7 @@ def _verify(data: bytes, where: str) -> dict[str, Any]:
     try:
         layout = json.loads(data[8 : 8 + n])
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _unsafe(f"{where} has an unreadable safetensors header: {exc}") from None
+        raise UnsafeModel(f"{where} has an unreadable safetensors header: {exc}") from None
     _check(isinstance(layout, dict), where, "the safetensors header is not an object")
     meta = layout.pop("__metadata__", None)
     _check(
@@ -494,7 +488,7 @@ def _verify(data: bytes, where: str) -> dict[str, Any]:
     assert isinstance(meta, dict)
     extra = sorted(set(meta) - {"strataml"})
     if extra:
-        raise _unsafe(
+        raise UnsafeModel(
             f"{where} carries metadata field(s) {extra} outside strataml's torch format; it is refused "
             "(an artifact holds weights and data, never a reference to code)"
         )
@@ -528,11 +522,11 @@ def _verify(data: bytes, where: str) -> dict[str, Any]:
     try:
         head = json.loads(meta["strataml"])
     except (TypeError, ValueError) as exc:
-        raise _unsafe(f"{where} has an unreadable strataml header: {exc}") from None
+        raise UnsafeModel(f"{where} has an unreadable strataml header: {exc}") from None
     _check(isinstance(head, dict), where, "the strataml header is not an object")
     unknown = sorted(set(head) - HEADER_FIELDS)
     if unknown:
-        raise _unsafe(
+        raise UnsafeModel(
             f"{where} has header field(s) {unknown} outside strataml's torch format; it is refused "
             "(an artifact holds weights and data, never a reference to code)",
             hint="the network is built by the model's definition in definitions.py, never by the artifact",
@@ -547,7 +541,7 @@ def _verify(data: bytes, where: str) -> dict[str, Any]:
     assert isinstance(params, dict)
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
-        raise _unsafe(
+        raise UnsafeModel(
             f"{where} has hyper-parameter(s) {unknown} outside strataml's torch format; it is refused "
             "(an artifact holds weights and data, never a reference to code)"
         )
@@ -612,7 +606,7 @@ def load(data: bytes, definition: Any, where: str) -> TorchEstimator:
     try:
         tensors = load_tensors(data)
     except Exception as exc:
-        raise _unsafe(f"{where} could not be read by safetensors: {exc}") from exc
+        raise UnsafeModel(f"{where} could not be read by safetensors: {exc}") from exc
     with torch.random.fork_rng(devices=[]):
         net = est._build(torch, len(est.feature_names_in_), est.n_outputs_)
     expected = {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}

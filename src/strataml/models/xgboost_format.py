@@ -26,16 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strataml.errors import MissingExtra
+from strataml.errors import MissingExtra, UnsafeModel
 
 #: the objectives whose predictions a classifier's probabilities are read from
 CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
-
-
-def _unsafe(message: str, hint: str | None = None) -> Exception:
-    from strataml.models.serialization import UnsafeModel
-
-    return UnsafeModel(message, hint=hint)
 
 
 def _xgb(purpose: str) -> Any:
@@ -71,7 +65,7 @@ def dump(estimator: Any) -> bytes:
     raw = bytes(booster_of(estimator).save_raw(raw_format="json"))
     objective = verify(raw, "the new XGBoost model")
     if is_classifier(estimator) and objective not in CLASSIFIER_OBJECTIVES:
-        raise _unsafe(
+        raise UnsafeModel(
             f"an XGBoost classifier with objective {objective!r} gives no class probabilities",
             hint="leave the objective at its default (binary:logistic or multi:softprob)",
         )
@@ -81,14 +75,14 @@ def dump(estimator: Any) -> bytes:
 def verify(data: bytes, where: str) -> str:
     """Check that ``data`` is an XGBoost JSON model before XGBoost parses it; returns its objective."""
     if not data.lstrip()[:1] == b"{":
-        raise _unsafe(
+        raise UnsafeModel(
             f"{where} is not an XGBoost JSON model (it does not start with a JSON object)",
             hint="strataml stores XGBoost models as Booster.save_raw('json'); re-create it with 'strata train'",
         )
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _unsafe(f"{where} is not an XGBoost JSON model: {exc}") from None
+        raise UnsafeModel(f"{where} is not an XGBoost JSON model: {exc}") from None
     learner = doc.get("learner") if isinstance(doc, dict) else None
     version = doc.get("version") if isinstance(doc, dict) else None
     if (
@@ -97,13 +91,13 @@ def verify(data: bytes, where: str) -> str:
         or len(version) != 3
         or not all(isinstance(v, int) for v in version)
     ):
-        raise _unsafe(f"{where} is not an XGBoost JSON model (it lacks 'learner' and 'version')")
+        raise UnsafeModel(f"{where} is not an XGBoost JSON model (it lacks 'learner' and 'version')")
     objective = learner.get("objective")
     name = objective.get("name") if isinstance(objective, dict) else None
     if not isinstance(name, str) or "gradient_booster" not in learner:
-        raise _unsafe(f"{where} is not an XGBoost JSON model (no objective or booster)")
+        raise UnsafeModel(f"{where} is not an XGBoost JSON model (no objective or booster)")
     if name.startswith(("rank:", "multi:softmax")):
-        raise _unsafe(
+        raise UnsafeModel(
             f"{where} has objective {name!r}, which strataml does not serve",
             hint="use binary:logistic or multi:softprob for classifiers, a reg:* objective for regressors",
         )
@@ -183,7 +177,7 @@ class XGBoostModel:
         if self.objective == "multi:softprob":
             # float32 probabilities from XGBoost sum to one only to float32 precision
             return np.asarray(out / out.sum(axis=1, keepdims=True))
-        raise _unsafe(
+        raise UnsafeModel(
             f"an XGBoost model with objective {self.objective!r} gives no class probabilities"
         )
 
@@ -202,5 +196,5 @@ def load(data: bytes, where: str) -> XGBoostModel:
         booster = xgb.Booster()
         booster.load_model(bytearray(data))
     except Exception as exc:
-        raise _unsafe(f"{where} is not a valid XGBoost model: {exc}") from exc
+        raise UnsafeModel(f"{where} is not a valid XGBoost model: {exc}") from exc
     return XGBoostModel(booster, objective)
