@@ -79,3 +79,29 @@ def test_alias_move_and_rollback_without_restart(reg_ws) -> None:
         rb = c.post("/v1/models/fraud/rollback", headers=bearer(key))
         assert rb.status_code == 200 and rb.json()["to"] == 1
         assert c.post("/v1/models/fraud/predict", json={"instances": inst}, headers=bearer(key)).json()["version"] == 1
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_batch_scoring_looks_up_feature_views(reg_ws, tmp_path) -> None:
+    # the Ray workers open the workspace to read the online store, as the local engine does
+    pytest.importorskip("ray")
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from strataml.serving import score
+
+    insts = [{"tx": f"r{i}", "user_id": f"u{i % 45}", "amount_now": float(10 + 3 * i)} for i in range(300)]  # u40+ unknown
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(insts), src)
+    local = score(reg_ws, "fraud", str(src), tmp_path / "l.parquet", id_column="tx")
+    remote = score(reg_ws, "fraud", str(src), tmp_path / "r.parquet", id_column="tx", engine="ray")
+    assert local["rows"] == remote["rows"] == 300
+    a = pq.read_table(tmp_path / "l.parquet").sort_by("row_id")
+    b = pq.read_table(tmp_path / "r.parquet").sort_by("row_id")
+    assert a.column("row_id").to_pylist() == b.column("row_id").to_pylist()
+    by_id = {i["tx"]: i for i in insts}
+    expected = _expected(reg_ws, 1, [by_id[r] for r in b.column("row_id").to_pylist()])
+    assert np.allclose(b.column("prediction").to_numpy(), expected)
+    assert np.allclose(a.column("prediction").to_numpy(), b.column("prediction").to_numpy())

@@ -178,6 +178,16 @@ def _write(writer: pq.ParquetWriter | None, tmp: Path, s: Servable, item: tuple[
     return writer
 
 
+_WORKER_WORKSPACES: dict[str, Workspace] = {}
+
+
+def _worker_workspace(root: str) -> Workspace:
+    """The workspace at ``root``, opened once per Ray worker process."""
+    if root not in _WORKER_WORKSPACES:
+        _WORKER_WORKSPACES[root] = Workspace.open(root)
+    return _WORKER_WORKSPACES[root]
+
+
 def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns: list[str], id_col: str | None, batch_rows: int) -> int:
     try:
         import ray
@@ -198,12 +208,18 @@ def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns:
     # with ``file_extensions=None``, ray-project/ray#65557)
     parts = [{"path": f, "row_group": g} for f in files for g in range(pq.read_metadata(f).num_row_groups)]
 
+    # a model over feature views looks its stored features up in the workspace's online
+    # store from the worker (which opens the workspace by its root: a shared folder, or
+    # server URLs in its strata.toml for a remote cluster)
+    root = str(ws.root) if s.views else None
+
     def fn(batch: pa.Table) -> Iterator[pa.Table]:
+        worker_ws = _worker_workspace(root) if root else None
         for path, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist(), strict=True):
             with pq.ParquetFile(path) as pf:
                 for rb in pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
                     table = pa.Table.from_batches([rb])
-                    yield _output_table(servable, table, predict_batch(servable, table), id_col, 0)
+                    yield _output_table(servable, table, predict_batch(servable, table, worker_ws), id_col, 0)
 
     if not parts:
         raise StrataError(f"no rows to score in {len(files)} input file(s)")
