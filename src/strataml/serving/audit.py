@@ -173,9 +173,16 @@ class _Writer:
         self._waiters: collections.deque[tuple[int, _Waiter]] = collections.deque()
         self._flush_scheduled = False
         self._writing = False
-        ready = self._read_acks(block=True)  # the writer answers 0 once its file exists
-        if not ready or self._proc.poll() is not None:
+        self._ready = False
+
+    def _wait_ready(self) -> None:
+        """Wait for the writer's first answer (0, once its file exists)."""
+        if self._ready:
+            return
+        if not self._read_acks(block=True) or self._proc is None or self._proc.poll() is not None:
             raise OSError(f"the prediction log writer could not start in {self.directory}")
+        self._ready = True
+        self.flushes -= 1  # the start-up answer flushed nothing
         os.set_blocking(self._wfd, False)
         os.set_blocking(self._rfd, False)
         if self._loop is not None and not self._loop.is_closed():
@@ -207,6 +214,7 @@ class _Writer:
             raise RuntimeError("the prediction log is closed")
         if self._proc is None:
             self._start()
+        self._wait_ready()
         self._queued += len(data)
         self._buf += data
         self._waiters.append((self._queued, waiter))
@@ -228,9 +236,9 @@ class _Writer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
+            self._enqueue(data, fut)
             if self._loop is not loop:
                 self._attach(loop)
-            self._enqueue(data, fut)
             if not self._flush_scheduled:  # one pipe write for every append of this loop iteration
                 self._flush_scheduled = True
                 loop.call_soon(self._send)
@@ -383,9 +391,11 @@ class AuditLog:
     so the guarantee is the same with any number.
     """
 
-    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 2) -> None:
+    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 4) -> None:
         self.directory = directory
         self.lanes = [_Writer(directory, rotate_bytes=rotate_bytes, fsync=fsync) for _ in range(max(1, lanes))]
+        for lane in self.lanes:  # started together, waited for together
+            lane._wait_ready()
 
     @staticmethod
     def encode(records: Iterable[dict[str, Any]]) -> bytes:

@@ -291,6 +291,10 @@ class LightGBMRows:
         self._out_len = ctypes.c_int64()
         self._out_len_p = ctypes.addressof(self._out_len)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the C handles are per process: a copy (e.g. sent to a Ray worker) sets up its own
+        return (LightGBMRows, (self.booster, self.names, self.codes), {"threaded_rows": self.threaded_rows})
+
     def matrix(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """The float64 input matrix of ``rows`` (None → NaN, strings → training category codes, unknown → NaN)."""
         out = np.empty((len(rows), len(self.names)), dtype=np.float64)
