@@ -269,7 +269,7 @@ class LightGBMRows:
         import ctypes
         import weakref
 
-        from lightgbm.basic import _LIB, _safe_call
+        from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]
 
         self.booster = booster
         self.names = names
@@ -323,7 +323,7 @@ class LightGBMRows:
         for i in range(n):
             rc = self._fast(self._config.value, x_at + i * x_step, self._out_len_p, res_at + i * res_step)
             if rc != 0:
-                from lightgbm.basic import _LIB
+                from lightgbm.basic import _LIB  # type: ignore[attr-defined]
 
                 raise RuntimeError(f"LightGBM prediction failed: {_LIB.LGBM_GetLastError().decode()}")
         return res[:, 0] if self.width == 1 else res
