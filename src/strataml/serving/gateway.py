@@ -382,7 +382,7 @@ class Gateway:
     def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         """Move the champion alias of ``name`` back to its previous version."""
         try:
-            from strataml.models import rollback  # type: ignore[attr-defined]
+            from strataml.models import rollback
         except ImportError as exc:
             raise NotFound(f"model {name!r}: no model registry is available to roll back", hint="install strataml with its models layer") from exc
         out: dict[str, Any] = rollback(self.ws, name, reason=reason or "rollback through the gateway")

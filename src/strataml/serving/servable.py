@@ -485,7 +485,7 @@ class RegistryModels:
 
     def _load(self, name: str, ref: str) -> Servable:
         try:
-            from strataml.models import load_model  # type: ignore[attr-defined]
+            from strataml.models import load_model
         except ImportError as exc:  # the models layer is absent from this installation
             raise NotFound(f"model {name!r}: no model registry is available", hint="install strataml with its models layer") from exc
         loaded = load_model(self.ws, name, ref=ref)
@@ -507,14 +507,14 @@ class RegistryModels:
 
     def names(self) -> list[str]:
         try:
-            from strataml.models import list_models  # type: ignore[attr-defined]
+            from strataml.models import list_models
         except ImportError:
             return sorted({n for n, _ in self._by_version})
         return sorted(str(m["name"] if isinstance(m, dict) else getattr(m, "name", m)) for m in list_models(self.ws))
 
     def previous(self, name: str, alias: str) -> Servable | None:
         try:
-            from strataml.models import get_model  # type: ignore[attr-defined]
+            from strataml.models import get_model
         except ImportError:
             return None
         history = [h for h in get_model(self.ws, name).get("alias_history", []) if h.get("alias") == alias]
