@@ -53,6 +53,15 @@ def _type_ok(kind: str, value: Any) -> bool:
     return True
 
 
+_NONE = type(None)
+_EXACT: dict[str, frozenset[type]] = {
+    **dict.fromkeys(("float", "double", "number"), frozenset({int, float, _NONE})),
+    **dict.fromkeys(("int", "integer", "int64"), frozenset({int, _NONE})),
+    "bool": frozenset({bool, _NONE}),
+    **dict.fromkeys(("string", "timestamp", "category"), frozenset({str, _NONE})),
+}
+
+
 @dataclass
 class Servable:
     """One model version ready to answer predictions.
@@ -83,8 +92,26 @@ class Servable:
         """Input feature names in model order."""
         return [f.name for f in self.features]
 
+    def _exact_types(self) -> tuple[tuple[str, frozenset[type] | None], ...]:
+        """Per required field, the exact value types that certainly pass (None: any value)."""
+        key = (self.features, self.views, self.entity_keys, self.request_fields)
+        cached = self.extra.get("_exact_types")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        if self.views:
+            declared = self.extra.get("field_types", {})
+            kinds = [(n, declared.get(n, "any")) for n in (*self.entity_keys, *self.request_fields)]
+        else:
+            kinds = [(f.name, f.type) for f in self.features]
+        plan = tuple((n, _EXACT.get(k)) for n, k in kinds)
+        self.extra["_exact_types"] = (key, plan)
+        return plan
+
     def check_instances(self, instances: Sequence[dict[str, Any]]) -> None:
         """Raise :class:`InputError` naming every missing field or wrong-typed value."""
+        plan = self._exact_types()
+        if all(name in inst and (allowed is None or type(inst[name]) in allowed) for inst in instances for name, allowed in plan):
+            return  # every value has a type that passes: nothing to report
         if self.views:
             required = list(self.entity_keys) + list(self.request_fields)
             declared = self.extra.get("field_types", {})
