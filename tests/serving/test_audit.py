@@ -131,3 +131,51 @@ def test_sigterm_drains_requests_in_flight(workspace: st.Workspace) -> None:
         c.close()
     assert results == [200] * 4
     assert len(query_predictions(workspace.state_dir / "predictions", "fraud", limit=None)) == 4
+
+
+def _record(i: int) -> dict[str, object]:
+    return {"request_id": f"r{i}", "ts": "2026-01-01T00:00:00+00:00", "model": "m", "version": 1, "instance": 0, "features": {"x": i},
+            "output": 0.5, "latency_ms": 1.0, "key_id": "k", "degraded": False, "mode": "live", "deployment": "m", "route": "t"}
+
+
+def test_a_dead_writer_fails_its_appends_and_the_next_append_starts_a_new_one(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "p", lanes=1)
+    (lane,) = log.lanes
+
+    async def run() -> None:
+        await log.append([_record(0)])
+        assert lane._proc is not None
+        lane._proc.kill()  # the writer dies (OOM killer, operator error)
+        lane._proc.wait()
+        with pytest.raises(OSError, match="prediction log could not be written"):
+            await asyncio.wait_for(log.append([_record(1)]), 10)
+        await asyncio.wait_for(log.append([_record(2)]), 10)  # a new writer, a new file
+
+    asyncio.run(run())
+    log.append_sync([_record(3)])  # from a thread without a loop
+    log.close()
+    logged = {r["request_id"] for r in query_predictions(tmp_path / "p", "m", limit=None)}
+    assert {"r0", "r2", "r3"} <= logged and len(list((tmp_path / "p").glob("*.jsonl"))) == 2
+
+
+def test_files_are_cut_to_their_data_and_a_killed_writer_leaves_a_readable_file(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "p", lanes=1)
+
+    async def run() -> None:
+        await asyncio.gather(*(log.append([_record(i)]) for i in range(50)))
+
+    asyncio.run(run())
+    (path,) = log.paths
+    assert path.stat().st_size > 1 << 20  # extended ahead of the data, in zero-filled steps
+    proc = log.lanes[0]._proc
+    assert proc is not None
+    proc.kill()  # no chance to cut the file: the zeros stay, readers skip them
+    proc.wait()
+    assert len(query_predictions(tmp_path / "p", "m", limit=None)) == 50
+    log.close()
+
+    log = AuditLog(tmp_path / "q", lanes=2)
+    asyncio.run(log.append([_record(0)]))
+    log.close()
+    sizes = sorted(p.stat().st_size for p in log.paths)
+    assert sizes[0] == 0 and 0 < sizes[1] < 1000  # closed files hold exactly their lines

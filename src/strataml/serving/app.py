@@ -21,9 +21,11 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.serving.auth import ApiKey, AuthError
@@ -412,6 +414,29 @@ class HttpGateway:
         ]
 
 
+class PredictFastRoute:
+    """ASGI middleware sending ``POST /v1/models/{name}/predict`` straight to its handler,
+    past route matching and the exception middleware: the busiest route skips their
+    per-request work, and the handler already turns every error into its JSON answer.
+    Anything else (other routes, a mounted root path) goes through the router."""
+
+    def __init__(self, app: ASGIApp, http: HttpGateway) -> None:
+        self.app = app
+        self.http = http
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            path: str = scope["path"]
+            if path.startswith("/v1/models/") and path.endswith("/predict"):
+                name = path[11:-8]
+                if name and "/" not in name:
+                    scope["path_params"] = {"name": name}
+                    response = await self.http.predict(Request(scope, receive))
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:
     """The gateway as an ASGI application (``app.state.gateway`` holds its state)."""
     gw = Gateway(ws, models, config)
@@ -425,7 +450,7 @@ def create_app(ws: Workspace, models: ModelProvider | None = None, config: Gatew
         finally:
             await gw.shutdown()
 
-    app = Starlette(routes=http.routes(), lifespan=lifespan)
+    app = Starlette(routes=http.routes(), lifespan=lifespan, middleware=[Middleware(PredictFastRoute, http=http)])
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

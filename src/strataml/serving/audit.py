@@ -2,11 +2,13 @@
 
 Every prediction is one JSON line in an append-only file under
 ``<state>/predictions/`` (one file per gateway process, rotated by size). Requests
-hand their records to one writer thread, which writes everything pending in a single
-``write`` and ``fsync``s it before any of those requests is answered — so no
+hand their records to one writer process, which writes everything pending in a single
+``write`` and ``fdatasync``s it before any of those requests is answered — so no
 prediction acknowledged with a 2xx can be lost by a crash, and many concurrent
 requests share one disk flush. A line torn by a crash belongs to a request that was
-never acknowledged; readers skip it.
+never acknowledged; readers skip it, and the zeros after the last line of a file whose
+writer was killed (files are extended in zero-filled steps ahead of the data, and cut
+to their data when closed).
 
 DuckDB reads the log directly (:func:`log_relation_sql`), which is how
 ``strata predictions query|stats`` and monitoring analyse it.
@@ -15,8 +17,14 @@ DuckDB reads the log directly (:func:`log_relation_sql`), which is how
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import fcntl
 import os
+import select
+import struct
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -50,122 +58,78 @@ def log_dir(state_dir: Path) -> Path:
     return state_dir / "predictions"
 
 
-class _Lane:
-    """One log file with its writer thread: everything pending goes out in one write + fsync."""
-
-    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True) -> None:
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.rotate_bytes = rotate_bytes
-        self.fsync = fsync
-        self._pending: list[tuple[bytes, asyncio.Future[None] | threading.Event | None, asyncio.AbstractEventLoop | None]] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self.busy = False
-        self._fd = -1
-        self._size = 0
-        self.flushes = 0
-        self.records = 0
-        self._open_file()
-        self._thread = threading.Thread(target=self._run, name="strata-audit", daemon=True)
-        self._thread.start()
-
-    def _open_file(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        name = f"predictions-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        self.path = self.directory / name
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        self._size = 0
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)  # the new file's name survives a crash too
-        finally:
-            os.close(dfd)
-
-    @property
-    def idle(self) -> bool:
-        """Neither flushing nor holding pending records."""
-        return not self.busy and not self._pending
-
-    async def append_bytes(self, data: bytes) -> None:
-        """Append encoded lines; returns once they are on disk."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the prediction log is closed")
-            self._pending.append((data, fut, loop))
-            self._cond.notify()
-        await fut
-
-    def append_bytes_sync(self, data: bytes) -> None:
-        """Append encoded lines from a thread; returns once they are on disk."""
-        done = threading.Event()
-        with self._cond:
-            self._pending.append((data, done, None))
-            self._cond.notify()
-        done.wait()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                batch, self._pending = self._pending, []
-                if not batch and self._closed:
-                    return
-                self.busy = True
-            error: BaseException | None = None
+_WRITER = r"""
+import os, struct, sys, time
+directory, prefix, rotate, fsync = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+inp, out = sys.stdin.fileno(), sys.stdout.fileno()
+CHUNK, ZEROS = 4 << 20, bytes(1 << 20)
+seq = fd = -1
+pos = allocated = 0
+def open_file():
+    global seq, fd, pos, allocated
+    if fd >= 0:
+        os.ftruncate(fd, pos)
+        os.close(fd)
+    seq += 1
+    fd = os.open(os.path.join(directory, "%s-%04d.jsonl" % (prefix, seq)), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
+    pos = allocated = 0
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+def reserve(n):
+    # Overwriting blocks that are already written and sized makes each fdatasync a plain
+    # data flush; appending would also commit the file size through the journal every time.
+    global allocated
+    while pos + n > allocated:
+        end = allocated + CHUNK
+        while allocated < end:
+            allocated += os.pwrite(fd, ZEROS, allocated)
+        if fsync:
+            os.fdatasync(fd)
+total = 0
+try:
+    open_file()
+    os.write(out, struct.pack("<Q", 0))
+    while True:
+        data = os.read(inp, 1 << 16)
+        if not data:
+            break
+        if len(data) == 1 << 16:  # more may be waiting: take it all into this flush
+            parts = [data]
+            os.set_blocking(inp, False)
             try:
-                blob = b"".join(d for d, _, _ in batch)
-                view = memoryview(blob)
-                while view:
-                    n = os.write(self._fd, view)
-                    view = view[n:]
-                if self.fsync:
-                    os.fdatasync(self._fd)
-                self._size += len(blob)
-                self.flushes += 1
-                self.records += len(batch)
-                if self._size >= self.rotate_bytes:
-                    self._open_file()
-            except BaseException as exc:  # disk full, I/O error: every waiter fails
-                error = exc
-            with self._cond:
-                self.busy = False
-            self._resolve(batch, error)
+                while len(parts[-1]) == 1 << 16:
+                    parts.append(os.read(inp, 1 << 16))
+            except BlockingIOError:
+                pass
+            os.set_blocking(inp, True)
+            data = b"".join(parts)
+        reserve(len(data))
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, pos)
+            pos += n
+            view = view[n:]
+        if fsync:
+            os.fdatasync(fd)
+        total += len(data)
+        os.write(out, struct.pack("<Q", total))
+        if pos >= rotate and data.endswith(b"\n"):
+            open_file()
+    os.ftruncate(fd, pos)
+except BaseException as exc:
+    sys.stderr.write("strataml prediction log writer failed: %r\n" % (exc,))
+    try:
+        os.write(out, struct.pack("<Q", 2**64 - 1))
+    except OSError:
+        pass
+    sys.exit(1)
+"""
 
-    @staticmethod
-    def _resolve(batch: list[tuple[bytes, Any, asyncio.AbstractEventLoop | None]], error: BaseException | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for _, waiter, loop in batch:
-            if loop is None:
-                waiter.set()
-            else:
-                by_loop.setdefault(loop, []).append(waiter)
-
-        def finish(futs: list[asyncio.Future[None]]) -> None:
-            for f in futs:
-                if not f.done():
-                    if error is None:
-                        f.set_result(None)
-                    else:
-                        f.set_exception(OSError(f"the prediction log could not be written: {error}"))
-
-        for loop, futs in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(finish, futs)
-
-    def close(self) -> None:
-        """Flush what is pending and stop the writer."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=10)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+_FAILED = 2**64 - 1
+_Waiter = asyncio.Future[None] | threading.Event
 
 
 def encode(records: Iterable[dict[str, Any]]) -> bytes:
@@ -173,39 +137,287 @@ def encode(records: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE, default=str) for r in records)
 
 
+class _Writer:
+    """One log file fed through a pipe to its writer process (see :class:`AuditLog`)."""
+
+    def __init__(self, directory: Path, *, rotate_bytes: int, fsync: bool) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.rotate_bytes = rotate_bytes
+        self.fsync = fsync
+        self.flushes = 0
+        self.records = 0
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._start()
+
+    # --- the writer process ------------------------------------------------------------
+
+    def _start(self) -> None:
+        self.prefix = f"predictions-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _WRITER, str(self.directory), self.prefix, str(self.rotate_bytes), "1" if self.fsync else "0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._wfd = self._proc.stdin.fileno()
+        self._rfd = self._proc.stdout.fileno()
+        with contextlib.suppress(OSError):  # a larger pipe lets a burst queue up without blocking the loop
+            fcntl.fcntl(self._wfd, 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
+        self._buf = bytearray()
+        self._queued = 0
+        self._acked = 0
+        self._ackbuf = b""
+        self._waiters: collections.deque[tuple[int, _Waiter]] = collections.deque()
+        self._flush_scheduled = False
+        self._writing = False
+        self._ready = False
+
+    def _wait_ready(self) -> None:
+        """Wait for the writer's first answer (0, once its file exists)."""
+        if self._ready:
+            return
+        if not self._read_acks(block=True) or self._proc is None or self._proc.poll() is not None:
+            raise OSError(f"the prediction log writer could not start in {self.directory}")
+        self._ready = True
+        self.flushes -= 1  # the start-up answer flushed nothing
+        os.set_blocking(self._wfd, False)
+        os.set_blocking(self._rfd, False)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.add_reader(self._rfd, self._on_acks)
+
+    def _failed(self, why: str) -> None:
+        """The writer is gone: fail every pending append; the next append starts a new writer."""
+        err = OSError(f"the prediction log could not be written: {why}")
+        waiters, self._waiters = self._waiters, collections.deque()
+        for _, w in waiters:
+            self._resolve(w, err)
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._rfd)
+                self._loop.remove_writer(self._wfd)
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+            for f in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    f.close()  # type: ignore[union-attr]
+
+    # --- appending ---------------------------------------------------------------------
+
+    def _enqueue(self, data: bytes, waiter: _Waiter) -> None:
+        if self._closed:
+            raise RuntimeError("the prediction log is closed")
+        if self._proc is None:
+            self._start()
+        self._wait_ready()
+        self._queued += len(data)
+        self._buf += data
+        self._waiters.append((self._queued, waiter))
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read acknowledgements on ``loop`` (the loop of the latest async append)."""
+        old = self._loop
+        if old is not None and not old.is_closed():
+            with contextlib.suppress(Exception):
+                old.remove_reader(self._rfd)
+                old.remove_writer(self._wfd)
+        self._loop = loop
+        self._writing = False
+        loop.add_reader(self._rfd, self._on_acks)
+
+    async def append(self, records: list[dict[str, Any]]) -> None:
+        """Append records and return once they are on disk."""
+        data = encode(records)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._enqueue(data, fut)
+            if self._loop is not loop:
+                self._attach(loop)
+            if not self._flush_scheduled:  # one pipe write for every append of this loop iteration
+                self._flush_scheduled = True
+                loop.call_soon(self._send)
+        await fut
+
+    def append_sync(self, records: list[dict[str, Any]]) -> None:
+        """Append records from a thread without a running loop; returns once they are on disk."""
+        done = threading.Event()
+        with self._lock:
+            self._enqueue(encode(records), done)
+            self._send(block=True)
+        loop = self._loop
+        if loop is not None and loop.is_running():  # that loop reads the acknowledgements
+            done.wait()
+        else:
+            while not done.is_set():
+                with self._lock:
+                    if not done.is_set():
+                        self._read_acks(block=True)
+        error = getattr(done, "error", None)
+        if error is not None:
+            raise error
+
+    def _send(self, block: bool = False) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            while self._buf and self._proc is not None:
+                try:
+                    n = os.write(self._wfd, self._buf)
+                except BlockingIOError:
+                    if block:
+                        select.select([], [self._wfd], [], 1.0)
+                        continue
+                    if not self._writing and self._loop is not None:  # the pipe is full: continue when it drains
+                        self._writing = True
+                        self._loop.add_writer(self._wfd, self._send)
+                    return
+                except OSError as exc:
+                    self._failed(f"the writer process exited ({exc})")
+                    return
+                del self._buf[:n]
+            if self._writing and self._loop is not None:
+                self._writing = False
+                self._loop.remove_writer(self._wfd)
+
+    # --- acknowledgements --------------------------------------------------------------
+
+    def _on_acks(self) -> None:
+        with self._lock:
+            self._read_acks(block=False)
+
+    def _read_acks(self, block: bool) -> bool:
+        """Take the writer's answers and resolve every append they cover; False if none came."""
+        if block:
+            select.select([self._rfd], [], [], 30.0)
+        try:
+            data = os.read(self._rfd, 1 << 16)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            data = b""
+            why = str(exc)
+        else:
+            why = "the writer process exited"
+        if not data:
+            code = self._proc.poll() if self._proc is not None else None
+            self._failed(f"{why} (exit code {code})")
+            return False
+        data = self._ackbuf + data
+        whole = len(data) - len(data) % 8
+        self._ackbuf = data[whole:]
+        if whole == 0:
+            return False
+        acked = struct.unpack_from("<Q", data, whole - 8)[0]
+        if acked == _FAILED:
+            self._failed("the writer process failed (its error is on the gateway's stderr)")
+            return True
+        self.flushes += whole // 8
+        self._acked = acked
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= acked:
+            self._resolve(waiters.popleft()[1], None)
+            self.records += 1
+        return True
+
+    def _resolve(self, waiter: _Waiter, error: BaseException | None) -> None:
+        if isinstance(waiter, threading.Event):
+            waiter.error = error  # type: ignore[attr-defined]
+            waiter.set()
+            return
+        loop = waiter.get_loop()
+        if loop is self._loop:
+            _finish(waiter, error)
+        else:  # appended from another loop than the one reading acknowledgements
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_finish, waiter, error)
+
+    @property
+    def pending(self) -> int:
+        """Appends waiting for their flush."""
+        return len(self._waiters)
+
+    def close(self) -> None:
+        """Flush what is pending and stop the writer."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            proc = self._proc
+            if proc is None:
+                return
+            with contextlib.suppress(OSError):
+                self._send(block=True)
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(self._rfd)
+                    loop.remove_writer(self._wfd)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.close()  # end of input: the writer flushes and exits
+            os.set_blocking(self._rfd, True)
+            while self._waiters and self._read_acks(block=True):
+                pass
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            self._proc = None
+            self._failed("the prediction log was closed")
+
+
 class AuditLog:
     """The append-only prediction log of one process, with group commit.
 
-    It writes through ``lanes`` files, each with its own writer thread; a record goes
-    to an idle lane when there is one (so it is flushed at once instead of waiting for
-    the flush in progress), else to the lane with the least pending. Every lane
-    ``fsync``s before acknowledging, so the guarantee is the same with any number.
+    Appended lines go through a pipe to a small writer process, which writes everything
+    the pipe holds, ``fdatasync``s it, and answers with the number of bytes now durable;
+    an append returns once that number covers it. While one flush runs, later appends
+    gather in the pipe for the next one, so concurrent requests share disk flushes. The
+    writer is a process rather than a thread so that waiting on the disk never competes
+    with the event loop for the interpreter lock: acknowledgements arrive as ordinary
+    readable-pipe events on the loop. If the gateway dies, the writer reads end-of-file
+    and exits; if the writer dies, pending and later appends fail (and the next append
+    starts a new writer).
+
+    There are ``lanes`` such writers (files); an append goes to an idle one when there
+    is one, so it is flushed at once instead of waiting for the flush in progress, else
+    to the one with the fewest appends pending. Every lane flushes before acknowledging,
+    so the guarantee is the same with any number.
     """
 
-    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 2) -> None:
+    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 4) -> None:
         self.directory = directory
-        self.lanes = [_Lane(directory, rotate_bytes=rotate_bytes, fsync=fsync) for _ in range(max(1, lanes))]
-        self._next = 0
+        self.lanes = [_Writer(directory, rotate_bytes=rotate_bytes, fsync=fsync) for _ in range(max(1, lanes))]
+        for lane in self.lanes:  # started together, waited for together
+            lane._wait_ready()
 
     @staticmethod
     def encode(records: Iterable[dict[str, Any]]) -> bytes:
         """The log lines of ``records``."""
         return encode(records)
 
-    def _pick(self) -> _Lane:
+    def _pick(self) -> _Writer:
+        best = self.lanes[0]
         for lane in self.lanes:
-            if lane.idle:
+            if lane.pending == 0:
                 return lane
-        self._next = (self._next + 1) % len(self.lanes)
-        return self.lanes[self._next]
+            if lane.pending < best.pending:
+                best = lane
+        return best
 
     async def append(self, records: list[dict[str, Any]]) -> None:
         """Append records and return once they are on disk (fsync'ed)."""
-        await self._pick().append_bytes(encode(records))
+        await self._pick().append(records)
 
     def append_sync(self, records: list[dict[str, Any]]) -> None:
-        """Append records from a thread; returns once they are on disk."""
-        self._pick().append_bytes_sync(encode(records))
+        """Append records from a thread without a running loop; returns once they are on disk."""
+        self._pick().append_sync(records)
 
     @property
     def flushes(self) -> int:
@@ -219,13 +431,21 @@ class AuditLog:
 
     @property
     def paths(self) -> list[Path]:
-        """The files being written."""
-        return [lane.path for lane in self.lanes]
+        """The files this log has written."""
+        return sorted(p for lane in self.lanes for p in self.directory.glob(f"{lane.prefix}-*.jsonl"))
 
     def close(self) -> None:
         """Flush what is pending and stop the writers."""
         for lane in self.lanes:
             lane.close()
+
+
+def _finish(fut: asyncio.Future[None], error: BaseException | None) -> None:
+    if not fut.done():
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
 
 
 def log_relation_sql(directory: Path) -> str:

@@ -5,7 +5,10 @@ dispatcher task takes everything queued (up to ``max_batch`` rows), optionally
 waits up to ``max_wait_ms`` for more, runs a single ``predict`` (in a worker thread,
 or inline for batches of at most ``inline_rows`` rows of a model whose calls average
 under half a millisecond, where a thread handoff would cost more than the prediction) and hands each request its slice. While a batch runs, newcomers accumulate for the
-next one, so batches grow with load and a lone request is not delayed.
+next one, so batches grow with load and a lone request is not delayed. A request
+that finds nothing queued or running for a model that qualifies for inline calls is
+predicted at once (:meth:`MicroBatcher.run_inline`): there is nothing to coalesce it
+with, and an inline call blocks the loop so nothing could join it anyway.
 """
 
 from __future__ import annotations
@@ -61,6 +64,34 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+
+    def can_inline(self, rows: list[dict[str, Any]]) -> bool:
+        """Whether ``rows`` may be predicted at once on the caller's thread: few enough
+        rows, a model known to answer quickly, and no batch queued or running."""
+        cost = self._cost
+        return (
+            cost is not None and cost < self.inline_max_s and len(rows) <= self.inline_rows
+            and not self._running and (self._queue is None or self._queue.empty())
+        )
+
+    def run_inline(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """Predict ``rows`` now as a batch of their own (see :meth:`can_inline`)."""
+        outputs, took = self._timed(rows)
+        self._cost = 0.8 * self._cost + 0.2 * took if self._cost is not None else took
+        if len(outputs) != len(rows):
+            raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
+        self._count(len(rows))
+        return outputs
+
+    def _count(self, n: int) -> None:
+        self.stats.batches += 1
+        self.stats.rows += n
+        if self._keep:
+            self.stats.sizes.append(n)
+            del self.stats.sizes[: -self._keep]
+        if self.on_batch is not None:
+            self.on_batch(n)
 
     async def submit(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Predict ``rows`` as part of the next batch; returns one output per row."""
@@ -79,55 +110,56 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             first = await q.get()
-            items = [first]
-            n = len(first.rows)
-            deadline = time.monotonic() + self.max_wait
-            while n < self.max_batch:
-                if q.empty():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        nxt = await asyncio.wait_for(q.get(), left)
-                    except TimeoutError:
-                        break
-                else:
-                    nxt = q.get_nowait()
-                items.append(nxt)
-                n += len(nxt.rows)
-            live = [it for it in items if not it.future.done()]
-            if not live:
-                continue
-            rows = [r for it in live for r in it.rows]
+            self._running = True  # from here until its answers are out, a batch is forming or running
             try:
-                fast = self._cost is not None and self._cost < self.inline_max_s
-                if len(rows) <= self.inline_rows and fast:  # small, quick batches: cheaper than a thread handoff
-                    outputs, took = self._timed(rows)
-                else:
-                    outputs, took = await loop.run_in_executor(self.executor, self._timed, rows)
-                self._cost = took if self._cost is None else 0.8 * self._cost + 0.2 * took
-                if len(outputs) != len(rows):
-                    raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
-            except BaseException as exc:
-                for it in live:
-                    if not it.future.done():
-                        it.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            self.stats.batches += 1
-            self.stats.rows += len(rows)
-            if self._keep:
-                self.stats.sizes.append(len(rows))
-                del self.stats.sizes[: -self._keep]
-            if self.on_batch is not None:
-                self.on_batch(len(rows))
-            i = 0
+                await self._batch(q, first, loop)
+            finally:
+                self._running = False
+
+    async def _batch(self, q: asyncio.Queue[_Item], first: _Item, loop: asyncio.AbstractEventLoop) -> None:
+        items = [first]
+        n = len(first.rows)
+        deadline = time.monotonic() + self.max_wait
+        while n < self.max_batch:
+            if q.empty():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(q.get(), left)
+                except TimeoutError:
+                    break
+            else:
+                nxt = q.get_nowait()
+            items.append(nxt)
+            n += len(nxt.rows)
+        live = [it for it in items if not it.future.done()]
+        if not live:
+            return
+        rows = [r for it in live for r in it.rows]
+        try:
+            fast = self._cost is not None and self._cost < self.inline_max_s
+            if len(rows) <= self.inline_rows and fast:  # small, quick batches: cheaper than a thread handoff
+                outputs, took = self._timed(rows)
+            else:
+                outputs, took = await loop.run_in_executor(self.executor, self._timed, rows)
+            self._cost = took if self._cost is None else 0.8 * self._cost + 0.2 * took
+            if len(outputs) != len(rows):
+                raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
+        except BaseException as exc:
             for it in live:
-                k = len(it.rows)
                 if not it.future.done():
-                    it.future.set_result(outputs[i : i + k])
-                i += k
+                    it.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        self._count(len(rows))
+        i = 0
+        for it in live:
+            k = len(it.rows)
+            if not it.future.done():
+                it.future.set_result(outputs[i : i + k])
+            i += k
 
     def _timed(self, rows: list[dict[str, Any]]) -> tuple[list[Any], float]:
         t0 = time.perf_counter()

@@ -129,6 +129,7 @@ class Gateway:
         self.audit: AuditLog | None = AuditLog(log_dir(ws.state_dir), fsync=cfg.audit_fsync) if cfg.audit else None
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
         self._batchers: dict[tuple[str, int, str | None], MicroBatcher] = {}
+        self._prediction_counters: dict[tuple[str, int, str, bool], Any] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self.started = False
@@ -252,9 +253,12 @@ class Gateway:
         return lookup_features(self.ws, s, instances)
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
-        rows = await self._features(s, instances, deadline)
+        rows = await self._features(s, instances, deadline) if s.views else instances
         breaker = self.breakers.get(f"model:{s.ref}")
-        preds = await deadline.run(breaker.call(lambda: self.batcher(s).submit(rows)), f"model {s.ref}")
+        batcher = self.batcher(s)
+        if batcher.can_inline(rows) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
+            return rows, breaker.call_sync(functools.partial(batcher.run_inline, rows))
+        preds = await deadline.run(breaker.call(lambda: batcher.submit(rows)), f"model {s.ref}")
         return rows, preds
 
     # --- the pipeline ----------------------------------------------------------------
@@ -345,7 +349,13 @@ class Gateway:
 
     async def _log(self, r: Prediction, rows: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, t0: float, tr: Traffic | None, mode: str) -> None:
         latency = (time.perf_counter() - t0) * 1000.0
-        self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false").inc(len(r.predictions))
+        series = (r.model, r.version, mode, r.degraded)
+        counter = self._prediction_counters.get(series)
+        if counter is None:
+            counter = self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false")
+            if len(self._prediction_counters) < 10_000:
+                self._prediction_counters[series] = counter
+        counter.inc(len(r.predictions))
         if self.audit is None:
             return
         ts = dt.datetime.now(dt.UTC).isoformat()
@@ -372,7 +382,7 @@ class Gateway:
     def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         """Move the champion alias of ``name`` back to its previous version."""
         try:
-            from strataml.models import rollback  # type: ignore[attr-defined]
+            from strataml.models import rollback
         except ImportError as exc:
             raise NotFound(f"model {name!r}: no model registry is available to roll back", hint="install strataml with its models layer") from exc
         out: dict[str, Any] = rollback(self.ws, name, reason=reason or "rollback through the gateway")

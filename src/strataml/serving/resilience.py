@@ -109,6 +109,37 @@ class CircuitBreaker:
         return result
 
 
+    def call_sync(self, fn: Callable[[], T]) -> T:
+        """Run a synchronous ``fn`` through the breaker (same rules as :meth:`call`)."""
+        if self.state != CLOSED or self._failures:  # the common case (closed, healthy) takes no lock
+            return self._call_sync_slow(fn)
+        from strataml.serving.servable import InputError
+
+        try:
+            return fn()
+        except InputError:
+            raise
+        except BaseException:
+            self.failure()
+            raise
+
+    def _call_sync_slow(self, fn: Callable[[], T]) -> T:
+        if not self.allow():
+            raise BreakerOpen(f"circuit breaker {self.name!r} is open after repeated failures", hint=f"it retries after {self.reset_after}s")
+        from strataml.serving.servable import InputError
+
+        try:
+            result = fn()
+        except InputError:
+            self.release()
+            raise
+        except BaseException:
+            self.failure()
+            raise
+        self.success()
+        return result
+
+
 class Breakers:
     """Circuit breakers by name, created on first use with shared settings."""
 

@@ -1,0 +1,38 @@
+"""Single-row LightGBM predictions without pandas give the model's own answers."""
+
+from __future__ import annotations
+
+import pickle
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from strataml.serving.servable import LightGBMRows
+
+from .conftest import FEATURES, instance, train_booster
+
+
+def test_numeric_rows_match_booster_predict_for_any_batch_size() -> None:
+    booster = train_booster(3)
+    rows = [instance(i) for i in range(40)]
+    rows[5]["f2"] = None  # missing → NaN, as in training
+    x = np.array([[np.nan if r[f] is None else r[f] for f in FEATURES] for r in rows])
+    fast = LightGBMRows(booster, FEATURES)
+    expected = booster.predict(x)
+    assert np.array_equal(np.concatenate([fast(rows[i : i + 1]) for i in range(40)]), expected)
+    assert np.array_equal(fast(rows[:5]), expected[:5]) and np.array_equal(fast(rows), expected)
+    assert np.array_equal(pickle.loads(pickle.dumps(fast))(rows), expected)
+
+
+def test_string_features_map_to_the_categories_recorded_at_training() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"amount": rng.normal(size=2000), "country": pd.Categorical(rng.choice(["fr", "de", "it"], 2000))})
+    y = (frame["amount"] > 0).astype(int) + (frame["country"] == "it").astype(int)
+    trained = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(frame, y), 20)
+    booster = lgb.Booster(model_str=trained.model_to_string())  # as loaded from the registry
+    (categories,) = booster.pandas_categorical
+    fast = LightGBMRows(booster, ["amount", "country"], {"country": {c: float(i) for i, c in enumerate(categories)}})
+    rows = [{"amount": 0.3, "country": "it"}, {"amount": -1.0, "country": "de"}, {"amount": None, "country": "fr"}, {"amount": 0.1, "country": "unseen"}]
+    request = pd.DataFrame(rows).astype({"amount": "float64", "country": "category"})  # the generic path's frame
+    assert np.allclose(fast(rows), booster.predict(request), rtol=1e-12, atol=0)
