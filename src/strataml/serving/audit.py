@@ -58,75 +58,7 @@ def log_dir(state_dir: Path) -> Path:
     return state_dir / "predictions"
 
 
-_WRITER = r"""
-import os, struct, sys, time
-directory, prefix, rotate, fsync = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-inp, out = sys.stdin.fileno(), sys.stdout.fileno()
-CHUNK, ZEROS = 4 << 20, bytes(1 << 20)
-seq = fd = -1
-pos = allocated = 0
-def open_file():
-    global seq, fd, pos, allocated
-    if fd >= 0:
-        os.ftruncate(fd, pos)
-        os.close(fd)
-    seq += 1
-    fd = os.open(os.path.join(directory, "%s-%04d.jsonl" % (prefix, seq)), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
-    pos = allocated = 0
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-def reserve(n):
-    # Overwriting blocks that are already written and sized makes each fdatasync a plain
-    # data flush; appending would also commit the file size through the journal every time.
-    global allocated
-    while pos + n > allocated:
-        end = allocated + CHUNK
-        while allocated < end:
-            allocated += os.pwrite(fd, ZEROS, allocated)
-        if fsync:
-            os.fdatasync(fd)
-total = 0
-try:
-    open_file()
-    os.write(out, struct.pack("<Q", 0))
-    while True:
-        data = os.read(inp, 1 << 16)
-        if not data:
-            break
-        if len(data) == 1 << 16:  # more may be waiting: take it all into this flush
-            parts = [data]
-            os.set_blocking(inp, False)
-            try:
-                while len(parts[-1]) == 1 << 16:
-                    parts.append(os.read(inp, 1 << 16))
-            except BlockingIOError:
-                pass
-            os.set_blocking(inp, True)
-            data = b"".join(parts)
-        reserve(len(data))
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(fd, view, pos)
-            pos += n
-            view = view[n:]
-        if fsync:
-            os.fdatasync(fd)
-        total += len(data)
-        os.write(out, struct.pack("<Q", total))
-        if pos >= rotate and data.endswith(b"\n"):
-            open_file()
-    os.ftruncate(fd, pos)
-except BaseException as exc:
-    sys.stderr.write("strataml prediction log writer failed: %r\n" % (exc,))
-    try:
-        os.write(out, struct.pack("<Q", 2**64 - 1))
-    except OSError:
-        pass
-    sys.exit(1)
-"""
+_WRITER = Path(__file__).with_name("audit_writer.py").read_text(encoding="utf-8")
 
 _FAILED = 2**64 - 1
 _Waiter = asyncio.Future[None] | threading.Event
