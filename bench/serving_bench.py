@@ -56,9 +56,7 @@ WRK_LUA = textwrap.dedent('''
     local bodies = {}
     math.randomseed(7)
     for i = 1, 1000 do
-      local parts = {}
-      for j = 0, 9 do parts[#parts + 1] = string.format('"f%d": %.4f', j, math.random() * 4 - 2) end
-      bodies[i] = '{"instances": [{' .. table.concat(parts, ", ") .. '}]}'
+      BODY
     end
     local n = 0
     request = function()
@@ -66,6 +64,14 @@ WRK_LUA = textwrap.dedent('''
       return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer KEY"}, bodies[n])
     end
 ''')
+#: request bodies: the 10 features themselves, or an entity key whose features the gateway looks up
+BODIES = {
+    "request": '''local parts = {}
+      for j = 0, 9 do parts[#parts + 1] = string.format('"f%d": %.4f', j, math.random() * 4 - 2) end
+      bodies[i] = '{"instances": [{' .. table.concat(parts, ", ") .. '}]}''',
+    "online": '''bodies[i] = string.format('{"instances": [{"user_id": "u%d"}]}', math.random(0, USERS - 1))''',
+}
+USERS = 10_000
 
 
 def free_port() -> int:
@@ -128,28 +134,65 @@ def make_workspace(root: Path, rows: int) -> tuple[object, str]:
                                 estimator=LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1)))
     result = train(ws, "bench")
     assert result.version == 1, result
-    key = create_key(ws.catalog, ["predict:bench"])[1]
+    add_online_model(ws, root)
+    key = create_key(ws.catalog, ["predict:bench", "predict:bench_online"])[1]
     return ws, key
 
 
-def online(ws_root: Path, key: str, seconds: int, repeats: int = 1) -> dict[str, object]:
+def add_online_model(ws: object, root: Path) -> None:
+    """``bench_online``: the same kind of model over a feature view of 10 features, materialised
+    to the online store for USERS users; a request names the user."""
+    import datetime as dt
+
+    from lightgbm import LGBMClassifier
+
+    import strataml as st
+    from strataml.features import apply, materialize
+    from strataml.models import train
+
+    rng = np.random.default_rng(1)
+    users = [f"u{i}" for i in range(USERS)]
+    x = rng.normal(size=(USERS, 10))
+    t0 = dt.datetime(2026, 1, 1)
+    pq.write_table(pa.table({"user_id": users, "ts": pa.array([t0] * USERS, pa.timestamp("us")),
+                             **{f: x[:, i] for i, f in enumerate(FEATURES)}}), root / "user_stats.parquet")
+    y = ((x[:, 0] + 0.5 * x[:, 1] - 0.3 * x[:, 2] + rng.normal(scale=0.5, size=USERS)) > 0).astype(np.int64)
+    pq.write_table(pa.table({"user_id": users, "ts": pa.array([t0 + dt.timedelta(days=1)] * USERS, pa.timestamp("us")), "y": y}),
+                   root / "user_labels.parquet")
+    for name, cols in (("user_stats", [st.Column(f, "float") for f in FEATURES]), ("user_labels", [st.Column("y", "int")])):
+        contract = st.Contract(name, timestamp="ts", columns=[st.Column("user_id", "string"), st.Column("ts", "timestamp"), *cols])
+        ws.definitions.add(contract)  # type: ignore[attr-defined]
+        st.ingest(ws, str(root / f"{name}.parquet"), contract=name)  # type: ignore[arg-type]
+    user = st.Entity("user", key="user_id")
+    ws.definitions.add(st.FeatureView("user_f", entity=user, source="user_stats", ttl="365d",  # type: ignore[attr-defined]
+                                      features=[st.Feature(f, expr=f) for f in FEATURES]))
+    ws.definitions.add(st.Model("bench_online", labels="user_labels", target="y", features=["user_f"],  # type: ignore[attr-defined]
+                                estimator=LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1)))
+    apply(ws)  # type: ignore[arg-type]
+    materialize(ws, ["user_f"])  # type: ignore[arg-type]
+    result = train(ws, "bench_online")  # type: ignore[arg-type]
+    assert result.version == 1, result
+
+
+def online(ws_root: Path, key: str, seconds: int, repeats: int = 1, features: str = "online") -> dict[str, object]:
+    model = "bench_online" if features == "online" else "bench"
     script = ws_root.parent / "bench.lua"
-    script.write_text(WRK_LUA.replace("KEY", key))
+    script.write_text(WRK_LUA.replace("BODY", BODIES[features]).replace("USERS", str(USERS)).replace("KEY", key))
     bare_port, gw_port = free_port(), free_port()
     (ws_root.parent / "bare.py").write_text(BARE_APP)
     bare = subprocess.Popen([sys.executable, str(ws_root.parent / "bare.py"), str(bare_port)], env=ENV)
-    gw = subprocess.Popen([sys.executable, "-m", "strataml", "serve", "--port", str(gw_port), "-m", "bench", "--rate", "1000000",
+    gw = subprocess.Popen([sys.executable, "-m", "strataml", "serve", "--port", str(gw_port), "-m", model, "--rate", "1000000",
                            "--burst", "1000000", "--log-level", "warning", "-w", str(ws_root)], env=ENV)
     try:
         wait_ready(f"http://127.0.0.1:{bare_port}/v1/models/bench/predict")
         wait_ready(f"http://127.0.0.1:{gw_port}/readyz")
         # warm both, then measure each in turn
         wrk(f"http://127.0.0.1:{bare_port}/v1/models/bench/predict", script, 2)
-        wrk(f"http://127.0.0.1:{gw_port}/v1/models/bench/predict", script, 2)
+        wrk(f"http://127.0.0.1:{gw_port}/v1/models/{model}/predict", script, 2)
         runs = []
         for _ in range(repeats):  # alternate, so that both see the same share of a busy machine
             base = wrk(f"http://127.0.0.1:{bare_port}/v1/models/bench/predict", script, seconds)
-            gate = wrk(f"http://127.0.0.1:{gw_port}/v1/models/bench/predict", script, seconds)
+            gate = wrk(f"http://127.0.0.1:{gw_port}/v1/models/{model}/predict", script, seconds)
             runs.append({"bare": base, "gateway": gate, "ratio": gate["rps"] / base["rps"], "load": os.getloadavg()[0]})
             print(f"bare {base['rps']:,.0f}/s, gateway {gate['rps']:,.0f}/s = {runs[-1]['ratio']:.0%}, gateway p99 {gate['p99_ms']} ms, load {runs[-1]['load']:.1f}", flush=True)
     finally:
@@ -158,9 +201,9 @@ def online(ws_root: Path, key: str, seconds: int, repeats: int = 1) -> dict[str,
             p.wait(60)
     from strataml.serving import prediction_stats
 
-    logged = prediction_stats(ws_root / ".strata" / "predictions", "bench")
+    logged = prediction_stats(ws_root / ".strata" / "predictions", model)
     median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]  # type: ignore[arg-type,return-value]
-    return {**median, "runs": runs, "logged_predictions": logged["count"]}
+    return {**median, "runs": runs, "logged_predictions": logged["count"], "features": features}
 
 
 def batch(ws_root: Path, rows: int) -> dict[str, object]:
@@ -203,6 +246,8 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="add the figures at the end of BENCHMARKS.md's Serving section")
     ap.add_argument("--repeats", type=int, default=1, help="alternating bare/gateway measurements (the median ratio is reported)")
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--features", choices=["online", "request"], default="online",
+                    help="online: requests name a user whose 10 features come from the online store; request: requests carry them")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install -y wrk)")
@@ -211,7 +256,7 @@ def main() -> None:
         ws, key = make_workspace(root, 20_000)
         ws_root = ws.root  # type: ignore[attr-defined]
         ws.close()  # type: ignore[attr-defined]
-        res = {"online": online(ws_root, key, args.seconds, args.repeats)}
+        res = {"online": online(ws_root, key, args.seconds, args.repeats, args.features)}
         print(json.dumps(res, indent=2, default=float), flush=True)
         if not args.skip_batch:
             res["batch"] = batch(ws_root, args.rows)
@@ -231,7 +276,9 @@ def append(res: dict[str, dict[str, object]], args: argparse.Namespace) -> None:
         "",
         f"On this machine ({os.cpu_count()} cores, shared), one uvicorn worker per server,",
         f"wrk with 1 thread and 16 connections for {args.seconds}s each on loopback, the same 1,000 rotating JSON bodies.",
-        "Gateway: `strata serve` with a registered 100-tree LightGBM classifier over 10 features, API-key auth,",
+        "Gateway: `strata serve` with a registered 100-tree LightGBM classifier over 10 features "
+        + ("looked up in the SQLite online store (a feature view materialised for 10,000 users; each request names one)"
+           if o["features"] == "online" else "carried in each request") + ", API-key auth,",
         "per-key token buckets in the SQLite online store (limit set high), Prometheus metrics, and the",
         "fdatasync'ed prediction log (group commit by its writer processes) on; request logs at warning level. Both servers",
         "run on uvicorn with uvloop and httptools, no access log and no proxy headers; runs alternate between them.",
@@ -255,7 +302,7 @@ def append(res: dict[str, dict[str, object]], args: argparse.Namespace) -> None:
             f"`score` {bb['score_s']} s ({bb['score_rows_per_s']:,} rows/s) vs the model's own `Booster.predict` on the same rows in memory",
             f"{bb['model_predict_s']} s ({bb['model_rows_per_s']:,} rows/s): **{bb['ratio']:.0%}** (target ≥ 70%).",
         ]
-    extra = (" --skip-batch" if args.skip_batch else "") + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
+    extra = (" --skip-batch" if args.skip_batch else "") + ("" if args.features == "online" else " --features request") + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
     lines += ["", "Reproduce: `PYTHONPATH=src python bench/serving_bench.py " + f"--rows {args.rows} --seconds {args.seconds}{extra} --append`", ""]
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else ""

@@ -50,6 +50,10 @@ from strataml.spine.workspace import Workspace
 log = logging.getLogger("strataml.serving")
 
 
+#: a feature lookup from the embedded store runs on the event loop while it averages less than this
+INLINE_LOOKUP_S = 0.0005
+
+
 class RateLimited(StrataError):
     """The key used up its request budget (HTTP 429)."""
 
@@ -130,6 +134,9 @@ class Gateway:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
         self._batchers: dict[tuple[str, int, str | None], MicroBatcher] = {}
         self._prediction_counters: dict[tuple[str, int, str, bool], Any] = {}
+        #: moving average of a feature lookup, in seconds (None until one ran)
+        self._lookup_cost: float | None = None
+        self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self.started = False
@@ -243,6 +250,15 @@ class Gateway:
         if not s.views:
             return instances
         breaker = self.breakers.get("online-store")
+        cost = self._lookup_cost
+        if (
+            self._embedded_store and cost is not None and cost < INLINE_LOOKUP_S
+            and len(instances) <= self.config.inline_rows and deadline.remaining() > 0
+        ):
+            # a few keys from the embedded store: a read of a local file takes microseconds,
+            # far less than handing the call to a thread and back (a network store, whose
+            # call could hang past the deadline, always goes through the executor)
+            return breaker.call_sync(functools.partial(self._lookup_features, s, instances))
 
         async def lookup() -> list[dict[str, Any]]:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances)
@@ -250,7 +266,12 @@ class Gateway:
         return await deadline.run(breaker.call(lookup), "online feature lookup")
 
     def _lookup_features(self, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return lookup_features(self.ws, s, instances)
+        t0 = time.perf_counter()
+        rows = lookup_features(self.ws, s, instances)
+        took = time.perf_counter() - t0
+        cost = self._lookup_cost
+        self._lookup_cost = took if cost is None else 0.8 * cost + 0.2 * took
+        return rows
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
         rows = await self._features(s, instances, deadline) if s.views else instances
