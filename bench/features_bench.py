@@ -292,8 +292,7 @@ def main() -> None:
             kept.append(a)
     cmd = "PYTHONPATH=src python bench/features_bench.py " + " ".join([*kept, "--append", "BENCHMARKS.md"])
     lines = [
-        "",
-        "## Feature store",
+        f"### Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} with {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, DuckDB memory limit {args.memory_limit}; load average at the end "
@@ -322,8 +321,9 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.append:
-        with open(args.append, "a") as fh:
-            fh.write(text)
+        from record import record
+
+        record("Feature store", text, Path(args.append))
 
 
 if __name__ == "__main__":

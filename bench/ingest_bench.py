@@ -60,15 +60,6 @@ from strataml.spine.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-SECTION = "## Ingestion"
-HEADER = """# Benchmarks
-
-Figures are ratios against a baseline measured in the same run, on the same data, on a
-2-core machine shared with other work; absolute times are given for context only and
-vary with the machine's load. Each entry names the date, the machine (cores, DuckDB
-version) and the exact command that reproduces it, run from the repository root.
-"""
 BAD_FRACTION = 0.001
 TARGET_RATIO = 1.5
 TARGET_RSS_GB = 1.5
@@ -796,18 +787,10 @@ def run_big(args: argparse.Namespace) -> None:
 
 
 def record(entry: str) -> None:
-    """Append ``entry`` at the end of the Ingestion section (creating file and section)."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
-    if SECTION not in text.splitlines():
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\nRun with `PYTHONPATH=src python bench/ingest_bench.py` (see bench/README.md).\n"
-    lines = text.splitlines()
-    start = lines.index(SECTION)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    while end > start + 1 and not lines[end - 1].strip():
-        end -= 1
-    lines[end:end] = ["", *entry.splitlines(), ""]
-    BENCHMARKS.write_text("\n".join(lines).rstrip("\n") + "\n")
-    print(f"\nrecorded in {BENCHMARKS}")
+    """Add ``entry`` at the end of BENCHMARKS.md's Ingestion section."""
+    from record import record as record_in
+
+    record_in("Ingestion", entry)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -208,16 +208,14 @@ def main() -> None:
     report = render(results, args.rows, args.reps, args.threads)
     print(report)
     if not args.no_write:
-        path = ROOT / "BENCHMARKS.md"
-        existing = path.read_text() if path.exists() else "# Benchmarks\n"
-        path.write_text(existing.rstrip("\n") + "\n\n" + report)
+        from record import record
+
+        record("Models", report)
 
 
 def render(r: dict[str, Any], rows: int, reps: int, threads: int) -> str:
     ok = lambda v, limit: "✅" if v <= limit else "❌"  # noqa: E731
     lines = [
-        "## Models",
-        "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({os.cpu_count()} cores shared with other work, "
         f"load average {os.getloadavg()[0]:.1f} at the end), "
         f"Python {platform.python_version()}. Reproduce: `PYTHONPATH=src python bench/models_bench.py --rows {rows} --reps {reps} --threads {threads}`.",

@@ -304,15 +304,9 @@ def append(res: dict[str, dict[str, object]], args: argparse.Namespace) -> None:
         ]
     extra = (" --skip-batch" if args.skip_batch else "") + ("" if args.features == "online" else " --features request") + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
     lines += ["", "Reproduce: `PYTHONPATH=src python bench/serving_bench.py " + f"--rows {args.rows} --seconds {args.seconds}{extra} --append`", ""]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else ""
-    start = text.find("## Serving")
-    if start < 0:
-        path.write_text(text + "\n## Serving\n" + "\n".join(lines))
-        return
-    end = text.find("\n## ", start + 1)  # the end of the Serving section
-    end = len(text) if end < 0 else end
-    path.write_text(text[:end].rstrip("\n") + "\n" + "\n".join(lines) + text[end:])
+    from record import record
+
+    record("Serving", "\n".join(lines))
 
 
 if __name__ == "__main__":
