@@ -295,10 +295,10 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         console.print(f"\n[bold]3. dataset[/] {v.ref}: {v.rows:,} rows in {len(v.files)} files, sha256 {v.sha256[:16]}…")
         sample = quarantine_rows(ws, "transactions@v2", limit=5)
         q = Table(title="a few quarantined rows of v2", title_justify="left")
-        for col in ("_line", "_errors", "tx_id", "amount", "country", "refund"):
+        for col in ("_errors", "tx_id", "amount", "country", "refund"):
             q.add_column(col)
         for row in sample:
-            q.add_row(*(", ".join(row[c]) if c == "_errors" else str(row[c]) for c in ("_line", "_errors", "tx_id", "amount", "country", "refund")))
+            q.add_row(*(", ".join(row[c]) if c == "_errors" else str(row[c]) for c in ("_errors", "tx_id", "amount", "country", "refund")))
         console.print(q)
 
         _features_step(ws, root)
