@@ -59,6 +59,22 @@ def test_missing_columns_are_named(workspace, models, tmp_path: Path) -> None:
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_a_failure_part_way_leaves_no_output(workspace, models, tmp_path: Path) -> None:
+    # the first file's 20,000 rows are scored and written; the second file cannot be read as
+    # the first one's schema
+    src = _input(tmp_path, 21_000)
+    table = pq.read_table(src)
+    pq.write_table(table.slice(0, 20_000), src / "a.parquet")
+    bad = table.slice(20_000).to_pydict()
+    bad["f0"] = ["not a number"] * len(bad["f0"])
+    pq.write_table(pa.table(bad), src / "b.parquet")
+    out = tmp_path / "scored.parquet"
+    with pytest.raises(Exception, match="not a number|f0"):
+        score(workspace, "fraud", str(src), out, batch_rows=500, id_column="tx_id", models=models)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_engine_matches_local(workspace, models, tmp_path: Path) -> None:

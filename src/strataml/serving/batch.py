@@ -131,51 +131,65 @@ def _score_local(ws: Workspace, s: Servable, dataset: pads.Dataset, out: Path, c
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     total = dataset.count_rows()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    writer: pq.ParquetWriter | None = None
     done = 0
     bar = Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"), TimeRemainingColumn(), disable=not progress, transient=True)
-    try:
-        with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-score") as pool:
-            task = bar.add_task("score", total=total)
-            # a two-stage pipeline: batch i is predicted in a worker thread while batch i+1 is
-            # read and batch i-1 is written (the model and Arrow both release the GIL)
-            pending: tuple[pa.Table, int, Future[Any]] | None = None
-            for rb in dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
-                batch = pa.Table.from_batches([rb])
-                if batch.num_rows == 0:
-                    continue
-                nxt = (batch, done, pool.submit(predict_batch, s, batch, ws))
-                done += batch.num_rows
-                if pending is not None:
-                    writer = _write(writer, tmp, s, pending, id_col)
-                    bar.update(task, advance=pending[0].num_rows)
-                pending = nxt
+    with _AtomicParquet(out) as output, bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-score") as pool:
+        task = bar.add_task("score", total=total)
+        # a two-stage pipeline: batch i is predicted in a worker thread while batch i+1 is
+        # read and batch i-1 is written (the model and Arrow both release the GIL)
+        pending: tuple[pa.Table, int, Future[Any]] | None = None
+        for rb in dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
+            batch = pa.Table.from_batches([rb])
+            if batch.num_rows == 0:
+                continue
+            nxt = (batch, done, pool.submit(predict_batch, s, batch, ws))
+            done += batch.num_rows
             if pending is not None:
-                writer = _write(writer, tmp, s, pending, id_col)
+                output.write(_scored(s, pending, id_col))
                 bar.update(task, advance=pending[0].num_rows)
-        if writer is None:
-            empty = _output_table(s, pa.table({c: pa.array([], type=dataset.schema.field(c).type) for c in columns}), [], id_col, 0)
-            pq.write_table(empty, tmp)
-        else:
-            writer.close()
-            writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+            pending = nxt
+        if pending is not None:
+            output.write(_scored(s, pending, id_col))
+            bar.update(task, advance=pending[0].num_rows)
+        if output.rows == 0:
+            output.write(_output_table(s, pa.table({c: pa.array([], type=dataset.schema.field(c).type) for c in columns}), [], id_col, 0))
     return done
 
 
-def _write(writer: pq.ParquetWriter | None, tmp: Path, s: Servable, item: tuple[pa.Table, int, Future[Any]], id_col: str | None) -> pq.ParquetWriter:
+def _scored(s: Servable, item: tuple[pa.Table, int, Future[Any]], id_col: str | None) -> pa.Table:
     batch, offset, fut = item
-    table = _output_table(s, batch, fut.result(), id_col, offset)
-    if writer is None:
-        writer = pq.ParquetWriter(tmp, table.schema)
-    writer.write_table(table)
-    return writer
+    return _output_table(s, batch, fut.result(), id_col, offset)
+
+
+class _AtomicParquet:
+    """A Parquet file written under a temporary name and moved into place only once
+    complete: a failed or interrupted scoring run leaves no partial output."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table`` (the first one sets the schema)."""
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def __enter__(self) -> _AtomicParquet:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+            if exc_type is None and self.writer is not None:
+                os.replace(self.tmp, self.out)
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 _WORKER_WORKSPACES: dict[str, Workspace] = {}
@@ -225,24 +239,10 @@ def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns:
         raise StrataError(f"no rows to score in {len(files)} input file(s)")
     ds = ray.data.from_items(parts, override_num_blocks=len(parts))
     scored = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    writer: pq.ParquetWriter | None = None
-    rows = 0
-    try:
+    with _AtomicParquet(out) as output:
         for b in scored.iter_batches(batch_format="pyarrow", batch_size=batch_rows):
             assert isinstance(b, pa.Table)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, b.schema)
-            writer.write_table(b)
-            rows += b.num_rows
-        if writer is None:
+            output.write(b)
+        if output.rows == 0:
             raise StrataError(f"Ray produced no rows from {len(files)} input file(s)")
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-    return rows
+    return output.rows
