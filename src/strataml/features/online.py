@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import orjson
 
 from strataml.errors import ConfigError, MissingExtra, StrataError
+from strataml.spine.clients import redis_client
 from strataml.spine.paths import check_name
 
 KEY_SEP = "\x1f"
@@ -46,6 +47,9 @@ _LOCAL_COMMITS: dict[str, int] = {}
 META = ("_event_ts", "_as_of")
 LAYOUT = "array"  # meta["layout"] of values written as encode_value() arrays
 
+
+#: seconds a Redis online-store call may wait on its socket
+REDIS_TIMEOUT_S = 10.0
 
 class OnlineStoreError(StrataError):
     """The online store cannot be reached or written."""
@@ -473,7 +477,8 @@ class RedisOnlineStore(_Base):
 
     def _c(self) -> Any:
         if self._client is None:
-            self._client = self._redis.Redis.from_url(self._clean)
+            # a socket timeout, so that a Redis that stops answering fails a lookup instead of hanging it
+            self._client = redis_client(self._clean, "the Redis online store", timeout=REDIS_TIMEOUT_S)
             try:
                 self._client.ping()
             except self._redis.RedisError as exc:
