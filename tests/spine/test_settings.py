@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 import strataml as st
-from strataml.errors import ConfigError, WorkspaceNotFound
+from strataml.errors import ConfigError, UserCodeError, WorkspaceNotFound
 from strataml.spine import find_workspace, load_settings
 
 
@@ -72,3 +72,23 @@ def test_init_is_idempotent_and_keeps_user_files(tmp_path: Path) -> None:
     st.Workspace.init(tmp_path)
     assert (tmp_path / "definitions.py").read_text() == "# mine\n"
     assert (ws.state_dir / "catalog.db").exists()
+
+
+def test_a_refused_declaration_names_its_line_not_a_traceback(tmp_path: Path) -> None:
+    ws = st.Workspace.init(tmp_path, example=False)
+    (tmp_path / "definitions.py").write_text(
+        "import strataml as st\n"
+        "user = st.Entity('user', key='user_id')\n"
+        "v = st.FeatureView('v', entity=user, source='tx', ttl='1d',\n"
+        "                   features=[st.Feature('s', agg='sum', column='amount', window='24 parsecs')])\n"
+    )
+    with pytest.raises(UserCodeError) as info:
+        _ = ws.definitions
+    assert f"{tmp_path / 'definitions.py'}:4: feature 's': window '24 parsecs' is not a duration" in info.value.message
+    assert "Traceback" not in str(info.value) and "'24h'" in (info.value.hint or "")
+    # a plain bug in the user's own code keeps its traceback: that is where the fix is
+    (tmp_path / "definitions.py").write_text("import strataml as st\nx = 1 / 0\n")
+    ws2 = st.Workspace.open(tmp_path)
+    with pytest.raises(UserCodeError, match="ZeroDivisionError") as info:
+        _ = ws2.definitions
+    assert "Traceback" in info.value.message

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from strataml.errors import ConfigError, NotFound, UserCodeError, WorkspaceNotFound
+from strataml.errors import ConfigError, NotFound, StrataError, UserCodeError, WorkspaceNotFound
 from strataml.spine.artifacts import ArtifactStore
 from strataml.spine.catalog import Catalog
 from strataml.spine.settings import CONFIG_FILE, Settings, load_settings
@@ -123,6 +123,11 @@ def load_definitions(path: Path) -> Definitions:
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
+    except StrataError as exc:
+        # a declaration strataml refused: its message and the line that made it, not our internals
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        where = f"{path}:{lines[-1]}" if lines else str(path)
+        raise UserCodeError(f"{where}: {exc.message}", hint=exc.hint or f"fix the declaration in {path}") from exc
     except Exception as exc:
         tb = "".join(traceback.format_exception(exc))
         raise UserCodeError(f"{path} raised {type(exc).__name__}: {exc}\n{tb}", hint=f"fix the error in {path}") from exc
