@@ -91,52 +91,45 @@ class CircuitBreaker:
                 self._opened_at = time.monotonic()
                 self._set(OPEN)
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn`` through the breaker; :class:`BreakerOpen` when it refuses."""
+    def _admit(self) -> None:
         if not self.allow():
             raise BreakerOpen(f"circuit breaker {self.name!r} is open after repeated failures", hint=f"it retries after {self.reset_after}s")
+
+    def _settle(self, exc: BaseException | None) -> None:
+        """Record how an admitted call ended; the caller's own mistakes (bad input, a
+        cancelled request) say nothing about the dependency."""
         from strataml.serving.servable import InputError
 
+        if exc is None:
+            self.success()
+        elif isinstance(exc, asyncio.CancelledError | InputError):
+            self.release()
+        else:
+            self.failure()
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` through the breaker; :class:`BreakerOpen` when it refuses."""
+        self._admit()
         try:
             result = await fn()
-        except (asyncio.CancelledError, InputError):  # the caller's mistake says nothing about the dependency
-            self.release()
+        except BaseException as exc:
+            self._settle(exc)
             raise
-        except BaseException:
-            self.failure()
-            raise
-        self.success()
+        self._settle(None)
         return result
-
 
     def call_sync(self, fn: Callable[[], T]) -> T:
         """Run a synchronous ``fn`` through the breaker (same rules as :meth:`call`)."""
-        if self.state != CLOSED or self._failures:  # the common case (closed, healthy) takes no lock
-            return self._call_sync_slow(fn)
-        from strataml.serving.servable import InputError
-
-        try:
-            return fn()
-        except InputError:
-            raise
-        except BaseException:
-            self.failure()
-            raise
-
-    def _call_sync_slow(self, fn: Callable[[], T]) -> T:
-        if not self.allow():
-            raise BreakerOpen(f"circuit breaker {self.name!r} is open after repeated failures", hint=f"it retries after {self.reset_after}s")
-        from strataml.serving.servable import InputError
-
+        healthy = self.state == CLOSED and not self._failures
+        if not healthy:
+            self._admit()
         try:
             result = fn()
-        except InputError:
-            self.release()
+        except BaseException as exc:
+            self._settle(exc)
             raise
-        except BaseException:
-            self.failure()
-            raise
-        self.success()
+        if not healthy:  # a closed, healthy breaker has nothing to record (and takes no lock)
+            self._settle(None)
         return result
 
 
