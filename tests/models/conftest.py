@@ -72,3 +72,14 @@ def loans_ws(workspace: st.Workspace, tmp_path: Path) -> Iterator[st.Workspace]:
     """A workspace whose 'loans' dataset holds 4,000 labelled rows."""
     ingest_loans(workspace, tmp_path / "loans.parquet")
     yield workspace
+
+
+def register_bytes(ws: st.Workspace, model: str, payload: bytes, fmt: str, signature: dict[str, object]) -> int:
+    """Store ``payload`` under its own (valid) hash and register it as a version of ``model``:
+    what an attacker with write access to the store and catalog could plant."""
+    from strataml.models.registry import register_version
+
+    sha = ws.artifacts.put_bytes(payload)
+    with ws.catalog.write() as conn:
+        return int(register_version(conn, model, run_id=None, sha256=sha, fmt=fmt, signature=signature,
+                                    metrics={}, params={}, lineage={}, feature_views=[], trusted_types=[]))

@@ -22,6 +22,8 @@ from strataml.errors import IntegrityError
 from strataml.models import UnsafeModel, load_model
 from strataml.models.serialization import dump, load
 
+from .conftest import register_bytes
+
 
 def _xy(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
@@ -121,12 +123,6 @@ def test_tampered_artifact_is_refused_before_loading(loans_ws: st.Workspace) -> 
 def test_registered_pickle_artifact_is_refused(loans_ws: st.Workspace) -> None:
     """Even a pickle stored under its own (valid) hash and registered as a version is never unpickled."""
     loaded = _train_small(loans_ws)
-    payload = pickle.dumps({"evil": True})
-    sha = loans_ws.artifacts.put_bytes(payload)
-    from strataml.models.registry import register_version
-
-    with loans_ws.catalog.write() as conn:
-        v = register_version(conn, "tamper", run_id=None, sha256=sha, fmt="lightgbm", signature=loaded.signature,
-                             metrics={}, params={}, lineage={}, feature_views=[], trusted_types=[])
+    v = register_bytes(loans_ws, "tamper", pickle.dumps({"evil": True}), "lightgbm", loaded.signature)
     with pytest.raises(UnsafeModel, match="pickle"):
         load_model(loans_ws, "tamper", v)

@@ -20,13 +20,12 @@ import strataml as st
 from strataml.errors import ConfigError, IntegrityError, MissingExtra, NotFound, UserCodeError
 from strataml.models import UnsafeModel, load_model
 from strataml.models.predictor import prepare
-from strataml.models.registry import register_version
 from strataml.models.serialization import dump, load
 from strataml.models.train import configure, fit, load_training_data, prepare_data, split_indices
 from strataml.serving import score
 from strataml.serving.servable import RegistryModels
 
-from .conftest import loans_table
+from .conftest import loans_table, register_bytes
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -212,21 +211,7 @@ def test_torch_pickles_are_refused(mlp_ws: st.Workspace) -> None:
     torch.save(
         torch.nn.Sequential(torch.nn.Linear(3, 1)), buf
     )  # a whole module: classes named by a pickle
-    sha = mlp_ws.artifacts.put_bytes(buf.getvalue())
-    with mlp_ws.catalog.write() as conn:
-        v = register_version(
-            conn,
-            "loans_mlp",
-            run_id=None,
-            sha256=sha,
-            fmt="torch",
-            signature=lm.signature,
-            metrics={},
-            params={},
-            lineage={},
-            feature_views=[],
-            trusted_types=[],
-        )
+    v = register_bytes(mlp_ws, "loans_mlp", buf.getvalue(), "torch", lm.signature)
     with pytest.raises(UnsafeModel, match="pickle"):
         load_model(mlp_ws, "loans_mlp", v)
     with pytest.raises(UnsafeModel, match="pickle"):

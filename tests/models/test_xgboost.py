@@ -18,13 +18,12 @@ import strataml as st
 from strataml.errors import IntegrityError, MissingExtra
 from strataml.models import UnsafeModel, get_model, load_model
 from strataml.models.predictor import prepare
-from strataml.models.registry import register_version
 from strataml.models.serialization import dump, load
 from strataml.models.train import configure, fit, load_training_data, prepare_data, split_indices
 from strataml.serving import score
 from strataml.serving.servable import RegistryModels
 
-from .conftest import loans_table
+from .conftest import loans_table, register_bytes
 
 xgb = pytest.importorskip("xgboost")
 
@@ -189,21 +188,7 @@ def test_tampered_or_pickled_xgboost_artifact_is_refused(loans_ws: st.Workspace)
     st.train(loans_ws, model())
     lm = load_model(loans_ws, "loans_xgb")
     payload = pickle.dumps(in_memory(loans_ws, model()))
-    sha = loans_ws.artifacts.put_bytes(payload)
-    with loans_ws.catalog.write() as conn:
-        v = register_version(
-            conn,
-            "loans_xgb",
-            run_id=None,
-            sha256=sha,
-            fmt="xgboost",
-            signature=lm.signature,
-            metrics={},
-            params={},
-            lineage={},
-            feature_views=[],
-            trusted_types=[],
-        )
+    v = register_bytes(loans_ws, "loans_xgb", payload, "xgboost", lm.signature)
     with pytest.raises(UnsafeModel, match="pickle"):
         load_model(loans_ws, "loans_xgb", v)
     path = loans_ws.artifacts.local_path(lm.sha256)
