@@ -32,7 +32,7 @@ from strataml.models import (
     list_exports,
     load_model,
 )
-from strataml.models.onnx_export import check_onnx, load_onnx, require_onnx
+from strataml.models.onnx_runtime import check_onnx, load_onnx, require_onnx
 from strataml.models.predictor import Predictor, prepare
 from strataml.models.serialization import Serialized
 from strataml.spine.events import list_events

@@ -181,7 +181,7 @@ def load(
 
         return xgboost_format.load(data, where)
     if fmt == "onnx":
-        from strataml.models.onnx_export import load_onnx
+        from strataml.models.onnx_runtime import load_onnx
 
         return load_onnx(data, where)
     raise UnsafeModel(f"{where} has format {fmt!r}, which strataml does not load", hint=f"supported formats: {', '.join(FORMATS)}")
