@@ -8,7 +8,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from strataml.serving.servable import LightGBMRows
+from strataml.serving.fast_lightgbm import LightGBMRows
 
 from .conftest import FEATURES, instance, train_booster
 
