@@ -19,10 +19,10 @@ from strataml.features.offline import TrainingSet, build_training_set
 from strataml.features.online import (
     OnlineStore,
     OnlineStoreError,
-    RedisOnlineStore,
     SQLiteOnlineStore,
     open_online_store,
 )
+from strataml.features.online_redis import RedisOnlineStore
 from strataml.features.registry import (
     FeatureError,
     apply,
