@@ -4,7 +4,7 @@
 - XGBoost models in XGBoost's own JSON format (:mod:`strataml.models.xgboost_format`).
 - PyTorch networks (``st.TorchEstimator``) as safetensors weights plus a JSON header;
   the network itself is rebuilt from the model's definition at load time
-  (:mod:`strataml.models.torch_adapter`).
+  (:mod:`strataml.models.torch_format`).
 - scikit-learn estimators and pipelines through skops, whose files describe objects
   as data. The types a file needs beyond skops' built-in safe set are fixed when it
   is saved (only types from the allowed library modules, plus any the model's
@@ -76,9 +76,9 @@ def dump(estimator: Any, *, trusted: Iterable[str] = ()) -> Serialized:
 
         return Serialized(xgboost_format.dump(estimator), "xgboost")
     if kind == "torch":
-        from strataml.models import torch_adapter
+        from strataml.models import torch_format
 
-        return Serialized(torch_adapter.dump(estimator), "torch")
+        return Serialized(torch_format.dump(estimator), "torch")
     return _dump_skops(estimator, set(trusted))
 
 
@@ -188,15 +188,15 @@ def load(
 
 
 def _load_torch(data: bytes, estimator: Any, where: str) -> Any:
-    from strataml.models import torch_adapter
+    from strataml.models import torch_format
 
-    torch_adapter.verify(data, where)
+    torch_format.verify(data, where)
     if estimator is None:
         raise ConfigError(
             f"{where} holds torch weights only; loading it needs the model's definition, whose st.TorchEstimator builds the network",
             hint="declare the model in definitions.py (or pass its definition when loading)",
         )
-    return torch_adapter.load(data, estimator, where)
+    return torch_format.load(data, estimator, where)
 
 
 _LGB_HEAD = re.compile(rb"^tree\r?\nversion=v\d+\r?\n")

@@ -11,7 +11,7 @@ standardisation, missing-value filling and the output head's meaning (``loss``):
         estimator=st.TorchEstimator(lambda n_inputs: Net(n_inputs), loss="bce", epochs=20),
     )
 
-The artifact is data only: one safetensors file whose tensors are the network's
+The artifact (:mod:`strataml.models.torch_format`) is data only: one safetensors file whose tensors are the network's
 ``state_dict`` and whose metadata holds a JSON header (input names, standardisation
 statistics, class labels, hyper-parameters). It never names code. Loading rebuilds
 the network from the model's definition in the workspace, checks that its parameters
@@ -23,7 +23,6 @@ the format is refused.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strataml.errors import ConfigError, MissingExtra, UnsafeModel
+from strataml.errors import ConfigError, MissingExtra
 
 FORMAT = "strataml.torch"
 FORMAT_VERSION = 1
@@ -49,21 +48,6 @@ PARAMS: dict[str, tuple[type, ...]] = {
     "random_state": (int, type(None)),
     "threads": (int,),
 }
-HEADER_FIELDS = {
-    "format",
-    "version",
-    "inputs",
-    "task",
-    "classes",
-    "mean",
-    "scale",
-    "target_mean",
-    "target_scale",
-    "n_outputs",
-    "params",
-}
-_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"}
-_MAX_HEADER = 16 * 1024 * 1024
 
 
 def _torch(purpose: str) -> Any:
@@ -416,209 +400,6 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-# --- saving and loading ----------------------------------------------------------------
-
-
-def dump(estimator: TorchEstimator) -> bytes:
-    """The fitted network as canonical safetensors bytes with the JSON header as metadata."""
-    _check_fitted(estimator)
-    _torch("saving a TorchEstimator")
-    from safetensors.torch import save
-
-    tensors = {
-        k: v.detach().to("cpu").contiguous() for k, v in estimator.module_.state_dict().items()
-    }
-    seen: dict[int, str] = {}
-    for k, v in tensors.items():
-        if v.numel() and v.data_ptr() in seen:
-            raise UnsafeModel(
-                f"parameters {seen[v.data_ptr()]!r} and {k!r} share memory (tied weights), which safetensors cannot store",
-                hint="networks with tied weights are not supported; give each layer its own parameters",
-            )
-        seen[v.data_ptr()] = k
-    header = json.dumps(estimator.header(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return bytes(save(tensors, metadata={"strataml": header}))
-
-
 def _check_fitted(estimator: TorchEstimator) -> None:
     if not hasattr(estimator, "module_"):
         raise ConfigError("this TorchEstimator is not fitted yet", hint="call fit(x, y) first")
-
-
-def _check(cond: bool, where: str, what: str) -> None:
-    if not cond:
-        raise UnsafeModel(
-            f"{where} is not a strataml torch artifact: {what}",
-            hint="strataml saves torch models as safetensors with a JSON header; re-create it with 'strata train'",
-        )
-
-
-def verify(data: bytes, where: str) -> dict[str, Any]:
-    """Check the safetensors layout and the JSON header without torch; returns the header.
-
-    A pickle (``torch.save`` output) is refused as such; any header field outside the
-    format is refused too: an artifact holds weights and data, never a reference to code.
-    """
-    from strataml.models.serialization import UnsafeModel, refuse_pickle
-
-    try:
-        return _verify(data, where)
-    except UnsafeModel:
-        refuse_pickle(data, where)
-        raise
-
-
-def _verify(data: bytes, where: str) -> dict[str, Any]:
-    _check(len(data) >= 10, where, "too short")
-    n = int.from_bytes(data[:8], "little")
-    _check(
-        2 <= n <= min(len(data) - 8, _MAX_HEADER) and data[8:9] == b"{",
-        where,
-        "no safetensors header",
-    )
-    try:
-        layout = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UnsafeModel(f"{where} has an unreadable safetensors header: {exc}") from None
-    _check(isinstance(layout, dict), where, "the safetensors header is not an object")
-    meta = layout.pop("__metadata__", None)
-    _check(
-        isinstance(meta, dict) and "strataml" in meta, where, "no strataml header in its metadata"
-    )
-    assert isinstance(meta, dict)
-    extra = sorted(set(meta) - {"strataml"})
-    if extra:
-        raise UnsafeModel(
-            f"{where} carries metadata field(s) {extra} outside strataml's torch format; it is refused "
-            "(an artifact holds weights and data, never a reference to code)"
-        )
-    end = 0
-    for name, info in sorted(
-        layout.items(),
-        key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0,
-    ):
-        _check(
-            isinstance(info, dict) and set(info) == {"dtype", "shape", "data_offsets"},
-            where,
-            f"tensor {name!r} is malformed",
-        )
-        _check(info["dtype"] in _DTYPES, where, f"tensor {name!r} has dtype {info['dtype']!r}")
-        shape, offsets = info["shape"], info["data_offsets"]
-        _check(
-            isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape),
-            where,
-            f"tensor {name!r} has a bad shape",
-        )
-        _check(
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and offsets[0] == end
-            and offsets[1] >= end,
-            where,
-            f"tensor {name!r} has bad offsets",
-        )
-        end = offsets[1]
-    _check(end == len(data) - 8 - n, where, "its tensors do not cover the file exactly")
-    try:
-        head = json.loads(meta["strataml"])
-    except (TypeError, ValueError) as exc:
-        raise UnsafeModel(f"{where} has an unreadable strataml header: {exc}") from None
-    _check(isinstance(head, dict), where, "the strataml header is not an object")
-    unknown = sorted(set(head) - HEADER_FIELDS)
-    if unknown:
-        raise UnsafeModel(
-            f"{where} has header field(s) {unknown} outside strataml's torch format; it is refused "
-            "(an artifact holds weights and data, never a reference to code)",
-            hint="the network is built by the model's definition in definitions.py, never by the artifact",
-        )
-    _check(
-        head.get("format") == FORMAT and head.get("version") == FORMAT_VERSION,
-        where,
-        "unknown format or version",
-    )
-    params = head.get("params")
-    _check(isinstance(params, dict), where, "no hyper-parameters")
-    assert isinstance(params, dict)
-    unknown = sorted(set(params) - set(PARAMS))
-    if unknown:
-        raise UnsafeModel(
-            f"{where} has hyper-parameter(s) {unknown} outside strataml's torch format; it is refused "
-            "(an artifact holds weights and data, never a reference to code)"
-        )
-    for k, types in PARAMS.items():
-        _check(
-            k in params
-            and isinstance(params[k], types)
-            and (bool not in types or type(params[k]) is bool),
-            where,
-            f"hyper-parameter {k!r} is missing or of the wrong type",
-        )
-    _check(
-        params["loss"] in LOSSES and params["optimizer"] in OPTIMIZERS,
-        where,
-        "unknown loss or optimizer",
-    )
-    inputs = head.get("inputs")
-    _check(
-        isinstance(inputs, list) and all(isinstance(i, str) for i in inputs),
-        where,
-        "bad input names",
-    )
-    assert isinstance(inputs, list)
-    for key in ("mean", "scale"):
-        v = head.get(key)
-        _check(
-            isinstance(v, list)
-            and len(v) == len(inputs)
-            and all(isinstance(f, int | float) for f in v),
-            where,
-            f"bad {key}",
-        )
-    _check(
-        isinstance(head.get("classes"), list)
-        and all(isinstance(c, str | int | float | bool) for c in head["classes"]),
-        where,
-        "bad classes",
-    )
-    _check(isinstance(head.get("n_outputs"), int), where, "bad n_outputs")
-    return dict(head)
-
-
-def load(data: bytes, definition: Any, where: str) -> TorchEstimator:
-    """Rebuild a fitted estimator: the network from ``definition`` (the model's
-    TorchEstimator in the workspace), the weights and statistics from ``data``."""
-    head = verify(data, where)
-    if not isinstance(definition, TorchEstimator):
-        raise ConfigError(
-            f"{where} holds torch weights, but the model's definition has a {type(definition).__name__} estimator, not a TorchEstimator",
-            hint="the network is rebuilt from the definition it was trained with; restore that st.TorchEstimator, or train a new version",
-        )
-    torch = _torch("loading a torch model")
-    from safetensors.torch import load as load_tensors
-
-    est = TorchEstimator(definition.module, **head["params"])
-    est._check_params()
-    est.feature_names_in_ = list(head["inputs"])
-    est.mean_, est.scale_ = list(map(float, head["mean"])), list(map(float, head["scale"]))
-    est.classes_ = np.asarray(head["classes"])
-    est.target_mean_, est.target_scale_ = head["target_mean"], head["target_scale"]
-    est.n_outputs_ = int(head["n_outputs"])
-    try:
-        tensors = load_tensors(data)
-    except Exception as exc:
-        raise UnsafeModel(f"{where} could not be read by safetensors: {exc}") from exc
-    with torch.random.fork_rng(devices=[]):
-        net = est._build(torch, len(est.feature_names_in_), est.n_outputs_)
-    expected = {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}
-    stored = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
-    if expected != stored:
-        diff = sorted(set(expected.items()) ^ set(stored.items()), key=str)[:4]
-        raise ConfigError(
-            f"{where}: the network the model's definition builds does not match the stored weights "
-            f"(first differences: {', '.join(f'{k} {s[0]} {s[1]}' for k, s in diff)})",
-            hint="restore the module= definition this version was trained with, or train a new version",
-        )
-    net.load_state_dict(tensors, strict=True)
-    net.eval()
-    est.module_ = net
-    return est
