@@ -37,6 +37,25 @@ class BatchStats:
     sizes: list[int] = field(default_factory=list)
 
 
+class CallCost:
+    """A moving average of how long a call takes, and whether that is quick enough to make
+    the call on the event loop: below ``quick_s`` a hand-off to a worker thread and back
+    costs more than the call itself."""
+
+    def __init__(self, quick_s: float = 0.0005) -> None:
+        self.quick_s = quick_s
+        self.seconds: float | None = None  # None until a call was measured
+
+    @property
+    def quick(self) -> bool:
+        """Whether calls have averaged under ``quick_s``."""
+        return self.seconds is not None and self.seconds < self.quick_s
+
+    def add(self, seconds: float) -> None:
+        """Account one call's duration."""
+        self.seconds = seconds if self.seconds is None else 0.8 * self.seconds + 0.2 * seconds
+
+
 class MicroBatcher:
     """Coalesces concurrent predict calls to one function, bounded by size and wait time."""
 
@@ -57,8 +76,7 @@ class MicroBatcher:
         self.executor = executor
         self.on_batch = on_batch
         self.inline_rows = inline_rows
-        self.inline_max_s = 0.0005
-        self._cost: float | None = None  # moving average of a predict call, in seconds
+        self.cost = CallCost()  # of one predict call
         self.stats = BatchStats()
         self._keep = keep_sizes
         self._queue: asyncio.Queue[_Item] | None = None
@@ -69,16 +87,15 @@ class MicroBatcher:
     def can_inline(self, rows: list[dict[str, Any]]) -> bool:
         """Whether ``rows`` may be predicted at once on the caller's thread: few enough
         rows, a model known to answer quickly, and no batch queued or running."""
-        cost = self._cost
         return (
-            cost is not None and cost < self.inline_max_s and len(rows) <= self.inline_rows
+            self.cost.quick and len(rows) <= self.inline_rows
             and not self._running and (self._queue is None or self._queue.empty())
         )
 
     def run_inline(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Predict ``rows`` now as a batch of their own (see :meth:`can_inline`)."""
         outputs, took = self._timed(rows)
-        self._cost = 0.8 * self._cost + 0.2 * took if self._cost is not None else took
+        self.cost.add(took)
         if len(outputs) != len(rows):
             raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
         self._count(len(rows))
@@ -138,12 +155,11 @@ class MicroBatcher:
             return
         rows = [r for it in live for r in it.rows]
         try:
-            fast = self._cost is not None and self._cost < self.inline_max_s
-            if len(rows) <= self.inline_rows and fast:  # small, quick batches: cheaper than a thread handoff
+            if len(rows) <= self.inline_rows and self.cost.quick:  # small, quick batches: cheaper than a thread handoff
                 outputs, took = self._timed(rows)
             else:
                 outputs, took = await loop.run_in_executor(self.executor, self._timed, rows)
-            self._cost = took if self._cost is None else 0.8 * self._cost + 0.2 * took
+            self.cost.add(took)
             if len(outputs) != len(rows):
                 raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
         except BaseException as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from strataml.errors import NotFound, StrataError, UnsafePath
 from strataml.serving.audit import AuditLog, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
-from strataml.serving.batching import MicroBatcher
+from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Limit, RateLimiter, open_buckets
@@ -49,9 +49,6 @@ from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
 
-
-#: a feature lookup from the embedded store runs on the event loop while it averages less than this
-INLINE_LOOKUP_S = 0.0005
 
 
 class RateLimited(StrataError):
@@ -134,8 +131,7 @@ class Gateway:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
         self._batchers: dict[tuple[str, int, str | None], MicroBatcher] = {}
         self._prediction_counters: dict[tuple[str, int, str, bool], Any] = {}
-        #: moving average of a feature lookup, in seconds (None until one ran)
-        self._lookup_cost: float | None = None
+        self._lookup_cost = CallCost()  # of one feature lookup
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -250,9 +246,8 @@ class Gateway:
         if not s.views:
             return instances
         breaker = self.breakers.get("online-store")
-        cost = self._lookup_cost
         if (
-            self._embedded_store and cost is not None and cost < INLINE_LOOKUP_S
+            self._embedded_store and self._lookup_cost.quick
             and len(instances) <= self.config.inline_rows and deadline.remaining() > 0
         ):
             # a few keys from the embedded store: a read of a local file takes microseconds,
@@ -268,9 +263,7 @@ class Gateway:
     def _lookup_features(self, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         rows = lookup_features(self.ws, s, instances)
-        took = time.perf_counter() - t0
-        cost = self._lookup_cost
-        self._lookup_cost = took if cost is None else 0.8 * cost + 0.2 * took
+        self._lookup_cost.add(time.perf_counter() - t0)
         return rows
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
