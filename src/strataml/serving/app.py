@@ -21,11 +21,10 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.serving.auth import ApiKey, AuthError
@@ -414,14 +413,16 @@ class HttpGateway:
         ]
 
 
-class PredictFastRoute:
-    """ASGI middleware sending ``POST /v1/models/{name}/predict`` straight to its handler,
-    past route matching and the exception middleware: the busiest route skips their
-    per-request work, and the handler already turns every error into its JSON answer.
-    Anything else (other routes, a mounted root path) goes through the router."""
+class GatewayApp(Starlette):
+    """The gateway's ASGI application.
 
-    def __init__(self, app: ASGIApp, http: HttpGateway) -> None:
-        self.app = app
+    ``POST /v1/models/{name}/predict``, the busiest route, goes straight to its handler,
+    past route matching and the error and exception middleware: the handler turns every
+    error into its JSON answer itself. Everything else (other routes, a mounted root
+    path, lifespan) goes through Starlette's router."""
+
+    def __init__(self, http: HttpGateway, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.http = http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -434,7 +435,7 @@ class PredictFastRoute:
                     response = await self.http.predict(Request(scope, receive))
                     await response(scope, receive, send)
                     return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:
@@ -450,7 +451,7 @@ def create_app(ws: Workspace, models: ModelProvider | None = None, config: Gatew
         finally:
             await gw.shutdown()
 
-    app = Starlette(routes=http.routes(), lifespan=lifespan, middleware=[Middleware(PredictFastRoute, http=http)])
+    app = GatewayApp(http, routes=http.routes(), lifespan=lifespan)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

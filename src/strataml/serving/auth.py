@@ -15,6 +15,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -130,16 +131,23 @@ class CatalogWatcher:
     """Tells cheaply whether anyone committed to the catalog since the last look.
 
     On SQLite this reads ``PRAGMA data_version`` on a private connection (no I/O when
-    nothing changed); on other databases every look reports a change.
+    nothing changed), at most once per ``recheck_s`` seconds: a commit by another
+    process is seen within a millisecond by default, one made through this process's
+    catalog object at once. On other databases every look reports a change.
     """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, recheck_s: float = 0.001) -> None:
+        self._catalog = catalog
         self._con: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         url = make_url(catalog.url)
         if catalog.dialect == "sqlite" and url.database and url.database != ":memory:":
             self._con = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
         self._last: int | None = None
+        self._recheck_ns = int(recheck_s * 1e9)
+        self._next_ns = 0
+        self._commits = -1
+        self._version = -1
 
     @property
     def exact(self) -> bool:
@@ -150,19 +158,23 @@ class CatalogWatcher:
         """True when a commit happened since the previous call (always True off SQLite)."""
         if self._con is None:
             return True
-        with self._lock:
-            v = int(self._con.execute("PRAGMA data_version").fetchone()[0])
-            if v != self._last:
-                self._last = v
-                return True
-            return False
+        v = self.version()
+        if v != self._last:
+            self._last = v
+            return True
+        return False
 
     def version(self) -> int:
         """A number that changes whenever someone commits (-1 off SQLite: unknown)."""
         if self._con is None:
             return -1
+        now, commits = time.monotonic_ns(), self._catalog.commits
+        if now < self._next_ns and commits == self._commits:
+            return self._version
         with self._lock:
-            return int(self._con.execute("PRAGMA data_version").fetchone()[0])
+            self._version = int(self._con.execute("PRAGMA data_version").fetchone()[0])
+            self._next_ns, self._commits = now + self._recheck_ns, commits
+            return self._version
 
     def close(self) -> None:
         """Release the private connection."""

@@ -253,17 +253,18 @@ class Gateway:
             # a few keys from the embedded store: a read of a local file takes microseconds,
             # far less than handing the call to a thread and back (a network store, whose
             # call could hang past the deadline, always goes through the executor)
-            return breaker.call_sync(functools.partial(self._lookup_features, s, instances))
+            return breaker.call_sync(functools.partial(self._lookup_features, s, instances, True))
 
         async def lookup() -> list[dict[str, Any]]:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances, False)
 
         return await deadline.run(breaker.call(lookup), "online feature lookup")
 
-    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        t0 = time.perf_counter()
+    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> list[dict[str, Any]]:
+        clock = CallCost.clock(inline)
+        t0 = clock()
         rows = lookup_features(self.ws, s, instances)
-        self._lookup_cost.add(time.perf_counter() - t0)
+        self._lookup_cost.add(clock() - t0)
         return rows
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:

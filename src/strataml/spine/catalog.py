@@ -74,6 +74,8 @@ class Catalog:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._lock = threading.Lock()
+        self.commits = 0
+        """Write transactions this object committed (lets watchers see this process's changes at once)."""
         if migrate:
             self.migrate()
 
@@ -90,6 +92,7 @@ class Catalog:
                 conn = conn.execution_options(strata_write=True)
                 with conn.begin():
                     yield conn
+            self.commits += 1
         except sa.exc.OperationalError as exc:
             raise CatalogError(
                 f"catalog {self.safe_url} could not be written: {exc.orig}",
