@@ -10,18 +10,19 @@ model's signature (422 naming the field). Errors are JSON:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -127,17 +128,14 @@ class HttpGateway:
 
     # --- plumbing --------------------------------------------------------------------
 
-    def request_id(self, request: Request) -> str:
+    def request_id(self, given: str | None) -> str:
         """The client's ``X-Request-ID`` when well-formed, else a fresh id (process prefix + counter)."""
-        rid = request.headers.get("x-request-id")
-        if rid and _RID.fullmatch(rid):
-            return rid
+        if given and _RID.fullmatch(given):
+            return given
         return f"{self._rid_prefix}{next(self._rid_counter):08x}"
 
-    def client_ip(self, request: Request) -> str:
-        """The caller's address; ``X-Forwarded-For`` counts only from a configured proxy."""
-        peer = request.client.host if request.client else "-"
-        fwd = request.headers.get("x-forwarded-for")
+    def client_ip(self, peer: str, fwd: str | None) -> str:
+        """The caller's address (``peer``); ``X-Forwarded-For`` (``fwd``) counts only from a configured proxy."""
         if fwd and peer in self.cfg.trusted_proxies:
             hops = [h.strip() for h in fwd.split(",") if h.strip()]
             for hop in reversed(hops):
@@ -146,21 +144,23 @@ class HttpGateway:
         return peer
 
     async def read_json(self, request: Request) -> Any:
+        """The request's body parsed as JSON (see :meth:`parse_json`)."""
+        return await self.parse_json(request.headers.get("content-length"), request.stream())
+
+    async def parse_json(self, declared: str | None, stream: AsyncIterator[bytes]) -> Any:
+        """A body of ``declared`` length (``Content-Length``) read from ``stream`` in bounded
+        chunks and parsed: 413 beyond the limit, 400 for invalid or too deeply nested JSON."""
         limit = self.cfg.max_body_bytes
-        declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", hint="split the instances over several requests")
-        if declared is not None:  # the server stops reading at the declared length, which is within the limit
-            body = await request.body()
-        else:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
-                chunks.append(chunk)
-            body = b"".join(chunks)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in stream:  # the server stops reading at a declared length, which is within the limit
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
+            chunks.append(chunk)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if not body:
             raise BadRequest("the request body is empty", hint='send JSON such as {"instances": [{...}]}')
         try:
@@ -234,7 +234,10 @@ class HttpGateway:
         return rows
 
     def _name(self, request: Request) -> str:
-        name = request.path_params["name"]
+        return self._checked_name(request.path_params["name"])
+
+    @staticmethod
+    def _checked_name(name: str) -> str:
         try:
             return check_name(name, "model name")
         except UnsafePath:
@@ -246,7 +249,19 @@ class HttpGateway:
     ) -> Response:
         """Run one request through admission, auth and the handler, with metrics and an access log."""
         t0 = time.perf_counter()
-        rid = self.request_id(request)
+        headers = request.headers
+        rid = self.request_id(headers.get("x-request-id"))
+        out, labels, key_id = await self.run(rid, headers.get("authorization"), scope(request) if scope else None, functools.partial(body, request, rid))
+        resp = out if isinstance(out, Response) else json_response(out, headers={"x-request-id": rid})
+        self.account(route, labels, resp.status_code, t0, rid, request.method, request.client.host if request.client else "-", headers.get("x-forwarded-for"), key_id)
+        return resp
+
+    async def run(
+        self, rid: str, authorization: str | None, scope: str | None,
+        body: Callable[[ApiKey | None], Awaitable[tuple[Any, dict[str, str]]]],
+    ) -> tuple[Any, dict[str, str], str | None]:
+        """Admission, auth for ``scope`` (None: public) and the handler ``body``: its
+        document (or a Response, errors included), metric labels and the key id."""
         labels = {"model": "-", "version": "-"}
         key_id = None
         gw = self.gw
@@ -256,20 +271,25 @@ class HttpGateway:
             try:
                 key = None
                 if scope is not None:
-                    key = gw.authorize(request.headers.get("authorization"), scope(request))
+                    key = gw.authorize(authorization, scope)
                     key_id = key.id
-                doc, labels_upd = await body(request, rid, key)
+                doc, labels_upd = await body(key)
                 labels.update(labels_upd)
             finally:
                 gw.admission.leave()
                 gw.metrics.inflight.dec()
-            resp = doc if isinstance(doc, Response) else json_response(doc, headers={"x-request-id": rid})
+            return doc, labels, key_id
         except Overloaded as exc:
-            self.gw.metrics.overloaded.inc()
-            resp = error_response(exc, rid)
+            gw.metrics.overloaded.inc()
+            return error_response(exc, rid), labels, key_id
         except Exception as exc:
-            resp = error_response(exc, rid)
-        status = str(resp.status_code)
+            return error_response(exc, rid), labels, key_id
+
+    def account(
+        self, route: str, labels: dict[str, str], status_code: int, t0: float, rid: str, method: str, peer: str, fwd: str | None, key_id: str | None,
+    ) -> None:
+        """Record one answered request in the latency and request metrics and the access log."""
+        status = str(status_code)
         elapsed = time.perf_counter() - t0
         series = (route, labels["model"], labels["version"], status)
         children = self._series.get(series)
@@ -283,11 +303,42 @@ class HttpGateway:
         if self.cfg.log_requests and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "request", extra={"fields": {
-                    "request_id": rid, "route": route, "method": request.method, "status": resp.status_code,
-                    "latency_ms": round(elapsed * 1000, 3), "client": self.client_ip(request), "key_id": key_id, **labels,
+                    "request_id": rid, "route": route, "method": method, "status": status_code,
+                    "latency_ms": round(elapsed * 1000, 3), "client": self.client_ip(peer, fwd), "key_id": key_id, **labels,
                 }},
             )
-        return resp
+
+    async def predict_asgi(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        """``POST /v1/models/{name}/predict`` on raw ASGI messages: the same steps as the
+        route, without Starlette's request and response objects, whose header and body
+        plumbing cost more than the gateway's own bookkeeping."""
+        t0 = time.perf_counter()
+        headers: dict[bytes, bytes] = {}
+        for k, v in reversed(scope["headers"]):  # the first of repeated headers wins, as in Starlette
+            headers[k] = v
+        given = headers.get(b"x-request-id")
+        rid = self.request_id(given.decode("latin-1") if given is not None else None)
+        auth = headers.get(b"authorization")
+        declared = headers.get(b"content-length")
+
+        async def body(key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            assert key is not None
+            return await self._predict(name, key, rid, declared.decode("latin-1") if declared is not None else None, _body_chunks(receive))
+
+        out, labels, key_id = await self.run(rid, auth.decode("latin-1") if auth is not None else None, f"predict:{name}", body)
+        if isinstance(out, Response):
+            status = out.status_code
+            await out(scope, receive, send)
+        else:
+            status = 200
+            payload = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"x-request-id", rid.encode()),
+            ]})
+            await send({"type": "http.response.body", "body": payload})
+        client = scope.get("client")
+        fwd = headers.get(b"x-forwarded-for")
+        self.account("v1.predict", labels, status, t0, rid, "POST", client[0] if client else "-", fwd.decode("latin-1") if fwd is not None else None, key_id)
 
     # --- routes ----------------------------------------------------------------------
 
@@ -319,17 +370,20 @@ class HttpGateway:
     async def predict(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
             assert key is not None
-            name = self._name(r)
-            tr = self.gw.deployment(name)
-            self.gw.rate_limit(key, name, tr)
-            instances = self.instances(await self.read_json(r))
-            res = await self.gw.predict(name, instances, key, rid, "v1.predict", tr)
-            doc = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
-            if res.degraded:
-                doc["fallback"] = res.fallback
-            return doc, {"model": name, "version": str(res.version)}
+            return await self._predict(r.path_params["name"], key, rid, r.headers.get("content-length"), r.stream())
 
         return await self.handle(request, "v1.predict", self._predict_scope, body)
+
+    async def _predict(self, raw_name: str, key: ApiKey, rid: str, declared: str | None, stream: AsyncIterator[bytes]) -> tuple[Any, dict[str, str]]:
+        name = self._checked_name(raw_name)
+        tr = self.gw.deployment(name)
+        self.gw.rate_limit(key, name, tr)
+        instances = self.instances(await self.parse_json(declared, stream))
+        res = await self.gw.predict(name, instances, key, rid, "v1.predict", tr)
+        doc = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
+        if res.degraded:
+            doc["fallback"] = res.fallback
+        return doc, {"model": name, "version": str(res.version)}
 
     async def infer(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
@@ -431,11 +485,20 @@ class GatewayApp(Starlette):
             if path.startswith("/v1/models/") and path.endswith("/predict"):
                 name = path[11:-8]
                 if name and "/" not in name:
-                    scope["path_params"] = {"name": name}
-                    response = await self.http.predict(Request(scope, receive))
-                    await response(scope, receive, send)
+                    await self.http.predict_asgi(scope, receive, send, name)
                     return
         await super().__call__(scope, receive, send)
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """A request body's chunks as the server delivers them."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:

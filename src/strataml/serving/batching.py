@@ -52,7 +52,9 @@ class CallCost:
         return self.seconds is not None and self.seconds < self.quick_s
 
     def add(self, seconds: float) -> None:
-        """Account one call's duration."""
+        """Account one call's duration (capped at 4x ``quick_s``: one call preempted by the
+        operating system moves the average off the loop only if more follow)."""
+        seconds = min(seconds, 4 * self.quick_s)
         self.seconds = seconds if self.seconds is None else 0.8 * self.seconds + 0.2 * seconds
 
     @staticmethod
