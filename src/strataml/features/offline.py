@@ -48,6 +48,7 @@ from strataml.features.registry import (
     resolve_view,
 )
 from strataml.spine import schema
+from strataml.spine.atomic_parquet import write_parquet
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import quote_ident, quote_literal
 from strataml.spine.events import append_event
@@ -374,7 +375,7 @@ def build_training_set(
         if known is not None:  # the same immutable inputs: the recorded version is the answer
             table = known.to_arrow()
             if out is not None:
-                pq.write_table(table, out)
+                write_parquet(table, out)
             return TrainingSet(table, list(lv.columns), [c for c in table.column_names if c not in lv.columns],
                                known.ref, lineage, time.perf_counter() - started)
     con = engine(ws)
@@ -401,7 +402,7 @@ def build_training_set(
         if record:
             ref = _record(ws, ds_name, path, table, lineage)
         if out is not None:
-            pq.write_table(table, out)
+            write_parquet(table, out)
         return TrainingSet(table, list(lv.columns), feature_cols, ref, lineage, time.perf_counter() - started)
     finally:
         con.close()

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from strataml.errors import ConfigError, MissingExtra, NotFound, StrataError
 from strataml.serving.servable import ModelProvider, RegistryModels, Servable, normalise
+from strataml.spine.atomic_parquet import AtomicParquet
 from strataml.spine.workspace import Workspace
 
 
@@ -133,7 +134,7 @@ def _score_local(ws: Workspace, s: Servable, dataset: pads.Dataset, out: Path, c
     total = dataset.count_rows()
     done = 0
     bar = Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"), TimeRemainingColumn(), disable=not progress, transient=True)
-    with _AtomicParquet(out) as output, bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-score") as pool:
+    with AtomicParquet(out) as output, bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-score") as pool:
         task = bar.add_task("score", total=total)
         # a two-stage pipeline: batch i is predicted in a worker thread while batch i+1 is
         # read and batch i-1 is written (the model and Arrow both release the GIL)
@@ -159,37 +160,6 @@ def _score_local(ws: Workspace, s: Servable, dataset: pads.Dataset, out: Path, c
 def _scored(s: Servable, item: tuple[pa.Table, int, Future[Any]], id_col: str | None) -> pa.Table:
     batch, offset, fut = item
     return _output_table(s, batch, fut.result(), id_col, offset)
-
-
-class _AtomicParquet:
-    """A Parquet file written under a temporary name and moved into place only once
-    complete: a failed or interrupted scoring run leaves no partial output."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-        self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
-
-    def write(self, table: pa.Table) -> None:
-        """Append ``table`` (the first one sets the schema)."""
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.tmp, table.schema)
-        self.writer.write_table(table)
-        self.rows += table.num_rows
-
-    def __enter__(self) -> _AtomicParquet:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if self.writer is not None:
-                self.writer.close()
-            if exc_type is None and self.writer is not None:
-                os.replace(self.tmp, self.out)
-        finally:
-            self.tmp.unlink(missing_ok=True)
 
 
 _WORKER_WORKSPACES: dict[str, Workspace] = {}
@@ -239,7 +209,7 @@ def _score_ray(ws: Workspace, s: Servable, files: list[str], out: Path, columns:
         raise StrataError(f"no rows to score in {len(files)} input file(s)")
     ds = ray.data.from_items(parts, override_num_blocks=len(parts))
     scored = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
-    with _AtomicParquet(out) as output:
+    with AtomicParquet(out) as output:
         for b in scored.iter_batches(batch_format="pyarrow", batch_size=batch_rows):
             assert isinstance(b, pa.Table)
             output.write(b)
