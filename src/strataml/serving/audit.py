@@ -273,6 +273,12 @@ class _Writer:
         """Appends waiting for their flush."""
         return len(self._waiters)
 
+    @property
+    def gathering(self) -> bool:
+        """Whether this loop iteration's appends are being gathered into one write to an
+        idle writer (nothing of earlier writes is still waiting for its flush)."""
+        return self._flush_scheduled and self._queued - len(self._buf) == self._acked
+
     def close(self) -> None:
         """Flush what is pending and stop the writer."""
         with self._lock:
@@ -317,9 +323,10 @@ class AuditLog:
     and exits; if the writer dies, pending and later appends fail (and the next append
     starts a new writer).
 
-    There are ``lanes`` such writers (files); an append goes to an idle one when there
-    is one, so it is flushed at once instead of waiting for the flush in progress, else
-    to the one with the fewest appends pending. Every lane flushes before acknowledging,
+    There are ``lanes`` such writers (files); an append joins the write being gathered
+    in this loop iteration for an idle writer, else goes to an idle one when there is
+    one, so it is flushed at once instead of waiting for the flush in progress, else to
+    the one with the fewest appends pending. Every lane flushes before acknowledging,
     so the guarantee is the same with any number.
     """
 
@@ -335,6 +342,9 @@ class AuditLog:
         return encode(records)
 
     def _pick(self) -> _Writer:
+        for lane in self.lanes:  # share the write (and the flush) being gathered for an idle writer
+            if lane.gathering:
+                return lane
         best = self.lanes[0]
         for lane in self.lanes:
             if lane.pending == 0:
