@@ -103,6 +103,18 @@ def test_first_valid_occurrence_of_a_key_wins(workspace, tx_contract, write) -> 
     assert get_version(workspace, "transactions").to_pandas()["user_id"].tolist() == ["u2"]
 
 
+def test_colliding_key_hashes_never_make_a_duplicate(workspace, tx_contract, write, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With a 1-bit "hash" nearly every key collides: only rows whose keys are equal count as repeats.
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("strataml.data.ingest"), "_KEY_HASH", "(hash({}) % 2)")
+    rows = [f"tx{i},u1,{i},,US,m,2026-01-01" for i in range(20)]
+    r = ingest(workspace, write("a.csv", *rows, rows[3], rows[7], rows[7]), contract=tx_contract)
+    assert (r.rows_read, r.accepted, r.duplicates) == (23, 20, 3)
+    assert sorted(q["tx_id"] for q in quarantine_rows(workspace, "transactions@v1")) == ["tx3", "tx7", "tx7"]
+    assert sorted(get_version(workspace, "transactions").to_pandas()["tx_id"]) == sorted(f"tx{i}" for i in range(20))
+
+
 def test_unique_non_key_column(workspace, write) -> None:
     c = st.Contract("users", key="id", columns=[st.Column("id", "string"), st.Column("email", "string", unique=True)])
     ingest(workspace, write("u1.csv", "1,a@x", "2,b@x", "3,a@x", header="id,email"), contract=c)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -43,6 +45,8 @@ from strataml.spine.workspace import Workspace
 _TARGET_FILE_BYTES = "256MB"
 #: contract types a CSV reader parses itself (faster than casting text in SQL);
 #: integers are not among them because the reader rounds "1.5" instead of refusing it
+#: a row's key as one 64-bit number (equal keys, equal numbers) to find repeats cheaply
+_KEY_HASH = "hash({})"
 _READER_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE"}
 
 
@@ -251,13 +255,25 @@ class _Ingestion:
         existing = self._existing(parent, key)
         # rows already in the dataset; UNION (not ALL) drops those counted as repeats above
         known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors IS NULL" if existing else ""
+        # Equal keys have equal 64-bit hashes: sorting the hashes (far cheaper than grouping
+        # the keys themselves) finds the few that repeat, and only rows with one of those
+        # hashes are grouped by their actual key, so a collision never makes a duplicate.
+        hashes = con.execute(f"SELECT {_KEY_HASH.format(k)} AS h FROM _staged WHERE _errors IS NULL").fetchnumpy()["h"]
+        hashes.sort()
+        repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        if not len(repeated) and not existing:
+            con.execute("CREATE TEMP TABLE _dup (_row BIGINT)")
+            return
+        con.register("_dup_hash", pa.table({"h": pa.array(repeated, pa.uint64())}))
         con.execute(
             f"""CREATE TEMP TABLE _dup AS
-            WITH repeated AS (
-                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors IS NULL GROUP BY {k} HAVING count(*) > 1
+            WITH candidates AS (
+                SELECT rowid AS _row, {k} FROM _staged WHERE _errors IS NULL AND {_KEY_HASH.format(k)} IN (SELECT h FROM _dup_hash)
+            ), repeated AS (
+                SELECT {k}, min(_row) AS _first FROM candidates GROUP BY {k} HAVING count(*) > 1
             )
-            SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING ({k})
-            WHERE s._errors IS NULL AND s.rowid <> f._first
+            SELECT s._row FROM candidates s JOIN repeated f USING ({k})
+            WHERE s._row <> f._first
             {known}"""
         )
 
