@@ -115,6 +115,20 @@ def test_colliding_key_hashes_never_make_a_duplicate(workspace, tx_contract, wri
     assert sorted(get_version(workspace, "transactions").to_pandas()["tx_id"]) == sorted(f"tx{i}" for i in range(20))
 
 
+def test_many_bad_rows_are_all_quarantined_and_counted(workspace, tx_contract, write) -> None:
+    # more bad rows than the validating pass keeps in memory at once
+    rows = [f"tx{i},u1,{-1 if i % 2 else 1},,US,{'' if i % 5 == 0 else 'm'},2026-01-01" for i in range(20_000)]
+    r = ingest(workspace, write("a.csv", *rows), contract=tx_contract)
+    _check_counts(r)
+    assert (r.rows_read, r.accepted, r.rejected, r.duplicates) == (20_000, 10_000, 10_000, 0)
+    assert r.rejected_by_rule == {"amount.min": 10_000}
+    # nulls count over every row read, good or bad
+    assert [(t["rule"], t["value"]) for t in r.table_checks] == [("merchant.max_null_rate", 0.2)]
+    bad = quarantine_rows(workspace, "transactions@v1")
+    assert sorted(int(q["tx_id"][2:]) for q in bad) == list(range(1, 20_000, 2))
+    assert all(q["_errors"] == ["amount.min"] and float(q["amount"]) == -1 for q in bad)
+
+
 def test_unique_non_key_column(workspace, write) -> None:
     c = st.Contract("users", key="id", columns=[st.Column("id", "string"), st.Column("email", "string", unique=True)])
     ingest(workspace, write("u1.csv", "1,a@x", "2,b@x", "3,a@x", header="id,email"), contract=c)
