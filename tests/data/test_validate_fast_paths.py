@@ -43,3 +43,33 @@ def test_timestamp_text_types_as_the_zone_aware_cast_does() -> None:
     con.close()
     assert all(fast == slow for _, fast, slow in got), [r for r in got if r[1] != r[2]]
     assert sum(fast is not None for _, fast, _ in got) >= 8
+
+
+def test_timestamp_fast_path_agrees_with_the_zone_aware_cast_on_generated_text() -> None:
+    import random
+
+    from strataml.data.validate import _typed
+    from strataml.spine.engine import duck
+
+    rnd = random.Random(7)
+
+    def digits(n: int) -> str:
+        return "".join(rnd.choice("0123456789") for _ in range(n))
+
+    def field(top: int) -> str:
+        return rnd.choice([f"{rnd.randint(0, top):02d}", str(rnd.randint(0, top)), digits(rnd.choice([1, 2, 3]))])
+
+    texts = set()
+    for _ in range(20_000):
+        year = rnd.choice([digits(4), str(rnd.randint(1900, 2100)), digits(rnd.choice([1, 2, 3, 5, 6]))])
+        seconds = rnd.choice([f":{field(61)}", f":{field(59)}", ""])
+        sep = rnd.choice(["T", " ", "t", "x", "  "])
+        suffix = rnd.choice(["", "", "", "", "Z", "+02", "+02:00", "-0500", " UTC", " Europe/Paris", ".5", " ", " BC"])
+        texts.add(f"{rnd.choice(['', '', '', '-', '+', ' '])}{year}-{field(13)}-{field(32)}{sep}{field(25)}:{field(61)}{seconds}{suffix}")
+    con = duck()
+    typed, _ = _typed(contract().column("ts"), "x", "VARCHAR")
+    con.execute("CREATE TABLE t AS SELECT unnest(?::VARCHAR[]) AS x", [sorted(texts)])
+    differ = con.execute(f"SELECT x FROM t WHERE {typed} IS DISTINCT FROM timezone('UTC', TRY_CAST(x AS TIMESTAMPTZ))").fetchall()
+    parsed = con.execute(f"SELECT count({typed}) FROM t").fetchall()[0][0]
+    con.close()
+    assert differ == [] and parsed > 1000
