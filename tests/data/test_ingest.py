@@ -103,11 +103,15 @@ def test_first_valid_occurrence_of_a_key_wins(workspace, tx_contract, write) -> 
     assert get_version(workspace, "transactions").to_pandas()["user_id"].tolist() == ["u2"]
 
 
-def test_colliding_key_hashes_never_make_a_duplicate(workspace, tx_contract, write, monkeypatch: pytest.MonkeyPatch) -> None:
-    # With a 1-bit "hash" nearly every key collides: only rows whose keys are equal count as repeats.
+@pytest.mark.parametrize("sort_rows", [4_000_000, 5])
+def test_colliding_key_hashes_never_make_a_duplicate(workspace, tx_contract, write, monkeypatch: pytest.MonkeyPatch, sort_rows: int) -> None:
+    # With a 1-bit "hash" nearly every key collides: only rows whose keys are equal count as repeats
+    # (hashes sorted in memory, or grouped by DuckDB past a number of rows).
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("strataml.data.ingest"), "_KEY_HASH", "(hash({}) % 2)")
+    module = importlib.import_module("strataml.data.ingest")
+    monkeypatch.setattr(module, "_KEY_HASH", "(hash({}) % 2)")
+    monkeypatch.setattr(module, "_SORT_ROWS", sort_rows)
     rows = [f"tx{i},u1,{i},,US,m,2026-01-01" for i in range(20)]
     r = ingest(workspace, write("a.csv", *rows, rows[3], rows[7], rows[7]), contract=tx_contract)
     assert (r.rows_read, r.accepted, r.duplicates) == (23, 20, 3)

@@ -50,6 +50,8 @@ _TARGET_FILE_BYTES = "256MB"
 #: integers are not among them because the reader rounds "1.5" instead of refusing it
 #: a row's key as one 64-bit number (equal keys, equal numbers) to find repeats cheaply
 _KEY_HASH = "hash({})"
+#: up to this many hashes (8 bytes each) are sorted in memory to find repeats
+_SORT_ROWS = 4_000_000
 _READER_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE"}
 
 
@@ -227,12 +229,13 @@ class _Ingestion:
     def _clashes(self, con: duckdb.DuckDBPyConnection, files: list[Path], parent: dict[str, Any] | None) -> bool:
         """Whether the first pass's good rows repeat a key or a unique value, or clash with the dataset."""
         src = f"read_parquet({_file_list(files)})"
+        rows = sum(pq.read_metadata(f).num_rows for f in files)
         key = list(self.contract.key_columns)
         checks = [(key, "true")] if key else []
         checks += [([c.name], f"{quote_ident(c.name)} IS NOT NULL") for c in self.contract.columns if c.unique and [c.name] != key]
         for cols, where in checks:
             k = ", ".join(quote_ident(c) for c in cols)
-            if len(_repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM {src} WHERE {where}")):
+            if len(_repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM {src} WHERE {where}", rows)):
                 return True
             existing = self._existing(parent, cols) if parent and set(cols) <= {c["name"] for c in parent["schema"]} else None
             if existing:
@@ -308,7 +311,8 @@ class _Ingestion:
         # Equal keys have equal 64-bit hashes: sorting the hashes (far cheaper than grouping
         # the keys themselves) finds the few that repeat, and only rows with one of those
         # hashes are grouped by their actual key, so a collision never makes a duplicate.
-        repeated = _repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM _staged WHERE _errors IS NULL")
+        rows = one(con, "SELECT count(*) FROM _staged")[0]
+        repeated = _repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM _staged WHERE _errors IS NULL", rows)
         if not len(repeated) and not existing:
             con.execute("CREATE TEMP TABLE _dup (_row BIGINT)")
             return
@@ -533,11 +537,14 @@ def _file_list(paths: list[Path]) -> str:
     return "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
 
 
-def _repeats(con: duckdb.DuckDBPyConnection, hashes_sql: str) -> np.ndarray[Any, Any]:
-    """The values that occur more than once in a query's single UBIGINT column ``h``.
+def _repeats(con: duckdb.DuckDBPyConnection, hashes_sql: str, rows: int) -> np.ndarray[Any, Any]:
+    """The values that occur more than once in a query's single UBIGINT column ``h`` of ``rows`` rows.
 
-    Sorting the hashes is far cheaper than grouping the values they stand for.
+    Sorting the hashes in memory is far cheaper than grouping the values they stand for;
+    past :data:`_SORT_ROWS` rows DuckDB groups the hashes instead, within its memory limit.
     """
+    if rows > _SORT_ROWS:
+        return con.execute(f"SELECT h FROM ({hashes_sql}) GROUP BY h HAVING count(*) > 1").fetchnumpy()["h"]
     hashes = con.execute(hashes_sql).fetchnumpy()["h"]
     hashes.sort()
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
