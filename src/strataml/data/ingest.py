@@ -28,6 +28,7 @@ from strataml.data.badrows import FUNCTION as BAD_ROWS
 from strataml.data.badrows import BadRows
 from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
+from strataml.data.parts import digest_later, file_list, parts
 from strataml.data.sources import SourceSpec, open_source, recheck_cast_rejects
 from strataml.data.validate import build_plan
 from strataml.errors import (
@@ -171,8 +172,11 @@ class _Ingestion:
                 offset = 0
                 if staged:
                     names = ", ".join(quote_ident(c) for c in self.contract.column_names)
-                    con.execute(f"INSERT INTO _staged SELECT {names}, NULL, NULL FROM read_parquet({_file_list(first)})")
+                    con.execute(f"INSERT INTO _staged SELECT {names}, NULL, NULL FROM read_parquet({file_list(first)})")
                     offset = one(con, "SELECT count(*) FROM _staged")[0]
+                if not staged:
+                    # the first pass's files are the snapshot: hash them on another core meanwhile
+                    digests = digest_later(first)
                 if lines:
                     con.execute("INSERT INTO _staged SELECT * FROM _rechecked")
                 con.execute("CREATE TEMP TABLE _recheck_lines (_idx BIGINT, _line BIGINT)")
@@ -203,7 +207,7 @@ class _Ingestion:
                 return report
             if staged:
                 self._write_files(con, stage / "data", dedup=counts["duplicates"] > 0)
-            files = self._store_files(_parts(stage / "data") if staged else first)
+            files = self._store_files(parts(stage / "data")) if staged else self._store_files(first, digests.result())
             failpoint("ingest.after_files")
             report = self._report(None, counts, quarantine, "created", table_checks)
             self._commit(parent, files, report, reset)
@@ -224,11 +228,11 @@ class _Ingestion:
             f"""COPY (SELECT {cols} FROM ({select}) WHERE CASE WHEN _errors IS NULL THEN true ELSE {BAD_ROWS}(_errors, _raw) END)
             TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
         )
-        return _parts(out)
+        return parts(out)
 
     def _clashes(self, con: duckdb.DuckDBPyConnection, files: list[Path], parent: dict[str, Any] | None) -> bool:
         """Whether the first pass's good rows repeat a key or a unique value, or clash with the dataset."""
-        src = f"read_parquet({_file_list(files)})"
+        src = f"read_parquet({file_list(files)})"
         rows = sum(pq.read_metadata(f).num_rows for f in files)
         key = list(self.contract.key_columns)
         checks = [(key, "true")] if key else []
@@ -346,7 +350,7 @@ class _Ingestion:
         written = 0
         if first:
             counted = "".join(f", count(*) - count({quote_ident(c.name)})" for c in rated)
-            written, *file_nulls = one(con, f"SELECT count(*){counted} FROM read_parquet({_file_list(first)})")
+            written, *file_nulls = one(con, f"SELECT count(*){counted} FROM read_parquet({file_list(first)})")
             null_counts = [a + b for a, b in zip(null_counts, file_nulls, strict=True)]
         by_rule = dict(
             con.sql(
@@ -428,13 +432,13 @@ class _Ingestion:
             TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
         )
 
-    def _store_files(self, paths: list[Path]) -> list[dict[str, Any]]:
+    def _store_files(self, paths: list[Path], digests: dict[Path, str] | None = None) -> list[dict[str, Any]]:
         files = []
         for path in paths:
             rows = pq.read_metadata(path).num_rows
             if rows == 0:
                 continue
-            sha = self.ws.artifacts.put_file(path, move=True)
+            sha = self.ws.artifacts.put_file(path, move=True, sha=(digests or {}).get(path))
             files.append({"sha256": sha, "rows": rows, "ingest": self.id})
         return files
 
@@ -526,15 +530,6 @@ class _Ingestion:
             })
             failpoint("ingest.before_commit")
         failpoint("ingest.after_commit")
-
-
-def _parts(out: Path) -> list[Path]:
-    """The Parquet files a COPY wrote to ``out``, in the order it wrote them (part_0, part_1, …)."""
-    return sorted(out.glob("part_*.parquet"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-
-
-def _file_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
 
 
 def _repeats(con: duckdb.DuckDBPyConnection, hashes_sql: str, rows: int) -> np.ndarray[Any, Any]:
