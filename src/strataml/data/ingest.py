@@ -405,21 +405,24 @@ class _Ingestion:
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")
         path = stage / "quarantine.parquet"
         names = ", ".join(quote_ident(c) for c in cols)
+        # the set-aside rows first (as they came, in no fixed order: sorted, for a stable file)
         set_aside = (
-            f" UNION ALL SELECT NULL, string_split(_errors, ','), NULL, {names} FROM read_parquet({quote_literal(str(bad.path))})"
+            f"SELECT 0 AS _b, NULL::BIGINT AS _o, _errors AS _e, NULL::BIGINT AS _line, string_split(_errors, ',') AS _errors, "
+            f"NULL::VARCHAR AS _raw_line, {names} FROM read_parquet({quote_literal(str(bad.path))}) UNION ALL "
             if bad.count else ""
         )
         con.execute(
-            f"""COPY (
-                SELECT r._line, string_split(_errors, ',') AS _errors, NULL::VARCHAR AS _raw_line, {raw}
+            f"""COPY (SELECT _line, _errors, _raw_line, {names} FROM (
+                {set_aside}SELECT 1 AS _b, _staged.rowid AS _o, NULL AS _e, r._line, string_split(_errors, ',') AS _errors,
+                    NULL::VARCHAR AS _raw_line, {raw}
                 FROM _staged LEFT JOIN _recheck_lines r ON r._idx = _staged.rowid WHERE _errors IS NOT NULL
                 UNION ALL
-                SELECT r._line, [{dup_rule}], NULL, {as_text}
+                SELECT 2, s.rowid, NULL, r._line, [{dup_rule}], NULL, {as_text}
                 FROM _staged s SEMI JOIN _dup d ON s.rowid = d._row LEFT JOIN _recheck_lines r ON r._idx = s.rowid
                 UNION ALL
-                SELECT line, ['_row.parse'], coalesce(raw, '') || '  (' || error || ')', {nulls}
-                FROM _src_rejects{set_aside}
-            ) TO {quote_literal(str(path))} (FORMAT parquet)"""
+                SELECT 3, line, NULL, line, ['_row.parse'], coalesce(raw, '') || '  (' || error || ')', {nulls}
+                FROM _src_rejects
+            ) ORDER BY _b, _o, {names}, _e) TO {quote_literal(str(path))} (FORMAT parquet)"""
         )
         return self.ws.artifacts.put_file(path, move=True)
 
