@@ -34,8 +34,6 @@ _FILE_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-#: rows the CSV sniffer reads to detect the dialect
-_SNIFF_ROWS = 2048
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
 _REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
 
@@ -259,14 +257,12 @@ def _csv_reader(files: list[str], d: CsvDialect, cols: dict[str, str], common: l
 
 def _sniff(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:
     """Detect the dialect once (DuckDB's sniffer, or the header line when it fails)."""
-    # Only the dialect and the header are used (the reader types nothing it guesses), and
-    # a couple of thousand rows show those as well as DuckDB's default 20480, in half the time.
-    opts = [f"sample_size={_SNIFF_ROWS}"]
+    opts = []
     if spec.delimiter:
         opts.append(f"delim={quote_literal(spec.delimiter)}")
     if spec.encoding:
         opts.append(f"encoding={quote_literal(spec.encoding)}")
-    extra = ", " + ", ".join(opts)
+    extra = (", " + ", ".join(opts)) if opts else ""
     try:
         rows = con.execute(
             f"SELECT Delimiter, Quote, Escape, HasHeader, Columns FROM sniff_csv({quote_literal(path)}{extra})"
