@@ -133,6 +133,14 @@ def test_many_bad_rows_are_all_quarantined_and_counted(workspace, tx_contract, w
     assert all(q["_errors"] == ["amount.min"] and float(q["amount"]) == -1 for q in bad)
 
 
+def test_quoting_first_seen_after_thousands_of_rows_is_detected(workspace, tx_contract, write) -> None:
+    rows = [f"tx{i},u1,1,,US,m,2026-01-01" for i in range(5_000)]
+    r = ingest(workspace, write("a.csv", *rows, 'tx9999,u1,1,,US,"m,1",2026-01-01'), contract=tx_contract)
+    assert (r.rows_read, r.accepted, r.rejected) == (5_001, 5_001, 0)
+    got = get_version(workspace, "transactions").to_pandas()
+    assert got.loc[got["tx_id"] == "tx9999", "merchant"].tolist() == ["m,1"]
+
+
 def test_unique_non_key_column(workspace, write) -> None:
     c = st.Contract("users", key="id", columns=[st.Column("id", "string"), st.Column("email", "string", unique=True)])
     ingest(workspace, write("u1.csv", "1,a@x", "2,b@x", "3,a@x", header="id,email"), contract=c)
