@@ -181,7 +181,12 @@ class _Ingestion:
                     con.execute("INSERT INTO _staged SELECT * FROM _rechecked")
                 con.execute("CREATE TEMP TABLE _recheck_lines (_idx BIGINT, _line BIGINT)")
                 if lines:
-                    con.executemany("INSERT INTO _recheck_lines VALUES (?, ?)", [(offset + i, n) for i, n in enumerate(lines)])
+                    # one statement for all (executemany runs one INSERT per line)
+                    con.execute(
+                        "INSERT INTO _recheck_lines SELECT _o + i - 1, _l[i] FROM (SELECT ?::BIGINT AS _o, ?::BIGINT[] AS _l), "
+                        "range(1, len(_l) + 1) AS t(i)",
+                        [offset, lines],
+                    )
             except duckdb.Error as exc:
                 raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
             scan.finish(con)
