@@ -6,8 +6,8 @@ whatever the input size. One validating pass writes the good rows straight to Pa
 sets the bad ones aside (:mod:`strataml.data.badrows`); the rows are staged in a table for
 the checks only when a key or unique value repeats or meets the dataset's. Files are
 written to the artifact store first; the version becomes visible in a single catalog
-transaction at the end, so a crash at any point leaves either the whole version or nothing. ``accepted + rejected + duplicates ==
-rows_read`` always holds.
+transaction at the end, so a crash at any point leaves either the whole version or nothing.
+``accepted + rejected + duplicates == rows_read`` always holds.
 """
 
 from __future__ import annotations
