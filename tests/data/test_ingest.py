@@ -88,6 +88,16 @@ def test_append_adds_only_new_rows_and_never_rewrites(workspace, tx_contract, wr
     assert get_version(workspace, "transactions@v1").sha256 == v1.sha256
 
 
+def test_append_names_values_the_reader_could_not_type(workspace, tx_contract, write) -> None:
+    ingest(workspace, write("a.csv", "tx1,u1,1,,US,m,2026-01-01"), contract=tx_contract)
+    r = ingest(workspace, write("b.csv", "tx2,u1,abc,,US,m,2026-01-02", "tx3,u1,-2,x,US,m,2026-01-02", "tx4,u1,4,,US,m,2026-01-02"), contract=tx_contract)
+    _check_counts(r)
+    assert (r.rows_read, r.accepted, r.rejected) == (3, 1, 2)
+    assert r.rejected_by_rule == {"amount.type": 1, "amount.min": 1, "refund.type": 1}
+    lines = {q["tx_id"]: q["_line"] for q in quarantine_rows(workspace, "transactions@v2")}
+    assert lines["tx2"] == 2 and lines["tx3"] == 3
+
+
 def test_reingesting_the_same_file_changes_nothing(workspace, tx_contract, write) -> None:
     path = write("a.csv", "tx1,u1,1,,US,m,2026-01-01")
     ingest(workspace, path, contract=tx_contract)

@@ -160,22 +160,31 @@ class _Ingestion:
             )
             plan = build_plan(con, self.contract, scan.columns)
             bad.register(con)
+            # An append checks every key against the dataset, and re-delivered rows are common:
+            # staging every row at once (as the checks would) beats writing them twice.
+            appending = bool(known and known["files"])
             try:
-                first = self._first_pass(con, plan.select, stage / "pass")
+                first = [] if appending else self._first_pass(con, plan.select, stage / "pass")
                 bad.close()
-                lines = recheck_cast_rejects(con, scan, str(stage))
-                cols = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in self.contract.columns)
-                con.execute(f"CREATE TEMP TABLE _staged ({cols}, _errors VARCHAR, _raw VARCHAR[])")
+                if appending:
+                    con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
+                else:
+                    cols = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in self.contract.columns)
+                    con.execute(f"CREATE TEMP TABLE _staged ({cols}, _errors VARCHAR, _raw VARCHAR[])")
+                lines = recheck_cast_rejects(con, scan, str(stage))  # once the source has been read
                 if lines:
                     con.execute(f"CREATE TEMP TABLE _rechecked AS {build_plan(con, self.contract, scan.columns, source='_recheck').select}")
                 # Repeats, clashes with the dataset or rechecked good rows: the first pass's good
                 # rows join _staged (in their order, ahead of the rechecked ones) for the checks.
-                staged = bool(lines and one(con, "SELECT count(*) FROM _rechecked WHERE _errors IS NULL")[0]) or self._clashes(con, first, known)
-                offset = 0
-                if staged:
+                staged = (
+                    appending
+                    or bool(lines and one(con, "SELECT count(*) FROM _rechecked WHERE _errors IS NULL")[0])
+                    or self._clashes(con, first, known)
+                )
+                if staged and not appending:
                     names = ", ".join(quote_ident(c) for c in self.contract.column_names)
                     con.execute(f"INSERT INTO _staged SELECT {names}, NULL, NULL FROM read_parquet({file_list(first)})")
-                    offset = one(con, "SELECT count(*) FROM _staged")[0]
+                offset = one(con, "SELECT count(*) FROM _staged")[0]
                 if not staged:
                     # the first pass's files are the snapshot: hash them on another core meanwhile
                     digests = digest_later(first)
