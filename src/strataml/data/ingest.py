@@ -5,8 +5,9 @@ The work happens in one DuckDB session that spills to disk, so memory stays boun
 whatever the input size. One validating pass writes the good rows straight to Parquet and
 sets the bad ones aside (:mod:`strataml.data.badrows`); the rows are staged in a table for
 the checks only when a key or unique value repeats (an append to a dataset stages them
-from the start: its keys meet the dataset's). Files are written to the artifact store first; the version becomes visible in a single catalog
-transaction at the end, so a crash at any point leaves either the whole version or nothing.
+from the start: its keys meet the dataset's). Files are written to the artifact store
+first; the version becomes visible in a single catalog transaction at the end, so a crash
+at any point leaves either the whole version or nothing.
 ``accepted + rejected + duplicates == rows_read`` always holds.
 """
 
