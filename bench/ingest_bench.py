@@ -299,9 +299,10 @@ def instrumented(rec: Recorder) -> Iterator[None]:
     sources = importlib.import_module("strataml.data.sources")
     wrap(sources.Scan, "finish", "expose CSV rejects")
     steps = {
-        "_parent": "read parent version", "_check_unique": "check unique columns", "_find_duplicates": "find duplicates",
+        "_parent": "read parent version", "_first_pass": "validate, good rows to Parquet (one pass)",
+        "_clashes": "check keys of the first pass", "_check_unique": "check unique columns", "_find_duplicates": "find duplicates",
         "_counts": "count outcomes", "_table_checks": "table checks", "_write_quarantine": "write quarantine",
-        "_write_files": "write snapshot files", "_commit": "commit to catalog",
+        "_write_files": "write snapshot files", "_store_files": "store snapshot files", "_commit": "commit to catalog",
     }
     for fn, label in steps.items():
         wrap(ing._Ingestion, fn, label)

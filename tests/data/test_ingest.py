@@ -88,6 +88,16 @@ def test_append_adds_only_new_rows_and_never_rewrites(workspace, tx_contract, wr
     assert get_version(workspace, "transactions@v1").sha256 == v1.sha256
 
 
+def test_append_names_values_the_reader_could_not_type(workspace, tx_contract, write) -> None:
+    ingest(workspace, write("a.csv", "tx1,u1,1,,US,m,2026-01-01"), contract=tx_contract)
+    r = ingest(workspace, write("b.csv", "tx2,u1,abc,,US,m,2026-01-02", "tx3,u1,-2,x,US,m,2026-01-02", "tx4,u1,4,,US,m,2026-01-02"), contract=tx_contract)
+    _check_counts(r)
+    assert (r.rows_read, r.accepted, r.rejected) == (3, 1, 2)
+    assert r.rejected_by_rule == {"amount.type": 1, "amount.min": 1, "refund.type": 1}
+    lines = {q["tx_id"]: q["_line"] for q in quarantine_rows(workspace, "transactions@v2")}
+    assert lines["tx2"] == 2 and lines["tx3"] == 3
+
+
 def test_reingesting_the_same_file_changes_nothing(workspace, tx_contract, write) -> None:
     path = write("a.csv", "tx1,u1,1,,US,m,2026-01-01")
     ingest(workspace, path, contract=tx_contract)
@@ -101,6 +111,44 @@ def test_first_valid_occurrence_of_a_key_wins(workspace, tx_contract, write) -> 
     r = ingest(workspace, path, contract=tx_contract)
     assert (r.accepted, r.rejected, r.duplicates) == (1, 1, 1)
     assert get_version(workspace, "transactions").to_pandas()["user_id"].tolist() == ["u2"]
+
+
+@pytest.mark.parametrize("sort_rows", [4_000_000, 5])
+def test_colliding_key_hashes_never_make_a_duplicate(workspace, tx_contract, write, monkeypatch: pytest.MonkeyPatch, sort_rows: int) -> None:
+    # With a 1-bit "hash" nearly every key collides: only rows whose keys are equal count as repeats
+    # (hashes sorted in memory, or grouped by DuckDB past a number of rows).
+    import importlib
+
+    module = importlib.import_module("strataml.data.ingest")
+    monkeypatch.setattr(module, "_KEY_HASH", "(hash({}) % 2)")
+    monkeypatch.setattr(module, "_SORT_ROWS", sort_rows)
+    rows = [f"tx{i},u1,{i},,US,m,2026-01-01" for i in range(20)]
+    r = ingest(workspace, write("a.csv", *rows, rows[3], rows[7], rows[7]), contract=tx_contract)
+    assert (r.rows_read, r.accepted, r.duplicates) == (23, 20, 3)
+    assert sorted(q["tx_id"] for q in quarantine_rows(workspace, "transactions@v1")) == ["tx3", "tx7", "tx7"]
+    assert sorted(get_version(workspace, "transactions").to_pandas()["tx_id"]) == sorted(f"tx{i}" for i in range(20))
+
+
+def test_many_bad_rows_are_all_quarantined_and_counted(workspace, tx_contract, write) -> None:
+    # more bad rows than the validating pass keeps in memory at once
+    rows = [f"tx{i},u1,{-1 if i % 2 else 1},,US,{'' if i % 5 == 0 else 'm'},2026-01-01" for i in range(20_000)]
+    r = ingest(workspace, write("a.csv", *rows), contract=tx_contract)
+    _check_counts(r)
+    assert (r.rows_read, r.accepted, r.rejected, r.duplicates) == (20_000, 10_000, 10_000, 0)
+    assert r.rejected_by_rule == {"amount.min": 10_000}
+    # nulls count over every row read, good or bad
+    assert [(t["rule"], t["value"]) for t in r.table_checks] == [("merchant.max_null_rate", 0.2)]
+    bad = quarantine_rows(workspace, "transactions@v1")
+    assert sorted(int(q["tx_id"][2:]) for q in bad) == list(range(1, 20_000, 2))
+    assert all(q["_errors"] == ["amount.min"] and float(q["amount"]) == -1 for q in bad)
+
+
+def test_quoting_first_seen_after_thousands_of_rows_is_detected(workspace, tx_contract, write) -> None:
+    rows = [f"tx{i},u1,1,,US,m,2026-01-01" for i in range(5_000)]
+    r = ingest(workspace, write("a.csv", *rows, 'tx9999,u1,1,,US,"m,1",2026-01-01'), contract=tx_contract)
+    assert (r.rows_read, r.accepted, r.rejected) == (5_001, 5_001, 0)
+    got = get_version(workspace, "transactions").to_pandas()
+    assert got.loc[got["tx_id"] == "tx9999", "merchant"].tolist() == ["m,1"]
 
 
 def test_unique_non_key_column(workspace, write) -> None:

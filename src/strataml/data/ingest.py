@@ -2,14 +2,18 @@
 rule, drop duplicates by key, and commit an immutable dataset version.
 
 The work happens in one DuckDB session that spills to disk, so memory stays bounded
-whatever the input size. Files are written to the artifact store first; the version
-becomes visible in a single catalog transaction at the end, so a crash at any point
-leaves either the whole version or nothing. ``accepted + rejected + duplicates ==
-rows_read`` always holds.
+whatever the input size. One validating pass writes the good rows straight to Parquet and
+sets the bad ones aside (:mod:`strataml.data.badrows`); the rows are staged in a table for
+the checks only when a key or unique value repeats (an append to a dataset stages them
+from the start: its keys meet the dataset's). Files are written to the artifact store
+first; the version becomes visible in a single catalog transaction at the end, so a crash
+at any point leaves either the whole version or nothing.
+``accepted + rejected + duplicates == rows_read`` always holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import uuid
@@ -18,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from strataml.data.badrows import FUNCTION as BAD_ROWS
+from strataml.data.badrows import BadRows
 from strataml.data.contract import Contract, breaking_changes
 from strataml.data.datasets import latest_number, version_sha
+from strataml.data.parts import digest_later, file_list, parts
 from strataml.data.sources import SourceSpec, open_source, recheck_cast_rejects
 from strataml.data.validate import build_plan
 from strataml.errors import (
@@ -43,6 +52,10 @@ from strataml.spine.workspace import Workspace
 _TARGET_FILE_BYTES = "256MB"
 #: contract types a CSV reader parses itself (faster than casting text in SQL);
 #: integers are not among them because the reader rounds "1.5" instead of refusing it
+#: a row's key as one 64-bit number (equal keys, equal numbers) to find repeats cheaply
+_KEY_HASH = "hash({})"
+#: up to this many hashes (8 bytes each) are sorted in memory to find repeats
+_SORT_ROWS = 4_000_000
 _READER_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE"}
 
 
@@ -135,33 +148,66 @@ class _Ingestion:
 
     def run(self) -> IngestReport:
         parent, reset = self._parent()
+        known = parent if not reset else None
         stage = self.ws.artifacts.staging_dir()
         con = duck(self.ws.settings.memory_limit, self.ws.settings.threads, self.ws.scratch_dir())
         scan = None
+        rated = [c.name for c in self.contract.columns if c.max_null_rate is not None]
+        bad = BadRows(stage / "set_aside.parquet", self.contract.column_names, rated)
         try:
             reader_types = {c.name: _READER_TYPES[c.type] for c in self.contract.columns if c.type in _READER_TYPES}
             scan = open_source(
                 con, self.spec, retries=self.ws.settings.http_retries, timeout=self.ws.settings.http_timeout, types=reader_types
             )
             plan = build_plan(con, self.contract, scan.columns)
+            bad.register(con)
+            # An append checks every key against the dataset, and re-delivered rows are common:
+            # staging every row at once (as the checks would) beats writing them twice.
+            appending = bool(known and known["files"])
             try:
-                con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
-                main_rows = one(con, "SELECT count(*) FROM _staged")[0]
-                lines = recheck_cast_rejects(con, scan, str(stage))
+                first = [] if appending else self._first_pass(con, plan.select, stage / "pass")
+                bad.close()
+                if appending:
+                    con.execute(f"CREATE TEMP TABLE _staged AS {plan.select}")
+                else:
+                    cols = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in self.contract.columns)
+                    con.execute(f"CREATE TEMP TABLE _staged ({cols}, _errors VARCHAR, _raw VARCHAR[])")
+                lines = recheck_cast_rejects(con, scan, str(stage))  # once the source has been read
                 if lines:
-                    con.execute(f"INSERT INTO _staged {build_plan(con, self.contract, scan.columns, source='_recheck').select}")
+                    con.execute(f"CREATE TEMP TABLE _rechecked AS {build_plan(con, self.contract, scan.columns, source='_recheck').select}")
+                # Repeats, clashes with the dataset or rechecked good rows: the first pass's good
+                # rows join _staged (in their order, ahead of the rechecked ones) for the checks.
+                staged = (
+                    appending
+                    or bool(lines and one(con, "SELECT count(*) FROM _rechecked WHERE _errors IS NULL")[0])
+                    or self._clashes(con, first, known)
+                )
+                if staged and not appending:
+                    names = ", ".join(quote_ident(c) for c in self.contract.column_names)
+                    con.execute(f"INSERT INTO _staged SELECT {names}, NULL, NULL FROM read_parquet({file_list(first)})")
+                offset = one(con, "SELECT count(*) FROM _staged")[0]
+                if not staged:
+                    # the first pass's files are the snapshot: hash them on another core meanwhile
+                    digests = digest_later(first)
+                if lines:
+                    con.execute("INSERT INTO _staged SELECT * FROM _rechecked")
                 con.execute("CREATE TEMP TABLE _recheck_lines (_idx BIGINT, _line BIGINT)")
                 if lines:
-                    con.executemany("INSERT INTO _recheck_lines VALUES (?, ?)", [(main_rows + i, n) for i, n in enumerate(lines)])
+                    # one statement for all (executemany runs one INSERT per line)
+                    con.execute(
+                        "INSERT INTO _recheck_lines SELECT _o + i - 1, _l[i] FROM (SELECT ?::BIGINT AS _o, ?::BIGINT[] AS _l), "
+                        "range(1, len(_l) + 1) AS t(i)",
+                        [offset, lines],
+                    )
             except duckdb.Error as exc:
                 raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
             scan.finish(con)
             failpoint("ingest.after_validate")
-            self._check_unique(con, parent if not reset else None)
-            self._find_duplicates(con, parent if not reset else None)
-            counts = self._counts(con)
+            self._check_unique(con, known)
+            self._find_duplicates(con, known)
+            counts = self._counts(con, bad, [] if staged else first)
             table_checks = self._table_checks(counts)
-            quarantine = self._write_quarantine(con, stage) if counts["rejected"] + counts["duplicates"] else None
+            quarantine = self._write_quarantine(con, stage, bad) if counts["rejected"] + counts["duplicates"] else None
             failed = [t for t in table_checks if not t["passed"]]
             if failed:
                 report = self._report(None, counts, quarantine, "failed", table_checks)
@@ -176,16 +222,48 @@ class _Ingestion:
                 report = self._report(None, counts, quarantine, "unchanged", table_checks)
                 self._commit(parent, [], report, reset)
                 return report
-            files = self._write_files(con, stage, dedup=counts["duplicates"] > 0)
+            if staged:
+                self._write_files(con, stage / "data", dedup=counts["duplicates"] > 0)
+            files = self._store_files(parts(stage / "data")) if staged else self._store_files(first, digests.result())
             failpoint("ingest.after_files")
             report = self._report(None, counts, quarantine, "created", table_checks)
             self._commit(parent, files, report, reset)
             return report
         finally:
+            with contextlib.suppress(Exception):
+                bad.close()
             if scan is not None:
                 scan.close()
             con.close()
             shutil.rmtree(stage, ignore_errors=True)
+
+    def _first_pass(self, con: duckdb.DuckDBPyConnection, select: str, out: Path) -> list[Path]:
+        """Validate every row once: good rows straight to Parquet files, bad ones set aside."""
+        cols = ", ".join(quote_ident(c) for c in self.contract.column_names)
+        # CASE calls the set-aside function for the bad rows only (never reordered, unlike OR)
+        con.execute(
+            f"""COPY (SELECT {cols} FROM ({select}) WHERE CASE WHEN _errors IS NULL THEN true ELSE {BAD_ROWS}(_errors, _raw) END)
+            TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
+        )
+        return parts(out)
+
+    def _clashes(self, con: duckdb.DuckDBPyConnection, files: list[Path], parent: dict[str, Any] | None) -> bool:
+        """Whether the first pass's good rows repeat a key or a unique value, or clash with the dataset."""
+        src = f"read_parquet({file_list(files)})"
+        rows = sum(pq.read_metadata(f).num_rows for f in files)
+        key = list(self.contract.key_columns)
+        checks = [(key, "true")] if key else []
+        checks += [([c.name], f"{quote_ident(c.name)} IS NOT NULL") for c in self.contract.columns if c.unique and [c.name] != key]
+        for cols, where in checks:
+            k = ", ".join(quote_ident(c) for c in cols)
+            if len(_repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM {src} WHERE {where}", rows)):
+                return True
+            existing = self._existing(parent, cols) if parent and set(cols) <= {c["name"] for c in parent["schema"]} else None
+            if existing:
+                on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in cols)
+                if one(con, f"SELECT count(*) FROM (SELECT * FROM {src} f SEMI JOIN {existing} e ON {on} LIMIT 1)")[0]:
+                    return True
+        return False
 
     def _parent(self) -> tuple[dict[str, Any] | None, bool]:
         """The latest version (as a row) and whether this batch starts the dataset over."""
@@ -251,17 +329,29 @@ class _Ingestion:
         existing = self._existing(parent, key)
         # rows already in the dataset; UNION (not ALL) drops those counted as repeats above
         known = f"UNION SELECT f.rowid FROM _staged f SEMI JOIN {existing} e ON {on} WHERE f._errors IS NULL" if existing else ""
+        # Equal keys have equal 64-bit hashes: sorting the hashes (far cheaper than grouping
+        # the keys themselves) finds the few that repeat, and only rows with one of those
+        # hashes are grouped by their actual key, so a collision never makes a duplicate.
+        rows = one(con, "SELECT count(*) FROM _staged")[0]
+        repeated = _repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM _staged WHERE _errors IS NULL", rows)
+        if not len(repeated) and not existing:
+            con.execute("CREATE TEMP TABLE _dup (_row BIGINT)")
+            return
+        con.register("_dup_hash", pa.table({"h": pa.array(repeated, pa.uint64())}))
         con.execute(
             f"""CREATE TEMP TABLE _dup AS
-            WITH repeated AS (
-                SELECT {k}, min(rowid) AS _first FROM _staged WHERE _errors IS NULL GROUP BY {k} HAVING count(*) > 1
+            WITH candidates AS (
+                SELECT rowid AS _row, {k} FROM _staged WHERE _errors IS NULL AND {_KEY_HASH.format(k)} IN (SELECT h FROM _dup_hash)
+            ), repeated AS (
+                SELECT {k}, min(_row) AS _first FROM candidates GROUP BY {k} HAVING count(*) > 1
             )
-            SELECT s.rowid AS _row FROM _staged s JOIN repeated f USING ({k})
-            WHERE s._errors IS NULL AND s.rowid <> f._first
+            SELECT s._row FROM candidates s JOIN repeated f USING ({k})
+            WHERE s._row <> f._first
             {known}"""
         )
 
-    def _counts(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def _counts(self, con: duckdb.DuckDBPyConnection, bad: BadRows, first: list[Path]) -> dict[str, Any]:
+        """Outcomes over _staged, the rows set aside by the first pass and its files (when not staged)."""
         # One scan of _staged counts the bad rows and the nulls the table checks need.
         rated = [c for c in self.contract.columns if c.max_null_rate is not None]
         nulls = "".join(
@@ -269,27 +359,38 @@ class _Ingestion:
             f"contains(',' || _errors || ',', {quote_literal(',' + c.name + '.type,')})))"
             for c in rated
         )
-        staged, bad, *null_counts = one(con, f"SELECT count(*), count(_errors){nulls} FROM _staged") or (0, 0)
+        staged, rejected, *null_counts = one(
+            con, f"SELECT count(*), count(_errors){nulls} FROM _staged"
+        ) or (0, 0)
         parse = (one(con, "SELECT count(*) FROM _src_rejects") or (0,))[0]
         dups = (one(con, "SELECT count(*) FROM _dup") or (0,))[0]
+        written = 0
+        if first:
+            counted = "".join(f", count(*) - count({quote_ident(c.name)})" for c in rated)
+            written, *file_nulls = one(con, f"SELECT count(*){counted} FROM read_parquet({file_list(first)})")
+            null_counts = [a + b for a, b in zip(null_counts, file_nulls, strict=True)]
         by_rule = dict(
             con.sql(
                 "SELECT e, count(*) FROM (SELECT unnest(string_split(_errors, ',')) AS e FROM _staged WHERE _errors IS NOT NULL) "
                 "GROUP BY e ORDER BY e"
             ).fetchall()
         )
+        for rule, n in bad.by_rule.items():
+            by_rule[rule] = by_rule.get(rule, 0) + n
+        by_rule = dict(sorted(by_rule.items()))
         if parse:
             by_rule["_row.parse"] = parse
         if dups:
             by_rule[".".join(self.contract.key_columns) + ".duplicate"] = dups
+        total = staged + written + bad.count
         return {
-            "rows_read": staged + parse,
-            "rejected": bad + parse,
+            "rows_read": total + parse,
+            "rejected": rejected + bad.count + parse,
             "duplicates": dups,
-            "accepted": staged - bad - dups,
+            "accepted": total - rejected - bad.count - dups,
             "by_rule": by_rule,
-            "staged": staged,
-            "nulls": {c.name: n for c, n in zip(rated, null_counts, strict=True)},
+            "staged": total,
+            "nulls": {c.name: n + bad.nulls[c.name] for c, n in zip(rated, null_counts, strict=True)},
         }
 
     def _table_checks(self, counts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -312,7 +413,7 @@ class _Ingestion:
             })
         return checks
 
-    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path) -> str:
+    def _write_quarantine(self, con: duckdb.DuckDBPyConnection, stage: Path, bad: BadRows) -> str:
         cols = self.contract.column_names
         # every row with errors carries its raw text, so only _errors and _raw are scanned
         raw = ", ".join(f"_raw[{i + 1}] AS {quote_ident(c)}" for i, c in enumerate(cols))
@@ -320,35 +421,44 @@ class _Ingestion:
         nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in cols)
         dup_rule = quote_literal(".".join(self.contract.key_columns) + ".duplicate")
         path = stage / "quarantine.parquet"
+        names = ", ".join(quote_ident(c) for c in cols)
+        # the set-aside rows first (as they came, in no fixed order: sorted, for a stable file)
+        set_aside = (
+            f"SELECT 0 AS _b, NULL::BIGINT AS _o, _errors AS _e, NULL::BIGINT AS _line, string_split(_errors, ',') AS _errors, "
+            f"NULL::VARCHAR AS _raw_line, {names} FROM read_parquet({quote_literal(str(bad.path))}) UNION ALL "
+            if bad.count else ""
+        )
         con.execute(
-            f"""COPY (
-                SELECT r._line, string_split(_errors, ',') AS _errors, NULL::VARCHAR AS _raw_line, {raw}
+            f"""COPY (SELECT _line, _errors, _raw_line, {names} FROM (
+                {set_aside}SELECT 1 AS _b, _staged.rowid AS _o, NULL AS _e, r._line, string_split(_errors, ',') AS _errors,
+                    NULL::VARCHAR AS _raw_line, {raw}
                 FROM _staged LEFT JOIN _recheck_lines r ON r._idx = _staged.rowid WHERE _errors IS NOT NULL
                 UNION ALL
-                SELECT r._line, [{dup_rule}], NULL, {as_text}
+                SELECT 2, s.rowid, NULL, r._line, [{dup_rule}], NULL, {as_text}
                 FROM _staged s SEMI JOIN _dup d ON s.rowid = d._row LEFT JOIN _recheck_lines r ON r._idx = s.rowid
                 UNION ALL
-                SELECT line, ['_row.parse'], coalesce(raw, '') || '  (' || error || ')', {nulls}
+                SELECT 3, line, NULL, line, ['_row.parse'], coalesce(raw, '') || '  (' || error || ')', {nulls}
                 FROM _src_rejects
-            ) TO {quote_literal(str(path))} (FORMAT parquet)"""
+            ) ORDER BY _b, _o, {names}, _e) TO {quote_literal(str(path))} (FORMAT parquet)"""
         )
         return self.ws.artifacts.put_file(path, move=True)
 
-    def _write_files(self, con: duckdb.DuckDBPyConnection, stage: Path, dedup: bool) -> list[dict[str, Any]]:
+    def _write_files(self, con: duckdb.DuckDBPyConnection, out: Path, dedup: bool) -> None:
         cols = ", ".join(quote_ident(c) for c in self.contract.column_names)
-        out = stage / "data"
         # the anti-join (and its scan of rowid) only when the batch has duplicates at all
         unique = " AND NOT EXISTS (SELECT 1 FROM _dup d WHERE d._row = s.rowid)" if dedup else ""
         con.execute(
             f"""COPY (SELECT {cols} FROM _staged s WHERE _errors IS NULL{unique})
             TO {quote_literal(str(out))} (FORMAT parquet, FILE_SIZE_BYTES '{_TARGET_FILE_BYTES}', FILENAME_PATTERN 'part_{{i}}')"""
         )
+
+    def _store_files(self, paths: list[Path], digests: dict[Path, str] | None = None) -> list[dict[str, Any]]:
         files = []
-        for path in sorted(out.glob("*.parquet")):
+        for path in paths:
             rows = pq.read_metadata(path).num_rows
             if rows == 0:
                 continue
-            sha = self.ws.artifacts.put_file(path, move=True)
+            sha = self.ws.artifacts.put_file(path, move=True, sha=(digests or {}).get(path))
             files.append({"sha256": sha, "rows": rows, "ingest": self.id})
         return files
 
@@ -440,6 +550,19 @@ class _Ingestion:
             })
             failpoint("ingest.before_commit")
         failpoint("ingest.after_commit")
+
+
+def _repeats(con: duckdb.DuckDBPyConnection, hashes_sql: str, rows: int) -> np.ndarray[Any, Any]:
+    """The values that occur more than once in a query's single UBIGINT column ``h`` of ``rows`` rows.
+
+    Sorting the hashes in memory is far cheaper than grouping the values they stand for;
+    past :data:`_SORT_ROWS` rows DuckDB groups the hashes instead, within its memory limit.
+    """
+    if rows > _SORT_ROWS:
+        return con.execute(f"SELECT h FROM ({hashes_sql}) GROUP BY h HAVING count(*) > 1").fetchnumpy()["h"]
+    hashes = con.execute(hashes_sql).fetchnumpy()["h"]
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
 def quarantine_rows(ws: Workspace, ref: str, limit: int | None = None) -> list[dict[str, Any]]:

@@ -19,9 +19,6 @@ from strataml.data.contract import Column, Contract
 from strataml.errors import ContractError, SourceError
 from strataml.spine.engine import quote_ident, quote_literal
 
-#: rules tracked as bits of one BIGINT per row (more fall back to naming them directly)
-_MASK_BITS = 62
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -64,9 +61,9 @@ def _typed(col: Column, raw: str, source_type: str) -> tuple[str, str]:
             # A plain TIMESTAMP cast silently drops a UTC offset or zone name, so text is
             # always read as TIMESTAMPTZ (naive text counts as UTC) and made UTC.
             tz = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
-            # Text shaped exactly 'YYYY-MM-DD?HH:MM:SS' has no room for an offset or zone,
-            # so the far cheaper plain cast gives the same instant (ICU only as fallback).
-            typed = f"CASE WHEN {raw} LIKE '____-__-_____:__:__' THEN coalesce(TRY_CAST({raw} AS TIMESTAMP), {tz}) ELSE {tz} END"
+            # The two usual layouts parsed strictly (nothing may follow the seconds, so no
+            # offset or zone) give the same instant far more cheaply; ICU only as fallback.
+            typed = f"coalesce(try_strptime({raw}, ['%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S']), {tz})"
         else:
             typed = f"TRY_CAST({raw} AS TIMESTAMP)"
     elif col.type == "float":
@@ -114,7 +111,8 @@ def build_plan(
     # Level 1 types each column once and keeps the raw text as _r<i>; level 2 names the
     # rules each row breaks; level 3 keeps the raw text only for rows that broke one.
     typed_cols: list[str] = []
-    checks: list[tuple[str, str]] = []  # (rule name, condition true when broken)
+    # (rule name, condition that is TRUE when the row breaks the rule; NULL counts as kept)
+    checks: list[tuple[str, str]] = []
     raws: list[tuple[str, str]] = []
     for i, col in enumerate(contract.columns):
         q = quote_ident(col.name)
@@ -133,14 +131,14 @@ def build_plan(
         if not col.nullable:
             checks.append((f"{col.name}.nullable", f"_r{i} IS NULL"))
         if col.min is not None:
-            checks.append((f"{col.name}.min", f"coalesce({q} < {_literal_for(col, col.min)}, false)"))
+            checks.append((f"{col.name}.min", f"{q} < {_literal_for(col, col.min)}"))
         if col.max is not None:
-            checks.append((f"{col.name}.max", f"coalesce({q} > {_literal_for(col, col.max)}, false)"))
+            checks.append((f"{col.name}.max", f"{q} > {_literal_for(col, col.max)}"))
         if col.allowed is not None:
             values = ", ".join(_literal_for(col, v) for v in col.allowed)
-            checks.append((f"{col.name}.allowed", f"coalesce({q} NOT IN ({values}), false)"))
+            checks.append((f"{col.name}.allowed", f"{q} NOT IN ({values})"))
         if col.pattern is not None:
-            checks.append((f"{col.name}.pattern", f"coalesce(NOT regexp_full_match({q}, {quote_literal(col.pattern)}), false)"))
+            checks.append((f"{col.name}.pattern", f"NOT regexp_full_match({q}, {quote_literal(col.pattern)})"))
     inner_sql = f"SELECT {', '.join(typed_cols)} FROM {source} AS _src_"
 
     for rule, expr in contract.rules.items():
@@ -153,22 +151,20 @@ def build_plan(
             ) from exc
         if str(kinds[0]) != "BOOLEAN":
             raise ContractError(f"rule {rule!r} of contract {contract.name!r} returns {kinds[0]}, not a boolean")
-        checks.append((rule, f"NOT coalesce(({expr}), true)"))
+        checks.append((rule, f"NOT ({expr})"))
 
     cols = ", ".join(quote_ident(c) for c in declared)
     # a list (in the contract's column order) costs far less than a struct when NULL
     raw_list = "[" + ", ".join(e for _, e in raws) + "]"
     if not checks:
         errors = "NULL::VARCHAR"
-    elif len(checks) <= _MASK_BITS:
-        # Each row first gets an integer with one bit per broken rule (cheap for the
-        # good rows, nearly all of them); rule names are spelled out only for bad rows.
-        mask = " + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (_, cond) in enumerate(checks))
-        names = ", ".join(f"CASE WHEN _mask & {1 << i} <> 0 THEN {quote_literal(name)} END" for i, (name, _) in enumerate(checks))
-        inner_sql = f"SELECT *, ({mask})::BIGINT AS _mask FROM ({inner_sql})"
-        errors = f"CASE WHEN _mask <> 0 THEN concat_ws(',', {names}) END"
     else:
-        errors = "nullif(concat_ws(',', " + ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks) + "), '')"
+        # The rules are first checked together (each stops at the first it finds broken,
+        # cheap for the good rows, nearly all of them); names are spelled out only for the
+        # bad rows. A NULL condition selects nothing in either CASE: the rule is kept.
+        broken = " OR ".join(f"({cond})" for _, cond in checks)
+        names = ", ".join(f"CASE WHEN {cond} THEN {quote_literal(name)} END" for name, cond in checks)
+        errors = f"CASE WHEN {broken} THEN concat_ws(',', {names}) END"
     select = (
         f"SELECT {cols}, _errors, CASE WHEN _errors IS NOT NULL THEN {raw_list} END AS _raw "
         f"FROM (SELECT *, {errors} AS _errors FROM ({inner_sql}))"
