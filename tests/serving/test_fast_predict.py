@@ -7,6 +7,7 @@ import pickle
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pytest
 
 from strataml.serving.fast_lightgbm import LightGBMRows
 
@@ -36,3 +37,25 @@ def test_string_features_map_to_the_categories_recorded_at_training() -> None:
     rows = [{"amount": 0.3, "country": "it"}, {"amount": -1.0, "country": "de"}, {"amount": None, "country": "fr"}, {"amount": 0.1, "country": "unseen"}]
     request = pd.DataFrame(rows).astype({"amount": "float64", "country": "category"})  # the generic path's frame
     assert np.allclose(fast(rows), booster.predict(request), rtol=1e-12, atol=0)
+
+
+def test_one_row_answers_like_many_and_refuses_text_like_the_matrix() -> None:
+    booster = train_booster(3)
+    rows = [instance(i) for i in range(6)]
+    fast = LightGBMRows(booster, FEATURES)
+    batch = np.asarray(fast(rows))
+    assert np.array_equal(np.concatenate([np.asarray(fast([r])) for r in rows]), batch)
+    bad = dict(rows[0], f1="not a number")
+    with pytest.raises(ValueError):
+        fast([bad])
+    assert np.array_equal(np.asarray(fast(rows[:1])), batch[:1])  # the buffers are not left half-filled
+
+
+def test_one_multiclass_row_gives_one_row_of_class_scores() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 2))
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(x, y), 10)
+    fast = LightGBMRows(booster, ["a", "b"])
+    one = np.asarray(fast([{"a": 0.2, "b": 0.9}]))
+    assert one.shape == (1, 3) and np.allclose(one, booster.predict(np.array([[0.2, 0.9]])), rtol=1e-12, atol=0)

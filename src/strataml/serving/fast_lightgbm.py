@@ -8,6 +8,8 @@ offers it for a registered model only where it answers exactly like the generic 
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +107,14 @@ class LightGBMRows:
         self._fast.argtypes = [ctypes.c_void_p] * 4
         self._out_len = ctypes.c_int64()
         self._out_len_p = ctypes.addressof(self._out_len)
+        self._config_p = int(handle.value or 0)
+        # one row (the usual online request) goes through buffers set up once, skipping
+        # numpy: its arrays and their ctypes views cost more than the prediction
+        self._row = (ctypes.c_double * len(names))()
+        self._row_p = ctypes.addressof(self._row)
+        self._res = (ctypes.c_double * self.width)()
+        self._res_p = ctypes.addressof(self._res)
+        self._one_lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # the C handles are per process: a copy (e.g. sent to a Ray worker) sets up its own
@@ -128,7 +138,28 @@ class LightGBMRows:
             out[i] = vals
         return out
 
-    def __call__(self, rows: list[dict[str, Any]]) -> np.ndarray:
+    def _one(self, r: dict[str, Any]) -> list[Any] | None:
+        """The raw output of one row through the preallocated buffers (None: a value is
+        not a number, left to the matrix path to report)."""
+        row, codes, nan = self._row, self.codes, math.nan
+        with self._one_lock:  # the buffers are shared by the threads that predict
+            try:
+                for j, n in enumerate(self.names):
+                    v = r.get(n)
+                    row[j] = nan if v is None else codes[n].get(v, nan) if n in codes else v
+            except TypeError:
+                return None
+            if self._fast(self._config_p, self._row_p, self._out_len_p, self._res_p) != 0:
+                from lightgbm.basic import _LIB  # type: ignore[attr-defined]
+
+                raise RuntimeError(f"LightGBM prediction failed: {_LIB.LGBM_GetLastError().decode()}")
+            return [self._res[0]] if self.width == 1 else [list(self._res)]
+
+    def __call__(self, rows: list[dict[str, Any]]) -> Any:
+        if len(rows) == 1:
+            one = self._one(rows[0])
+            if one is not None:
+                return one
         x = self.matrix(rows)
         n = len(rows)
         if n > self.SINGLE_ROWS:
