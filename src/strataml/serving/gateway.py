@@ -373,7 +373,7 @@ class Gateway:
         counter.inc(len(r.predictions))
         if self.audit is None:
             return
-        ts = dt.datetime.now(dt.UTC).isoformat()
+        ts = dt.datetime.now(dt.UTC)  # orjson writes it as isoformat() would, for less
         records = [
             {
                 "request_id": request_id, "ts": ts, "deployment": r.model, "model": r.model, "version": r.version,
