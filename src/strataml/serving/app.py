@@ -10,6 +10,7 @@ model's signature (422 naming the field). Errors are JSON:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -114,6 +116,16 @@ def _too_deep(obj: Any, limit: int) -> bool:
                 return True
             stack.extend((v, d + 1) for v in o)
     return False
+
+
+@dataclass(slots=True)
+class Logging:
+    """A handler's answer that may be sent once ``flushed`` (the prediction log's flush of
+    its records) is done: awaited by :meth:`HttpGateway.run`, near the top of the call
+    chain, so that the flush resumes two frames rather than every one down to the log."""
+
+    doc: Any
+    flushed: asyncio.Future[None]
 
 
 class HttpGateway:
@@ -275,6 +287,9 @@ class HttpGateway:
                     key_id = key.id
                 doc, labels_upd = await body(key)
                 labels.update(labels_upd)
+                if type(doc) is Logging:  # answered once its predictions are on disk
+                    await doc.flushed
+                    doc = doc.doc
             finally:
                 gw.admission.leave()
                 gw.metrics.inflight.dec()
@@ -379,11 +394,11 @@ class HttpGateway:
         tr = self.gw.deployment(name)
         self.gw.rate_limit(key, name, tr)
         instances = self.instances(await self.parse_json(declared, stream))
-        res = await self.gw.predict(name, instances, key, rid, "v1.predict", tr)
-        doc = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
+        res, logged = await self.gw.predict_logging(name, instances, key, rid, "v1.predict", tr)
+        doc: dict[str, Any] = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
         if res.degraded:
             doc["fallback"] = res.fallback
-        return doc, {"model": name, "version": str(res.version)}
+        return (doc if logged is None else Logging(doc, logged)), {"model": name, "version": str(res.version)}
 
     async def infer(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:

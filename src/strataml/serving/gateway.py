@@ -279,7 +279,17 @@ class Gateway:
     # --- the pipeline ----------------------------------------------------------------
 
     async def predict(self, name: str, instances: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, traffic: Traffic | None = None) -> Prediction:
-        """Answer one request (see the module docstring for the steps)."""
+        """Answer one request (see the module docstring for the steps) once it is logged durably."""
+        result, logged = await self.predict_logging(name, instances, key, request_id, route_name, traffic)
+        if logged is not None:
+            await logged
+        return result
+
+    async def predict_logging(
+        self, name: str, instances: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, traffic: Traffic | None = None,
+    ) -> tuple[Prediction, asyncio.Future[None] | None]:
+        """Like :meth:`predict`, but answers at once with the future of the prediction
+        log's flush (None without a log): the caller must await it before answering."""
         t0 = time.perf_counter()
         tr = traffic or self.deployment(name)
         champion = await self.servable(name, tr.champion)
@@ -299,8 +309,7 @@ class Gateway:
             self.metrics.cache.labels(name, "hit" if hit is not None else "miss").inc()
             if hit is not None:
                 result = Prediction(name, s.version, hit, False, arm, cached=True)
-                await self._log(result, instances, key, request_id, route_name, t0, tr, "live")
-                return result
+                return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         try:
             rows, preds = await self._run(s, instances, deadline)
             result = Prediction(name, s.version, preds, False, arm)
@@ -313,8 +322,7 @@ class Gateway:
             result = await self._fallback(name, s, tr, instances, ck, deadline, exc)
         if tr.shadow:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
-        await self._log(result, rows, key, request_id, route_name, t0, tr, "live")
-        return result
+        return result, self._log(result, rows, key, request_id, route_name, t0, "live")
 
     async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: str | None, deadline: Deadline, first: Exception) -> Prediction:
         failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
@@ -355,14 +363,17 @@ class Gateway:
         except Exception as exc:
             log.warning("shadow %s@%s failed for request %s: %s", name, ref, request_id, exc)
             return
-        await self._log(Prediction(name, s.version, preds, False, "shadow"), rows, key, request_id, route_name, t0, None, "shadow")
+        logged = self._log(Prediction(name, s.version, preds, False, "shadow"), rows, key, request_id, route_name, t0, "shadow")
+        if logged is not None:
+            await logged
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _log(self, r: Prediction, rows: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, t0: float, tr: Traffic | None, mode: str) -> None:
+    def _log(self, r: Prediction, rows: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, t0: float, mode: str) -> asyncio.Future[None] | None:
+        """Count the predictions and append them to the log; the future of their flush."""
         latency = (time.perf_counter() - t0) * 1000.0
         series = (r.model, r.version, mode, r.degraded)
         counter = self._prediction_counters.get(series)
@@ -372,7 +383,7 @@ class Gateway:
                 self._prediction_counters[series] = counter
         counter.inc(len(r.predictions))
         if self.audit is None:
-            return
+            return None
         ts = dt.datetime.now(dt.UTC)  # orjson writes it as isoformat() would, for less
         records = [
             {
@@ -382,7 +393,7 @@ class Gateway:
             }
             for i, p in enumerate(r.predictions)
         ]
-        await self.audit.append(records)
+        return self.audit.append_nowait(records)
 
     # --- administration --------------------------------------------------------------
 
