@@ -119,7 +119,7 @@ def _too_deep(obj: Any, limit: int) -> bool:
 
 
 @dataclass(slots=True)
-class Logging:
+class AwaitingLog:
     """A handler's answer that may be sent once ``flushed`` (the prediction log's flush of
     its records) is done: awaited by :meth:`HttpGateway.run`, near the top of the call
     chain, so that the flush resumes two frames rather than every one down to the log."""
@@ -287,7 +287,7 @@ class HttpGateway:
                     key_id = key.id
                 doc, labels_upd = await body(key)
                 labels.update(labels_upd)
-                if type(doc) is Logging:  # answered once its predictions are on disk
+                if type(doc) is AwaitingLog:  # answered once its predictions are on disk
                     await doc.flushed
                     doc = doc.doc
             finally:
@@ -398,7 +398,7 @@ class HttpGateway:
         doc: dict[str, Any] = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
         if res.degraded:
             doc["fallback"] = res.fallback
-        return (doc if logged is None else Logging(doc, logged)), {"model": name, "version": str(res.version)}
+        return (doc if logged is None else AwaitingLog(doc, logged)), {"model": name, "version": str(res.version)}
 
     async def infer(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
