@@ -201,12 +201,15 @@ def lookups(root: str, url: str | None, users: int, rounds: int) -> dict[str, An
     }
 
 
-def _lookups_only(args: argparse.Namespace, root: Path, as_of: str) -> None:
-    """Materialise to SQLite and time lookups there (and Redis unless ``--redis ''``)."""
+def _online(args: argparse.Namespace, root: Path, as_of: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """Materialise to SQLite and time lookups there, then the same on Redis unless
+    ``--redis ''``: (SQLite materialise, SQLite lookups, Redis materialise, Redis lookups)."""
     mat = _in_child(materialize_to, str(root), None, as_of)
     print(f"materialise to SQLite: {mat}", flush=True)
     sq = _in_child(lookups, str(root), None, args.entities, args.lookups)
     print(f"SQLite lookups: {sq}", flush=True)
+    rd: dict[str, Any] | None = None
+    rmat: dict[str, Any] | None = None
     if args.redis:
         url = f"{args.redis}?prefix=bench-{uuid.uuid4().hex[:8]}:"
         try:
@@ -219,7 +222,7 @@ def _lookups_only(args: argparse.Namespace, root: Path, as_of: str) -> None:
             c = redis.Redis.from_url(args.redis)
             for key in c.scan_iter(match=url.split("prefix=")[1] + "*"):
                 c.unlink(key)
-    print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    return mat, sq, rmat, rd
 
 
 def main() -> None:
@@ -253,7 +256,8 @@ def main() -> None:
 
     as_of = (START + dt.timedelta(days=DAYS)).isoformat()
     if args.only == "lookups":
-        _lookups_only(args, root, as_of)
+        _online(args, root, as_of)
+        print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
         return
     full = _in_child(training_set, str(root), ["latest_amount", "latest_place", "spend"])
     print(f"training set, 3 views: {full}", flush=True)
@@ -264,24 +268,7 @@ def main() -> None:
     ours_s, base_s = min(ours["seconds"], ours2["seconds"]), min(base["seconds"], base2["seconds"])
     print(f"latest-value views: strataml {ours_s:.2f}s, hand-written ASOF {base_s:.2f}s, ratio {ours_s / base_s:.2f}", flush=True)
 
-    mat = _in_child(materialize_to, str(root), None, as_of)
-    print(f"materialise to SQLite: {mat}", flush=True)
-    sq = _in_child(lookups, str(root), None, args.entities, args.lookups)
-    print(f"SQLite lookups: {sq}", flush=True)
-    rd: dict[str, Any] | None = None
-    rmat: dict[str, Any] | None = None
-    if args.redis:
-        url = f"{args.redis}?prefix=bench-{uuid.uuid4().hex[:8]}:"
-        try:
-            rmat = _in_child(materialize_to, str(root), url, as_of)
-            rd = _in_child(lookups, str(root), url, args.entities, args.lookups)
-            print(f"Redis: materialise {rmat}, lookups {rd}", flush=True)
-        finally:
-            import redis
-
-            c = redis.Redis.from_url(args.redis)
-            for key in c.scan_iter(match=url.split("prefix=")[1] + "*"):
-                c.unlink(key)
+    mat, sq, rmat, rd = _online(args, root, as_of)
 
     kept: list[str] = []
     argv = iter(sys.argv[1:])
