@@ -22,7 +22,6 @@ import os
 import shutil
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -31,15 +30,12 @@ from urllib.parse import quote, urlparse
 import orjson
 
 from strataml.errors import ConfigError, StrataError
+from strataml.spine.data_version import DataVersion
 from strataml.spine.paths import check_name
 
 KEY_SEP = "\x1f"
 MMAP_BYTES = 1 << 34  # address space only; the OS pages in what lookups touch
 CACHE_KIB = 65536
-# how long a lookup may go on reading a generation another process has replaced: the
-# catalog check costs a read transaction (file locks), about 2 us, against ~3 us for the
-# lookup itself, so back-to-back lookups share one check
-RECHECK_NS = 1_000_000
 _commits = itertools.count(1)
 # catalog path -> a fresh number at every commit made in this process: its readers see it at once
 _LOCAL_COMMITS: dict[str, int] = {}
@@ -222,7 +218,7 @@ class SQLiteOnlineStore(_Base):
     write starts from a copy of the current file. Readers open generation files
     read-only and immutable (no locks, memory-mapped) and notice a switch through the
     catalog's ``data_version``: at once after a commit made in this process, within
-    :data:`RECHECK_NS` after one made by another process. A view's file name and metadata
+    :data:`~strataml.spine.data_version.RECHECK_NS` after one made by another process. A view's file name and metadata
     are read in one statement, so values are always decoded with the metadata
     committed with them.
     """
@@ -251,10 +247,8 @@ class SQLiteOnlineStore(_Base):
                 raise OnlineStoreError(f"cannot open online store {self.path}: {exc}", hint="check the 'online' setting") from exc
             self._local.conn = conn
             self._local.cursor = conn.cursor()  # reused: a lookup's version check creates no cursor
-            self._local.version = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._local.version = DataVersion(self._local.cursor)
             self._local.readers = {}
-            self._local.recheck_at = 0
-            self._local.commits = _LOCAL_COMMITS.get(self._abspath, 0)
         return conn
 
     def open(self) -> None:
@@ -364,14 +358,9 @@ class SQLiteOnlineStore(_Base):
     def _reader(self, view: str) -> _Generation | None:
         conn = self._conn()
         local = self._local
-        now = time.monotonic_ns()
-        commits = _LOCAL_COMMITS.get(self._abspath, 0)
-        if now >= local.recheck_at or commits != local.commits:
-            local.recheck_at, local.commits = now + RECHECK_NS, commits
-            version = local.cursor.execute("PRAGMA data_version").fetchone()[0]
-            if version != local.version:  # another connection committed: files may have switched
-                local.version = version
-                self._forget_switched(conn)
+        seen = local.version.value
+        if local.version.read(_LOCAL_COMMITS.get(self._abspath, 0)) != seen:  # a commit: files may have switched
+            self._forget_switched(conn)
         readers: dict[str, _Generation | None] = local.readers
         if view in readers:
             return readers[view]

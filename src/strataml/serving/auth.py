@@ -15,7 +15,6 @@ import re
 import secrets
 import sqlite3
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.engine import make_url
 from strataml.errors import NotFound, StrataError
 from strataml.spine import schema
 from strataml.spine.catalog import Catalog, utcnow
+from strataml.spine.data_version import DataVersion
 from strataml.spine.events import append_event, current_actor
 from strataml.spine.paths import check_name
 
@@ -130,33 +130,31 @@ def list_keys(catalog: Catalog) -> list[ApiKey]:
 class CatalogWatcher:
     """Tells cheaply whether anyone committed to the catalog since the last look.
 
-    On SQLite this reads ``PRAGMA data_version`` on a private connection (no I/O when
-    nothing changed), at most once per ``recheck_s`` seconds: a commit by another
-    process is seen within a millisecond by default, one made through this process's
-    catalog object at once. On other databases every look reports a change.
+    On SQLite this reads the catalog's :class:`~strataml.spine.data_version.DataVersion`
+    on a private connection: a commit by another process is seen within a millisecond,
+    one made through this process's catalog object at once. On other databases every
+    look reports a change.
     """
 
-    def __init__(self, catalog: Catalog, recheck_s: float = 0.001) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
         self._con: sqlite3.Connection | None = None
+        self._watch: DataVersion | None = None
         self._lock = threading.Lock()
         url = make_url(catalog.url)
         if catalog.dialect == "sqlite" and url.database and url.database != ":memory:":
             self._con = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
+            self._watch = DataVersion(self._con.cursor())
         self._last: int | None = None
-        self._recheck_ns = int(recheck_s * 1e9)
-        self._next_ns = 0
-        self._commits = -1
-        self._version = -1
 
     @property
     def exact(self) -> bool:
         """Whether :meth:`changed` can say "no" (SQLite) or always says "yes"."""
-        return self._con is not None
+        return self._watch is not None
 
     def changed(self) -> bool:
         """True when a commit happened since the previous call (always True off SQLite)."""
-        if self._con is None:
+        if self._watch is None:
             return True
         v = self.version()
         if v != self._last:
@@ -166,15 +164,10 @@ class CatalogWatcher:
 
     def version(self) -> int:
         """A number that changes whenever someone commits (-1 off SQLite: unknown)."""
-        if self._con is None:
+        if self._watch is None:
             return -1
-        now, commits = time.monotonic_ns(), self._catalog.commits
-        if now < self._next_ns and commits == self._commits:
-            return self._version
         with self._lock:
-            self._version = int(self._con.execute("PRAGMA data_version").fetchone()[0])
-            self._next_ns, self._commits = now + self._recheck_ns, commits
-            return self._version
+            return self._watch.read(self._catalog.commits)
 
     def close(self) -> None:
         """Release the private connection."""
