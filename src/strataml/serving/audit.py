@@ -336,11 +336,6 @@ class AuditLog:
         for lane in self.lanes:  # started together, waited for together
             lane._wait_ready()
 
-    @staticmethod
-    def encode(records: Iterable[dict[str, Any]]) -> bytes:
-        """The log lines of ``records``."""
-        return encode(records)
-
     def _pick(self) -> _Writer:
         for lane in self.lanes:  # share the write (and the flush) being gathered for an idle writer
             if lane.gathering:

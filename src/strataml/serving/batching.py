@@ -103,10 +103,7 @@ class MicroBatcher:
 
     def run_inline(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Predict ``rows`` now as a batch of their own (see :meth:`can_inline`)."""
-        outputs, took = self._timed(rows, True)
-        self.cost.add(took)
-        if len(outputs) != len(rows):
-            raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
+        outputs = self._call(rows, True)
         self._count(len(rows))
         return outputs
 
@@ -165,12 +162,9 @@ class MicroBatcher:
         rows = [r for it in live for r in it.rows]
         try:
             if len(rows) <= self.inline_rows and self.cost.quick:  # small, quick batches: cheaper than a thread handoff
-                outputs, took = self._timed(rows, True)
+                outputs = self._call(rows, True)
             else:
-                outputs, took = await loop.run_in_executor(self.executor, self._timed, rows, False)
-            self.cost.add(took)
-            if len(outputs) != len(rows):
-                raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
+                outputs = await loop.run_in_executor(self.executor, self._call, rows, False)
         except BaseException as exc:
             for it in live:
                 if not it.future.done():
@@ -186,11 +180,15 @@ class MicroBatcher:
                 it.future.set_result(outputs[i : i + k])
             i += k
 
-    def _timed(self, rows: list[dict[str, Any]], inline: bool) -> tuple[list[Any], float]:
+    def _call(self, rows: list[dict[str, Any]], inline: bool) -> list[Any]:
+        """Predict ``rows``, accounting the call's cost; one output per row or an error."""
         clock = CallCost.clock(inline)
         t0 = clock()
-        out = self.predict(rows)
-        return out, clock() - t0
+        outputs = self.predict(rows)
+        self.cost.add(clock() - t0)
+        if len(outputs) != len(rows):
+            raise RuntimeError(f"the model returned {len(outputs)} predictions for {len(rows)} rows")
+        return outputs
 
     async def close(self) -> None:
         """Stop the dispatcher (pending callers get CancelledError)."""
