@@ -61,7 +61,10 @@ def test_gateway_batches_under_concurrency(workspace, models, keys) -> None:
         assert codes == [200] * 12
         stats = c.app.state.gateway.batcher(models.get("fraud", "champion")).stats
         assert stats.rows == 12 and stats.batches < 12
-        assert "strata_batch_size_bucket" in c.get("/metrics").text
+        text = c.get("/metrics").text
+        assert "strata_batch_size_bucket" in text
+        flushes = c.app.state.gateway.audit.flushes
+        assert 1 <= flushes <= 12 and f"strata_audit_flushes_total {float(flushes)}" in text  # group commits, as the log counted them
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

@@ -367,6 +367,7 @@ class HttpGateway:
     async def metrics(self, request: Request) -> Response:
         from strataml.serving.metrics import CONTENT_TYPE
 
+        self.gw.sync_metrics()
         return Response(self.gw.metrics.render(), 200, media_type=CONTENT_TYPE)
 
     async def openapi(self, request: Request) -> Response:

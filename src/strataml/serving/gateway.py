@@ -138,6 +138,15 @@ class Gateway:
         self.started = False
         self.closed = False
         self._version = -1
+        self._flushes_counted = 0
+
+    def sync_metrics(self) -> None:
+        """Bring the metrics kept elsewhere up to date: the prediction log's flush count."""
+        if self.audit is not None:
+            flushes = self.audit.flushes
+            if flushes > self._flushes_counted:
+                self.metrics.audit_flushes.inc(flushes - self._flushes_counted)
+                self._flushes_counted = flushes
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -158,6 +167,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.config.refresh_interval_s)
+            self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
             try:
                 if self._model_watcher.changed():
                     self.traffic.refresh_if_changed()
