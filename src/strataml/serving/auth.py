@@ -184,9 +184,14 @@ class KeyStore:
         self._keys: dict[str, ApiKey] = {}
         self._seen: int | None = None
         self._lock = threading.Lock()
+        # Authorization headers already verified against the keys of catalog version
+        # _seen: a repeat skips parsing and hashing. Emptied whenever the catalog changes
+        # (a revocation is a commit), and kept only where changes are seen at once (SQLite).
+        self._verified: dict[str, ApiKey] = {}
 
     def _reload(self) -> None:
         self._keys = {k.id: k for k in list_keys(self.catalog)}
+        self._verified = {}
 
     def _lookup(self, key_id: str, version: int | None = None) -> ApiKey | None:
         with self._lock:
@@ -205,6 +210,10 @@ class KeyStore:
         """The key named by an ``Authorization: Bearer`` header, or :class:`AuthError` (401).
 
         ``version`` is the catalog's current change number when the caller already read it."""
+        if authorization is not None and self._seen is not None and self._seen == version:
+            known = self._verified.get(authorization)
+            if known is not None:
+                return known
         hint = "send 'Authorization: Bearer <key>'; create a key with 'strata keys create'"
         if not authorization:
             raise AuthError("missing API key", hint=hint)
@@ -220,6 +229,12 @@ class KeyStore:
             raise AuthError("invalid API key", hint=hint)
         if key.revoked:
             raise AuthError(f"API key {key.id} was revoked", hint="create a new key with 'strata keys create'")
+        if version is not None and self.watcher.exact:
+            with self._lock:
+                if self._seen == version:
+                    if len(self._verified) >= 4096:
+                        self._verified = {}
+                    self._verified[authorization] = key
         return key
 
     def close(self) -> None:

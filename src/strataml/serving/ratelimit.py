@@ -18,14 +18,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from strataml.errors import ConfigError, StrataError
 from strataml.spine.clients import redis_client
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The outcome of taking a token: allowed, tokens left, and seconds until one is free."""
 
     allowed: bool
@@ -175,13 +174,13 @@ def open_buckets(url: str) -> Buckets:
 def lease_size(limit: Limit) -> int:
     """How many tokens a process may take from the shared bucket at once.
 
-    Large buckets (burst ≥ 2,000) are drawn from in leases of up to 64 tokens, spent
+    Large buckets (burst ≥ 2,000) are drawn from in leases of up to 512 tokens, spent
     locally, so that the shared store sees one write per lease instead of one per
     request. Leased tokens leave the shared bucket at once, so the limit is never
-    exceeded; at most ``lease * processes`` tokens sit unused. Smaller buckets are
-    exact (one token per request).
+    exceeded; at most ``lease * processes`` tokens (1/2,000 of the burst per process)
+    sit unused. Smaller buckets are exact (one token per request).
     """
-    return max(1, min(64, int(limit.burst // 2000)))
+    return max(1, min(512, int(limit.burst // 2000)))
 
 
 class RateLimiter:
@@ -204,10 +203,10 @@ class RateLimiter:
             if lease > 1:
                 now = time.monotonic()
                 with self._lock:
-                    left, expires = self._leased.get(bucket, (0, 0.0))
-                    if left > 0 and now < expires:
-                        self._leased[bucket] = (left - 1, expires)
-                        return Decision(True, float(left - 1), 0.0)
+                    held = self._leased.get(bucket)
+                    if held is not None and held[0] > 0 and now < held[1]:
+                        self._leased[bucket] = (held[0] - 1, held[1])
+                        return Decision(True, float(held[0] - 1), 0.0)
                 got = self.buckets.take(bucket, lim, cost=float(lease))
                 if got.allowed:
                     with self._lock:  # a lease is spent within a second or given up
