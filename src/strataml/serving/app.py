@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.serving.auth import ApiKey, AuthError
@@ -159,12 +159,15 @@ class HttpGateway:
         """The request's body parsed as JSON (see :meth:`parse_json`)."""
         return await self.parse_json(request.headers.get("content-length"), request.stream())
 
+    def _check_declared(self, declared: str | None) -> None:
+        if declared is not None and (not declared.isdigit() or int(declared) > self.cfg.max_body_bytes):
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {self.cfg.max_body_bytes} bytes", hint="split the instances over several requests")
+
     async def parse_json(self, declared: str | None, stream: AsyncIterator[bytes]) -> Any:
         """A body of ``declared`` length (``Content-Length``) read from ``stream`` in bounded
         chunks and parsed: 413 beyond the limit, 400 for invalid or too deeply nested JSON."""
+        self._check_declared(declared)
         limit = self.cfg.max_body_bytes
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", hint="split the instances over several requests")
         chunks: list[bytes] = []
         size = 0
         async for chunk in stream:  # the server stops reading at a declared length, which is within the limit
@@ -172,7 +175,22 @@ class HttpGateway:
             if size > limit:
                 raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
             chunks.append(chunk)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self.decode_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    async def receive_json(self, declared: str | None, receive: Receive) -> Any:
+        """:meth:`parse_json` on raw ASGI messages; a body that came in one message (the
+        usual case) is parsed without iterating over chunks."""
+        self._check_declared(declared)
+        first = await receive()
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            body = first.get("body", b"")
+            if len(body) > self.cfg.max_body_bytes:
+                raise PayloadTooLarge(f"request body exceeds the limit of {self.cfg.max_body_bytes} bytes", hint="split the instances over several requests")
+            return self.decode_json(body)
+        return await self.parse_json(None, _body_chunks(receive, first))
+
+    def decode_json(self, body: bytes) -> Any:
+        """A whole request body parsed as JSON: 400 when empty, invalid or nested too deeply."""
         if not body:
             raise BadRequest("the request body is empty", hint='send JSON such as {"instances": [{...}]}')
         try:
@@ -279,7 +297,8 @@ class HttpGateway:
         gw = self.gw
         try:
             gw.admission.enter()
-            gw.metrics.inflight.inc()
+            if gw.count_inflight:
+                gw.metrics.inflight.inc()
             try:
                 key = None
                 if scope is not None:
@@ -292,7 +311,8 @@ class HttpGateway:
                     doc = doc.doc
             finally:
                 gw.admission.leave()
-                gw.metrics.inflight.dec()
+                if gw.count_inflight:
+                    gw.metrics.inflight.dec()
             return doc, labels, key_id
         except Overloaded as exc:
             gw.metrics.overloaded.inc()
@@ -338,7 +358,7 @@ class HttpGateway:
 
         async def body(key: ApiKey | None) -> tuple[Any, dict[str, str]]:
             assert key is not None
-            return await self._predict(name, key, rid, declared.decode("latin-1") if declared is not None else None, _body_chunks(receive))
+            return await self._predict(name, key, rid, functools.partial(self.receive_json, declared.decode("latin-1") if declared is not None else None, receive))
 
         out, labels, key_id = await self.run(rid, auth.decode("latin-1") if auth is not None else None, f"predict:{name}", body)
         if isinstance(out, Response):
@@ -386,15 +406,15 @@ class HttpGateway:
     async def predict(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
             assert key is not None
-            return await self._predict(r.path_params["name"], key, rid, r.headers.get("content-length"), r.stream())
+            return await self._predict(r.path_params["name"], key, rid, functools.partial(self.parse_json, r.headers.get("content-length"), r.stream()))
 
         return await self.handle(request, "v1.predict", self._predict_scope, body)
 
-    async def _predict(self, raw_name: str, key: ApiKey, rid: str, declared: str | None, stream: AsyncIterator[bytes]) -> tuple[Any, dict[str, str]]:
+    async def _predict(self, raw_name: str, key: ApiKey, rid: str, read: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, str]]:
         name = self._checked_name(raw_name)
         tr = self.gw.deployment(name)
-        self.gw.rate_limit(key, name, tr)
-        instances = self.instances(await self.parse_json(declared, stream))
+        self.gw.rate_limit(key, name, tr)  # before the body is read: a refused caller costs little
+        instances = self.instances(await read())
         res, logged = await self.gw.predict_logging(name, instances, key, rid, "v1.predict", tr)
         doc: dict[str, Any] = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
         if res.degraded:
@@ -506,10 +526,10 @@ class GatewayApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """A request body's chunks as the server delivers them."""
+async def _body_chunks(receive: Receive, first: Message | None = None) -> AsyncIterator[bytes]:
+    """A request body's chunks as the server delivers them (``first``: a message already received)."""
     while True:
-        message = await receive()
+        message, first = (first, None) if first is not None else (await receive(), None)
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         yield message.get("body", b"")

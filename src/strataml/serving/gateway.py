@@ -33,6 +33,7 @@ from strataml.serving.resilience import (
     STATE_VALUE,
     Admission,
     Breakers,
+    CircuitBreaker,
     Deadline,
     DeadlineExceeded,
     describe_failure,
@@ -127,9 +128,11 @@ class Gateway:
         self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None)
         self.cache: ResponseCache = open_cache(cfg.cache_url)
         self.admission = Admission(cfg.concurrency)
+        admission = self.admission
+        self.count_inflight = not self.metrics.follow_inflight(lambda: admission.inflight)
         self.audit: AuditLog | None = AuditLog(log_dir(ws.state_dir), fsync=cfg.audit_fsync) if cfg.audit else None
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
-        self._batchers: dict[tuple[str, int, str | None], MicroBatcher] = {}
+        self._batchers: dict[tuple[str, int, str | None], tuple[MicroBatcher, CircuitBreaker]] = {}
         self._prediction_counters: dict[tuple[str, int, str, bool], Any] = {}
         self._lookup_cost = CallCost()  # of one feature lookup
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
@@ -184,7 +187,7 @@ class Gateway:
             self._refresher.cancel()
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.config.drain_timeout_s)
-        for b in self._batchers.values():
+        for b, _ in self._batchers.values():
             await b.close()
         if self.audit is not None:
             self.audit.close()
@@ -243,32 +246,31 @@ class Gateway:
 
     def batcher(self, s: Servable) -> MicroBatcher:
         """The micro-batcher of one model version."""
+        return self._lane(s)[0]
+
+    def _lane(self, s: Servable) -> tuple[MicroBatcher, CircuitBreaker]:
+        """The micro-batcher of one model version and the circuit breaker around it."""
         key = (s.name, s.version, s.sha256)  # a version's native and ONNX servables batch apart
         b = self._batchers.get(key)
         if b is None:
             hist = self.metrics.batch_size.labels(s.name, str(s.version))
-            b = MicroBatcher(s.predict, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms, executor=self.executor, on_batch=hist.observe,
-                             inline_rows=self.config.inline_rows)
+            b = (MicroBatcher(s.predict, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms, executor=self.executor, on_batch=hist.observe,
+                              inline_rows=self.config.inline_rows), self.breakers.get(f"model:{s.ref}"))
             self._batchers[key] = b
         return b
 
-    async def _features(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
-        if not s.views:
-            return instances
-        breaker = self.breakers.get("online-store")
-        if (
-            self._embedded_store and self._lookup_cost.quick
-            and len(instances) <= self.config.inline_rows and deadline.remaining() > 0
-        ):
-            # a few keys from the embedded store: a read of a local file takes microseconds,
-            # far less than handing the call to a thread and back (a network store, whose
-            # call could hang past the deadline, always goes through the executor)
-            return breaker.call_sync(functools.partial(self._lookup_features, s, instances, True))
+    def _inline_lookup(self, instances: list[dict[str, Any]], deadline: Deadline) -> bool:
+        """Whether to look features up on the loop: a few keys from the embedded store,
+        whose read of a local file takes microseconds, far less than handing the call to a
+        thread and back (a network store, whose call could hang past the deadline, always
+        goes through the executor)."""
+        return self._embedded_store and self._lookup_cost.quick and len(instances) <= self.config.inline_rows and deadline.remaining() > 0
 
+    async def _features_in_thread(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
         async def lookup() -> list[dict[str, Any]]:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances, False)
 
-        return await deadline.run(breaker.call(lookup), "online feature lookup")
+        return await deadline.run(self.breakers.get("online-store").call(lookup), "online feature lookup")
 
     def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> list[dict[str, Any]]:
         clock = CallCost.clock(inline)
@@ -278,11 +280,15 @@ class Gateway:
         return rows
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
-        rows = await self._features(s, instances, deadline) if s.views else instances
-        breaker = self.breakers.get(f"model:{s.ref}")
-        batcher = self.batcher(s)
+        if not s.views:
+            rows = instances
+        elif self._inline_lookup(instances, deadline):
+            rows = self.breakers.get("online-store").call_sync(self._lookup_features, s, instances, True)
+        else:
+            rows = await self._features_in_thread(s, instances, deadline)
+        batcher, breaker = self._lane(s)
         if batcher.can_inline(rows) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
-            return rows, breaker.call_sync(functools.partial(batcher.run_inline, rows))
+            return rows, breaker.call_sync(batcher.run_inline, rows)
         preds = await deadline.run(breaker.call(lambda: batcher.submit(rows)), f"model {s.ref}")
         return rows, preds
 
@@ -302,7 +308,7 @@ class Gateway:
         log's flush (None without a log): the caller must await it before answering."""
         t0 = time.perf_counter()
         tr = traffic or self.deployment(name)
-        champion = await self.servable(name, tr.champion)
+        champion = self.models.cached(name, tr.champion) or await self.servable(name, tr.champion)
         ref, arm = route(tr, instances[0], champion.entity_keys)
         s = champion
         if ref != tr.champion:

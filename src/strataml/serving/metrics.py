@@ -8,6 +8,7 @@ Each gateway owns a registry. With several worker processes (``strata serve
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -39,6 +40,15 @@ class GatewayMetrics:
         self.fallbacks = Counter("strata_fallbacks_total", "Degraded responses by fallback step.", ["model", "step"], registry=r)
         self.inflight = Gauge("strata_inflight_requests", "Requests in flight.", registry=r, multiprocess_mode="livesum")
         self.audit_flushes = Counter("strata_audit_flushes_total", "Group commits of the prediction log.", registry=r)
+
+    def follow_inflight(self, count: Callable[[], float]) -> bool:
+        """Read the in-flight gauge from ``count`` at each scrape instead of counting every
+        request in and out; True when that is possible (one process: a multi-process
+        gauge must be counted, since each worker writes its own file)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return False
+        self.inflight.set_function(count)
+        return True
 
     def render(self) -> bytes:
         """The exposition text (aggregated across workers in multi-process mode)."""

@@ -118,13 +118,13 @@ class CircuitBreaker:
         self._settle(None)
         return result
 
-    def call_sync(self, fn: Callable[[], T]) -> T:
-        """Run a synchronous ``fn`` through the breaker (same rules as :meth:`call`)."""
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a synchronous ``fn(*args)`` through the breaker (same rules as :meth:`call`)."""
         healthy = self.state == CLOSED and not self._failures
         if not healthy:
             self._admit()
         try:
-            result = fn()
+            result = fn(*args)
         except BaseException as exc:
             self._settle(exc)
             raise
