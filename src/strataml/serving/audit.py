@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,14 @@ _FAILED = 2**64 - 1
 _Waiter = asyncio.Future[None] | threading.Event
 
 
-def encode(records: Iterable[dict[str, Any]]) -> bytes:
+_LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+
+
+def encode(records: Sequence[dict[str, Any]]) -> bytes:
     """The log lines of ``records``."""
-    return b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE, default=str) for r in records)
+    if len(records) == 1:
+        return orjson.dumps(records[0], option=_LINE, default=str)
+    return b"".join([orjson.dumps(r, option=_LINE, default=str) for r in records])
 
 
 class _Writer:

@@ -131,7 +131,7 @@ class CatalogWatcher:
     """Tells cheaply whether anyone committed to the catalog since the last look.
 
     On SQLite this reads the catalog's :class:`~strataml.spine.data_version.DataVersion`
-    on a private connection: a commit by another process is seen within a millisecond,
+    on a private connection: a commit by another process is seen within 10 ms,
     one made through this process's catalog object at once. On other databases every
     look reports a change.
     """

@@ -4,7 +4,7 @@
 reading it does no I/O when nothing changed; still, a statement per request adds up.
 :class:`DataVersion` reads it at most once per ``recheck_ns``, and at once when this
 process's own commit count (which the caller keeps) has moved: a commit by another
-process is seen within a millisecond by default, one made here immediately.
+process is seen within 10 ms by default, one made here immediately.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 #: how long another process's commit may go unnoticed (a check is a read transaction,
 #: with file locks, costing about what an online-store lookup does)
-RECHECK_NS = 1_000_000
+RECHECK_NS = 10_000_000
 
 
 class DataVersion:
