@@ -331,7 +331,8 @@ class HttpGateway:
         if children is None:
             m = self.gw.metrics
             children = (m.latency.labels(*series), m.requests.labels(*series))
-            if len(self._series) < 10_000:
+            if len(self._series) < 10_000:  # beyond that many series, each request updates Prometheus itself
+                children = (m.tally(children[0]), m.tally(children[1]))
                 self._series[series] = children
         children[0].observe(elapsed)
         children[1].inc()

@@ -144,7 +144,8 @@ class Gateway:
         self._flushes_counted = 0
 
     def sync_metrics(self) -> None:
-        """Bring the metrics kept elsewhere up to date: the prediction log's flush count."""
+        """Bring the Prometheus values up to date: the requests' tallies and the prediction log's flush count."""
+        self.metrics.publish()
         if self.audit is not None:
             flushes = self.audit.flushes
             if flushes > self._flushes_counted:
@@ -253,7 +254,7 @@ class Gateway:
         key = (s.name, s.version, s.sha256)  # a version's native and ONNX servables batch apart
         b = self._batchers.get(key)
         if b is None:
-            hist = self.metrics.batch_size.labels(s.name, str(s.version))
+            hist = self.metrics.tally(self.metrics.batch_size.labels(s.name, str(s.version)))
             b = (MicroBatcher(s.predict, max_batch=self.config.max_batch, max_wait_ms=self.config.max_wait_ms, executor=self.executor, on_batch=hist.observe,
                               inline_rows=self.config.inline_rows), self.breakers.get(f"model:{s.ref}"))
             self._batchers[key] = b
@@ -396,7 +397,7 @@ class Gateway:
         if counter is None:
             counter = self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false")
             if len(self._prediction_counters) < 10_000:
-                self._prediction_counters[series] = counter
+                counter = self._prediction_counters[series] = self.metrics.tally(counter)
         counter.inc(len(r.predictions))
         if self.audit is None:
             return None

@@ -3,12 +3,22 @@
 Each gateway owns a registry. With several worker processes (``strata serve
 --workers N``) the values are shared through ``PROMETHEUS_MULTIPROC_DIR``, which
 ``serve`` sets before the workers start; ``/metrics`` then aggregates every worker.
+
+What every request records (its latency, the request and prediction counts, the
+batch size) is gathered in :class:`Tally` objects on the event loop and added to the
+Prometheus values by :meth:`GatewayMetrics.publish`, which the gateway runs before each
+scrape and every refresh interval: a Prometheus update takes a lock (and, with
+several workers, writes a shared file) each time, several times per request. A scrape
+thus sees this worker's requests up to that moment and other workers' as of their last
+refresh.
 """
 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,10 +29,51 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+class Tally:
+    """Increments of one counter (or observations of one histogram) of labelled series
+    ``child``, gathered until :meth:`publish`. Used from the event loop's thread only."""
+
+    __slots__ = ("_bounds", "_counts", "_n", "child", "pending")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.pending = 0.0  # counter increments, or the histogram's sum of observations
+        self._bounds: tuple[float, ...] | list[float] = getattr(child, "_upper_bounds", ())
+        self._counts = [0] * len(self._bounds)
+        self._n = 0  # observations gathered
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` to a counter."""
+        self.pending += amount
+
+    def observe(self, value: float) -> None:
+        """Observe ``value`` in a histogram."""
+        self._counts[bisect_left(self._bounds, value)] += 1  # the first bucket whose bound is >= value, as Prometheus buckets it
+        self.pending += value
+        self._n += 1
+
+    def publish(self) -> None:
+        """Add what was gathered to the Prometheus series."""
+        if not self._bounds:
+            if self.pending:
+                amount, self.pending = self.pending, 0.0
+                self.child.inc(amount)
+            return
+        if not self._n:
+            return
+        counts, total = self._counts, self.pending
+        self._counts, self.pending, self._n = [0] * len(counts), 0.0, 0
+        self.child._sum.inc(total)
+        for bucket, n in zip(self.child._buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
+
+
 class GatewayMetrics:
     """The gateway's metric families."""
 
     def __init__(self) -> None:
+        self._tallies: list[Tally] = []
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.latency = Histogram(
@@ -40,6 +91,17 @@ class GatewayMetrics:
         self.fallbacks = Counter("strata_fallbacks_total", "Degraded responses by fallback step.", ["model", "step"], registry=r)
         self.inflight = Gauge("strata_inflight_requests", "Requests in flight.", registry=r, multiprocess_mode="livesum")
         self.audit_flushes = Counter("strata_audit_flushes_total", "Group commits of the prediction log.", registry=r)
+
+    def tally(self, child: Any) -> Tally:
+        """A :class:`Tally` of the labelled series ``child`` (a counter's or a histogram's)."""
+        t = Tally(child)
+        self._tallies.append(t)
+        return t
+
+    def publish(self) -> None:
+        """Add every tally's gathered values to the Prometheus series."""
+        for t in self._tallies:
+            t.publish()
 
     def follow_inflight(self, count: Callable[[], float]) -> bool:
         """Read the in-flight gauge from ``count`` at each scrape instead of counting every
