@@ -89,8 +89,17 @@ def test_cache_conformance(cache) -> None:
 def test_memory_cache_is_bounded() -> None:
     c = MemoryCache(max_entries=3)
     for i in range(5):
-        c.set(str(i), [i], 60)
-    assert len(c) == 3 and c.get("0") is None and c.get("4") == [4]
+        c.set(b"%d" % i, [i], 60)
+    assert len(c) == 3 and c.get(b"0") is None and c.get(b"4") == [4]
+    c.set(b"2", [20], 60)  # an update is the most recent entry
+    c.set(b"5", [5], 60)
+    assert c.get(b"3") is None and c.get(b"2") == [20]
+    got = c.get(b"2")
+    assert got is not None
+    got.append(1)  # what a caller does to its copy leaves the entry alone
+    assert c.get(b"2") == [20]
+    long = cache_key("fraud@v1", [{"a": "x" * 300}])
+    assert long.startswith(b"#") and len(long) == 33 and cache_key("fraud@v1", [{"a": 1}]).startswith(b"=fraud@v1")
 
 
 def test_gateway_cache_hits(workspace, models, keys) -> None:

@@ -1,9 +1,12 @@
 """The response cache: predictions keyed by model version and canonical request, with a TTL.
 
-Keys hash the model version together with the request's instances serialised with
-sorted keys, so two requests that differ only in key order share an entry and a new
-model version never sees an old version's answers. Backends: in-process LRU
-(default) or Redis by URL. The fallback chain also reads it when a model fails.
+Keys are the model version together with the request's instances serialised with
+sorted keys (hashed when long), so two requests that differ only in key order share
+an entry and a new model version never sees an old version's answers. Backends:
+in-process LRU (default) or Redis by URL. The fallback chain also reads it when a
+model fails, which is why every answer is stored: the in-process backend keeps the
+prediction lists themselves (copied in and out), so storing one costs a dictionary
+update, not a serialisation.
 """
 
 from __future__ import annotations
@@ -20,20 +23,24 @@ from strataml.errors import ConfigError
 from strataml.spine.clients import redis_client
 
 
-def cache_key(model_ref: str, instances: list[dict[str, Any]]) -> str:
+#: keys up to this long are kept as they are; longer ones by their SHA-256
+_RAW_KEY_BYTES = 256
+
+
+def cache_key(model_ref: str, instances: list[dict[str, Any]]) -> bytes:
     """The cache key of a request to ``model_ref`` (``NAME@vN``)."""
-    body = orjson.dumps(instances, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(model_ref.encode() + b"\x00" + body).hexdigest()
+    key = b"=" + model_ref.encode() + b"\x00" + orjson.dumps(instances, option=orjson.OPT_SORT_KEYS)
+    return key if len(key) <= _RAW_KEY_BYTES else b"#" + hashlib.sha256(key).digest()
 
 
 class ResponseCache(Protocol):
     """A TTL cache of prediction lists."""
 
-    def get(self, key: str) -> list[Any] | None:
+    def get(self, key: bytes) -> list[Any] | None:
         """The cached predictions, or None when absent or expired."""
         ...
 
-    def set(self, key: str, value: list[Any], ttl: float) -> None:
+    def set(self, key: bytes, value: list[Any], ttl: float) -> None:
         """Store predictions for ``ttl`` seconds."""
         ...
 
@@ -47,29 +54,30 @@ class MemoryCache:
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
-        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._data: OrderedDict[bytes, tuple[float, list[Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> list[Any] | None:
+    def get(self, key: bytes) -> list[Any] | None:
         with self._lock:
             hit = self._data.get(key)
             if hit is None:
                 return None
-            expires, blob = hit
+            expires, value = hit
             if expires < time.monotonic():
                 del self._data[key]
                 return None
             self._data.move_to_end(key)
-        value: list[Any] = orjson.loads(blob)
-        return value
+        return list(value)
 
-    def set(self, key: str, value: list[Any], ttl: float) -> None:
-        blob = orjson.dumps(value)
+    def set(self, key: bytes, value: list[Any], ttl: float) -> None:
+        entry = (time.monotonic() + ttl, list(value))
         with self._lock:
-            self._data[key] = (time.monotonic() + ttl, blob)
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            data = self._data
+            if key in data:
+                data.move_to_end(key)
+            data[key] = entry
+            if len(data) > self.max_entries:
+                data.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -85,15 +93,18 @@ class RedisCache:
         self._r = redis_client(url, "a response cache in Redis", timeout=1)
         self.prefix = prefix
 
-    def get(self, key: str) -> list[Any] | None:
-        blob = self._r.get(self.prefix + key)
+    def _name(self, key: bytes) -> str:
+        return self.prefix + hashlib.sha256(key).hexdigest()
+
+    def get(self, key: bytes) -> list[Any] | None:
+        blob = self._r.get(self._name(key))
         if blob is None:
             return None
         value: list[Any] = orjson.loads(blob)
         return value
 
-    def set(self, key: str, value: list[Any], ttl: float) -> None:
-        self._r.set(self.prefix + key, orjson.dumps(value), px=max(1, int(ttl * 1000)))
+    def set(self, key: bytes, value: list[Any], ttl: float) -> None:
+        self._r.set(self._name(key), orjson.dumps(value), px=max(1, int(ttl * 1000)))
 
     def close(self) -> None:
         self._r.close()

@@ -341,7 +341,7 @@ class Gateway:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
         return result, self._log(result, rows, key, request_id, route_name, t0, "live")
 
-    async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: str | None, deadline: Deadline, first: Exception) -> Prediction:
+    async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline, first: Exception) -> Prediction:
         failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
         log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
         prev: Servable | None = None
