@@ -22,7 +22,6 @@ import orjson
 from strataml.errors import ConfigError
 from strataml.spine.clients import redis_client
 
-
 #: keys up to this long are kept as they are; longer ones by their SHA-256
 _RAW_KEY_BYTES = 256
 
