@@ -86,7 +86,7 @@ def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
                 continue
             if col not in key:
                 raise FeatureError(
-                    f"key #{i} {dict(key)!r} lacks {col!r}, a key column of feature view {info.view.name!r}",
+                    f"key #{i} {repr(dict(key))[:200]} lacks {col!r}, a key column of feature view {info.view.name!r}",
                     hint=f"give every key as {{{', '.join(repr(k) + ': …' for k in info.key_types)}}}",
                 )
             if not isinstance(value, typ) or isinstance(value, bool):

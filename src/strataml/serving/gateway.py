@@ -477,9 +477,8 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
 
     rows = [dict(inst) for inst in instances]
     try:
-        if s.entity_keys:
-            keys = [{k: inst.get(k) for k in s.entity_keys} for inst in instances]
-            for row, feats in zip(rows, get_online_features(ws, list(s.views), keys), strict=True):
+        if s.entity_keys:  # the instances serve as the keys: the lookup reads only their key columns
+            for row, feats in zip(rows, get_online_features(ws, s.views, instances), strict=True):
                 row.update(feats)
         for view in s.extra.get("request_views", []):
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):

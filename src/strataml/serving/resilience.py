@@ -14,7 +14,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from strataml.errors import StrataError
@@ -190,16 +189,14 @@ class Admission:
             return False
 
 
-@dataclass
 class Deadline:
-    """A request's time budget, measured from its arrival."""
+    """A request's time budget of ``seconds``, measured from ``start`` (default: now)."""
 
-    seconds: float
-    start: float = 0.0
+    __slots__ = ("seconds", "start")
 
-    def __post_init__(self) -> None:
-        if not self.start:
-            self.start = time.monotonic()
+    def __init__(self, seconds: float, start: float = 0.0) -> None:
+        self.seconds = seconds
+        self.start = start or time.monotonic()
 
     def remaining(self) -> float:
         """Seconds left (never negative)."""
