@@ -342,16 +342,16 @@ class AuditLog:
             lane._wait_ready()
 
     def _pick(self) -> _Writer:
-        for lane in self.lanes:  # share the write (and the flush) being gathered for an idle writer
-            if lane.gathering:
-                return lane
-        best = self.lanes[0]
+        best = idle = None
         for lane in self.lanes:
-            if lane.pending == 0:
+            if lane.gathering:  # share the write (and the flush) being gathered for an idle writer
                 return lane
-            if lane.pending < best.pending:
+            pending = len(lane._waiters)
+            if pending == 0:
+                idle = idle or lane
+            elif best is None or pending < len(best._waiters):
                 best = lane
-        return best
+        return idle or best or self.lanes[0]
 
     async def append(self, records: list[dict[str, Any]]) -> None:
         """Append records and return once they are on disk (fsync'ed)."""
