@@ -159,9 +159,13 @@ class HttpGateway:
         """The request's body parsed as JSON (see :meth:`parse_json`)."""
         return await self.parse_json(request.headers.get("content-length"), request.stream())
 
+    def _too_large(self, declared: str | None = None) -> PayloadTooLarge:
+        size = f" of {declared} bytes" if declared is not None else ""
+        return PayloadTooLarge(f"request body{size} exceeds the limit of {self.cfg.max_body_bytes} bytes", hint="split the instances over several requests")
+
     def _check_declared(self, declared: str | None) -> None:
         if declared is not None and (not declared.isdigit() or int(declared) > self.cfg.max_body_bytes):
-            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {self.cfg.max_body_bytes} bytes", hint="split the instances over several requests")
+            raise self._too_large(declared)
 
     async def parse_json(self, declared: str | None, stream: AsyncIterator[bytes]) -> Any:
         """A body of ``declared`` length (``Content-Length``) read from ``stream`` in bounded
@@ -173,7 +177,7 @@ class HttpGateway:
         async for chunk in stream:  # the server stops reading at a declared length, which is within the limit
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", hint="split the instances over several requests")
+                raise self._too_large()
             chunks.append(chunk)
         return self.decode_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
@@ -185,7 +189,7 @@ class HttpGateway:
         if first["type"] == "http.request" and not first.get("more_body", False):
             body = first.get("body", b"")
             if len(body) > self.cfg.max_body_bytes:
-                raise PayloadTooLarge(f"request body exceeds the limit of {self.cfg.max_body_bytes} bytes", hint="split the instances over several requests")
+                raise self._too_large()
             return self.decode_json(body)
         return await self.parse_json(None, _body_chunks(receive, first))
 
