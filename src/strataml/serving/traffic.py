@@ -82,6 +82,8 @@ def entity_bucket(instance: dict[str, Any], fields: list[str] | tuple[str, ...],
 
 def route(traffic: Traffic, instance: dict[str, Any], entity_keys: tuple[str, ...] = ()) -> tuple[str, str]:
     """Which reference answers this instance: ``(ref, arm)`` with arm champion/canary/ab:REF."""
+    if traffic.canary is None and not traffic.ab:
+        return traffic.champion, "champion"
     fields = traffic.sticky_key or list(entity_keys)
     if traffic.canary is not None and traffic.canary.weight > 0 and entity_bucket(instance, fields, "canary") < traffic.canary.weight:
         return traffic.canary.ref, "canary"
