@@ -280,12 +280,26 @@ class Gateway:
         self._lookup_cost.add(clock() - t0)
         return rows
 
-    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
+    def _run_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]] | None:
+        """:meth:`_run` when both of its steps can run on the loop at once (the usual
+        single-instance request), without a coroutine; None when one of them cannot."""
+        batcher, breaker = self._lane(s)
+        if not batcher.can_inline(instances) or deadline.remaining() <= 0:  # rows and instances are as many
+            return None
+        rows = self._features_now(s, instances, deadline)
+        return None if rows is None else (rows, breaker.call_sync(batcher.run_inline, rows))
+
+    def _features_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]] | None:
+        """The instances with their features when they can be had on the loop (None: they need a thread)."""
         if not s.views:
-            rows = instances
-        elif self._inline_lookup(instances, deadline):
-            rows = self.breakers.get("online-store").call_sync(self._lookup_features, s, instances, True)
-        else:
+            return instances
+        if self._inline_lookup(instances, deadline):
+            return self.breakers.get("online-store").call_sync(self._lookup_features, s, instances, True)
+        return None
+
+    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
+        rows = self._features_now(s, instances, deadline)
+        if rows is None:
             rows = await self._features_in_thread(s, instances, deadline)
         batcher, breaker = self._lane(s)
         if batcher.can_inline(rows) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
@@ -328,7 +342,8 @@ class Gateway:
                 result = Prediction(name, s.version, hit, False, arm, cached=True)
                 return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         try:
-            rows, preds = await self._run(s, instances, deadline)
+            ran = self._run_now(s, instances, deadline)
+            rows, preds = ran if ran is not None else await self._run(s, instances, deadline)
             result = Prediction(name, s.version, preds, False, arm)
             if ck is not None:
                 self.cache.set(ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
