@@ -50,12 +50,12 @@ from strataml.spine.paths import check_name
 from strataml.spine.workspace import Workspace
 
 _TARGET_FILE_BYTES = "256MB"
-#: contract types a CSV reader parses itself (faster than casting text in SQL);
-#: integers are not among them because the reader rounds "1.5" instead of refusing it
 #: a row's key as one 64-bit number (equal keys, equal numbers) to find repeats cheaply
 _KEY_HASH = "hash({})"
 #: up to this many hashes (8 bytes each) are sorted in memory to find repeats
 _SORT_ROWS = 4_000_000
+#: contract types a CSV reader parses itself (faster than casting text in SQL);
+#: integers are not among them because the reader rounds "1.5" instead of refusing it
 _READER_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE"}
 
 

@@ -346,10 +346,10 @@ class AuditLog:
         for lane in self.lanes:
             if lane.gathering:  # share the write (and the flush) being gathered for an idle writer
                 return lane
-            pending = len(lane._waiters)
+            pending = lane.pending
             if pending == 0:
                 idle = idle or lane
-            elif best is None or pending < len(best._waiters):
+            elif best is None or pending < best.pending:
                 best = lane
         return idle or best or self.lanes[0]
 

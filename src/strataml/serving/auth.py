@@ -210,7 +210,7 @@ class KeyStore:
         """The key named by an ``Authorization: Bearer`` header, or :class:`AuthError` (401).
 
         ``version`` is the catalog's current change number when the caller already read it."""
-        if authorization is not None and self._seen is not None and self._seen == version:
+        if version is not None and version == self._seen and authorization is not None:
             known = self._verified.get(authorization)
             if known is not None:
                 return known
@@ -229,9 +229,9 @@ class KeyStore:
             raise AuthError("invalid API key", hint=hint)
         if key.revoked:
             raise AuthError(f"API key {key.id} was revoked", hint="create a new key with 'strata keys create'")
-        if version is not None and self.watcher.exact:
+        if version is not None:
             with self._lock:
-                if self._seen == version:
+                if self._seen == version:  # _seen is set only where the watcher is exact
                     if len(self._verified) >= 4096:
                         self._verified = {}
                     self._verified[authorization] = key

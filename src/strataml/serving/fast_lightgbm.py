@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -150,9 +150,7 @@ class LightGBMRows:
             except TypeError:
                 return None
             if self._fast(self._config_p, self._row_p, self._out_len_p, self._res_p) != 0:
-                from lightgbm.basic import _LIB  # type: ignore[attr-defined]
-
-                raise RuntimeError(f"LightGBM prediction failed: {_LIB.LGBM_GetLastError().decode()}")
+                _failed()
             return [self._res[0]] if self.width == 1 else [list(self._res)]
 
     def __call__(self, rows: list[dict[str, Any]]) -> Any:
@@ -169,7 +167,12 @@ class LightGBMRows:
         for i in range(n):
             rc = self._fast(self._config.value, x_at + i * x_step, self._out_len_p, res_at + i * res_step)
             if rc != 0:
-                from lightgbm.basic import _LIB  # type: ignore[attr-defined]
-
-                raise RuntimeError(f"LightGBM prediction failed: {_LIB.LGBM_GetLastError().decode()}")
+                _failed()
         return res[:, 0] if self.width == 1 else res
+
+
+def _failed() -> NoReturn:
+    """Raise LightGBM's last error (after a prediction call returned non-zero)."""
+    from lightgbm.basic import _LIB  # type: ignore[attr-defined]
+
+    raise RuntimeError(f"LightGBM prediction failed: {_LIB.LGBM_GetLastError().decode()}")
