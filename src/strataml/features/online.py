@@ -32,6 +32,7 @@ import orjson
 from strataml.errors import ConfigError, StrataError
 from strataml.spine.data_version import DataVersion
 from strataml.spine.paths import check_name
+from strataml.spine.sqlite_wal import use_wal
 
 KEY_SEP = "\x1f"
 MMAP_BYTES = 1 << 34  # address space only; the OS pages in what lookups touch
@@ -239,7 +240,7 @@ class SQLiteOnlineStore(_Base):
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, cached_statements=256)
-                conn.execute("PRAGMA journal_mode=WAL")
+                use_wal(conn, 60)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("CREATE TABLE IF NOT EXISTS strata_online_meta (view TEXT PRIMARY KEY, meta TEXT NOT NULL)")
                 conn.execute("CREATE TABLE IF NOT EXISTS strata_online_files (view TEXT PRIMARY KEY, file TEXT NOT NULL)")

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, Protocol
 
 from strataml.errors import ConfigError, StrataError
 from strataml.spine.clients import redis_client
+from strataml.spine.sqlite_wal import use_wal
 
 
 class Decision(NamedTuple):
@@ -106,7 +107,7 @@ class SQLiteBuckets:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._con.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._con)
         self._con.execute("PRAGMA synchronous=OFF")
         self._con.execute("PRAGMA busy_timeout=30000")
         self._con.execute(

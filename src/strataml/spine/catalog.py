@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from strataml.errors import CatalogError, MissingExtra
 from strataml.spine import schema
 from strataml.spine.migrations import all_migrations, migration_ids
+from strataml.spine.sqlite_wal import use_wal
 
 
 def utcnow() -> dt.datetime:
@@ -30,7 +31,7 @@ def utcnow() -> dt.datetime:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin)
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    use_wal(cur, 60)
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=60000")
