@@ -138,6 +138,34 @@ def _record(i: int) -> dict[str, object]:
             "output": 0.5, "latency_ms": 1.0, "key_id": "k", "degraded": False, "mode": "live", "deployment": "m", "route": "t"}
 
 
+def test_appends_made_during_a_flush_are_flushed_together_when_it_ends(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "p")
+    (lane,) = log.lanes
+    assert lane._proc is not None
+    os.kill(lane._proc.pid, signal.SIGSTOP)  # a flush that takes as long as the test wants
+
+    async def run() -> None:
+        first = log.append_nowait([_record(0)])
+        later = []
+        for i in range(1, 10):  # each in a loop iteration of its own, while the first is unacknowledged
+            await asyncio.sleep(0.01)
+            later.append(log.append_nowait([_record(i)]))
+        assert not first.done() and lane.pending == 10
+        assert lane._proc is not None
+        os.kill(lane._proc.pid, signal.SIGCONT)
+        # no append comes after them: the first flush's acknowledgement sends the rest
+        await asyncio.wait_for(asyncio.gather(first, *later), 10)
+
+    try:
+        asyncio.run(run())
+    finally:
+        if lane._proc is not None:
+            os.kill(lane._proc.pid, signal.SIGCONT)
+    log.close()
+    assert log.records == 10 and log.flushes == 2
+    assert len(query_predictions(tmp_path / "p", "m", limit=None)) == 10
+
+
 def test_a_dead_writer_fails_its_appends_and_the_next_append_starts_a_new_one(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "p", lanes=1)
     (lane,) = log.lanes

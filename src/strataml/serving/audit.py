@@ -178,7 +178,7 @@ class _Writer:
                 self._attach(loop)
             if not self._flush_scheduled:  # one pipe write for every append of this loop iteration
                 self._flush_scheduled = True
-                loop.call_soon(self._send)
+                loop.call_soon(self._kick)
         return fut
 
     def append_sync(self, records: list[dict[str, Any]]) -> None:
@@ -199,9 +199,17 @@ class _Writer:
         if error is not None:
             raise error
 
-    def _send(self, block: bool = False) -> None:
+    def _kick(self) -> None:
+        """Hand the writer what this loop iteration gathered, if it is idle; while a flush
+        runs, appends keep gathering here and its acknowledgement sends them as the next
+        group (one pipe write and one wake-up of the writer per flush)."""
         with self._lock:
             self._flush_scheduled = False
+            if not self._writing and self._queued - len(self._buf) == self._acked:
+                self._send()
+
+    def _send(self, block: bool = False) -> None:
+        with self._lock:
             while self._buf and self._proc is not None:
                 try:
                     n = os.write(self._wfd, self._buf)
@@ -259,6 +267,8 @@ class _Writer:
         while waiters and waiters[0][0] <= acked:
             self._resolve(waiters.popleft()[1], None)
             self.records += 1
+        if self._buf and not self._writing and self._queued - len(self._buf) == acked and not self._flush_scheduled:
+            self._send(block=block)  # the group gathered during that flush
         return True
 
     def _resolve(self, waiter: _Waiter, error: BaseException | None) -> None:
@@ -321,7 +331,9 @@ class AuditLog:
     Appended lines go through a pipe to a small writer process, which writes everything
     the pipe holds, ``fdatasync``s it, and answers with the number of bytes now durable;
     an append returns once that number covers it. While one flush runs, later appends
-    gather in the pipe for the next one, so concurrent requests share disk flushes. The
+    gather in the process and go to the writer in one pipe write when its acknowledgement
+    arrives, so concurrent requests share disk flushes and each flush costs one wake-up
+    of the writer. The
     writer is a process rather than a thread so that waiting on the disk never competes
     with the event loop for the interpreter lock: acknowledgements arrive as ordinary
     readable-pipe events on the loop. If the gateway dies, the writer reads end-of-file
@@ -332,10 +344,13 @@ class AuditLog:
     in this loop iteration for an idle writer, else goes to an idle one when there is
     one, so it is flushed at once instead of waiting for the flush in progress, else to
     the one with the fewest appends pending. Every lane flushes before acknowledging,
-    so the guarantee is the same with any number.
+    so the guarantee is the same with any number. One lane is the default: on a disk
+    that runs one flush at a time, more lanes only make smaller groups, and more flushes
+    and wake-ups for the same predictions (the serving bench measured about 15% fewer
+    requests per second with four).
     """
 
-    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 4) -> None:
+    def __init__(self, directory: Path, *, rotate_bytes: int = 256 << 20, fsync: bool = True, lanes: int = 1) -> None:
         self.directory = directory
         self.lanes = [_Writer(directory, rotate_bytes=rotate_bytes, fsync=fsync) for _ in range(max(1, lanes))]
         for lane in self.lanes:  # started together, waited for together
