@@ -361,11 +361,8 @@ class HttpGateway:
         auth = headers.get(b"authorization")
         declared = headers.get(b"content-length")
 
-        async def body(key: ApiKey | None) -> tuple[Any, dict[str, str]]:
-            assert key is not None
-            return await self._predict(name, key, rid, functools.partial(self.receive_json, declared.decode("latin-1") if declared is not None else None, receive))
-
-        out, labels, key_id = await self.run(rid, auth.decode("latin-1") if auth is not None else None, f"predict:{name}", body)
+        read = functools.partial(self.receive_json, declared.decode("latin-1") if declared is not None else None, receive)
+        out, labels, key_id = await self.run(rid, auth.decode("latin-1") if auth is not None else None, f"predict:{name}", functools.partial(self._predict, name, rid, read))
         if isinstance(out, Response):
             status = out.status_code
             await out(scope, receive, send)
@@ -410,12 +407,12 @@ class HttpGateway:
 
     async def predict(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
-            assert key is not None
-            return await self._predict(r.path_params["name"], key, rid, functools.partial(self.parse_json, r.headers.get("content-length"), r.stream()))
+            return await self._predict(r.path_params["name"], rid, functools.partial(self.parse_json, r.headers.get("content-length"), r.stream()), key)
 
         return await self.handle(request, "v1.predict", self._predict_scope, body)
 
-    async def _predict(self, raw_name: str, key: ApiKey, rid: str, read: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, str]]:
+    async def _predict(self, raw_name: str, rid: str, read: Callable[[], Awaitable[Any]], key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+        assert key is not None  # the route needs a key
         name = self._checked_name(raw_name)
         tr = self.gw.deployment(name)
         self.gw.rate_limit(key, name, tr)  # before the body is read: a refused caller costs little
