@@ -285,7 +285,7 @@ def append(res: dict[str, dict[str, object]], args: argparse.Namespace) -> None:
         + ("looked up in the SQLite online store (a feature view materialised for 10,000 users; each request names one)"
            if o["features"] == "online" else "carried in each request") + ", API-key auth,",
         "per-key token buckets in the SQLite online store (limit set high), Prometheus metrics, and the",
-        "fdatasync'ed prediction log (group commit by its writer processes) on; request logs at warning level. Both servers",
+        "fdatasync'ed prediction log (group commit by its writer process) on; request logs at warning level. Both servers",
         "run on uvicorn with uvloop and httptools, no access log and no proxy headers; runs alternate between them.",
         "",
         "| run | bare req/s | bare p99 ms | gateway req/s | gateway p50 ms | gateway p99 ms | gateway non-2xx | ratio | load avg |",
@@ -296,9 +296,9 @@ def append(res: dict[str, dict[str, object]], args: argparse.Namespace) -> None:
         lines.append(f"| {i} | {rb['rps']:,.0f} | {rb['p99_ms']:.2f} | {rg['rps']:,.0f} | {rg['p50_ms']:.2f} | {rg['p99_ms']:.2f} | {rg['non_2xx']} | {r['ratio']:.0%} | {r['load']:.1f} |")
     lines += [
         "",
-        f"Median run: gateway throughput = **{o['ratio']:.0%}** of the bare endpoint (target ≥ 35%); p99 {g['p99_ms']:.2f} ms (target ≤ 10 ms);"  # type: ignore[index]
+        f"Median run: gateway throughput = **{o['ratio']:.1%}** of the bare endpoint (target ≥ 35%); p99 {g['p99_ms']:.2f} ms (target ≤ 10 ms);"  # type: ignore[index]
         f" {o['logged_predictions']:,} predictions in the audit log.",
-        f"Over all runs: gateway requests / bare requests = **{o['pooled_ratio']:.0%}**; median of the gateway p99s **{o['median_p99_ms']:.2f} ms**.",
+        f"Over all runs: gateway requests / bare requests = **{o['pooled_ratio']:.1%}**; median of the gateway p99s **{o['median_p99_ms']:.2f} ms**.",
     ]
     if "batch" in res:
         bb = res["batch"]
