@@ -176,7 +176,7 @@ class _Writer:
             self._enqueue(data, fut)
             if self._loop is not loop:
                 self._attach(loop)
-            if not self._flush_scheduled:  # one pipe write for every append of this loop iteration
+            if not self._flush_scheduled:  # this loop iteration's appends go to the writer together
                 self._flush_scheduled = True
                 loop.call_soon(self._kick)
         return fut
@@ -331,14 +331,13 @@ class AuditLog:
     Appended lines go through a pipe to a small writer process, which writes everything
     the pipe holds, ``fdatasync``s it, and answers with the number of bytes now durable;
     an append returns once that number covers it. While one flush runs, later appends
-    gather in the process and go to the writer in one pipe write when its acknowledgement
-    arrives, so concurrent requests share disk flushes and each flush costs one wake-up
-    of the writer. The
-    writer is a process rather than a thread so that waiting on the disk never competes
-    with the event loop for the interpreter lock: acknowledgements arrive as ordinary
-    readable-pipe events on the loop. If the gateway dies, the writer reads end-of-file
-    and exits; if the writer dies, pending and later appends fail (and the next append
-    starts a new writer).
+    gather in the process and go to the writer in one pipe write when its
+    acknowledgement arrives, so concurrent requests share disk flushes and each flush
+    costs one wake-up of the writer. The writer is a process rather than a thread so
+    that waiting on the disk never competes with the event loop for the interpreter
+    lock: acknowledgements arrive as ordinary readable-pipe events on the loop. If the
+    gateway dies, the writer reads end-of-file and exits; if the writer dies, pending
+    and later appends fail (and the next append starts a new writer).
 
     There are ``lanes`` such writers (files); an append joins the write being gathered
     in this loop iteration for an idle writer, else goes to an idle one when there is
