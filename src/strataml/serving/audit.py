@@ -356,6 +356,8 @@ class AuditLog:
             lane._wait_ready()
 
     def _pick(self) -> _Writer:
+        if len(self.lanes) == 1:
+            return self.lanes[0]
         best = idle = None
         for lane in self.lanes:
             if lane.gathering:  # share the write (and the flush) being gathered for an idle writer

@@ -93,7 +93,7 @@ class GatewayConfig:
     freeze_gc: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Prediction:
     """What the pipeline answers for one request."""
 
