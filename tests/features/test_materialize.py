@@ -136,7 +136,7 @@ def test_lookups_refuse_wrong_key_types_and_missing_columns(fws: st.Workspace, s
     put(fws, tx([("u1", 1.0, at(1))]), TX)
     fws.definitions.add(user_view())
     materialize(fws, ["user_spend"], as_of=at(2), store=store)
-    with pytest.raises(FeatureError, match="user_id=7 is a int, but feature view 'user_spend' keys 'user_id' as a string"):
+    with pytest.raises(FeatureError, match="user_id=7 is of type int, but feature view 'user_spend' keys 'user_id' as a string"):
         get_online_features(fws, ["user_spend"], [{"user_id": 7}], store=store)
     with pytest.raises(FeatureError, match="lacks 'user_id'"):
         get_online_features(fws, ["user_spend"], [{"uid": "u1"}], store=store)

@@ -91,7 +91,7 @@ def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
                 )
             if not isinstance(value, typ) or isinstance(value, bool):
                 raise FeatureError(
-                    f"key #{i}: {col}={value!r} is a {type(value).__name__}, but feature view {info.view.name!r} "
+                    f"key #{i}: {col}={value!r} is of type {type(value).__name__}, but feature view {info.view.name!r} "
                     f"keys {col!r} as {'a string' if typ is str else 'an integer'}",
                     hint="pass the key with the source column's type",
                 )
