@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from strataml.serving.metrics import LATENCY_BUCKETS, GatewayMetrics
@@ -41,3 +42,12 @@ def test_tallies_publish_what_direct_updates_would() -> None:
     want = generate_latest(direct).decode()
     for name in ("strata_request_duration_seconds_bucket", "strata_request_duration_seconds_count", "strata_request_duration_seconds_sum", "strata_requests_total"):
         assert samples(got, name) == samples(want, name), name
+
+
+def test_a_histogram_laid_out_unlike_prometheus_client_s_is_refused_when_tallied() -> None:
+    class OtherHistogram:  # what a prometheus_client release without the fields publish adds to would look like
+        def observe(self, value: float) -> None:
+            pass
+
+    with pytest.raises(RuntimeError, match="pin prometheus-client"):
+        GatewayMetrics().tally(OtherHistogram())

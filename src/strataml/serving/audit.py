@@ -205,7 +205,7 @@ class _Writer:
         group (one pipe write and one wake-up of the writer per flush)."""
         with self._lock:
             self._flush_scheduled = False
-            if not self._writing and self._queued - len(self._buf) == self._acked:
+            if self._idle:
                 self._send()
 
     def _send(self, block: bool = False) -> None:
@@ -267,7 +267,7 @@ class _Writer:
         while waiters and waiters[0][0] <= acked:
             self._resolve(waiters.popleft()[1], None)
             self.records += 1
-        if self._buf and not self._writing and self._queued - len(self._buf) == acked and not self._flush_scheduled:
+        if self._buf and self._idle and not self._flush_scheduled:
             self._send(block=block)  # the group gathered during that flush
         return True
 
@@ -289,10 +289,15 @@ class _Writer:
         return len(self._waiters)
 
     @property
+    def _idle(self) -> bool:
+        """Whether the writer has acknowledged everything sent to it (and nothing is half sent)."""
+        return not self._writing and self._queued - len(self._buf) == self._acked
+
+    @property
     def gathering(self) -> bool:
         """Whether this loop iteration's appends are being gathered into one write to an
         idle writer (nothing of earlier writes is still waiting for its flush)."""
-        return self._flush_scheduled and self._queued - len(self._buf) == self._acked
+        return self._flush_scheduled and self._idle
 
     def close(self) -> None:
         """Flush what is pending and stop the writer."""

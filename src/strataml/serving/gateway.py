@@ -171,12 +171,12 @@ class Gateway:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.config.refresh_interval_s)
-            self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
             try:
+                self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
                 if self._model_watcher.changed():
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
-            except Exception as exc:  # a transient catalog error must not stop refreshing
+            except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
                 log.warning("refresh failed: %s", exc)
 
     async def shutdown(self) -> None:

@@ -38,7 +38,14 @@ class Tally:
     def __init__(self, child: Any) -> None:
         self.child = child
         self.pending = 0.0  # counter increments, or the histogram's sum of observations
-        self._bounds: tuple[float, ...] | list[float] = getattr(child, "_upper_bounds", ())
+        self._bounds: tuple[float, ...] | list[float] = ()
+        if hasattr(child, "observe"):  # a histogram: publishing adds to its buckets and sum directly
+            if not all(hasattr(child, a) for a in ("_upper_bounds", "_buckets", "_sum")):
+                raise RuntimeError(
+                    "this prometheus_client release lays out histograms differently (no _upper_bounds, _buckets or _sum); "
+                    "pin prometheus-client to a release that has them (0.20 to 0.26 do)"
+                )
+            self._bounds = child._upper_bounds
         self._counts = [0] * len(self._bounds)
         self._n = 0  # observations gathered
 
