@@ -485,11 +485,19 @@ class Gateway:
         return out
 
 
+@functools.cache
+def _feature_api() -> tuple[type[StrataError], Callable[..., Any], Callable[..., Any]]:
+    """The feature layer's lookups, imported on first use (serving loads that layer lazily),
+    then taken from here: an import statement run per request costs a few microseconds."""
+    from strataml.features import FeatureError, compute_request_features, get_online_features
+
+    return FeatureError, compute_request_features, get_online_features
+
+
 def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Instances completed with stored features (online store) and request-time features,
     computed by the feature layer with the same definitions as training."""
-    from strataml.features import FeatureError, compute_request_features, get_online_features
-
+    feature_error, compute_request_features, get_online_features = _feature_api()
     rows = [dict(inst) for inst in instances]
     try:
         if s.entity_keys:  # the instances serve as the keys: the lookup reads only their key columns
@@ -498,7 +506,7 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
         for view in s.extra.get("request_views", []):
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
                 row.update(feats)
-    except FeatureError as exc:
+    except feature_error as exc:
         if "key" in exc.message or "request field" in exc.message or "payload" in exc.message:
             raise InputError(exc.message, hint=exc.hint) from None
         raise
