@@ -406,7 +406,7 @@ class Gateway:
 
     def _log(self, r: Prediction, rows: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, t0: float, mode: str) -> asyncio.Future[None] | None:
         """Count the predictions and append them to the log; the future of their flush."""
-        latency = (time.perf_counter() - t0) * 1000.0
+        latency_ms = round((time.perf_counter() - t0) * 1e6) / 1000.0  # to the microsecond; round(x, 3) formats a string
         series = (r.model, r.version, mode, r.degraded)
         counter = self._prediction_counters.get(series)
         if counter is None:
@@ -420,7 +420,7 @@ class Gateway:
         records = [
             {
                 "request_id": request_id, "ts": ts, "deployment": r.model, "model": r.model, "version": r.version,
-                "instance": i, "features": rows[i] if i < len(rows) else None, "output": p, "latency_ms": round(latency, 3),
+                "instance": i, "features": rows[i] if i < len(rows) else None, "output": p, "latency_ms": latency_ms,
                 "key_id": key.id, "degraded": r.degraded, "mode": mode, "route": route_name,
             }
             for i, p in enumerate(r.predictions)
