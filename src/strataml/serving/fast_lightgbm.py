@@ -115,6 +115,11 @@ class LightGBMRows:
         self._res = (ctypes.c_double * self.width)()
         self._res_p = ctypes.addressof(self._res)
         self._one_lock = threading.Lock()
+        # the one-row call's arguments never change: passed as ready ctypes objects to an
+        # entry without argtypes, they skip the four conversions a call otherwise makes
+        self._fast_one = ctypes.PyDLL(_LIB._name)["LGBM_BoosterPredictForMatSingleRowFast"]
+        self._fast_one.restype = ctypes.c_int
+        self._one_args = tuple(ctypes.c_void_p(p) for p in (self._config_p, self._row_p, self._out_len_p, self._res_p))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # the C handles are per process: a copy (e.g. sent to a Ray worker) sets up its own
@@ -149,7 +154,7 @@ class LightGBMRows:
                     row[j] = nan if v is None else codes[n].get(v, nan) if n in codes else v
             except TypeError:
                 return None
-            if self._fast(self._config_p, self._row_p, self._out_len_p, self._res_p) != 0:
+            if self._fast_one(*self._one_args) != 0:
                 _failed()
             return [self._res[0]] if self.width == 1 else [list(self._res)]
 
