@@ -1,6 +1,6 @@
 """A gateway process for crash and drain tests: a real LightGBM model served by uvicorn.
 
-Usage: python -m tests.serving.server_main WORKSPACE PORT [SLEEP_MS]
+Usage: python -m tests.serving.server_main WORKSPACE PORT [SLEEP_MS [nofsync]]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def main() -> None:
         s.predict_rows = slow
     models = InMemoryModels()
     models.add(s, ["champion"])
-    app = create_app(ws, models, GatewayConfig(rate=None, max_batch=1 if sleep_ms else 64))
+    fsync = not (len(sys.argv) > 4 and sys.argv[4] == "nofsync")
+    app = create_app(ws, models, GatewayConfig(rate=None, max_batch=1 if sleep_ms else 64, audit_fsync=fsync))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 

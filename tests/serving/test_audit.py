@@ -70,10 +70,13 @@ def _start(ws: st.Workspace, port: int, *extra: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.slow
-def test_no_acknowledged_prediction_is_lost_to_sigkill(workspace: st.Workspace) -> None:
+@pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+def test_no_acknowledged_prediction_is_lost_to_sigkill(workspace: st.Workspace, fsync: bool) -> None:
+    """Without fsync too: an answer waits for the writer process to have written the
+    record, and the gateway's death does not take the writer or the page cache with it."""
     key = create_key(workspace.catalog, ["predict:fraud"])[1]
     port = _port()
-    proc = _start(workspace, port)
+    proc = _start(workspace, port, *([] if fsync else ["0", "nofsync"]))
     acked: list[str] = []
     stop = threading.Event()
     lock = threading.Lock()

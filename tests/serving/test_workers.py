@@ -1,4 +1,5 @@
-"""`strata serve --workers 2`: rate limits hold across worker processes, metrics add up."""
+"""`strata serve --workers 2`: rate limits hold across worker processes, metrics add up,
+and each worker's prediction log follows ``--no-fsync``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_limits_and_metrics_span_workers(tmp_path: Path, python: str, cli_env: d
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([python, "-m", "strataml", "serve", "--port", str(port), "--workers", "2", "-m", "fraud", "-w", str(ws.root), "--log-level", "warning"], env=cli_env)
+    server = subprocess.Popen([python, "-m", "strataml", "serve", "--port", str(port), "--workers", "2", "-m", "fraud", "-w", str(ws.root), "--log-level", "warning", "--no-fsync"], env=cli_env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -45,6 +46,22 @@ def test_limits_and_metrics_span_workers(tmp_path: Path, python: str, cli_env: d
         text = httpx.get(f"{base}/metrics").text
         assert 'strata_requests_total{model="fraud",route="v1.predict",status="200",version="1"} 20.0' in text
         assert 'status="429"' in text
+        # every worker started its log writer, and told it not to flush (its last argument)
+        writers = _log_writers(ws.state_dir / "predictions")
+        assert len(writers) == 2 and all(argv[-1] == "0" for argv in writers), writers
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _log_writers(directory: Path) -> list[list[str]]:
+    """The command lines of the prediction log writers running for ``directory``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+        except OSError:
+            continue
+        if "-c" in argv and str(directory) in argv:
+            found.append(argv)
+    return found

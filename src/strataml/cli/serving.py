@@ -32,6 +32,11 @@ def serve(
     cache: Annotated[str | None, typer.Option(help="response cache URL: memory:// (default) or redis://…")] = None,
     ratelimit: Annotated[str | None, typer.Option(help="rate-limit store URL (default: the online store)")] = None,
     trusted_proxy: Annotated[list[str] | None, typer.Option(help="address whose X-Forwarded-For is trusted (repeatable)")] = None,
+    fsync: Annotated[bool, typer.Option(
+        "--fsync/--no-fsync",
+        help="answer a prediction once its log record is flushed to disk (default); --no-fsync answers once the log's "
+             "writer has written it: it survives a crash of the gateway but not of the machine",
+    )] = True,
     log_level: Annotated[str, typer.Option(help="log level")] = "info",
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -44,6 +49,7 @@ def serve(
         "workspace": str(ws.root), "preload": list(model or []), "rate": rate or None, "burst": burst if rate else None,
         "concurrency": concurrency, "timeout_ms": timeout_ms, "max_body_bytes": max_body, "max_batch": max_batch,
         "max_wait_ms": max_wait_ms, "cache_url": cache, "ratelimit_url": ratelimit, "trusted_proxies": list(trusted_proxy or []),
+        "audit_fsync": fsync,
     }
     os.environ["STRATA_SERVE_SPEC"] = json.dumps(spec)
     if workers > 1:
