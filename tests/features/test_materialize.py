@@ -19,6 +19,7 @@ from strataml import synth
 from strataml.features import (
     FeatureError,
     OnlineStore,
+    ViewReader,
     build_training_set,
     check_skew,
     compute_request_features,
@@ -144,6 +145,21 @@ def test_lookups_refuse_wrong_key_types_and_missing_columns(fws: st.Workspace, s
 
     with pytest.raises(NotFound, match="no feature view named 'ghost'"):
         get_online_features(fws, ["ghost"], [{"user_id": "u1"}], store=store)
+
+
+def test_a_view_reader_answers_as_the_lookup_does(fws: st.Workspace) -> None:
+    """The serving path's prepared reader: the same values, nulls and errors as get_online_features."""
+    put(fws, tx([("u1", 1.0, at(1)), ("u2", 2.0, at(1))]), TX)
+    fws.definitions.add(user_view())
+    materialize(fws, ["user_spend"], as_of=at(2))  # into the workspace's own online store
+    read = ViewReader(fws, "user_spend")
+    for keys in ([{"user_id": "u1"}], [{"user_id": "u2"}, {"user_id": "nobody"}, {"user_id": "u1"}]):
+        assert read(keys) == get_online_features(fws, ["user_spend"], keys)
+    assert read([{"user_id": "nobody"}]) == [dict.fromkeys(read.features)]
+    with pytest.raises(FeatureError, match="user_id=7 is of type int"):
+        read([{"user_id": 7}])
+    with pytest.raises(FeatureError, match="lacks 'user_id'"):
+        read([{"uid": "u1"}])
 
 
 def test_request_features_use_the_training_expression(fws: st.Workspace) -> None:

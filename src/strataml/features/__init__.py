@@ -13,7 +13,12 @@ from strataml.features.definitions import (
     RequestFeature,
     parse_duration,
 )
-from strataml.features.lookup import compute_request_features, get_online_features, online_store
+from strataml.features.lookup import (
+    ViewReader,
+    compute_request_features,
+    get_online_features,
+    online_store,
+)
 from strataml.features.materialize import materialize
 from strataml.features.offline import TrainingSet, build_training_set
 from strataml.features.online import (
@@ -46,6 +51,7 @@ __all__ = [
     "RequestFeature",
     "SQLiteOnlineStore",
     "TrainingSet",
+    "ViewReader",
     "apply",
     "build_training_set",
     "check_skew",

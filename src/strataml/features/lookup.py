@@ -97,6 +97,34 @@ def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
                 )
 
 
+class ViewReader:
+    """One feature view's stored features, resolved once for a serving path (the view, its
+    key types and the store): a call checks the keys and makes one store read, as
+    :func:`get_online_features` does for a single view, without resolving them again."""
+
+    __slots__ = ("_col", "_info", "_name", "_store", "_type", "features")
+
+    def __init__(self, ws: Workspace, view: str) -> None:
+        cache = _cache(ws)
+        self._info = _info(ws, view, cache)
+        self._store = cache.store or online_store(ws)
+        self._name = self._info.view.name
+        self.features = self._info.features
+        keyed = list(self._info.key_types.items())
+        self._col: str | None = keyed[0][0] if len(keyed) == 1 else None
+        self._type: type | None = keyed[0][1] if len(keyed) == 1 else None
+
+    def __call__(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Each key's features, in order; nulls where nothing is stored."""
+        feats = self.features
+        if not feats:
+            return [{} for _ in keys]
+        if not (len(keys) == 1 and self._col is not None and type(keys[0].get(self._col)) is self._type):
+            _check_keys(self._info, keys)  # anything but one well-typed key: the full check, with its errors
+        found = self._store.get(self._name, keys, features=feats)  # type: ignore[arg-type]
+        return [g if g is not None else dict.fromkeys(feats) for g in found]
+
+
 def get_online_features(
     ws: Workspace,
     views: Sequence[str],

@@ -92,7 +92,7 @@ class _Layout:
 
     def rows(self, values: list[Any], features: Sequence[str] | None, with_meta: bool) -> list[dict[str, Any] | None]:
         """Each decoded value as a dictionary of ``features`` (default: all stored), ``None`` kept."""
-        wanted = None if features is None or list(features) == self.features else tuple(features)
+        wanted = None if features is None or features == self.features else tuple(features)
         decode = self._decoders.get((wanted, with_meta))
         if decode is None:
             decode = self._decoders[(wanted, with_meta)] = self._decoder(wanted, with_meta)

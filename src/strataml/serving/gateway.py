@@ -486,24 +486,35 @@ class Gateway:
 
 
 @functools.cache
-def _feature_api() -> tuple[type[StrataError], Callable[..., Any], Callable[..., Any]]:
+def _feature_api() -> tuple[type[StrataError], Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
     """The feature layer's lookups, imported on first use (serving loads that layer lazily),
     then taken from here: an import statement run per request costs a few microseconds."""
-    from strataml.features import FeatureError, compute_request_features, get_online_features
+    from strataml.features import (
+        FeatureError,
+        ViewReader,
+        compute_request_features,
+        get_online_features,
+    )
 
-    return FeatureError, compute_request_features, get_online_features
+    return FeatureError, compute_request_features, get_online_features, ViewReader
 
 
 def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Instances completed with stored features (online store) and request-time features,
     computed by the feature layer with the same definitions as training."""
-    feature_error, compute_request_features, get_online_features = _feature_api()
-    rows = [dict(inst) for inst in instances]
+    feature_error, compute_request_features, get_online_features, view_reader = _feature_api()
+    request_views = s.extra.get("request_views", [])
     try:
+        if s.entity_keys and len(s.views) == 1 and not request_views:  # the usual model: one view read by its keys
+            held = s.extra.get("_view_reader")
+            if held is None or held[0] is not ws:  # resolved once per servable and workspace
+                held = s.extra["_view_reader"] = (ws, view_reader(ws, s.views[0]))
+            return [{**inst, **feats} for inst, feats in zip(instances, held[1](instances), strict=True)]
+        rows = [dict(inst) for inst in instances]
         if s.entity_keys:  # the instances serve as the keys: the lookup reads only their key columns
             for row, feats in zip(rows, get_online_features(ws, s.views, instances), strict=True):
                 row.update(feats)
-        for view in s.extra.get("request_views", []):
+        for view in request_views:
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
                 row.update(feats)
     except feature_error as exc:
