@@ -98,16 +98,16 @@ def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
 
 
 class ViewReader:
-    """One feature view's stored features, resolved once for a serving path (the view, its
-    key types and the store): a call checks the keys and makes one store read, as
-    :func:`get_online_features` does for a single view, without resolving them again."""
+    """One feature view's stored features, resolved once (the view, its key types and the
+    store): a call checks the keys and makes one store read. :func:`get_online_features`
+    makes one per call; a serving path keeps one and skips resolving them per request."""
 
     __slots__ = ("_col", "_info", "_name", "_store", "_type", "features")
 
-    def __init__(self, ws: Workspace, view: str) -> None:
+    def __init__(self, ws: Workspace, view: str, store: OnlineStore | None = None) -> None:
         cache = _cache(ws)
         self._info = _info(ws, view, cache)
-        self._store = cache.store or online_store(ws)
+        self._store = store or cache.store or online_store(ws)
         self._name = self._info.view.name
         self.features = self._info.features
         keyed = list(self._info.key_types.items())
@@ -139,16 +139,10 @@ def get_online_features(
     wrong type or missing a column is an error. Request features are not stored; see
     :func:`compute_request_features`.
     """
+    if len(views) == 1 and not full_names:  # no merging needed
+        return ViewReader(ws, views[0], store)(keys)
     cache = _cache(ws)
     st = store or cache.store or online_store(ws)
-    if len(views) == 1 and not full_names:  # the serving path: no merging needed
-        info = _info(ws, views[0], cache)
-        feats = info.features
-        if not feats:
-            return [{} for _ in keys]
-        _check_keys(info, keys)
-        found = st.get(info.view.name, keys, features=feats)  # type: ignore[arg-type]
-        return [g if g is not None else dict.fromkeys(feats) for g in found]
     out: list[dict[str, Any]] = [{} for _ in keys]
     seen: dict[str, str] = {}
     for ref in views:
