@@ -102,24 +102,22 @@ class LightGBMRows:
         ))
         self._config = handle
         weakref.finalize(self, _LIB.LGBM_FastConfigFree, handle)
-        self._fast = ctypes.PyDLL(_LIB._name).LGBM_BoosterPredictForMatSingleRowFast
+        lib = ctypes.PyDLL(_LIB._name)  # called with the interpreter lock held
+        self._fast = lib["LGBM_BoosterPredictForMatSingleRowFast"]
         self._fast.restype = ctypes.c_int
         self._fast.argtypes = [ctypes.c_void_p] * 4
         self._out_len = ctypes.c_int64()
         self._out_len_p = ctypes.addressof(self._out_len)
-        self._config_p = int(handle.value or 0)
         # one row (the usual online request) goes through buffers set up once, skipping
-        # numpy: its arrays and their ctypes views cost more than the prediction
+        # numpy: its arrays and their ctypes views cost more than the prediction; the
+        # call's arguments never change, so they are ready ctypes objects, passed to an
+        # entry without argtypes that skips converting them on every call
         self._row = (ctypes.c_double * len(names))()
-        self._row_p = ctypes.addressof(self._row)
         self._res = (ctypes.c_double * self.width)()
-        self._res_p = ctypes.addressof(self._res)
         self._one_lock = threading.Lock()
-        # the one-row call's arguments never change: passed as ready ctypes objects to an
-        # entry without argtypes, they skip the four conversions a call otherwise makes
-        self._fast_one = ctypes.PyDLL(_LIB._name)["LGBM_BoosterPredictForMatSingleRowFast"]
+        self._fast_one = lib["LGBM_BoosterPredictForMatSingleRowFast"]
         self._fast_one.restype = ctypes.c_int
-        self._one_args = tuple(ctypes.c_void_p(p) for p in (self._config_p, self._row_p, self._out_len_p, self._res_p))
+        self._one_args = (handle, ctypes.byref(self._row), ctypes.byref(self._out_len), ctypes.byref(self._res))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # the C handles are per process: a copy (e.g. sent to a Ray worker) sets up its own
