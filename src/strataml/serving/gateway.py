@@ -503,18 +503,19 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
     """Instances completed with stored features (online store) and request-time features,
     computed by the feature layer with the same definitions as training."""
     feature_error, compute_request_features, get_online_features, view_reader = _feature_api()
-    request_views = s.extra.get("request_views", [])
     try:
-        if s.entity_keys and len(s.views) == 1 and not request_views:  # the usual model: one view read by its keys
-            held = s.extra.get("_view_reader")
-            if held is None or held[0] is not ws:  # resolved once per servable and workspace
-                held = s.extra["_view_reader"] = (ws, view_reader(ws, s.views[0]))
-            return [{**inst, **feats} for inst, feats in zip(instances, held[1](instances), strict=True)]
-        rows = [dict(inst) for inst in instances]
-        if s.entity_keys:  # the instances serve as the keys: the lookup reads only their key columns
-            for row, feats in zip(rows, get_online_features(ws, s.views, instances), strict=True):
-                row.update(feats)
-        for view in request_views:
+        if not s.entity_keys:
+            rows = [dict(inst) for inst in instances]
+        else:  # the instances serve as the keys: the lookup reads only their key columns
+            if len(s.views) == 1:  # the usual model: its view's reader is resolved once per servable and workspace
+                held = s.extra.get("_view_reader")
+                if held is None or held[0] is not ws:
+                    held = s.extra["_view_reader"] = (ws, view_reader(ws, s.views[0]))
+                stored = held[1](instances)
+            else:
+                stored = get_online_features(ws, s.views, instances)
+            rows = [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
+        for view in s.extra.get("request_views", []):
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
                 row.update(feats)
     except feature_error as exc:
