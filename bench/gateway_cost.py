@@ -55,12 +55,14 @@ def drive(ws_root: Path, key: str, requests: int, reps: int, audit: bool, marks:
     if marks is not None:
         # Under valgrind every call looks slow: keep the path a real machine takes. And a
         # request takes about 50 times as long, so work done every so many milliseconds
-        # (catalog change checks, the refresh loop) would fall on every request: stretch it.
-        from strataml.serving import batching
+        # (catalog change checks, the refresh loop, a rate-limit lease's renewal) would
+        # fall on many more requests: stretch it.
+        from strataml.serving import batching, ratelimit
         from strataml.spine import data_version
 
         batching.CallCost.quick = property(lambda self: True)  # type: ignore[assignment,method-assign]
         data_version.DataVersion.__init__.__defaults__ = (SLOWDOWN * data_version.RECHECK_NS,)
+        ratelimit.RateLimiter.lease_s *= SLOWDOWN
         refresh_s *= SLOWDOWN
     ws = st.Workspace.open(ws_root)
     app = create_app(ws, config=GatewayConfig(preload=(MODEL,), rate=1e9, burst=1e9, freeze_gc=True, log_requests=False, audit=audit,

@@ -65,6 +65,9 @@ def test_wrong_types_are_422_naming_the_field(client, keys) -> None:
     for body in ({"instances": []}, {"instances": {}}, {"rows": []}, [1, 2], {"instances": [1]}, {"instances": [{"f0": [1]}]}, {"instances": [instance()], "x": 1}):
         r = client.post("/v1/models/fraud/predict", json=body, headers=bearer(keys["fraud"]))
         assert r.status_code == 422, body
+    for body, field in (({"rows": [instance()]}, "rows"), ({"instances": [instance()], "x": 1}, "x")):  # a misspelt or extra field is named
+        r = client.post("/v1/models/fraud/predict", json=body, headers=bearer(keys["fraud"]))
+        assert r.json()["error"]["message"] == f"unknown field(s) in the body: {field}", body
 
 
 def test_too_many_instances_is_422(workspace, models, keys) -> None:

@@ -209,8 +209,7 @@ class HttpGateway:
         """The instances of a v1 body, with a 422 naming any shape problem."""
         if not isinstance(doc, dict):
             raise InputError("the body must be a JSON object with an 'instances' list", hint='{"instances": [{"feature": 1.0}]}')
-        extra = set(doc) - {"instances"}
-        if extra:
+        if (len(doc) != 1 or "instances" not in doc) and (extra := set(doc) - {"instances"}):
             raise InputError(f"unknown field(s) in the body: {', '.join(sorted(map(str, extra)))[:200]}", hint="only 'instances' is accepted")
         inst = doc.get("instances")
         if not isinstance(inst, list) or not inst:

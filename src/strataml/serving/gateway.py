@@ -134,6 +134,7 @@ class Gateway:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
         self._batchers: dict[tuple[str, int, str | None], tuple[MicroBatcher, CircuitBreaker]] = {}
         self._prediction_counters: dict[tuple[str, int, str, bool], Any] = {}
+        self._limits: dict[tuple[float, float], Limit] = {}  # deployments' limits by shape, made once
         self._lookup_cost = CallCost()  # of one feature lookup
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
@@ -222,7 +223,12 @@ class Gateway:
 
     def rate_limit(self, key: ApiKey, name: str, traffic: Traffic) -> None:
         """Take a token for ``key`` on deployment ``name``; RateLimited (429) when empty."""
-        limit = Limit(traffic.rate, traffic.burst or traffic.rate) if traffic.rate else None
+        limit = None
+        if traffic.rate:
+            shape = (traffic.rate, traffic.burst or traffic.rate)
+            limit = self._limits.get(shape)
+            if limit is None:
+                limit = self._limits[shape] = Limit(*shape)
         decision = self.limiter.check(key.id, name, limit)
         if not decision.allowed:
             self.metrics.rate_limited.labels(f"predict:{name}").inc()

@@ -12,6 +12,7 @@ worker processes of a gateway (and several gateways) draw from the same buckets:
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 import threading
@@ -43,6 +44,11 @@ class Limit:
     def __post_init__(self) -> None:
         if not (self.rate > 0 and self.burst >= 1):
             raise ConfigError(f"invalid rate limit rate={self.rate} burst={self.burst}", hint="rate must be > 0 and burst >= 1")
+
+    @functools.cached_property
+    def lease(self) -> int:
+        """:func:`lease_size` of this limit (worked out once: it is read on every request)."""
+        return lease_size(self)
 
 
 def _decision(ok: bool, tokens: float, limit: Limit, cost: float) -> Decision:
@@ -184,8 +190,15 @@ def lease_size(limit: Limit) -> int:
     return max(1, min(512, int(limit.burst // 2000)))
 
 
+_UNLIMITED = Decision(True, math.inf, 0.0)
+_SPENT = (0, 0.0)  # no lease held: no tokens, expired
+
+
 class RateLimiter:
     """Applies per-key limits; a failing backend is reported, never silently ignored."""
+
+    #: seconds within which a process spends a lease or gives up what is left of it
+    lease_s = 1.0
 
     def __init__(self, buckets: Buckets, default: Limit | None) -> None:
         self.buckets = buckets
@@ -197,21 +210,21 @@ class RateLimiter:
         """Take one token from ``key_id``'s bucket for ``scope`` (always allowed when unlimited)."""
         lim = limit or self.default
         if lim is None:
-            return Decision(True, math.inf, 0.0)
+            return _UNLIMITED
         bucket = f"{key_id}:{scope}"
-        lease = lease_size(lim)
+        lease = lim.lease
         try:
             if lease > 1:
                 now = time.monotonic()
                 with self._lock:
-                    held = self._leased.get(bucket)
-                    if held is not None and held[0] > 0 and now < held[1]:
-                        self._leased[bucket] = (held[0] - 1, held[1])
-                        return Decision(True, float(held[0] - 1), 0.0)
+                    left, until = self._leased.get(bucket, _SPENT)
+                    if left > 0 and now < until:
+                        self._leased[bucket] = (left - 1, until)
+                        return Decision(True, float(left - 1), 0.0)
                 got = self.buckets.take(bucket, lim, cost=float(lease))
                 if got.allowed:
-                    with self._lock:  # a lease is spent within a second or given up
-                        self._leased[bucket] = (lease - 1, now + 1.0)
+                    with self._lock:
+                        self._leased[bucket] = (lease - 1, now + self.lease_s)
                     return got
             return self.buckets.take(bucket, lim)
         except Exception as exc:  # backend down: refuse loudly rather than pass unmetered
