@@ -352,9 +352,7 @@ class HttpGateway:
         route, without Starlette's request and response objects, whose header and body
         plumbing cost more than the gateway's own bookkeeping."""
         t0 = time.perf_counter()
-        headers: dict[bytes, bytes] = {}
-        for k, v in reversed(scope["headers"]):  # the first of repeated headers wins, as in Starlette
-            headers[k] = v
+        headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))  # the first of repeated headers wins, as in Starlette
         given = headers.get(b"x-request-id")
         rid = self.request_id(given.decode("latin-1") if given is not None else None)
         auth = headers.get(b"authorization")

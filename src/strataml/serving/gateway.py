@@ -116,6 +116,7 @@ class Gateway:
         self.models: ModelProvider = models if models is not None else RegistryModels(ws)
         self.metrics = GatewayMetrics()
         self.breakers = Breakers(cfg.breaker_failures, cfg.breaker_reset_s, self._breaker_changed)
+        self._store_breaker = self.breakers.get("online-store")
         self._open()
 
     def _open(self) -> None:
@@ -277,7 +278,7 @@ class Gateway:
         async def lookup() -> list[dict[str, Any]]:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances, False)
 
-        return await deadline.run(self.breakers.get("online-store").call(lookup), "online feature lookup")
+        return await deadline.run(self._store_breaker.call(lookup), "online feature lookup")
 
     def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> list[dict[str, Any]]:
         clock = CallCost.clock(inline)
@@ -300,7 +301,7 @@ class Gateway:
         if not s.views:
             return instances
         if self._inline_lookup(instances, deadline):
-            return self.breakers.get("online-store").call_sync(self._lookup_features, s, instances, True)
+            return self._store_breaker.call_sync(self._lookup_features, s, instances, True)
         return None
 
     async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -514,14 +515,14 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
             rows = [dict(inst) for inst in instances]
         else:  # the instances serve as the keys: the lookup reads only their key columns
             if len(s.views) == 1:  # the usual model: its view's reader is resolved once per servable and workspace
-                held = s.extra.get("_view_reader")
+                held = s.view_reader
                 if held is None or held[0] is not ws:
-                    held = s.extra["_view_reader"] = (ws, view_reader(ws, s.views[0]))
+                    held = s.view_reader = (ws, view_reader(ws, s.views[0]))
                 stored = held[1](instances)
             else:
                 stored = get_online_features(ws, s.views, instances)
             rows = [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
-        for view in s.extra.get("request_views", []):
+        for view in s.request_views:
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
                 row.update(feats)
     except feature_error as exc:

@@ -82,7 +82,16 @@ class Servable:
     request_fields: tuple[str, ...] = ()
     sha256: str | None = None
     predict_table: Callable[[Any], Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: declared types of the fields a request must carry (a model with feature views)
+    field_types: dict[str, str] = field(default_factory=dict)
+    #: feature views whose request-time features are computed from each request
+    request_views: list[Any] = field(default_factory=list)
+    #: how the version runs: ``native``, ``onnx`` or ``onnx-int8`` (registry models)
+    runtime: str = "native"
+    #: the feature layer's reader of the model's one view, with the workspace it reads
+    #: (made on the first lookup, as resolving the view costs more than reading it)
+    view_reader: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
+    _checks: tuple[Any, tuple[tuple[str, frozenset[type] | None], ...]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -96,16 +105,15 @@ class Servable:
     def _exact_types(self) -> tuple[tuple[str, frozenset[type] | None], ...]:
         """Per required field, the exact value types that certainly pass (None: any value)."""
         key = (self.features, self.views, self.entity_keys, self.request_fields)
-        cached = self.extra.get("_exact_types")
+        cached = self._checks
         if cached is not None and cached[0] == key:
-            return cached[1]  # type: ignore[no-any-return]
+            return cached[1]
         if self.views:
-            declared = self.extra.get("field_types", {})
-            kinds = [(n, declared.get(n, "any")) for n in (*self.entity_keys, *self.request_fields)]
+            kinds = [(n, self.field_types.get(n, "any")) for n in (*self.entity_keys, *self.request_fields)]
         else:
             kinds = [(f.name, f.type) for f in self.features]
         plan = tuple((n, _EXACT.get(k)) for n, k in kinds)
-        self.extra["_exact_types"] = (key, plan)
+        self._checks = (key, plan)
         return plan
 
     def check_instances(self, instances: Sequence[dict[str, Any]]) -> None:
@@ -115,8 +123,7 @@ class Servable:
             return  # every value has a type that passes: nothing to report
         if self.views:
             required = list(self.entity_keys) + list(self.request_fields)
-            declared = self.extra.get("field_types", {})
-            types = {n: declared.get(n, "any") for n in required}
+            types = {n: self.field_types.get(n, "any") for n in required}
         else:
             required = [f.name for f in self.features]
             types = {f.name: f.type for f in self.features}
@@ -256,8 +263,8 @@ def attach_views(ws: Any, s: Servable) -> Servable:
             fields.setdefault(f.name, f.type)
     s.entity_keys = tuple(keys)
     s.request_fields = tuple(n for n in fields if n not in keys)
-    s.extra["field_types"] = {n: _plain_type(t) for n, t in fields.items()}
-    s.extra["request_views"] = request_views
+    s.field_types = {n: _plain_type(t) for n, t in fields.items()}
+    s.request_views = request_views
     return s
 
 
@@ -396,7 +403,7 @@ class RegistryModels:
         runtime = self.runtime(name)
         loaded = load_model(self.ws, name, ref=ref, runtime=runtime)
         fresh = from_loaded(loaded)
-        fresh.extra["runtime"] = runtime
+        fresh.runtime = runtime
         if fresh.views:
             attach_views(self.ws, fresh)
         with self._lock:
@@ -447,7 +454,7 @@ class RegistryModels:
                 version = _parse_version(ref)
                 if version is None:
                     version = resolve_version(self.ws, name, ref)
-                if version != current.version or runtime != current.extra.get("runtime", "native"):
+                if version != current.version or runtime != current.runtime:
                     self._by_ref[(name, ref)] = self._by_version.get((name, version, runtime)) or self._load(name, f"v{version}")
             except Exception:  # the alias vanished or the load failed: keep serving what we have
                 continue
