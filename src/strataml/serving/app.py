@@ -1,10 +1,9 @@
-"""The HTTP gateway: routes, request parsing and validation, errors, OpenAPI, logs.
+"""The HTTP gateway: routes, errors, OpenAPI, metrics and access logs.
 
 Every route but ``/healthz``, ``/readyz`` and ``/metrics`` needs an API key
 (deny by default: a route is public only if it is listed in :data:`PUBLIC`).
-Bodies are read in bounded chunks (413 beyond the limit), parsed with orjson (400 for
-invalid or too deeply nested JSON), checked for shape (422) and then against the
-model's signature (422 naming the field). Errors are JSON:
+Bodies are read and checked by :mod:`strataml.serving.bodies` (413, 400, 422), then
+against the model's signature (422 naming the field). Errors are JSON:
 ``{"error": {"status", "type", "message", "hint", "details"}, "request_id"}``.
 """
 
@@ -17,20 +16,21 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.serving.auth import ApiKey, AuthError
+from strataml.serving.bodies import BadRequest, BodyReader, PayloadTooLarge
 from strataml.serving.gateway import Gateway, GatewayConfig, PredictionFailed, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded
@@ -40,17 +40,8 @@ from strataml.spine.workspace import Workspace
 
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-_SCALARS = (str, int, float, bool, type(None))
 access_log = logging.getLogger("strataml.serving.access")
 log = logging.getLogger("strataml.serving")
-
-
-class BadRequest(StrataError):
-    """The body is not valid JSON or is nested too deeply (HTTP 400)."""
-
-
-class PayloadTooLarge(StrataError):
-    """The body exceeds the gateway's limit (HTTP 413)."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -103,21 +94,6 @@ def error_response(exc: BaseException, request_id: str) -> Response:
     return json_response({"error": err, "request_id": request_id}, status, headers)
 
 
-def _too_deep(obj: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        o, d = stack.pop()
-        if isinstance(o, dict):
-            if d >= limit:
-                return True
-            stack.extend((v, d + 1) for v in o.values())
-        elif isinstance(o, list):
-            if d >= limit:
-                return True
-            stack.extend((v, d + 1) for v in o)
-    return False
-
-
 @dataclass(slots=True)
 class AwaitingLog:
     """A handler's answer that may be sent once ``flushed`` (the prediction log's flush of
@@ -134,6 +110,7 @@ class HttpGateway:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.cfg = gw.config
+        self.bodies = BodyReader(gw.config)
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
         self._series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
@@ -156,115 +133,9 @@ class HttpGateway:
         return peer
 
     async def read_json(self, request: Request) -> Any:
-        """The request's body parsed as JSON (see :meth:`parse_json`)."""
-        return await self.parse_json(request.headers.get("content-length"), request.stream())
+        """The request's body parsed as JSON (see :meth:`BodyReader.parse`)."""
+        return await self.bodies.parse(request.headers.get("content-length"), request.stream())
 
-    def _too_large(self, declared: str | None = None) -> PayloadTooLarge:
-        size = f" of {declared} bytes" if declared is not None else ""
-        return PayloadTooLarge(f"request body{size} exceeds the limit of {self.cfg.max_body_bytes} bytes", hint="split the instances over several requests")
-
-    def _check_declared(self, declared: str | None) -> None:
-        if declared is not None and (not declared.isdigit() or int(declared) > self.cfg.max_body_bytes):
-            raise self._too_large(declared)
-
-    async def parse_json(self, declared: str | None, stream: AsyncIterator[bytes]) -> Any:
-        """A body of ``declared`` length (``Content-Length``) read from ``stream`` in bounded
-        chunks and parsed: 413 beyond the limit, 400 for invalid or too deeply nested JSON."""
-        self._check_declared(declared)
-        limit = self.cfg.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in stream:  # the server stops reading at a declared length, which is within the limit
-            size += len(chunk)
-            if size > limit:
-                raise self._too_large()
-            chunks.append(chunk)
-        return self.decode_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-
-    async def receive_json(self, declared: str | None, receive: Receive) -> Any:
-        """:meth:`parse_json` on raw ASGI messages; a body that came in one message (the
-        usual case) is parsed without iterating over chunks."""
-        self._check_declared(declared)
-        first = await receive()
-        if first["type"] == "http.request" and not first.get("more_body", False):
-            body = first.get("body", b"")
-            if len(body) > self.cfg.max_body_bytes:
-                raise self._too_large()
-            return self.decode_json(body)
-        return await self.parse_json(None, _body_chunks(receive, first))
-
-    def decode_json(self, body: bytes) -> Any:
-        """A whole request body parsed as JSON: 400 when empty, invalid or nested too deeply."""
-        if not body:
-            raise BadRequest("the request body is empty", hint='send JSON such as {"instances": [{...}]}')
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"the request body is not valid JSON: {exc}", hint="send UTF-8 JSON") from None
-        if body.count(b"[") + body.count(b"{") > self.cfg.max_depth and _too_deep(doc, self.cfg.max_depth):
-            raise BadRequest(f"the request body is nested more than {self.cfg.max_depth} levels deep", hint="send flat instances")
-        return doc
-
-    def instances(self, doc: Any) -> list[dict[str, Any]]:
-        """The instances of a v1 body, with a 422 naming any shape problem."""
-        if not isinstance(doc, dict):
-            raise InputError("the body must be a JSON object with an 'instances' list", hint='{"instances": [{"feature": 1.0}]}')
-        if (len(doc) != 1 or "instances" not in doc) and (extra := set(doc) - {"instances"}):
-            raise InputError(f"unknown field(s) in the body: {', '.join(sorted(map(str, extra)))[:200]}", hint="only 'instances' is accepted")
-        inst = doc.get("instances")
-        if not isinstance(inst, list) or not inst:
-            raise InputError("'instances' must be a non-empty list of objects", hint='{"instances": [{"feature": 1.0}]}')
-        if len(inst) > self.cfg.max_instances:
-            raise InputError(f"{len(inst)} instances exceed the limit of {self.cfg.max_instances} per request", hint="split the request")
-        for i, row in enumerate(inst):
-            if not isinstance(row, dict):
-                raise InputError(f"instance {i} must be an object of feature values, got {type(row).__name__}")
-            for k, v in row.items():
-                if not isinstance(v, _SCALARS):
-                    raise InputError(f"instance {i}: field {k!r} must be a number, string, boolean or null, got {type(v).__name__}", errors=[{"instance": i, "field": k, "problem": "not a scalar"}])
-        return inst
-
-    def infer_instances(self, doc: Any, names: list[str]) -> tuple[list[dict[str, Any]], str | None]:
-        """Rows from an Open Inference Protocol v2 body (one tensor per feature, or one [N, F] tensor)."""
-        if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-            raise InputError("the body must be an object with a non-empty 'inputs' list of tensors", hint='{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]}')
-        rid = doc.get("id")
-        if rid is not None and not isinstance(rid, str):
-            raise InputError("'id' must be a string")
-        tensors: dict[str, list[Any]] = {}
-        for j, t in enumerate(doc["inputs"]):
-            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("shape"), list) or not isinstance(t.get("data"), list) or not isinstance(t.get("datatype"), str):
-                raise InputError(f"input tensor {j} needs 'name' (string), 'shape' (list), 'datatype' (string) and 'data' (list)")
-            shape = t["shape"]
-            if not shape or len(shape) > 2 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1_000_000 for d in shape):
-                raise InputError(f"input {t['name']!r}: shape must be [N] or [N, F] of positive integers")
-            data = t["data"]
-            flat = [x for row in data for x in row] if data and all(isinstance(r, list) for r in data) else data
-            if any(not isinstance(x, _SCALARS) for x in flat):
-                raise InputError(f"input {t['name']!r}: data must hold numbers, strings, booleans or nulls")
-            n = shape[0] * (shape[1] if len(shape) == 2 else 1)
-            if len(flat) != n:
-                raise InputError(f"input {t['name']!r}: shape {shape} needs {n} values, got {len(flat)}")
-            if len(shape) == 2 and shape[1] != 1:
-                if shape[1] != len(names):
-                    raise InputError(f"input {t['name']!r}: {shape[1]} columns, but the model takes {len(names)} features: {', '.join(names)}")
-                if len(doc["inputs"]) != 1:
-                    raise InputError("send either one [N, F] tensor or one [N] tensor per feature, not both")
-                f = shape[1]
-                rows = [dict(zip(names, flat[i * f : (i + 1) * f], strict=True)) for i in range(shape[0])]
-                return self._cap(rows), rid
-            tensors[t["name"]] = flat
-        lengths = {len(v) for v in tensors.values()}
-        if len(lengths) != 1:
-            raise InputError("every input tensor must have the same batch size")
-        (n,) = lengths
-        rows = [{k: v[i] for k, v in tensors.items()} for i in range(n)]
-        return self._cap(rows), rid
-
-    def _cap(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if len(rows) > self.cfg.max_instances:
-            raise InputError(f"{len(rows)} instances exceed the limit of {self.cfg.max_instances} per request", hint="split the request")
-        return rows
 
     def _name(self, request: Request) -> str:
         return self._checked_name(request.path_params["name"])
@@ -358,7 +229,7 @@ class HttpGateway:
         auth = headers.get(b"authorization")
         declared = headers.get(b"content-length")
 
-        read = functools.partial(self.receive_json, declared.decode("latin-1") if declared is not None else None, receive)
+        read = functools.partial(self.bodies.receive, declared.decode("latin-1") if declared is not None else None, receive)
         out, labels, key_id = await self.run(rid, auth.decode("latin-1") if auth is not None else None, f"predict:{name}", functools.partial(self._predict, name, rid, read))
         if isinstance(out, Response):
             status = out.status_code
@@ -404,7 +275,7 @@ class HttpGateway:
 
     async def predict(self, request: Request) -> Response:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
-            return await self._predict(r.path_params["name"], rid, functools.partial(self.parse_json, r.headers.get("content-length"), r.stream()), key)
+            return await self._predict(r.path_params["name"], rid, functools.partial(self.bodies.parse, r.headers.get("content-length"), r.stream()), key)
 
         return await self.handle(request, "v1.predict", self._predict_scope, body)
 
@@ -413,7 +284,7 @@ class HttpGateway:
         name = self._checked_name(raw_name)
         tr = self.gw.deployment(name)
         self.gw.rate_limit(key, name, tr)  # before the body is read: a refused caller costs little
-        instances = self.instances(await read())
+        instances = self.bodies.instances(await read())
         res, logged = await self.gw.predict_logging(name, instances, key, rid, "v1.predict", tr)
         doc: dict[str, Any] = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
         if res.degraded:
@@ -428,7 +299,7 @@ class HttpGateway:
             self.gw.rate_limit(key, name, tr)
             doc = await self.read_json(r)
             champion = await self.gw.servable(name, tr.champion)
-            instances, client_id = self.infer_instances(doc, champion.feature_names())
+            instances, client_id = self.bodies.infer_instances(doc, champion.feature_names())
             res = await self.gw.predict(name, instances, key, rid, "v2.infer", tr)
             preds = res.predictions
             if preds and isinstance(preds[0], dict):
@@ -524,16 +395,6 @@ class GatewayApp(Starlette):
                     return
         await super().__call__(scope, receive, send)
 
-
-async def _body_chunks(receive: Receive, first: Message | None = None) -> AsyncIterator[bytes]:
-    """A request body's chunks as the server delivers them (``first``: a message already received)."""
-    while True:
-        message, first = (first, None) if first is not None else (await receive(), None)
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
 
 
 def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:
