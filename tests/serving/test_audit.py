@@ -49,6 +49,34 @@ def test_group_commit_shares_flushes_and_reads_back(tmp_path: Path) -> None:
     assert len(query_predictions(tmp_path / "p", "m", limit=None)) == 200
 
 
+def test_series_lines_are_the_records_lines_and_read_back(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import orjson
+
+    from strataml.serving.audit import COLUMNS, SeriesLines, encode
+
+    shared = {"deployment": "m", "model": "m", "version": 3, "key_id": "k1", "degraded": True, "mode": "shadow", "route": "v1.predict"}
+    ts = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    rows = [{"user_id": "u1", "x": 0.25}, {"user_id": "u2", "x": None}, {"user_id": "u3", "x": -1.5}]
+    for outputs in ([0.75], [0.1, {"a": 0.4, "b": 0.6}, None]):
+        got = SeriesLines(shared).encode("req-1", ts, 1.234, rows, outputs)
+        records = [{"request_id": "req-1", "ts": ts, "instance": i, "features": rows[i], "output": p, "latency_ms": 1.234, **shared}
+                   for i, p in enumerate(outputs)]
+        assert got.endswith(b"\n") and [orjson.loads(line) for line in got.splitlines()] == [orjson.loads(line) for line in encode(records).splitlines()]
+        assert set(orjson.loads(got.splitlines()[0])) == set(COLUMNS)
+    log = AuditLog(tmp_path / "p")
+
+    async def run() -> None:
+        await log.append_lines_nowait(SeriesLines(shared).encode("req-2", ts, 2.5, rows, [0.1, 0.2, 0.3]))
+
+    asyncio.run(run())
+    log.close()
+    back = query_predictions(tmp_path / "p", "m", limit=None, mode="shadow")
+    assert [(r["request_id"], r["instance"], r["output"], r["features"]["user_id"], r["degraded"], r["version"]) for r in sorted(back, key=lambda r: r["instance"])] == [
+        ("req-2", 0, 0.1, "u1", True, 3), ("req-2", 1, 0.2, "u2", True, 3), ("req-2", 2, 0.3, "u3", True, 3)]
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

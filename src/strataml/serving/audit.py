@@ -65,6 +65,7 @@ _Waiter = asyncio.Future[None] | threading.Event
 
 
 _LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_OWN = orjson.OPT_SERIALIZE_NUMPY
 
 
 def encode(records: Sequence[dict[str, Any]]) -> bytes:
@@ -72,6 +73,34 @@ def encode(records: Sequence[dict[str, Any]]) -> bytes:
     if len(records) == 1:
         return orjson.dumps(records[0], option=_LINE, default=str)
     return b"".join([orjson.dumps(r, option=_LINE, default=str) for r in records])
+
+
+class SeriesLines:
+    """Log lines of one series of predictions: the fields every line of the series shares
+    (deployment, model, version, key, degraded, mode, route) are encoded once, and a
+    line adds only its own (request id, time, instance, features, output, latency)."""
+
+    __slots__ = ("_shared",)
+
+    def __init__(self, shared: dict[str, Any]) -> None:
+        self._shared = b"," + orjson.dumps(shared, option=_LINE, default=str)[1:]  # closes the object and the line
+
+    def encode(self, request_id: str, ts: Any, latency_ms: float, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> bytes:
+        """The lines of one request's ``outputs``, the ``rows`` being their inputs."""
+        shared = self._shared
+        if len(outputs) == 1:  # the usual request: one line, without a list to join
+            return orjson.dumps(
+                {"request_id": request_id, "ts": ts, "instance": 0, "features": rows[0] if rows else None, "output": outputs[0], "latency_ms": latency_ms},
+                option=_OWN, default=str,
+            )[:-1] + shared
+        lines = [
+            orjson.dumps(
+                {"request_id": request_id, "ts": ts, "instance": i, "features": rows[i] if i < len(rows) else None, "output": p, "latency_ms": latency_ms},
+                option=_OWN, default=str,
+            )[:-1] + shared
+            for i, p in enumerate(outputs)
+        ]
+        return b"".join(lines)
 
 
 class _Writer:
@@ -169,7 +198,10 @@ class _Writer:
 
     def append_nowait(self, records: list[dict[str, Any]]) -> asyncio.Future[None]:
         """Append records; the future is done once they are on disk."""
-        data = encode(records)
+        return self.append_lines_nowait(encode(records))
+
+    def append_lines_nowait(self, data: bytes) -> asyncio.Future[None]:
+        """Append encoded lines; the future is done once they are on disk."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -383,6 +415,10 @@ class AuditLog:
         it high in a request's call chain, rather than deep inside, spares resuming every
         frame in between when the flush completes."""
         return self._pick().append_nowait(records)
+
+    def append_lines_nowait(self, data: bytes) -> asyncio.Future[None]:
+        """:meth:`append_nowait` for lines already encoded (by :class:`SeriesLines`, say)."""
+        return self._pick().append_lines_nowait(data)
 
     def append_sync(self, records: list[dict[str, Any]]) -> None:
         """Append records from a thread without a running loop; returns once they are on disk."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strataml.errors import NotFound, StrataError, UnsafePath
-from strataml.serving.audit import AuditLog, log_dir
+from strataml.serving.audit import AuditLog, SeriesLines, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
@@ -135,6 +135,7 @@ class Gateway:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-predict")
         self._batchers: dict[tuple[str, int, str | None], tuple[MicroBatcher, CircuitBreaker]] = {}
         self._prediction_counters: dict[tuple[str, int, str, bool], Any] = {}
+        self._log_series: dict[tuple[str, int, str, bool, str, str], tuple[Any, SeriesLines]] = {}
         self._limits: dict[tuple[float, float], Limit] = {}  # deployments' limits by shape, made once
         self._lookup_cost = CallCost()  # of one feature lookup
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
@@ -414,25 +415,29 @@ class Gateway:
     def _log(self, r: Prediction, rows: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str, t0: float, mode: str) -> asyncio.Future[None] | None:
         """Count the predictions and append them to the log; the future of their flush."""
         latency_ms = round((time.perf_counter() - t0) * 1e6) / 1000.0  # to the microsecond; round(x, 3) formats a string
-        series = (r.model, r.version, mode, r.degraded)
-        counter = self._prediction_counters.get(series)
-        if counter is None:
-            counter = self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false")
-            if len(self._prediction_counters) < 10_000:
-                counter = self._prediction_counters[series] = self.metrics.tally(counter)
-        counter.inc(len(r.predictions))
+        series = (r.model, r.version, mode, r.degraded, key.id, route_name)
+        known = self._log_series.get(series)
+        if known is None:
+            known = self._new_series(r, mode, key.id, route_name)
+        known[0].inc(len(r.predictions))
         if self.audit is None:
             return None
         ts = dt.datetime.now(dt.UTC)  # orjson writes it as isoformat() would, for less
-        records = [
-            {
-                "request_id": request_id, "ts": ts, "deployment": r.model, "model": r.model, "version": r.version,
-                "instance": i, "features": rows[i] if i < len(rows) else None, "output": p, "latency_ms": latency_ms,
-                "key_id": key.id, "degraded": r.degraded, "mode": mode, "route": route_name,
-            }
-            for i, p in enumerate(r.predictions)
-        ]
-        return self.audit.append_nowait(records)
+        return self.audit.append_lines_nowait(known[1].encode(request_id, ts, latency_ms, rows, r.predictions))
+
+    def _new_series(self, r: Prediction, mode: str, key_id: str, route_name: str) -> tuple[Any, SeriesLines]:
+        """The prediction counter and the log lines of a series new to :meth:`_log`."""
+        labels = (r.model, r.version, mode, r.degraded)
+        counter = self._prediction_counters.get(labels)
+        if counter is None:
+            counter = self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false")
+            if len(self._prediction_counters) < 10_000:  # beyond that many series, each request updates Prometheus itself
+                counter = self._prediction_counters[labels] = self.metrics.tally(counter)
+        lines = SeriesLines({"deployment": r.model, "model": r.model, "version": r.version, "key_id": key_id, "degraded": r.degraded, "mode": mode, "route": route_name})
+        known = (counter, lines)
+        if len(self._log_series) < 10_000:
+            self._log_series[(*labels, key_id, route_name)] = known
+        return known
 
     # --- administration --------------------------------------------------------------
 
