@@ -43,8 +43,13 @@ def test_limits_and_metrics_span_workers(tmp_path: Path, python: str, cli_env: d
                 r = c.post(f"{base}/v1/models/fraud/predict", json={"instances": [{"user_id": "u1", "amount_now": 3.0}]}, headers={"authorization": f"Bearer {key}"})
                 codes.append(r.status_code)
         assert codes.count(200) == 20 and codes.count(429) == 20
-        text = httpx.get(f"{base}/metrics").text
-        assert 'strata_requests_total{model="fraud",route="v1.predict",status="200",version="1"} 20.0' in text
+        # each worker publishes its counts every refresh interval (0.5 s): a scrape of either
+        # shows both workers' requests within one
+        served = 'strata_requests_total{model="fraud",route="v1.predict",status="200",version="1"} 20.0'
+        deadline = time.monotonic() + 10
+        while served not in (text := httpx.get(f"{base}/metrics").text) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert served in text
         assert 'status="429"' in text
         # every worker started its log writer, and told it not to flush (its last argument)
         writers = _log_writers(ws.state_dir / "predictions")
