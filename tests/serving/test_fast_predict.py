@@ -24,6 +24,8 @@ def test_numeric_rows_match_booster_predict_for_any_batch_size() -> None:
     assert np.array_equal(np.concatenate([fast(rows[i : i + 1]) for i in range(40)]), expected)
     assert np.array_equal(fast(rows[:5]), expected[:5]) and np.array_equal(fast(rows), expected)
     assert np.array_equal(pickle.loads(pickle.dumps(fast))(rows), expected)
+    absent = {k: v for k, v in rows[5].items() if k != "f2"}  # a feature absent from the row is missing, like None
+    assert np.array_equal(fast([absent]), expected[5:6])
 
 
 def test_string_features_map_to_the_categories_recorded_at_training() -> None:
@@ -36,7 +38,9 @@ def test_string_features_map_to_the_categories_recorded_at_training() -> None:
     fast = LightGBMRows(booster, ["amount", "country"], {"country": {c: float(i) for i, c in enumerate(categories)}})
     rows = [{"amount": 0.3, "country": "it"}, {"amount": -1.0, "country": "de"}, {"amount": None, "country": "fr"}, {"amount": 0.1, "country": "unseen"}]
     request = pd.DataFrame(rows).astype({"amount": "float64", "country": "category"})  # the generic path's frame
-    assert np.allclose(fast(rows), booster.predict(request), rtol=1e-12, atol=0)
+    expected = booster.predict(request)
+    assert np.allclose(fast(rows), expected, rtol=1e-12, atol=0)
+    assert np.allclose(np.concatenate([fast([r]) for r in rows]), expected, rtol=1e-12, atol=0)  # one row at a time too
 
 
 def test_one_row_answers_like_many_and_refuses_text_like_the_matrix() -> None:

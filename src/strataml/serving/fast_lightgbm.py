@@ -9,6 +9,8 @@ offers it for a registered model only where it answers exactly like the generic 
 from __future__ import annotations
 
 import math
+import operator
+import struct
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -113,6 +115,10 @@ class LightGBMRows:
         # call's arguments never change, so they are ready ctypes objects, passed to an
         # entry without argtypes that skips converting them on every call
         self._row = (ctypes.c_double * len(names))()
+        self._pack = struct.Struct(f"={len(names)}d").pack_into  # the row in one call, not one ctypes store per value
+        self._values: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*names) if len(names) > 1 else lambda r, n=names[0]: (r[n],)  # type: ignore[misc]
+        )
         self._res = (ctypes.c_double * self.width)()
         self._one_lock = threading.Lock()
         self._fast_one = lib["LGBM_BoosterPredictForMatSingleRowFast"]
@@ -144,13 +150,20 @@ class LightGBMRows:
     def _one(self, r: dict[str, Any]) -> list[Any] | None:
         """The raw output of one row through the preallocated buffers (None: a value is
         not a number, left to the matrix path to report)."""
-        row, codes, nan = self._row, self.codes, math.nan
+        try:
+            values = self._values(r)
+        except KeyError:  # a feature absent from the row is missing
+            values = tuple([r.get(n) for n in self.names])
+        nan = math.nan
+        codes = self.codes
+        if codes:
+            values = tuple([codes[n].get(v, nan) if n in codes else v for n, v in zip(self.names, values, strict=True)])
+        if None in values:
+            values = tuple([nan if v is None else v for v in values])
         with self._one_lock:  # the buffers are shared by the threads that predict
             try:
-                for j, n in enumerate(self.names):
-                    v = r.get(n)
-                    row[j] = nan if v is None else codes[n].get(v, nan) if n in codes else v
-            except TypeError:
+                self._pack(self._row, 0, *values)
+            except (TypeError, struct.error):
                 return None
             if self._fast_one(*self._one_args) != 0:
                 _failed()
