@@ -63,3 +63,15 @@ def test_one_multiclass_row_gives_one_row_of_class_scores() -> None:
     fast = LightGBMRows(booster, ["a", "b"])
     one = np.asarray(fast([{"a": 0.2, "b": 0.9}]))
     assert one.shape == (1, 3) and np.allclose(one, booster.predict(np.array([[0.2, 0.9]])), rtol=1e-12, atol=0)
+
+
+def test_outputs_become_json_values_one_per_row() -> None:
+    from strataml.serving.servable import normalise
+
+    nan, inf = float("nan"), float("inf")
+    assert normalise([0.25], "binary", (), 1) == [0.25]
+    assert normalise([nan], "binary", (), 1) == [None] and normalise([inf], "regression", (), 1) == [None]  # JSON has no NaN
+    assert normalise([0.5, -inf, 2.0], "regression", (), 3) == [0.5, None, 2.0]
+    assert normalise([3], "regression", (), 1) == [3.0] and type(normalise([3], "regression", (), 1)[0]) is float
+    assert normalise(np.array([[0.9, 0.1], [0.2, 0.8]]), "binary", (), 2) == [0.1, 0.8]  # the positive class's column
+    assert normalise(np.array([[0.7, 0.2, 0.1]]), "multiclass", ("a", "b", "c"), 1) == [{"a": 0.7, "b": 0.2, "c": 0.1}]
