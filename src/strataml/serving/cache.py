@@ -72,9 +72,8 @@ class MemoryCache:
         entry = (time.monotonic() + ttl, list(value))
         with self._lock:
             data = self._data
-            if key in data:
-                data.move_to_end(key)
             data[key] = entry
+            data.move_to_end(key)  # a replaced entry keeps its place otherwise
             if len(data) > self.max_entries:
                 data.popitem(last=False)
 
