@@ -122,6 +122,8 @@ class ViewReader:
         if not (len(keys) == 1 and self._col is not None and type(keys[0].get(self._col)) is self._type):
             _check_keys(self._info, keys)  # anything but one well-typed key: the full check, with its errors
         found = self._store.get(self._name, keys, features=feats)  # type: ignore[arg-type]
+        if len(found) == 1:  # one key (a serving request), without a comprehension
+            return [found[0] if found[0] is not None else dict.fromkeys(feats)]
         return [g if g is not None else dict.fromkeys(feats) for g in found]
 
 

@@ -526,7 +526,10 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
                 stored = held[1](instances)
             else:
                 stored = get_online_features(ws, s.views, instances)
-            rows = [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
+            if len(instances) == 1 and len(stored) == 1:  # the usual request, without a comprehension
+                rows = [{**instances[0], **stored[0]}]
+            else:
+                rows = [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
         for view in s.request_views:
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
                 row.update(feats)

@@ -118,8 +118,7 @@ class Servable:
 
     def check_instances(self, instances: Sequence[dict[str, Any]]) -> None:
         """Raise :class:`InputError` naming every missing field or wrong-typed value."""
-        plan = self._exact_types()
-        if all(name in inst and (allowed is None or type(inst[name]) in allowed) for inst in instances for name, allowed in plan):
+        if _all_pass(instances, self._exact_types()):
             return  # every value has a type that passes: nothing to report
         if self.views:
             required = list(self.entity_keys) + list(self.request_fields)
@@ -148,6 +147,16 @@ class Servable:
         """One JSON-ready prediction per row: probability, value, or class → probability."""
         raw = self.predict_rows(rows)
         return normalise(raw, self.output, self.classes, len(rows))
+
+
+def _all_pass(instances: Sequence[dict[str, Any]], plan: tuple[tuple[str, frozenset[type] | None], ...]) -> bool:
+    """Whether every instance has every field of ``plan`` with a type that certainly passes
+    (loops, not a generator: this runs on every request)."""
+    for inst in instances:
+        for name, allowed in plan:
+            if name not in inst or (allowed is not None and type(inst[name]) not in allowed):
+                return False
+    return True
 
 
 def normalise(raw: Any, output: OutputKind, classes: Sequence[Any], n: int) -> list[Any]:
