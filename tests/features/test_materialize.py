@@ -153,11 +153,11 @@ def test_a_view_reader_answers_as_the_lookup_does(fws: st.Workspace) -> None:
     fws.definitions.add(user_view())
     materialize(fws, ["user_spend"], as_of=at(2))  # into the workspace's own online store
     read = ViewReader(fws, "user_spend")
-    for keys in ([{"user_id": "u1"}], [{"user_id": "u2"}, {"user_id": "nobody"}, {"user_id": "u1"}]):
+    batch = [{"user_id": "u2"}, {"user_id": "nobody"}, {"user_id": "u1"}]
+    for keys in ([{"user_id": "u1"}], batch):
         assert read(keys) == get_online_features(fws, ["user_spend"], keys)
     assert read([{"user_id": "nobody"}]) == [dict.fromkeys(read.features)]
-    keys = [{"user_id": "u2"}, {"user_id": "nobody"}, {"user_id": "u1"}]
-    assert [read([k])[0] for k in keys] == read(keys) and read(keys)[0]["last_amount_x2"] == 4.0  # one key at a time, as serving reads, or a batch
+    assert [read([k])[0] for k in batch] == read(batch) and read(batch)[0]["last_amount_x2"] == 4.0  # one key at a time, as serving reads, or a batch
     with pytest.raises(FeatureError, match="user_id=7 is of type int"):
         read([{"user_id": 7}])
     with pytest.raises(FeatureError, match="lacks 'user_id'"):

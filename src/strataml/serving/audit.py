@@ -87,20 +87,13 @@ class SeriesLines:
 
     def encode(self, request_id: str, ts: Any, latency_ms: float, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> bytes:
         """The lines of one request's ``outputs``, the ``rows`` being their inputs."""
-        shared = self._shared
         if len(outputs) == 1:  # the usual request: one line, without a list to join
-            return orjson.dumps(
-                {"request_id": request_id, "ts": ts, "instance": 0, "features": rows[0] if rows else None, "output": outputs[0], "latency_ms": latency_ms},
-                option=_OWN, default=str,
-            )[:-1] + shared
-        lines = [
-            orjson.dumps(
-                {"request_id": request_id, "ts": ts, "instance": i, "features": rows[i] if i < len(rows) else None, "output": p, "latency_ms": latency_ms},
-                option=_OWN, default=str,
-            )[:-1] + shared
-            for i, p in enumerate(outputs)
-        ]
-        return b"".join(lines)
+            return self._line(request_id, ts, 0, rows[0] if rows else None, outputs[0], latency_ms)
+        return b"".join([self._line(request_id, ts, i, rows[i] if i < len(rows) else None, p, latency_ms) for i, p in enumerate(outputs)])
+
+    def _line(self, request_id: str, ts: Any, instance: int, features: dict[str, Any] | None, output: Any, latency_ms: float) -> bytes:
+        own = {"request_id": request_id, "ts": ts, "instance": instance, "features": features, "output": output, "latency_ms": latency_ms}
+        return orjson.dumps(own, option=_OWN, default=str)[:-1] + self._shared
 
 
 class _Writer:

@@ -418,25 +418,27 @@ class Gateway:
         series = (r.model, r.version, mode, r.degraded, key.id, route_name)
         known = self._log_series.get(series)
         if known is None:
-            known = self._new_series(r, mode, key.id, route_name)
+            known = self._new_series(series)
         known[0].inc(len(r.predictions))
         if self.audit is None:
             return None
         ts = dt.datetime.now(dt.UTC)  # orjson writes it as isoformat() would, for less
         return self.audit.append_lines_nowait(known[1].encode(request_id, ts, latency_ms, rows, r.predictions))
 
-    def _new_series(self, r: Prediction, mode: str, key_id: str, route_name: str) -> tuple[Any, SeriesLines]:
-        """The prediction counter and the log lines of a series new to :meth:`_log`."""
-        labels = (r.model, r.version, mode, r.degraded)
+    def _new_series(self, series: tuple[str, int, str, bool, str, str]) -> tuple[Any, SeriesLines]:
+        """The prediction counter and the log lines of a series (model, version, mode,
+        degraded, key id, route) new to :meth:`_log`."""
+        model, version, mode, degraded, key_id, route_name = series
+        labels = series[:4]
         counter = self._prediction_counters.get(labels)
         if counter is None:
-            counter = self.metrics.predictions.labels(r.model, str(r.version), mode, "true" if r.degraded else "false")
+            counter = self.metrics.predictions.labels(model, str(version), mode, "true" if degraded else "false")
             if len(self._prediction_counters) < 10_000:  # beyond that many series, each request updates Prometheus itself
                 counter = self._prediction_counters[labels] = self.metrics.tally(counter)
-        lines = SeriesLines({"deployment": r.model, "model": r.model, "version": r.version, "key_id": key_id, "degraded": r.degraded, "mode": mode, "route": route_name})
+        lines = SeriesLines({"deployment": model, "model": model, "version": version, "key_id": key_id, "degraded": degraded, "mode": mode, "route": route_name})
         known = (counter, lines)
         if len(self._log_series) < 10_000:
-            self._log_series[(*labels, key_id, route_name)] = known
+            self._log_series[series] = known
         return known
 
     # --- administration --------------------------------------------------------------

@@ -163,7 +163,7 @@ def normalise(raw: Any, output: OutputKind, classes: Sequence[Any], n: int) -> l
     """Turn a model's raw batch output into one JSON-ready value per row."""
     if output != "multiclass" and type(raw) is list and len(raw) == n:  # one float per row already (a fast path's answer): no array needed
         if n == 1 and type(raw[0]) is float:  # the usual request
-            return [raw[0] if math.isfinite(raw[0]) else None]
+            return [_num(raw[0])]
         if all(type(v) is float for v in raw):
             return [_num(v) for v in raw]
     if output == "multiclass" and isinstance(raw, list) and raw and isinstance(raw[0], dict):
@@ -181,7 +181,7 @@ def normalise(raw: Any, output: OutputKind, classes: Sequence[Any], n: int) -> l
 
 
 def _num(v: float) -> float | None:
-    return None if math.isnan(v) or math.isinf(v) else float(v)
+    return float(v) if math.isfinite(v) else None  # JSON has no NaN or infinity
 
 
 def rows_to_matrix(rows: list[dict[str, Any]], names: Sequence[str]) -> np.ndarray:
