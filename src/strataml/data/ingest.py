@@ -78,6 +78,8 @@ class IngestReport:
     status: str
     seconds: float
     table_checks: list[dict[str, Any]] = field(default_factory=list)
+    #: source columns the contract does not declare, left out (``extra_columns="drop"``)
+    dropped_columns: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -96,6 +98,7 @@ class IngestReport:
             "contract": self.contract,
             "contract_version": self.contract_version,
             "table_checks": self.table_checks,
+            "dropped_columns": self.dropped_columns,
             "seconds": round(self.seconds, 3),
         }
 
@@ -143,6 +146,7 @@ class _Ingestion:
         self.allow_breaking = allow_breaking
         self.id = str(uuid.uuid4())
         self.started = time.perf_counter()
+        self.dropped: list[str] = []
 
     # --- steps -----------------------------------------------------------------------
 
@@ -206,6 +210,8 @@ class _Ingestion:
             self._check_unique(con, known)
             self._find_duplicates(con, known)
             counts = self._counts(con, bad, [] if staged else first)
+            self._check_read_all(scan.source_rows(), counts["rows_read"])
+            self.dropped = [c for c in scan.columns if c not in self.contract.column_names]
             table_checks = self._table_checks(counts)
             quarantine = self._write_quarantine(con, stage, bad) if counts["rejected"] + counts["duplicates"] else None
             failed = [t for t in table_checks if not t["passed"]]
@@ -236,6 +242,14 @@ class _Ingestion:
                 scan.close()
             con.close()
             shutil.rmtree(stage, ignore_errors=True)
+
+    def _check_read_all(self, source_rows: int | None, rows_read: int) -> None:
+        """Refuse the batch when the reader saw fewer (or more) records than the source holds."""
+        if source_rows is not None and source_rows != rows_read:
+            raise SourceError(
+                f"{self.spec.display} holds {source_rows:,} records but {rows_read:,} were read; nothing was added to {self.dataset!r}",
+                hint="the source changed while it was read, or the reader skipped records: ingest it again, or convert it to Parquet",
+            )
 
     def _first_pass(self, con: duckdb.DuckDBPyConnection, select: str, out: Path) -> list[Path]:
         """Validate every row once: good rows straight to Parquet files, bad ones set aside."""
@@ -481,6 +495,7 @@ class _Ingestion:
             status=status,
             seconds=time.perf_counter() - self.started,
             table_checks=checks,
+            dropped_columns=list(self.dropped),
         )
 
     # --- catalog ---------------------------------------------------------------------

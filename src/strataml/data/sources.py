@@ -13,7 +13,7 @@ import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,13 @@ _FILE_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+#: DuckDB's CSV reader skips, without a reject or an error, a line longer than its read
+#: buffer (32 MiB): such lines are found by :func:`long_lines` and quarantined here.
+_READER_BUFFER = 32 * 1024 * 1024
+#: the longest JSON Lines line read (longer ones make the reader fail: refused up front)
+_JSON_LINE_MAX = 64 * 1024 * 1024
+#: a source with more columns than this is refused before the engine runs out of memory
+MAX_COLUMNS = 2000
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
 _REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
 
@@ -90,11 +97,21 @@ class Scan:
     csv: bool = False
     dialect: CsvDialect | None = None
     common: list[str] = field(default_factory=list)
+    #: lines the reader skips unreported: (file, line number, length in bytes, first bytes)
+    skipped: list[tuple[str, int, int, str]] = field(default_factory=list)
+    #: the number of records in the source, counted without the reader (None when unknown)
+    expected: int | None = None
+    #: for a streamed source: how many records it yielded so far
+    streamed: Callable[[], int] | None = None
+
+    def source_rows(self) -> int | None:
+        """The records in the source as counted apart from the engine (None when unknown)."""
+        return self.streamed() if self.streamed is not None else self.expected
 
     def finish(self, con: duckdb.DuckDBPyConnection) -> None:
         """Call once ``_src`` has been scanned: CSV rejects are known only then."""
         if self.csv:
-            _finish_csv_rejects(con)
+            _finish_csv_rejects(con, self.skipped)
 
     def close(self) -> None:
         """Remove temporary files the source created."""
@@ -119,13 +136,14 @@ def open_source(
     if kind == "sql":
         return _open_sql(con, spec)
     if kind == "http":
-        path = _download_http(spec.uri, retries=retries, timeout=timeout)
+        path, records = _download_http(spec.uri, retries=retries, timeout=timeout)
         try:
             scan = _open_files(con, [path], "jsonl", spec, {})
         except Exception:
             os.unlink(path)
             raise
         scan.cleanup.append(path)
+        scan.expected = records
         return scan
     files = _expand_files(con, spec.uri)
     fmt = spec.format or _detect_format(files[0])
@@ -203,7 +221,15 @@ def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec
         except duckdb.Error as exc:
             raise SourceError(f"cannot read Parquet {files[0]}: {exc}", hint="check that the file is a complete Parquet file") from exc
         con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")
-        return Scan(columns=list(rel.columns), text=False, files=files)
+        expected = None
+        if not any("://" in f for f in files):
+            import pyarrow.parquet as pq
+
+            expected = sum(pq.read_metadata(f).num_rows for f in files)
+            for f in files:
+                check_header(f, pq.read_schema(f).names)
+        check_width(files[0], list(rel.columns))
+        return Scan(columns=list(rel.columns), text=False, files=files, expected=expected)
     raise SourceError(f"unknown format {fmt!r}", hint="use csv, jsonl or parquet")
 
 
@@ -214,6 +240,7 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
     common.append("max_line_size=" + str(int(spec.options.get("max_line_size", 2 * 1024 * 1024))))
     if spec.encoding:
         common.append(f"encoding={quote_literal(spec.encoding)}")
+    skipped = [(f, *hit) for f in files for hit in long_lines(f, _READER_BUFFER - 1)]
     if len(files) > 1:
         # Files may order their columns differently: let the reader match them by name.
         opts = [*common, "all_varchar=true", "header=true", "union_by_name=true"]
@@ -224,16 +251,28 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
             columns = list(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
         except duckdb.Error as exc:
             raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the files, or pass --delimiter/--encoding") from exc
+        for f in files:
+            header = _read_header(f, SourceSpec(f, delimiter=spec.delimiter or _sniffed_delimiter(con, f), encoding=spec.encoding))
+            if header:
+                check_header(f, header[1])
+        check_width(files[0], columns)
         con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
-        return Scan(columns=columns, text=True, files=files, csv=True)
+        return Scan(columns=columns, text=True, files=files, csv=True, skipped=skipped)
+    header = _read_header(files[0], spec)
+    if header:
+        check_width(files[0], header[1])  # before the sniffer, whose memory grows with the width
     dialect = _sniff(con, files[0], spec)
+    # the sniffer renames a repeated name (amount → amount_1): the header as written
+    header = _read_header(files[0], SourceSpec(files[0], delimiter=dialect.delim, encoding=spec.encoding))
+    check_header(files[0], header[1] if header and len(header[1]) == len(dialect.columns) else dialect.columns)
+    check_width(files[0], dialect.columns)
     # Numbers, booleans and dates are typed by the reader itself (its parser is faster
     # than casting text in SQL); a value it cannot type makes the line a CAST reject,
     # which the ingestion re-checks as text so that every rule it breaks is named.
     cols = {c: types.get(c, "VARCHAR") for c in dialect.columns}
     src = _csv_reader(files, dialect, cols, common)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
-    return Scan(columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common)
+    return Scan(columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common, skipped=skipped)
 
 
 @dataclass(frozen=True)
@@ -315,6 +354,14 @@ def _csv_quote(value: str, d: CsvDialect) -> str:
     return value
 
 
+def _sniffed_delimiter(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    try:
+        row = con.execute(f"SELECT Delimiter FROM sniff_csv({quote_literal(path)})").fetchone()
+    except duckdb.Error:
+        return None
+    return str(row[0]) if row else None
+
+
 def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
     """The delimiter and column names from a CSV file's first line (None if unreadable)."""
     import csv
@@ -334,18 +381,101 @@ def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
     return delim, [n.strip() for n in names]
 
 
-def _finish_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
+def _finish_csv_rejects(con: duckdb.DuckDBPyConnection, skipped: list[tuple[str, int, int, str]]) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE _skipped (file VARCHAR, line BIGINT, raw VARCHAR, error VARCHAR)")
+    if skipped:
+        con.executemany(
+            "INSERT INTO _skipped VALUES (?, ?, ?, ?)",
+            [
+                [f, n, head + "…", f"LINE SIZE OVER MAXIMUM: the line is {size:,} bytes, longer than the reader's {_READER_BUFFER:,}"]
+                for f, n, size, head in skipped
+            ],
+        )
     try:
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT min(line)::BIGINT AS line, any_value(csv_line) AS raw, "
-            "string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error FROM _rej GROUP BY scan_id, file_id, line "
+            "CREATE OR REPLACE TEMP TABLE _rej_lines AS SELECT s.file_path AS file, r.line, r.error_type, r.csv_line, r.error_message "
+            "FROM _rej r JOIN _rej_scan s USING (scan_id, file_id)"
+        )
+        reader = (
+            "SELECT min(line)::BIGINT AS line, any_value(csv_line) AS raw, "
+            "string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error FROM _rej_lines GROUP BY file, line "
             "HAVING NOT bool_and(error_type = 'CAST')"
         )
+        # a line the reader did report is not counted twice
+        unreported = "WHERE NOT EXISTS (SELECT 1 FROM _rej_lines r WHERE r.file = k.file AND r.line = k.line)"
     except duckdb.Error:
-        con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")
+        reader = "SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false"
+        unreported = ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _src_rejects AS {reader} UNION ALL SELECT line, raw, error FROM _skipped k {unreported}")
+
+
+def long_lines(path: str, limit: int) -> list[tuple[int, int, str]]:
+    """The physical lines of a local file longer than ``limit`` bytes: (line number, length, first characters).
+
+    Counted without the engine's reader (which may skip such a line unreported). A window
+    of ``limit`` bytes after each newline is searched backwards for the next one, so only
+    a few pages per window are read: the scan costs little even for large files.
+    """
+    import mmap
+
+    if "://" in path or path.endswith((".gz", ".zst", ".bz2")) or os.path.getsize(path) <= limit:
+        return []
+    hits: list[tuple[int, int, str]] = []
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        size = len(mm)
+        start = 0  # where the current line starts
+        counted, newlines = 0, 0  # newlines before `counted`
+        while size - start > limit:
+            end = mm.rfind(b"\n", start, start + limit + 1)
+            if end != -1:
+                start = end + 1
+                continue
+            end = mm.find(b"\n", start + limit + 1)
+            end = size if end == -1 else end
+            for at in range(counted, start, 1 << 24):
+                newlines += mm[at : min(start, at + (1 << 24))].count(b"\n")
+            counted = start
+            length = end - start - (1 if end > start and mm[end - 1 : end] == b"\r" else 0)
+            hits.append((newlines + 1, length, mm[start : start + 200].decode("utf-8", "replace")))
+            start = end + 1
+    return hits
+
+
+def check_header(path: str, columns: list[str]) -> None:
+    """Refuse a header that names a column twice (a reader would rename or drop one)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns, 1):
+        if name in seen:
+            raise SourceError(
+                f"{path} names column {name!r} twice (columns {seen[name]} and {i} of its header)",
+                hint="rename one of them in the file; no column is ever dropped unannounced",
+            )
+        seen[name] = i
+
+
+def check_width(path: str, columns: list[str]) -> None:
+    """Refuse a source wider than :data:`MAX_COLUMNS` before its rows are read."""
+    if len(columns) > MAX_COLUMNS:
+        raise SourceError(
+            f"{path} has {len(columns):,} columns; at most {MAX_COLUMNS:,} are supported",
+            hint="select the columns the contract needs into a narrower file (or a Parquet file) and ingest that",
+        )
+
+
+#: a line that is one JSON object naming each key once (a repeated key would hide a value)
+_GOOD_JSON = (
+    "(coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' "
+    "AND len(json_keys(line)) = len(list_distinct(json_keys(line))))"
+)
 
 
 def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scan:
+    for f in files:
+        for line, size, _ in long_lines(f, _JSON_LINE_MAX):
+            raise SourceError(
+                f"{f} line {line} is {size:,} bytes, longer than the {_JSON_LINE_MAX:,} a JSON Lines line may have; nothing was read",
+                hint="split that record, or deliver the data as Parquet",
+            )
     # Lines are read whole (0x1e never occurs in JSON text) so that one malformed line
     # is quarantined on its own instead of failing the file.
     lines = (
@@ -355,19 +485,19 @@ def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scan:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT * FROM ({lines}) WHERE trim(line) <> ''")
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT _line AS line, line AS raw, "
-        "'malformed JSON: not one JSON object per line' AS error FROM _lines "
-        "WHERE NOT coalesce(json_valid(line), false) OR json_type(line) <> 'OBJECT'"
+        "CASE WHEN coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' "
+        "THEN 'malformed JSON: the object names a key twice' ELSE 'malformed JSON: not one JSON object per line' END AS error "
+        f"FROM _lines WHERE NOT ({_GOOD_JSON})"
     )
     keys = [r[0] for r in con.sql(
         "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, min(_line) AS first FROM _lines "
-        "WHERE coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' GROUP BY k) ORDER BY first"
+        f"WHERE {_GOOD_JSON} GROUP BY k) ORDER BY first"
     ).fetchall()]
     if not keys:
         raise SourceError(f"{files[0]} holds no JSON objects", hint="expect one JSON object per line (JSON Lines)")
     cols = ", ".join(f"line ->> {quote_literal('$.' + _json_path_key(k))} AS {quote_ident(k)}" for k in keys)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _src AS SELECT {cols} FROM _lines "
-        "WHERE coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' ORDER BY _line"
+        f"CREATE OR REPLACE TEMP VIEW _src AS SELECT {cols} FROM _lines WHERE {_GOOD_JSON} ORDER BY _line"
     )
     return Scan(columns=keys, text=True, files=files)
 
@@ -405,11 +535,15 @@ def _open_sql(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> Scan:
     except Exception as exc:
         engine.dispose()
         raise SourceError(f"query on {spec.display} failed: {_first_line(exc)}", hint="check the query and the connection") from exc
+    check_header(f"the query on {spec.display}", columns)
     schema = pa.schema([(c, pa.string()) for c in columns])
+
+    yielded = [0]
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             for part in result.partitions(50_000):
+                yielded[0] += len(part)
                 cols = list(zip(*part, strict=True)) if part else [() for _ in columns]
                 yield pa.RecordBatch.from_arrays(
                     [pa.array([_text(v) for v in col], pa.string()) for col in cols], schema=schema
@@ -422,7 +556,7 @@ def _open_sql(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> Scan:
     con.register("_src_arrow", reader)
     con.execute("CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM _src_arrow")
     con.execute("CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false")
-    return Scan(columns=columns, text=True, files=[spec.display])
+    return Scan(columns=columns, text=True, files=[spec.display], streamed=lambda: yielded[0])
 
 
 def _text(v: Any) -> str | None:
@@ -438,7 +572,7 @@ def _text(v: Any) -> str | None:
 # --- HTTP --------------------------------------------------------------------------
 
 
-def _download_http(url: str, *, retries: int, timeout: float) -> str:
+def _download_http(url: str, *, retries: int, timeout: float) -> tuple[str, int | None]:
     """Fetch a JSON (array, ``{"data": [...]}``) or JSON Lines endpoint into a JSON Lines file."""
     import httpx
     from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -462,7 +596,7 @@ def _download_http(url: str, *, retries: int, timeout: float) -> str:
                 with open(path, "wb") as out:
                     for chunk in resp.iter_bytes():
                         out.write(chunk)
-        _normalise_json(path)
+        records = _normalise_json(path)
     except httpx.HTTPStatusError as exc:
         os.unlink(path)
         raise SourceError(f"GET {url} answered {exc.response.status_code}", hint="check the URL and that the service is up") from exc
@@ -472,11 +606,11 @@ def _download_http(url: str, *, retries: int, timeout: float) -> str:
     except Exception:
         os.unlink(path)
         raise
-    return path
+    return path, records
 
 
-def _normalise_json(path: str) -> None:
-    """Turn a JSON document holding a list of records into JSON Lines, in place."""
+def _normalise_json(path: str) -> int | None:
+    """Turn a JSON document holding a list of records into JSON Lines, in place; how many records it holds (None for JSON Lines)."""
     with open(path, "rb") as fh:
         head = fh.read(1024).lstrip()
     if not head:
@@ -487,7 +621,7 @@ def _normalise_json(path: str) -> None:
         with open(path, "rb") as fh:
             doc = orjson.loads(fh.read())
     except orjson.JSONDecodeError:
-        return  # JSON Lines (several documents): read line by line as it is
+        return None  # JSON Lines (several documents): read line by line as it is
     records = doc
     if isinstance(doc, dict):
         records = next((doc[k] for k in ("data", "items", "records", "results", "rows") if isinstance(doc.get(k), list)), [doc])
@@ -497,3 +631,4 @@ def _normalise_json(path: str) -> None:
         for rec in records:
             out.write(orjson.dumps(rec))
             out.write(b"\n")
+    return len(records)
