@@ -8,10 +8,14 @@ says whether a new version can replace an old one without breaking readers.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import duckdb
 
 from strataml.errors import ContractError
 from strataml.spine.hashing import definition_hash
@@ -153,8 +157,7 @@ class Contract:
                 raise ContractError(f"{where}: rule name {rule!r} must be an identifier")
             if not isinstance(expr, str) or not expr.strip():
                 raise ContractError(f"{where}: rule {rule!r} must be a SQL boolean expression string")
-            if ";" in expr:
-                raise ContractError(f"{where}: rule {rule!r} must be one expression (no ';')")
+            check_rule(where, rule, expr)
         if self.extra_columns not in ("error", "drop"):
             raise ContractError(f"{where}: extra_columns must be 'error' or 'drop'")
         if self.min_rows is not None and self.min_rows < 0:
@@ -206,6 +209,61 @@ class Contract:
             rules=d.get("rules") or {},
             min_rows=d.get("min_rows"),
             extra_columns=d.get("extra_columns", "error"),
+        )
+
+
+_parser: duckdb.DuckDBPyConnection | None = None
+_parser_lock = threading.Lock()
+
+
+def _parse(sql: str) -> Any:
+    """DuckDB's syntax tree of one statement (None when it does not parse), positions left out."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect()
+        row = _parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error"):
+        return None
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "query_location"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(tree["statements"])
+
+
+def check_rule(where: str, rule: str, expr: str) -> None:
+    """Refuse a rule that is not exactly one SQL expression over the row.
+
+    A rule is pasted into the validating query, so ``"true) OR (1=1"`` or a trailing
+    comment would change that query's structure: the rule must parse (with DuckDB's
+    parser) as the single item of ``SELECT <rule>``, with no FROM, clause or subquery,
+    and parse to the same tree when wrapped in parentheses.
+    """
+    plain = _parse(f"SELECT {expr}")
+    node = plain[0]["node"] if plain and len(plain) == 1 else {}
+    one_item = (
+        node.get("type") == "SELECT_NODE"
+        and len(node.get("select_list", [])) == 1
+        and node.get("from_table", {}).get("type") == "EMPTY"
+        and not any(node.get(k) for k in ("where_clause", "group_expressions", "having", "qualify", "modifiers", "sample"))
+        and not (node.get("cte_map") or {}).get("map")
+    )
+    if not one_item or _parse(f"SELECT ({expr}\n)") != plain:
+        raise ContractError(
+            f"{where}: rule {rule!r} is not one SQL expression: {expr!r}",
+            hint="a rule is one SQL boolean over the row's columns, e.g. 'refund IS NULL OR refund <= amount' "
+            "(no FROM, no ';', no unbalanced parentheses or comments)",
+        )
+    if '"SUBQUERY"' in json.dumps(plain):
+        raise ContractError(
+            f"{where}: rule {rule!r} contains a subquery: {expr!r}",
+            hint="a rule reads only the row's own columns; check other tables with a separate job",
         )
 
 

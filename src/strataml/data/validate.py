@@ -143,7 +143,8 @@ def build_plan(
 
     for rule, expr in contract.rules.items():
         try:
-            kinds = con.sql(f"SELECT ({expr}) AS r FROM ({inner_sql}) LIMIT 0").types
+            # the contract checked the rule is one expression; the newline ends a trailing comment
+            kinds = con.sql(f"SELECT ({expr}\n) AS r FROM ({inner_sql}) LIMIT 0").types
         except duckdb.Error as exc:
             raise ContractError(
                 f"rule {rule!r} of contract {contract.name!r} is not valid SQL over the row: {str(exc).splitlines()[0]}",
@@ -151,7 +152,7 @@ def build_plan(
             ) from exc
         if str(kinds[0]) != "BOOLEAN":
             raise ContractError(f"rule {rule!r} of contract {contract.name!r} returns {kinds[0]}, not a boolean")
-        checks.append((rule, f"NOT ({expr})"))
+        checks.append((rule, f"NOT ({expr}\n)"))
 
     cols = ", ".join(quote_ident(c) for c in declared)
     # a list (in the contract's column order) costs far less than a struct when NULL

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from strataml.errors import ConfigError, NotFound, StrataError, UserCodeError
+from strataml.errors import ConfigError, NotFound, StrataError
 from strataml.models.definitions import Model
 from strataml.models.lineage import code_version, package_versions
 from strataml.models.metrics import DEFAULT_METRICS, compute
@@ -35,7 +35,7 @@ from strataml.models.registry import (
 )
 from strataml.models.serialization import dump, flavor
 from strataml.models.tracking import Run
-from strataml.spine import schema
+from strataml.spine import schema, user_code
 from strataml.spine.workspace import Workspace
 
 
@@ -243,13 +243,12 @@ def fit_target(y: np.ndarray, fmt: str, signature: dict[str, Any]) -> np.ndarray
 
 def fit(estimator: Any, prepared: Prepared, model_name: str) -> Any:
     """Fit inside the user-code boundary (the original traceback is kept)."""
-    try:
-        return estimator.fit(prepared.x_train, fit_target(prepared.y_train, prepared.fmt, prepared.signature))
-    except Exception as exc:
-        raise UserCodeError(
-            f"model {model_name!r}: {type(estimator).__name__}.fit raised {type(exc).__name__}: {exc}",
-            hint="string inputs need an encoder in a scikit-learn pipeline (LightGBM and XGBoost take them as categories)",
-        ) from exc
+    y = fit_target(prepared.y_train, prepared.fmt, prepared.signature)
+    with user_code(
+        f"model {model_name!r}: {type(estimator).__name__}.fit",
+        hint="string inputs need an encoder in a scikit-learn pipeline (LightGBM and XGBoost take them as categories)",
+    ):
+        return estimator.fit(prepared.x_train, y)
 
 
 def evaluate(predictor: Predictor, prepared: Prepared, metrics: list[str], x: pd.DataFrame | None = None,

@@ -8,7 +8,7 @@ from strataml.spine.catalog import Catalog, utcnow
 from strataml.spine.events import Event, append_event, current_actor, list_events
 from strataml.spine.paths import check_name, confine, confine_key
 from strataml.spine.settings import Settings, load_settings
-from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions
+from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions, user_code
 
 __all__ = [
     "ArtifactStore",
@@ -27,5 +27,6 @@ __all__ = [
     "load_definitions",
     "load_settings",
     "sha256_file",
+    "user_code",
     "utcnow",
 ]

@@ -6,11 +6,13 @@ the catalog and the artifact store lazily, and loads the user's definitions.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
 import traceback
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,39 @@ class Definitions:
         self._by_kind.setdefault(kind, {})[obj.name] = obj
 
 
+def _where(exc: BaseException, path: Path | None) -> str:
+    """``file:line`` of the innermost frame in ``path`` (or, without one, outside strataml)."""
+    package = Path(__file__).resolve().parent.parent
+    frames = traceback.extract_tb(exc.__traceback__)
+    if path is not None:
+        mine = [f for f in frames if Path(f.filename) == path]
+    else:
+        mine = [f for f in frames if package not in Path(f.filename).resolve().parents]
+    return f"{mine[-1].filename}:{mine[-1].lineno}" if mine else (str(path) if path else "")
+
+
+@contextlib.contextmanager
+def user_code(what: str, path: Path | None = None, *, hint: str | None = None) -> Iterator[None]:
+    """The boundary around code the user wrote: whatever it raises, ``SystemExit`` and
+    ``GeneratorExit`` included, becomes a :class:`UserCodeError` naming the file and line
+    (only Ctrl-C passes through as itself). ``what`` names the code for the message;
+    ``path`` is its file, when it is one file."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except StrataError as exc:
+        # a declaration strataml refused: its message and the line that made it, not our internals
+        where = _where(exc, path) or what
+        raise UserCodeError(f"{where}: {exc.message}", hint=exc.hint or hint) from exc
+    except BaseException as exc:
+        where = _where(exc, path) or what
+        tb = "\n" + "".join(traceback.format_exception(exc)) if path is not None else ""
+        raise UserCodeError(
+            f"{where}: {what} raised {type(exc).__name__}: {exc}{tb}", hint=hint or f"fix the error in {what}"
+        ) from exc
+
+
 def load_definitions(path: Path) -> Definitions:
     """Execute a definitions file and collect the strataml objects it declares."""
     if not path.is_file():
@@ -122,15 +157,8 @@ def load_definitions(path: Path) -> Definitions:
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))
     try:
-        spec.loader.exec_module(module)
-    except StrataError as exc:
-        # a declaration strataml refused: its message and the line that made it, not our internals
-        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-        where = f"{path}:{lines[-1]}" if lines else str(path)
-        raise UserCodeError(f"{where}: {exc.message}", hint=exc.hint or f"fix the declaration in {path}") from exc
-    except Exception as exc:
-        tb = "".join(traceback.format_exception(exc))
-        raise UserCodeError(f"{path} raised {type(exc).__name__}: {exc}\n{tb}", hint=f"fix the error in {path}") from exc
+        with user_code(path.name, path, hint=f"fix the error in {path}"):
+            spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(path.parent))
     return Definitions(list(vars(module).values()), str(path))
