@@ -160,3 +160,26 @@ def events(
     ws = open_workspace(workspace)
     rows = [e.to_dict() for e in list_events(ws.catalog, kind=kind, subject=subject, limit=limit)]
     emit(rows, as_json, lambda r: table("events", [{**e, "payload": str(e["payload"])[:80]} for e in r], ["id", "ts", "kind", "subject", "actor", "payload"]))
+
+
+def gc(
+    apply: Annotated[bool, typer.Option("--apply", help="delete what is listed (default: only list it)")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List what interrupted writes left behind (staging folders of dead processes, objects no catalog row names); --apply deletes it."""
+    from strataml.spine.gc import collect
+
+    ws = open_workspace(workspace)
+    out = collect(ws, apply=apply)
+
+    def human(o: dict[str, Any]) -> None:
+        verb = "removed" if o["applied"] else "would remove"
+        for e in o["staging"]:
+            console.print(f"  staging  {e['path']}  ({e['bytes']:,} bytes)")
+        for e in o["objects"]:
+            console.print(f"  object   {e['sha256']}  ({e['bytes']:,} bytes)")
+        n = len(o["staging"]) + len(o["objects"])
+        console.print(f"{verb} {n} orphan(s), {o['bytes']:,} bytes" + ("" if o["applied"] or not n else "; pass --apply to delete"))
+
+    emit(out, as_json, human)

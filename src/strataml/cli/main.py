@@ -20,6 +20,7 @@ app = typer.Typer(
 app.command("init")(data.init)
 app.command("ingest")(data.ingest)
 app.command("events")(data.events)
+app.command("gc")(data.gc)
 app.add_typer(data.datasets_app, name="datasets")
 app.add_typer(data.contracts_app, name="contracts")
 app.add_typer(features.features_app, name="features")

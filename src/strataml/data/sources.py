@@ -22,6 +22,7 @@ import duckdb
 import orjson
 
 from strataml.errors import MissingExtra, SourceError, UnsafePath
+from strataml.spine import owner_tag
 from strataml.spine.engine import quote_ident, quote_literal
 
 _FILE_FORMATS = {
@@ -582,7 +583,7 @@ def _download_http(url: str, *, retries: int, timeout: float) -> tuple[str, int 
             return exc.response.status_code in (408, 425, 429) or exc.response.status_code >= 500
         return isinstance(exc, httpx.TransportError)
 
-    fd, path = tempfile.mkstemp(prefix="strata-http-", suffix=".jsonl")
+    fd, path = tempfile.mkstemp(prefix="strata-http-" + owner_tag(), suffix=".jsonl")
     os.close(fd)
     try:
         for attempt in Retrying(

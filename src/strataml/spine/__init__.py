@@ -3,7 +3,7 @@
 Every layer builds on these; they import nothing from the layers.
 """
 
-from strataml.spine.artifacts import ArtifactStore, sha256_file
+from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
 from strataml.spine.catalog import Catalog, utcnow
 from strataml.spine.events import Event, append_event, current_actor, list_events
 from strataml.spine.paths import check_name, confine, confine_key
@@ -29,4 +29,5 @@ __all__ = [
     "sha256_file",
     "user_code",
     "utcnow",
+    "owner_tag",
 ]

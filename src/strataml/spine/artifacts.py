@@ -8,11 +8,14 @@ whose bytes changed is refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +26,84 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 
 _EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
+
+
+#: an untagged staging entry (written before entries named their owner) is an orphan after this
+LEGACY_AGE = 24 * 3600
+_SWEEP_EVERY = 60.0
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+
+
+def owner_tag() -> str:
+    """The prefix of a temporary entry this process owns: ``<host>~<pid>~``."""
+    return f"{_host()}~{os.getpid()}~"
+
+
+def owner_alive(name: str) -> bool | None:
+    """Whether the process that made a temporary entry lives (None: not this host's, or untagged)."""
+    parts = name.split("~")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return None
+    if parts[0] != _host():
+        return None
+    pid = int(parts[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: it owns nothing
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def orphans(folder: Path, prefix: str = "", *, legacy_age: float = LEGACY_AGE) -> list[Path]:
+    """Entries of a temporary folder no live process owns: their owner died, or they are
+    untagged and older than ``legacy_age`` seconds."""
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        alive = owner_alive(entry.name[len(prefix):])
+        if alive is False:
+            found.append(Path(entry.path))
+        elif alive is None and "~" not in entry.name[len(prefix):]:
+            try:
+                old = now - entry.stat(follow_symlinks=False).st_mtime > legacy_age
+            except OSError:
+                continue
+            if old:
+                found.append(Path(entry.path))
+    return sorted(found)
+
+
+def remove(path: Path) -> int:
+    """Delete a file or folder; the bytes it freed."""
+    size = 0
+    try:
+        if path.is_dir() and not path.is_symlink():
+            for root, _, files in os.walk(path):
+                for f in files:
+                    with contextlib.suppress(OSError):
+                        size += os.lstat(os.path.join(root, f)).st_size
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            size = os.lstat(path).st_size
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return size
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -72,6 +153,7 @@ class ArtifactStore:
             Path(self.root, "objects").mkdir(parents=True, exist_ok=True)
             Path(self.root, "tmp").mkdir(parents=True, exist_ok=True)
         self.cache_dir = cache_dir
+        self._swept = -_SWEEP_EVERY
 
     # --- keys ------------------------------------------------------------------------
 
@@ -90,13 +172,33 @@ class ArtifactStore:
 
     # --- writes ----------------------------------------------------------------------
 
+    @property
+    def tmp_dirs(self) -> list[tuple[Path, str]]:
+        """The folders (and name prefixes) where this store's writers stage files."""
+        dirs = [(Path(tempfile.gettempdir()), "strata-stage-"), (Path(tempfile.gettempdir()), "strata-http-")]
+        return [(Path(self.root, "tmp"), ""), *dirs] if self.is_local else dirs
+
+    def sweep(self) -> None:
+        """Remove what killed writers left in the staging folders (at most once a minute)."""
+        now = time.monotonic()
+        if now - self._swept < _SWEEP_EVERY:
+            return
+        self._swept = now
+        for folder, prefix in self.tmp_dirs:
+            for path in orphans(folder, prefix):
+                remove(path)
+
     def staging_dir(self) -> Path:
-        """A fresh local directory for files about to be stored (same disk as a local store)."""
+        """A fresh local directory for files about to be stored (same disk as a local store).
+
+        Its name says which process owns it, so that the next write (or ``strata gc``)
+        removes it once that process is gone, however it ended."""
+        self.sweep()
         if self.is_local:
-            path = Path(self.root, "tmp", uuid.uuid4().hex)
+            path = Path(self.root, "tmp", owner_tag() + uuid.uuid4().hex)
             path.mkdir(parents=True)
             return path
-        return Path(tempfile.mkdtemp(prefix="strata-stage-"))
+        return Path(tempfile.mkdtemp(prefix="strata-stage-" + owner_tag()))
 
     def put_file(self, path: str | os.PathLike[str], *, move: bool = False, sha: str | None = None) -> str:
         """Store a local file; returns its sha256. With ``move`` the file may be consumed."""
@@ -108,7 +210,7 @@ class ArtifactStore:
             return digest
         if self.is_local:
             Path(key).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(self.root, "tmp", f"{uuid.uuid4().hex}.part")
+            tmp = Path(self.root, "tmp", f"{owner_tag()}{uuid.uuid4().hex}.part")
             if move:
                 os.replace(path, tmp)
             else:
