@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
+
 from strataml.data.sources import SourceSpec, open_source
+from strataml.errors import SourceError
 from strataml.spine.engine import duck, one, quote_ident
 
+_SAMPLE_CELLS = 20_000_000
 _FROM_DUCK = {
     "VARCHAR": "string", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int", "TINYINT": "int", "HUGEINT": "int",
     "UBIGINT": "int", "UINTEGER": "int", "DOUBLE": "float", "FLOAT": "float", "BOOLEAN": "bool",
@@ -38,7 +42,9 @@ def infer_contract(path: str, name: str | None = None, *, sample_rows: int = 100
     con = duck()
     try:
         scan = open_source(con, SourceSpec(uri=path))
-        con.execute(f"CREATE TEMP TABLE _sample AS SELECT * FROM _src LIMIT {int(sample_rows)}")
+        # the sample holds at most _SAMPLE_CELLS values, so a wide file stays within memory
+        rows = max(1000, min(int(sample_rows), _SAMPLE_CELLS // max(1, len(scan.columns))))
+        con.execute(f"CREATE TEMP TABLE _sample AS SELECT * FROM _src LIMIT {rows}")
         total = (one(con, "SELECT count(*) FROM _sample") or (0,))[0]
         columns = []
         for col in scan.columns:
@@ -62,6 +68,12 @@ def infer_contract(path: str, name: str | None = None, *, sample_rows: int = 100
                 entry["unique"] = True
             columns.append(entry)
         scan.close()
+    except duckdb.Error as exc:
+        reason = "ran out of memory" if isinstance(exc, duckdb.OutOfMemoryException) else "failed"
+        raise SourceError(
+            f"profiling {path} {reason}: {str(exc).strip().splitlines()[0]}",
+            hint="pass a smaller sample file, or one with fewer columns",
+        ) from exc
     finally:
         con.close()
     contract_name = name or "".join(ch if ch.isalnum() else "_" for ch in path.rsplit("/", 1)[-1].split(".", 1)[0]) or "data"

@@ -203,6 +203,11 @@ class _Ingestion:
                         "range(1, len(_l) + 1) AS t(i)",
                         [offset, lines],
                     )
+            except duckdb.OutOfMemoryException as exc:
+                raise SourceError(
+                    f"reading {self.spec.display} ran out of memory (memory_limit {self.ws.settings.memory_limit}): {str(exc).splitlines()[0]}",
+                    hint="raise memory_limit in strata.toml (or STRATA_MEMORY_LIMIT), or split the source into smaller files",
+                ) from exc
             except duckdb.Error as exc:
                 raise SourceError(f"cannot read {self.spec.display}: {str(exc).splitlines()[0]}", hint="check the file's format, delimiter and encoding") from exc
             scan.finish(con)

@@ -38,6 +38,8 @@ _FILE_FORMATS = {
 #: DuckDB's CSV reader skips, without a reject or an error, a line longer than its read
 #: buffer (32 MiB): such lines are found by :func:`long_lines` and quarantined here.
 _READER_BUFFER = 32 * 1024 * 1024
+#: a longer line is quarantined as a parse error, whatever the format (DuckDB's default)
+_MAX_LINE = 2 * 1024 * 1024
 #: the longest JSON Lines line read (longer ones make the reader fail: refused up front)
 _JSON_LINE_MAX = 64 * 1024 * 1024
 #: a source with more columns than this is refused before the engine runs out of memory
@@ -214,7 +216,7 @@ def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec
     if fmt == "csv":
         return _open_csv(con, files, spec, types)
     if fmt == "jsonl":
-        return _open_jsonl(con, files)
+        return _open_jsonl(con, files, int(spec.options.get("max_line_size", _MAX_LINE)))
     if fmt == "parquet":
         try:
             rel = con.sql(f"SELECT * FROM read_parquet({_file_list(files)}, union_by_name=true)")
@@ -238,35 +240,22 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
     common = ["store_rejects=true", "rejects_table='_rej'", "rejects_scan='_rej_scan'"]
     # Longer lines become parse rejects. The reader's buffers grow with this limit, and a
     # buffer larger than the file leaves one thread to read it all: keep DuckDB's 2 MiB.
-    common.append("max_line_size=" + str(int(spec.options.get("max_line_size", 2 * 1024 * 1024))))
+    common.append("max_line_size=" + str(int(spec.options.get("max_line_size", _MAX_LINE))))
     if spec.encoding:
         common.append(f"encoding={quote_literal(spec.encoding)}")
     skipped = [(f, *hit) for f in files for hit in long_lines(f, _READER_BUFFER - 1)]
     if len(files) > 1:
-        # Files may order their columns differently: let the reader match them by name.
-        opts = [*common, "all_varchar=true", "header=true", "union_by_name=true"]
-        if spec.delimiter:
-            opts.append(f"delim={quote_literal(spec.delimiter)}")
-        src = f"read_csv({_file_list(files)}, {', '.join(opts)})"
-        try:
-            columns = list(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
-        except duckdb.Error as exc:
-            raise SourceError(f"cannot read CSV {files[0]}: {_first_line(exc)}", hint="check the files, or pass --delimiter/--encoding") from exc
+        # Files may order their columns differently: each is read with its own dialect and
+        # matched by name (the reader's union_by_name cannot keep rejects), all as text.
+        readers, columns = [], []
         for f in files:
-            header = _read_header(f, SourceSpec(f, delimiter=spec.delimiter or _sniffed_delimiter(con, f), encoding=spec.encoding))
-            if header:
-                check_header(f, header[1])
+            d = _checked_dialect(con, f, spec)
+            readers.append(f"SELECT * FROM {_csv_reader([f], d, dict.fromkeys(d.columns, 'VARCHAR'), common)}")
+            columns += [c for c in d.columns if c not in columns]
         check_width(files[0], columns)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
+        con.execute("CREATE OR REPLACE TEMP VIEW _src AS " + " UNION ALL BY NAME ".join(readers))
         return Scan(columns=columns, text=True, files=files, csv=True, skipped=skipped)
-    header = _read_header(files[0], spec)
-    if header:
-        check_width(files[0], header[1])  # before the sniffer, whose memory grows with the width
-    dialect = _sniff(con, files[0], spec)
-    # the sniffer renames a repeated name (amount → amount_1): the header as written
-    header = _read_header(files[0], SourceSpec(files[0], delimiter=dialect.delim, encoding=spec.encoding))
-    check_header(files[0], header[1] if header and len(header[1]) == len(dialect.columns) else dialect.columns)
-    check_width(files[0], dialect.columns)
+    dialect = _checked_dialect(con, files[0], spec)
     # Numbers, booleans and dates are typed by the reader itself (its parser is faster
     # than casting text in SQL); a value it cannot type makes the line a CAST reject,
     # which the ingestion re-checks as text so that every rule it breaks is named.
@@ -274,6 +263,19 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
     src = _csv_reader(files, dialect, cols, common)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
     return Scan(columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common, skipped=skipped)
+
+
+def _checked_dialect(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:
+    """The file's dialect, once its header is known to name each column once and not too many."""
+    header = _read_header(path, spec)
+    if header:
+        check_width(path, header[1])  # before the sniffer, whose memory grows with the width
+    dialect = _sniff(con, path, spec)
+    # the sniffer renames a repeated name (amount → amount_1): the header as written
+    header = _read_header(path, SourceSpec(path, delimiter=dialect.delim, encoding=spec.encoding))
+    check_header(path, header[1] if header and len(header[1]) == len(dialect.columns) else dialect.columns)
+    check_width(path, dialect.columns)
+    return dialect
 
 
 @dataclass(frozen=True)
@@ -353,14 +355,6 @@ def _csv_quote(value: str, d: CsvDialect) -> str:
     if d.quote and (d.delim in value or d.quote in value):
         return d.quote + value.replace(d.quote, (d.escape or d.quote) + d.quote) + d.quote
     return value
-
-
-def _sniffed_delimiter(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
-    try:
-        row = con.execute(f"SELECT Delimiter FROM sniff_csv({quote_literal(path)})").fetchone()
-    except duckdb.Error:
-        return None
-    return str(row[0]) if row else None
 
 
 def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
@@ -470,7 +464,7 @@ _GOOD_JSON = (
 )
 
 
-def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scan:
+def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str], max_line: int) -> Scan:
     for f in files:
         for line, size, _ in long_lines(f, _JSON_LINE_MAX):
             raise SourceError(
@@ -483,22 +477,30 @@ def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str]) -> Scan:
         f"SELECT line, row_number() OVER () AS _line FROM read_csv({_file_list(files)}, columns={{'line': 'VARCHAR'}}, "
         "header=false, delim=chr(30), quote='', escape='', max_line_size=67108864, strict_mode=false)"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT * FROM ({lines}) WHERE trim(line) <> ''")
+    # each line is judged once (parsing a long line again in later queries costs memory)
+    # A line longer than max_line is set aside unparsed, as the CSV reader does: a value
+    # that long would cost the validating query far more memory than it has.
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT _line AS line, line AS raw, "
-        "CASE WHEN coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' "
+        f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT *, strlen(line) > {int(max_line)} AS _long, "
+        f"CASE WHEN strlen(line) > {int(max_line)} THEN false ELSE {_GOOD_JSON} END AS _ok "
+        f"FROM ({lines}) WHERE trim(line) <> ''"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT _line AS line, CASE WHEN _long THEN left(line, 200) || '…' ELSE line END AS raw, "
+        f"CASE WHEN _long THEN 'LINE SIZE OVER MAXIMUM: the line is ' || format('{{:,}}', strlen(line)) || ' bytes, longer than {int(max_line):,}' "
+        "WHEN coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' "
         "THEN 'malformed JSON: the object names a key twice' ELSE 'malformed JSON: not one JSON object per line' END AS error "
-        f"FROM _lines WHERE NOT ({_GOOD_JSON})"
+        "FROM _lines WHERE NOT _ok"
     )
     keys = [r[0] for r in con.sql(
         "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, min(_line) AS first FROM _lines "
-        f"WHERE {_GOOD_JSON} GROUP BY k) ORDER BY first"
+        "WHERE _ok GROUP BY k) ORDER BY first"
     ).fetchall()]
     if not keys:
         raise SourceError(f"{files[0]} holds no JSON objects", hint="expect one JSON object per line (JSON Lines)")
     cols = ", ".join(f"line ->> {quote_literal('$.' + _json_path_key(k))} AS {quote_ident(k)}" for k in keys)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _src AS SELECT {cols} FROM _lines WHERE {_GOOD_JSON} ORDER BY _line"
+        f"CREATE OR REPLACE TEMP VIEW _src AS SELECT {cols} FROM _lines WHERE _ok ORDER BY _line"
     )
     return Scan(columns=keys, text=True, files=files)
 

@@ -8,7 +8,13 @@ from strataml.spine.catalog import Catalog, utcnow
 from strataml.spine.events import Event, append_event, current_actor, list_events
 from strataml.spine.paths import check_name, confine, confine_key
 from strataml.spine.settings import Settings, load_settings
-from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions, user_code
+from strataml.spine.workspace import (
+    Definitions,
+    Workspace,
+    find_workspace,
+    load_definitions,
+    user_code,
+)
 
 __all__ = [
     "ArtifactStore",
@@ -26,8 +32,8 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "owner_tag",
     "sha256_file",
     "user_code",
     "utcnow",
-    "owner_tag",
 ]
