@@ -80,6 +80,14 @@ def test_errors_are_messages_not_tracebacks(ws: Path, python: str, cli_env: dict
     assert r.returncode == 2 and "STRATA_THREADS" in r.stderr
 
 
+def test_definitions_that_exit_make_ingest_fail_naming_the_line(ws: Path, python: str, cli_env: dict[str, str]) -> None:
+    (ws / "definitions.py").write_text("import strataml as st\nraise SystemExit(0)\n")
+    (ws / "t.csv").write_text("id\n1\n")
+    r = run(python, cli_env, "ingest", "t.csv", "--contract", "transactions", "--json", cwd=ws)
+    assert r.returncode != 0 and r.stdout == ""
+    assert f"{(ws / 'definitions.py').resolve()}:2: definitions.py raised SystemExit: 0" in r.stderr
+
+
 def test_failed_batch_exits_non_zero_with_a_report(ws: Path, python: str, cli_env: dict[str, str]) -> None:
     (ws / "definitions.py").write_text(
         "import strataml as st\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -53,10 +54,15 @@ def test_kill_at_each_step(tmp_path: Path, python: str, cli_env: dict[str, str],
     if not committed:
         with pytest.raises(NotFound):
             get_version(ws, "transactions")
+    # the killed process left its staging folder; the next write removes it
+    tmp = ws.root / ".strata" / "artifacts" / "tmp"
+    left = [p for p in tmp.iterdir() if f"~{proc.pid}~" in p.name]
+    assert left
     # the re-run succeeds and never duplicates rows
     rerun = _ingest(python, cli_env, ws.root, data)
     _out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err.decode()
+    assert not any(p.exists() for p in left) and list(tmp.iterdir()) == []
     v = get_version(ws, "transactions@latest")
     assert v.number == 1
     assert v.to_pandas()["tx_id"].is_unique
@@ -87,3 +93,33 @@ def test_kill_at_many_moments(tmp_path: Path, python: str, cli_env: dict[str, st
     assert df["tx_id"].is_unique
     clean = get_version(st.Workspace.open(scratch), "transactions@latest")
     assert v.rows == clean.rows  # exactly the good rows, once
+
+
+def test_gc_lists_then_removes_what_killed_writers_left(tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+    ws = st.Workspace.init(tmp_path / "ws")
+    data = synth.write_csv(synth.transactions(2000, seed=1), tmp_path / "a.csv")
+    assert _ingest(python, cli_env, ws.root, data).wait(timeout=120) == 0
+    # an object no catalog row names, older than the grace period; the version's files stay
+    stray = ws.artifacts.put_bytes(b"nobody refers to this")
+    killed = _ingest(python, cli_env, ws.root, data, "ingest.after_validate")
+    assert killed.wait(timeout=120) == -signal.SIGKILL
+    old = time.time() - 2 * 24 * 3600
+    for sha in (stray, *(f["sha256"] for f in get_version(ws, "transactions").files)):
+        os.utime(ws.artifacts.local_path(sha), (old, old))
+    ws.close()
+
+    def gc(*args: str) -> dict[str, object]:
+        r = subprocess.run([python, "-m", "strataml", "gc", "--json", *args], env=cli_env, cwd=ws.root, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+    listed = gc()
+    staging = [Path(str(e["path"])) for e in listed["staging"]]  # type: ignore[attr-defined]
+    assert staging and all(f"~{killed.pid}~" in p.name and p.exists() for p in staging)
+    assert [o["sha256"] for o in listed["objects"]] == [stray]  # type: ignore[attr-defined]
+    assert listed["applied"] is False and ws.artifacts.exists(stray)
+    removed = gc("--apply")
+    assert removed["bytes"] == listed["bytes"] and not any(p.exists() for p in staging)
+    assert not ws.artifacts.exists(stray)
+    assert gc() == {"applied": False, "staging": [], "objects": [], "bytes": 0, "objects_checked": True}
+    _assert_consistent(ws.root)

@@ -92,3 +92,13 @@ def test_a_refused_declaration_names_its_line_not_a_traceback(tmp_path: Path) ->
     with pytest.raises(UserCodeError, match="ZeroDivisionError") as info:
         _ = ws2.definitions
     assert "Traceback" in info.value.message
+
+
+@pytest.mark.parametrize("code", ["raise SystemExit(0)", "import sys; sys.exit(3)", "raise GeneratorExit", "raise SystemExit('bye')"])
+def test_anything_definitions_raise_is_an_error_naming_file_and_line(tmp_path: Path, code: str) -> None:
+    st.Workspace.init(tmp_path, example=False)
+    (tmp_path / "definitions.py").write_text(f"import strataml as st\n\n{code}\n")
+    ws = st.Workspace.open(tmp_path)
+    with pytest.raises(UserCodeError) as info:
+        _ = ws.definitions
+    assert info.value.message.startswith(f"{tmp_path / 'definitions.py'}:3: definitions.py raised ")
