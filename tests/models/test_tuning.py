@@ -88,3 +88,15 @@ def test_ray_engine_runs_trials_as_ray_tasks(loans_ws: st.Workspace, local_ray: 
     # the trials ran in Ray worker processes, not in this one
     workers = [get_run(loans_ws, c["id"])["tags"]["worker"]["pid"] for c in children]
     assert os.getpid() not in workers
+
+
+def test_a_space_function_that_exits_is_an_error_naming_its_line() -> None:
+    import optuna
+
+    from strataml.errors import UserCodeError
+
+    def space(trial: object) -> dict[str, object]:
+        raise SystemExit(0)
+
+    with pytest.raises(UserCodeError, match=r"test_tuning.py:\d+: the tune space function .*space raised SystemExit"):
+        st.Tune(space=space).suggest(optuna.trial.FixedTrial({}))

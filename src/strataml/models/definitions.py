@@ -14,6 +14,7 @@ from typing import Any
 
 from strataml.errors import ConfigError
 from strataml.models.metrics import METRICS, higher_is_better
+from strataml.spine import user_code
 from strataml.spine.paths import check_name
 
 
@@ -138,7 +139,8 @@ class Tune:
             else:
                 out[k] = trial.suggest_categorical(k, list(spec[1]))
         if self.space is not None:
-            out.update(self.space(trial))
+            with user_code(f"the tune space function {getattr(self.space, '__qualname__', 'space')}"):
+                out.update(self.space(trial))
         return out
 
 

@@ -21,6 +21,7 @@ from strataml.models.definitions import Model, Tune
 from strataml.models.metrics import higher_is_better
 from strataml.models.serialization import flavor
 from strataml.models.tracking import Run
+from strataml.spine import user_code
 from strataml.spine.workspace import Workspace
 
 #: the search space used when a LightGBM model declares none
@@ -183,4 +184,6 @@ def _fixed(space: Tune, trial: Any) -> dict[str, Any]:
     import optuna
 
     fixed = optuna.trial.FixedTrial(dict(trial.params))
-    return {k: v for k, v in space.space(fixed).items() if k not in trial.params}
+    with user_code(f"the tune space function {getattr(space.space, '__qualname__', 'space')}"):
+        drawn = space.space(fixed)
+    return {k: v for k, v in drawn.items() if k not in trial.params}
