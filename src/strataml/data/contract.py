@@ -256,7 +256,7 @@ def check_rule(where: str, rule: str, expr: str) -> None:
     )
     if not one_item or _parse(f"SELECT ({expr}\n)") != plain:
         raise ContractError(
-            f"{where}: rule {rule!r} is not one SQL expression: {expr!r}",
+            f"{where}: rule {rule!r} is not one expression: {expr!r}",
             hint="a rule is one SQL boolean over the row's columns, e.g. 'refund IS NULL OR refund <= amount' "
             "(no FROM, no ';', no unbalanced parentheses or comments)",
         )

@@ -459,8 +459,8 @@ def check_width(path: str, columns: list[str]) -> None:
 
 #: a line that is one JSON object naming each key once (a repeated key would hide a value)
 _GOOD_JSON = (
-    "(coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' "
-    "AND len(json_keys(line)) = len(list_distinct(json_keys(line))))"
+    "(CASE WHEN NOT coalesce(json_valid(line), false) THEN false WHEN json_type(line) <> 'OBJECT' THEN false "
+    "ELSE len(json_keys(line)) = len(list_distinct(json_keys(line))) END)"
 )
 
 
@@ -488,8 +488,9 @@ def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str], max_line: int)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _src_rejects AS SELECT _line AS line, CASE WHEN _long THEN left(line, 200) || '…' ELSE line END AS raw, "
         f"CASE WHEN _long THEN 'LINE SIZE OVER MAXIMUM: the line is ' || format('{{:,}}', strlen(line)) || ' bytes, longer than {int(max_line):,}' "
-        "WHEN coalesce(json_valid(line), false) AND json_type(line) = 'OBJECT' "
-        "THEN 'malformed JSON: the object names a key twice' ELSE 'malformed JSON: not one JSON object per line' END AS error "
+        "WHEN NOT coalesce(json_valid(line), false) THEN 'malformed JSON: not one JSON object per line' "
+        "WHEN json_type(line) <> 'OBJECT' THEN 'malformed JSON: not one JSON object per line' "
+        "ELSE 'malformed JSON: the object names a key twice' END AS error "
         "FROM _lines WHERE NOT _ok"
     )
     keys = [r[0] for r in con.sql(
