@@ -135,15 +135,19 @@ def user_code(what: str, path: Path | None = None, *, hint: str | None = None) -
     except KeyboardInterrupt:
         raise
     except StrataError as exc:
+        if path is None:
+            raise _wrapped(exc, what, path, hint) from exc
         # a declaration strataml refused: its message and the line that made it, not our internals
         where = _where(exc, path) or what
         raise UserCodeError(f"{where}: {exc.message}", hint=exc.hint or hint) from exc
     except BaseException as exc:
-        where = _where(exc, path) or what
-        tb = "\n" + "".join(traceback.format_exception(exc)) if path is not None else ""
-        raise UserCodeError(
-            f"{where}: {what} raised {type(exc).__name__}: {exc}{tb}", hint=hint or f"fix the error in {what}"
-        ) from exc
+        raise _wrapped(exc, what, path, hint) from exc
+
+
+def _wrapped(exc: BaseException, what: str, path: Path | None, hint: str | None) -> UserCodeError:
+    where = _where(exc, path) or what
+    tb = "\n" + "".join(traceback.format_exception(exc)) if path is not None else ""
+    return UserCodeError(f"{where}: {what} raised {type(exc).__name__}: {exc}{tb}", hint=hint or f"fix the error in {what}")
 
 
 def load_definitions(path: Path) -> Definitions:
