@@ -45,6 +45,7 @@ def serve(
 
     ws = open_workspace(workspace)
     ws.catalog  # noqa: B018 - migrate once before the workers start
+    _check_preload(ws, list(model or []))
     spec = {
         "workspace": str(ws.root), "preload": list(model or []), "rate": rate or None, "burst": burst if rate else None,
         "concurrency": concurrency, "timeout_ms": timeout_ms, "max_body_bytes": max_body, "max_batch": max_batch,
@@ -63,6 +64,24 @@ def serve(
         log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
         log_config=_log_config(log_level),
     )
+
+
+def _check_preload(ws: Any, names: list[str]) -> None:
+    """Load every ``--model`` once before the server starts: an unknown or tampered model
+    is a clear error and a non-zero exit, not a traceback from the workers' startup."""
+    from strataml.errors import IntegrityError, StrataError
+    from strataml.serving import RegistryModels, get_traffic
+
+    models = RegistryModels(ws)
+    for name in names:
+        traffic = get_traffic(ws.catalog, name)
+        ref = traffic.champion if traffic is not None else "champion"
+        try:
+            models.get(name, ref)
+        except IntegrityError as exc:
+            raise StrataError(f"cannot serve model {name}@{ref}: {exc.message}", hint=exc.hint) from None
+        except StrataError as exc:
+            raise StrataError(f"cannot serve model {name}@{ref}: {exc.message}", hint=exc.hint or f"'strata models show {name}'") from None
 
 
 def _log_config(level: str) -> dict[str, Any]:
@@ -134,7 +153,8 @@ def deploy_traffic(
 ) -> None:
     """Change a deployment's traffic; running gateways apply it without a restart."""
     from strataml.errors import ConfigError
-    from strataml.serving import get_traffic, set_traffic
+    from strataml.serving import RegistryModels, get_traffic, set_traffic
+    from strataml.serving.traffic import traffic_check
 
     ws = open_workspace(workspace)
 
@@ -162,9 +182,25 @@ def deploy_traffic(
             changes["default"] = json.loads(default)
         except json.JSONDecodeError:
             raise ConfigError(f"--default {default!r} is not JSON", hint="e.g. --default 0.0") from None
-    t = set_traffic(ws.catalog, name, changes, reason=reason) if changes else get_traffic(ws.catalog, name)
+    check = traffic_check(ws, RegistryModels(ws))
+    t = set_traffic(ws.catalog, name, changes, reason=reason, check=check) if changes else get_traffic(ws.catalog, name)
     doc = {"name": name, "traffic": None if t is None else t.model_dump(mode="json")}
     emit(doc, as_json, lambda d: kv(f"deployment {name}", d["traffic"] or {}))
+
+
+@deploy_app.command("delete")
+def deploy_delete(
+    name: Annotated[str, typer.Argument(help="deployment name")],
+    reason: Annotated[str | None, typer.Option(help="why (recorded in the event)")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a deployment (recorded as an event); its model then serves its champion alone."""
+    from strataml.serving.traffic import delete_traffic
+
+    ws = open_workspace(workspace)
+    old = delete_traffic(ws.catalog, name, reason=reason)
+    emit({"name": name, "deleted": True, "traffic": old.model_dump(mode="json")}, as_json, lambda d: console.print(f"deleted deployment {name}"))
 
 
 @predictions_app.command("query")

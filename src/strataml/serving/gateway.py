@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataml.errors import NotFound, StrataError, UnsafePath
+from strataml.errors import IntegrityError, NotFound, StrataError, UnsafePath
 from strataml.serving.audit import AuditLog, SeriesLines, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.batching import CallCost, MicroBatcher
@@ -45,7 +45,7 @@ from strataml.serving.servable import (
     RegistryModels,
     Servable,
 )
-from strataml.serving.traffic import Traffic, TrafficTable, route, set_traffic
+from strataml.serving.traffic import Traffic, TrafficTable, delete_traffic, route, set_traffic, traffic_check
 from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
@@ -62,6 +62,10 @@ class RateLimited(StrataError):
 
 class PredictionFailed(StrataError):
     """Every step of the fallback chain failed (HTTP 503)."""
+
+
+class ModelUnservable(StrataError):
+    """A model version cannot be served: its artifact failed its integrity check (HTTP 503)."""
 
 
 @dataclass
@@ -145,6 +149,8 @@ class Gateway:
         self.closed = False
         self._version = -1
         self._flushes_counted = 0
+        self._good: dict[str, Traffic] = {}  # per deployment, the last traffic whose champion loaded
+        self.unservable: dict[str, str] = {}  # NAME@REF → why it is refused (until the catalog changes)
 
     def sync_metrics(self) -> None:
         """Bring the Prometheus values up to date: the requests' tallies and the prediction log's flush count."""
@@ -177,6 +183,7 @@ class Gateway:
             try:
                 self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
                 if self._model_watcher.changed():
+                    self.unservable.clear()  # a restored artifact or a new version is tried again
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
@@ -248,10 +255,56 @@ class Gateway:
         hit = self.models.cached(name, ref)
         if hit is not None:
             return hit
+        why = self.unservable.get(f"{name}@{ref}")
+        if why is not None:
+            raise ModelUnservable(f"model {name}@{ref} is unservable: {why}", hint="GET /readyz with an admin key shows the problem")
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
-        except UnsafePath:
-            raise NotFound(f"no model named {name!r}", hint="GET /v1/models lists the models you may use") from None
+        except (UnsafePath, NotFound):  # the registry's message may name other models: a key learns only of its own
+            raise NotFound(f"model {name!r} has no servable version {ref[:130]!r}", hint="GET /v1/models lists the models you may use") from None
+        except IntegrityError as exc:  # the path stays in the log, out of the answer
+            log.error("model %s@%s refused: %s", name, ref, exc)
+            self.unservable[f"{name}@{ref}"] = "its artifact failed its integrity check"
+            raise ModelUnservable(f"model {name}@{ref} is unservable: its artifact failed its integrity check", hint="restore the artifact; the gateway's log names it") from None
+
+    async def _champion(self, name: str, tr: Traffic) -> tuple[Traffic, Servable]:
+        """The champion of ``tr``, loaded; when it no longer resolves or loads (the registry
+        changed under the gateway), the last traffic of ``name`` whose champion did."""
+        try:
+            s = await self.servable(name, tr.champion)
+        except (NotFound, ModelUnservable) as exc:
+            good = self._good.get(name)
+            if good is None or good is tr:
+                raise
+            log.warning("deployment %s: champion %s unavailable (%s); serving the last good traffic", name, tr.champion, exc.message)
+            return good, await self.servable(name, good.champion)
+        self._good[name] = tr
+        return tr, s
+
+    async def _without_champion(self, name: str, tr: Traffic, instances: list[dict[str, Any]], exc: StrataError) -> Prediction:
+        """The fallback chain when no champion can be loaded: the previous champion, then the declared default."""
+        if isinstance(exc, NotFound) and not self.traffic.is_configured(name):
+            raise exc  # an unknown model, not a broken deployment
+        failures = [{"step": f"model {name}@{tr.champion}", **describe_failure(exc)}]
+        try:
+            prev = await asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
+            if prev is not None:
+                s = await self.servable(name, f"v{prev.version}")
+                s.check_instances(instances)
+                _, preds = await self._run(s, instances, Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0))
+                self.metrics.fallbacks.labels(name, "previous_champion").inc()
+                return Prediction(name, s.version, preds, True, "fallback", "previous_champion", failures=failures)
+        except InputError:
+            raise
+        except Exception as e:
+            failures.append({"step": "previous champion", **describe_failure(e)})
+        if tr.default is not None:
+            self.metrics.fallbacks.labels(name, "default").inc()
+            return Prediction(name, 0, [tr.default] * len(instances), True, "fallback", "default", failures=failures)
+        raise PredictionFailed(
+            f"deployment {name!r} cannot load its champion and no fallback could answer: " + "; ".join(f"{f['step']}: {f['message']}" for f in failures),
+            hint=f"declare a default with 'strata deploy traffic {name} --default VALUE' or check the model",
+        )
 
     def batcher(self, s: Servable) -> MicroBatcher:
         """The micro-batcher of one model version."""
@@ -331,7 +384,13 @@ class Gateway:
         log's flush (None without a log): the caller must await it before answering."""
         t0 = time.perf_counter()
         tr = traffic or self.deployment(name)
-        champion = self.models.cached(name, tr.champion) or await self.servable(name, tr.champion)
+        champion = self.models.cached(name, tr.champion)
+        if champion is None:
+            try:
+                tr, champion = await self._champion(name, tr)
+            except (NotFound, ModelUnservable) as exc:
+                result = await self._without_champion(name, tr, instances, exc)
+                return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         ref, arm = route(tr, instances[0], champion.entity_keys)
         s = champion
         if ref != tr.champion:
@@ -447,9 +506,15 @@ class Gateway:
         """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
         from strataml.spine.events import current_actor  # noqa: F401  (actor is recorded by append_event)
 
-        new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason)
+        new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason, check=traffic_check(self.ws, self.models))
         self.traffic.refresh_if_changed()
         return new
+
+    def delete_traffic(self, name: str, reason: str | None) -> Traffic:
+        """Remove a deployment; this gateway applies it at once, others on their next request."""
+        old = delete_traffic(self.ws.catalog, name, reason=reason)
+        self.traffic.refresh_if_changed()
+        return old
 
     def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         """Move the champion alias of ``name`` back to its previous version."""
@@ -470,6 +535,8 @@ class Gateway:
             try:
                 await asyncio.wait_for(loop.run_in_executor(self.executor, fn), 2.0)
                 checks[name] = "ok"
+            except IntegrityError:
+                checks[name] = "IntegrityError: the artifact failed its integrity check (the gateway's log names it)"
             except Exception as exc:
                 checks[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -484,6 +551,8 @@ class Gateway:
         names = set(self.config.preload) | set(self.traffic.configured())
         for n in sorted(names):
             await check(f"model:{n}", functools.partial(self.models.get, n, self.traffic.get(n).champion))
+        for ref, why in list(self.unservable.items()):
+            checks[f"model:{ref}"] = f"unservable: {why}"
         ok = self.started and not self.admission.draining and all(v == "ok" for v in checks.values())
         return {"status": "ready" if ok else "not ready", "checks": checks, "draining": self.admission.draining}
 
