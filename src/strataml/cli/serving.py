@@ -27,6 +27,10 @@ def serve(
     concurrency: Annotated[int, typer.Option(help="requests in flight before answering 503")] = 512,
     timeout_ms: Annotated[float, typer.Option(help="default per-request deadline in ms")] = 2000.0,
     max_body: Annotated[int, typer.Option(help="largest accepted body in bytes")] = 1 << 20,
+    max_header_bytes: Annotated[int, typer.Option(help="largest request line and headers in bytes (431 beyond)")] = 16 * 1024,
+    max_headers: Annotated[int, typer.Option(help="most headers in a request (431 beyond)")] = 100,
+    header_timeout: Annotated[float, typer.Option(help="seconds to receive a request's headers (408 after)")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="seconds to receive a request's body once its headers arrived (408 after)")] = 30.0,
     max_batch: Annotated[int, typer.Option(help="largest coalesced model call in rows")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill, in ms")] = 0.0,
     cache: Annotated[str | None, typer.Option(help="response cache URL: memory:// (default) or redis://…")] = None,
@@ -51,17 +55,21 @@ def serve(
         "concurrency": concurrency, "timeout_ms": timeout_ms, "max_body_bytes": max_body, "max_batch": max_batch,
         "max_wait_ms": max_wait_ms, "cache_url": cache, "ratelimit_url": ratelimit, "trusted_proxies": list(trusted_proxy or []),
         "audit_fsync": fsync,
+        "edge": {"max_header_bytes": max_header_bytes, "max_headers": max_headers, "header_timeout_s": header_timeout, "body_timeout_s": body_timeout},
     }
     os.environ["STRATA_SERVE_SPEC"] = json.dumps(spec)
     if workers > 1:
         mp = ws.state_dir / "metrics" / str(os.getpid())
         mp.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
+    from strataml.serving.edge import EdgeLimits, EdgeProtocol
+
+    EdgeProtocol.limits = EdgeLimits(**spec["edge"])  # the workers read them from STRATA_SERVE_SPEC
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]binding to {host}: the gateway is reachable from other machines[/]")
     uvicorn.run(
         "strataml.serving.entry:app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
+        http=EdgeProtocol, log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
         log_config=_log_config(log_level),
     )
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -66,7 +66,7 @@ def _status(exc: BaseException) -> int:
     for kind, status in (
         (RateLimited, 429), (PayloadTooLarge, 413), (BadRequest, 400), (InputError, 422), (ConfigError, 422),
         (NotFound, 404), (UnsafePath, 404), (Overloaded, 503), (PredictionFailed, 503), (DeadlineExceeded, 504),
-        (ModelUnservable, 503), (IntegrityError, 500),  # an integrity error's message names a server path: logged, not answered
+        (ModelUnservable, 503), (IntegrityError, 500), (ClientDisconnect, 408),  # an integrity error's message names a server path: logged, not answered
     ):
         if isinstance(exc, kind):
             return status
