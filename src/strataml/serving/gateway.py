@@ -149,7 +149,6 @@ class Gateway:
         self.closed = False
         self._version = -1
         self._flushes_counted = 0
-        self._good: dict[str, Traffic] = {}  # per deployment, the last traffic whose champion loaded
         self.unservable: dict[str, str] = {}  # NAME@REF → why it is refused (until the catalog changes)
 
     def sync_metrics(self) -> None:
@@ -271,15 +270,19 @@ class Gateway:
         """The champion of ``tr``, loaded; when it no longer resolves or loads (the registry
         changed under the gateway), the last traffic of ``name`` whose champion did."""
         try:
-            s = await self.servable(name, tr.champion)
+            return tr, await self.servable(name, tr.champion)
         except (NotFound, ModelUnservable) as exc:
-            good = self._good.get(name)
-            if good is None or good is tr:
+            if not self.traffic.is_configured(name):
                 raise
-            log.warning("deployment %s: champion %s unavailable (%s); serving the last good traffic", name, tr.champion, exc.message)
-            return good, await self.servable(name, good.champion)
-        self._good[name] = tr
-        return tr, s
+            for good in self.traffic.earlier(name):
+                if good.champion != tr.champion:
+                    try:
+                        s = await self.servable(name, good.champion)
+                    except (NotFound, ModelUnservable):
+                        continue
+                    log.warning("deployment %s: champion %s unavailable (%s); serving its last good traffic", name, tr.champion, exc.message)
+                    return good, s
+            raise
 
     async def _without_champion(self, name: str, tr: Traffic, instances: list[dict[str, Any]], exc: StrataError) -> Prediction:
         """The fallback chain when no champion can be loaded: the previous champion, then the declared default."""

@@ -218,6 +218,7 @@ class TrafficTable:
         self._defaults: dict[str, Traffic] = {}
         self._seen: int | None = None
         self._lock = threading.Lock()
+        self._history: dict[str, list[Traffic]] = {}  # per deployment, the traffic it had before, oldest first
         self.generation = 0
 
     def refresh_if_changed(self, version: int | None = None) -> bool:
@@ -232,6 +233,9 @@ class TrafficTable:
             return False
         fresh = list_traffic(self.catalog)
         with self._lock:
+            for name, old in self._all.items():
+                if fresh.get(name) != old:
+                    self._history[name] = [*self._history.get(name, [])[-7:], old]
             self._all = fresh
             self.generation += 1
         return True
@@ -246,6 +250,10 @@ class TrafficTable:
                 if len(self._defaults) < 10_000:
                     self._defaults[name] = t
         return t
+
+    def earlier(self, name: str) -> list[Traffic]:
+        """The traffic ``name`` had before, newest first, then its implicit champion-only traffic."""
+        return [*reversed(self._history.get(name, [])), Traffic.model_validate({"model": name})]
 
     def is_configured(self, name: str) -> bool:
         """Whether ``name`` has a deployment in the catalog."""
