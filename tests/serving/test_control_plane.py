@@ -68,12 +68,14 @@ def test_http_refuses_traffic_that_cannot_be_served_and_deletes(workspace: st.Wo
         adm = bearer(keys["admin"])
         for method, name, body, words in (
             ("PUT", "fraud", {"champion": "v42"}, "champion 'v42' does not resolve"),
-            ("PATCH", "nosuch", {"rate": 5}, "does not resolve"),
+
             ("PATCH", "fraud", {"canary": {"ref": "v99", "weight": 0.5}}, "canary 'v99'"),
             ("PATCH", "fraud", {"canary": {"ref": "challenger", "weight": 0.6}, "ab": [{"ref": "champion", "weight": 0.6}]}, "more than 1"),
         ):
             r = c.request(method, f"/v1/deployments/{name}", json=body, headers=adm)
             assert r.status_code == 422 and words in r.json()["error"]["message"], (name, body, r.text)
+        r = c.patch("/v1/deployments/nosuch", json={"rate": 5}, headers=adm)
+        assert r.status_code == 404 and "no model named 'nosuch'" in r.json()["error"]["message"]
         assert c.get("/v1/deployments", headers=adm).json()["deployments"] == {}
         assert c.patch("/v1/deployments/fraud", json={"canary": {"ref": "challenger", "weight": 0.5}}, headers=adm).status_code == 200
         r = c.delete("/v1/deployments/fraud", headers=adm)

@@ -509,6 +509,8 @@ class Gateway:
         """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
         from strataml.spine.events import current_actor  # noqa: F401  (actor is recorded by append_event)
 
+        if name not in self.models.names():  # a deployment serves a model of its name
+            raise NotFound(f"no model named {name!r} to deploy", hint="GET /v1/models lists the models")
         new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason, check=traffic_check(self.ws, self.models))
         self.traffic.refresh_if_changed()
         return new

@@ -108,7 +108,8 @@ def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], *, public: bo
 
 def _infer_op(errors: tuple[int, ...]) -> dict[str, Any]:
     op = _op("Inference (Open Inference Protocol v2); binary tensor data with Inference-Header-Content-Length.", _json("InferResponse"), errors, body="InferRequest", name=True)
-    op["requestBody"]["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
+    op["description"] = ("A body may also be binary tensor data: the JSON header, then each input's bytes, its length "
+                         "in the Inference-Header-Content-Length header (the protocol's binary data extension).")
     op["responses"]["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
     return op
 
