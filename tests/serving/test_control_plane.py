@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 import strataml as st
-from strataml.errors import ConfigError
+from strataml.errors import ConfigError, NotFound
 from strataml.serving import create_key, from_lightgbm, get_traffic, set_traffic
-from strataml.errors import NotFound
 from strataml.serving.traffic import check_traffic
 from strataml.spine.events import list_events
 

@@ -50,12 +50,13 @@ def serve(
     ws = open_workspace(workspace)
     ws.catalog  # noqa: B018 - migrate once before the workers start
     _check_preload(ws, list(model or []))
+    edge = {"max_header_bytes": max_header_bytes, "max_headers": max_headers, "header_timeout_s": header_timeout, "body_timeout_s": body_timeout}
     spec = {
         "workspace": str(ws.root), "preload": list(model or []), "rate": rate or None, "burst": burst if rate else None,
         "concurrency": concurrency, "timeout_ms": timeout_ms, "max_body_bytes": max_body, "max_batch": max_batch,
         "max_wait_ms": max_wait_ms, "cache_url": cache, "ratelimit_url": ratelimit, "trusted_proxies": list(trusted_proxy or []),
         "audit_fsync": fsync,
-        "edge": {"max_header_bytes": max_header_bytes, "max_headers": max_headers, "header_timeout_s": header_timeout, "body_timeout_s": body_timeout},
+        "edge": edge,
     }
     os.environ["STRATA_SERVE_SPEC"] = json.dumps(spec)
     if workers > 1:
@@ -64,7 +65,7 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     from strataml.serving.edge import EdgeLimits, EdgeProtocol
 
-    EdgeProtocol.limits = EdgeLimits(**spec["edge"])  # the workers read them from STRATA_SERVE_SPEC
+    EdgeProtocol.limits = EdgeLimits(max_header_bytes, max_headers, header_timeout, body_timeout)  # the workers read them from STRATA_SERVE_SPEC
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]binding to {host}: the gateway is reachable from other machines[/]")
     uvicorn.run(

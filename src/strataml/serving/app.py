@@ -34,7 +34,8 @@ from strataml.errors import ConfigError, IntegrityError, NotFound, StrataError, 
 from strataml.serving import oip
 from strataml.serving.auth import ApiKey, AuthError
 from strataml.serving.bodies import BadRequest, BodyReader, PayloadTooLarge
-from strataml.serving.gateway import Gateway, GatewayConfig, ModelUnservable, PredictionFailed, RateLimited
+from strataml.serving.continuity import ModelUnservable, PredictionFailed
+from strataml.serving.gateway import Gateway, GatewayConfig, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded
 from strataml.serving.servable import InputError, ModelProvider
@@ -288,10 +289,8 @@ class HttpGateway:
 
     async def server_metadata(self, request: Request) -> Response:
         """``GET /v2``: the server's name, version and protocol extensions."""
-        import strataml
-
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
-            return {"name": "strataml", "version": strataml.__version__, "extensions": oip.EXTENSIONS}, {}
+            return {"name": "strataml", "version": openapi_document()["info"]["version"], "extensions": oip.EXTENSIONS}, {}
 
         return await self.handle(request, "v2.server", lambda r: "", body)
 
@@ -360,11 +359,11 @@ class HttpGateway:
             else:
                 out = {"name": "predictions", "datatype": "FP64", "shape": [len(preds)], "data": preds}
             resp = {"model_name": res.model, "model_version": str(res.version), "id": client_id or rid, "outputs": [out], "parameters": {"request_id": rid, "degraded": res.degraded}}
-            labels = {"model": name, "version": str(res.version)}
+            series = {"model": name, "version": str(res.version)}
             if not oip.wants_binary(doc):
-                return resp, labels
+                return resp, series
             payload, headers = oip.encode_response(resp, True)
-            return Response(payload, 200, {**headers, "x-request-id": rid}), labels
+            return Response(payload, 200, {**headers, "x-request-id": rid}), series
 
         return await self.handle(request, "v2.infer", self._predict_scope, body)
 

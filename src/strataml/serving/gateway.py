@@ -27,6 +27,12 @@ from strataml.serving.audit import AuditLog, SeriesLines, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
+from strataml.serving.continuity import (
+    ModelUnservable,
+    PredictionFailed,
+    champion_or_earlier,
+    without_champion,
+)
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Limit, RateLimiter, open_buckets
 from strataml.serving.resilience import (
@@ -45,7 +51,14 @@ from strataml.serving.servable import (
     RegistryModels,
     Servable,
 )
-from strataml.serving.traffic import Traffic, TrafficTable, delete_traffic, route, set_traffic, traffic_check
+from strataml.serving.traffic import (
+    Traffic,
+    TrafficTable,
+    delete_traffic,
+    route,
+    set_traffic,
+    traffic_check,
+)
 from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
@@ -60,12 +73,6 @@ class RateLimited(StrataError):
         self.retry_after = retry_after
 
 
-class PredictionFailed(StrataError):
-    """Every step of the fallback chain failed (HTTP 503)."""
-
-
-class ModelUnservable(StrataError):
-    """A model version cannot be served: its artifact failed its integrity check (HTTP 503)."""
 
 
 @dataclass
@@ -266,49 +273,6 @@ class Gateway:
             self.unservable[f"{name}@{ref}"] = "its artifact failed its integrity check"
             raise ModelUnservable(f"model {name}@{ref} is unservable: its artifact failed its integrity check", hint="restore the artifact; the gateway's log names it") from None
 
-    async def _champion(self, name: str, tr: Traffic) -> tuple[Traffic, Servable]:
-        """The champion of ``tr``, loaded; when it no longer resolves or loads (the registry
-        changed under the gateway), the last traffic of ``name`` whose champion did."""
-        try:
-            return tr, await self.servable(name, tr.champion)
-        except (NotFound, ModelUnservable) as exc:
-            if not self.traffic.is_configured(name):
-                raise
-            for good in self.traffic.earlier(name):
-                if good.champion != tr.champion:
-                    try:
-                        s = await self.servable(name, good.champion)
-                    except (NotFound, ModelUnservable):
-                        continue
-                    log.warning("deployment %s: champion %s unavailable (%s); serving its last good traffic", name, tr.champion, exc.message)
-                    return good, s
-            raise
-
-    async def _without_champion(self, name: str, tr: Traffic, instances: list[dict[str, Any]], exc: StrataError) -> Prediction:
-        """The fallback chain when no champion can be loaded: the previous champion, then the declared default."""
-        if isinstance(exc, NotFound) and not self.traffic.is_configured(name):
-            raise exc  # an unknown model, not a broken deployment
-        failures = [{"step": f"model {name}@{tr.champion}", **describe_failure(exc)}]
-        try:
-            prev = await asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
-            if prev is not None:
-                s = await self.servable(name, f"v{prev.version}")
-                s.check_instances(instances)
-                _, preds = await self._run(s, instances, Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0))
-                self.metrics.fallbacks.labels(name, "previous_champion").inc()
-                return Prediction(name, s.version, preds, True, "fallback", "previous_champion", failures=failures)
-        except InputError:
-            raise
-        except Exception as e:
-            failures.append({"step": "previous champion", **describe_failure(e)})
-        if tr.default is not None:
-            self.metrics.fallbacks.labels(name, "default").inc()
-            return Prediction(name, 0, [tr.default] * len(instances), True, "fallback", "default", failures=failures)
-        raise PredictionFailed(
-            f"deployment {name!r} cannot load its champion and no fallback could answer: " + "; ".join(f"{f['step']}: {f['message']}" for f in failures),
-            hint=f"declare a default with 'strata deploy traffic {name} --default VALUE' or check the model",
-        )
-
     def batcher(self, s: Servable) -> MicroBatcher:
         """The micro-batcher of one model version."""
         return self._lane(s)[0]
@@ -390,9 +354,10 @@ class Gateway:
         champion = self.models.cached(name, tr.champion)
         if champion is None:
             try:
-                tr, champion = await self._champion(name, tr)
+                tr, champion = await champion_or_earlier(self, name, tr)
             except (NotFound, ModelUnservable) as exc:
-                result = await self._without_champion(name, tr, instances, exc)
+                version, preds, how, failures = await without_champion(self, name, tr, instances, exc)
+                result = Prediction(name, version, preds, True, "fallback", how, failures=failures)
                 return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         ref, arm = route(tr, instances[0], champion.entity_keys)
         s = champion
