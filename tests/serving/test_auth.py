@@ -48,7 +48,7 @@ def test_every_route_but_health_needs_a_key(client, keys) -> None:
                 assert anon.headers["www-authenticate"].startswith("Bearer")
                 checked += 1
     assert checked >= 10
-    assert {"/healthz", "/readyz", "/metrics"} == PUBLIC
+    assert {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"} == PUBLIC
 
 
 def test_scopes_are_enforced(client, keys) -> None:

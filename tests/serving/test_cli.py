@@ -52,6 +52,9 @@ def test_serve_keys_traffic_predictions_and_batch(tmp_path: Path, python: str, c
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # the edge's header limit
+            raw.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 20_000 + b"\r\n\r\n")
+            assert raw.recv(65536).startswith(b"HTTP/1.1 431")
         h = {"authorization": f"Bearer {created['key']}"}
         for i in range(10):
             r = httpx.post(f"{base}/v1/models/fraud/predict", json={"instances": [{"user_id": f"u{i}", "amount_now": 10.0 * i}]}, headers=h)

@@ -55,8 +55,9 @@ def test_deployment_serves_the_onnx_export(reg_ws: st.Workspace) -> None:
     )
     set_traffic(reg_ws.catalog, "fraud", {"runtime": "onnx"}, reason="serve ONNX")
     key = create_key(reg_ws.catalog, ["predict:fraud"])[1]
+    admin = create_key(reg_ws.catalog, ["admin"])[1]
     with make_client(reg_ws, None, preload=("fraud",)) as c:
-        assert c.get("/readyz").json()["checks"]["model:fraud"] == "ok"
+        assert c.get("/readyz", headers=bearer(admin)).json()["checks"]["model:fraud"] == "ok"
         r = c.post("/v1/models/fraud/predict", json={"instances": INSTANCES}, headers=bearer(key))
         assert r.status_code == 200, r.text
         doc = r.json()

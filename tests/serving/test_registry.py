@@ -35,8 +35,9 @@ def _expected(ws: st.Workspace, version: int, insts: list[dict]) -> list[float]:
 def test_serves_registry_model_with_online_and_request_features(reg_ws) -> None:
     key = create_key(reg_ws.catalog, ["predict:fraud"])[1]
     insts = [{"user_id": "u3", "amount_now": 12.5}, {"user_id": "u17", "amount_now": 140.0}, {"user_id": "nobody", "amount_now": 80.0}]
+    admin = create_key(reg_ws.catalog, ["admin"])[1]
     with make_client(reg_ws, None, preload=("fraud",)) as c:
-        assert c.get("/readyz").json()["checks"]["model:fraud"] == "ok"
+        assert c.get("/readyz", headers=bearer(admin)).json()["checks"]["model:fraud"] == "ok"
         r = c.post("/v1/models/fraud/predict", json={"instances": insts}, headers=bearer(key))
         assert r.status_code == 200, r.text
         doc = r.json()

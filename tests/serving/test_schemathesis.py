@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
@@ -49,3 +50,43 @@ def test_document_covers_every_route() -> None:
         if isinstance(r, Route):
             assert r.path in doc["paths"], r.path
             assert {m.lower() for m in (r.methods or set()) if m != "HEAD"} <= set(doc["paths"][r.path])
+
+
+
+_PREDICT = create_key(_ws.catalog, ["predict:fraud"])[1]
+
+
+def _authed(secret: str) -> schemathesis.BaseSchema:
+    """The document, with schemathesis sending ``secret`` as the bearer key (its auth checks know it)."""
+    s = schemathesis.openapi.from_dict(openapi_document())
+    s.app = app
+
+    @s.auth()
+    class Bearer:
+        def get(self, case, ctx):  # type: ignore[no-untyped-def]
+            return secret
+
+        def set(self, case, data, ctx):  # type: ignore[no-untyped-def]
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+    return s
+
+
+admin_schema = _authed(_ADMIN)
+predict_schema = _authed(_PREDICT)
+
+
+@pytest.mark.slow
+@admin_schema.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_answer_matches_the_document_with_an_admin_key(case) -> None:
+    """Every check schemathesis has, with an admin key."""
+    case.call_and_validate()
+
+
+@pytest.mark.slow
+@predict_schema.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_answer_matches_the_document_with_a_predict_key(case) -> None:
+    """Every check schemathesis has, with a key that may only predict."""
+    case.call_and_validate()

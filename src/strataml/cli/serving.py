@@ -27,6 +27,10 @@ def serve(
     concurrency: Annotated[int, typer.Option(help="requests in flight before answering 503")] = 512,
     timeout_ms: Annotated[float, typer.Option(help="default per-request deadline in ms")] = 2000.0,
     max_body: Annotated[int, typer.Option(help="largest accepted body in bytes")] = 1 << 20,
+    max_header_bytes: Annotated[int, typer.Option(help="largest request line and headers in bytes (431 beyond)")] = 16 * 1024,
+    max_headers: Annotated[int, typer.Option(help="most headers in a request (431 beyond)")] = 100,
+    header_timeout: Annotated[float, typer.Option(help="seconds to receive a request's headers (408 after)")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="seconds to receive a request's body once its headers arrived (408 after)")] = 30.0,
     max_batch: Annotated[int, typer.Option(help="largest coalesced model call in rows")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill, in ms")] = 0.0,
     cache: Annotated[str | None, typer.Option(help="response cache URL: memory:// (default) or redis://…")] = None,
@@ -45,24 +49,48 @@ def serve(
 
     ws = open_workspace(workspace)
     ws.catalog  # noqa: B018 - migrate once before the workers start
+    _check_preload(ws, list(model or []))
+    edge = {"max_header_bytes": max_header_bytes, "max_headers": max_headers, "header_timeout_s": header_timeout, "body_timeout_s": body_timeout}
     spec = {
         "workspace": str(ws.root), "preload": list(model or []), "rate": rate or None, "burst": burst if rate else None,
         "concurrency": concurrency, "timeout_ms": timeout_ms, "max_body_bytes": max_body, "max_batch": max_batch,
         "max_wait_ms": max_wait_ms, "cache_url": cache, "ratelimit_url": ratelimit, "trusted_proxies": list(trusted_proxy or []),
         "audit_fsync": fsync,
+        "edge": edge,
     }
     os.environ["STRATA_SERVE_SPEC"] = json.dumps(spec)
     if workers > 1:
         mp = ws.state_dir / "metrics" / str(os.getpid())
         mp.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
+    from strataml.serving.edge import EdgeLimits, EdgeProtocol
+
+    EdgeProtocol.limits = EdgeLimits(max_header_bytes, max_headers, header_timeout, body_timeout)  # the workers read them from STRATA_SERVE_SPEC
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]binding to {host}: the gateway is reachable from other machines[/]")
     uvicorn.run(
         "strataml.serving.entry:app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
+        http=EdgeProtocol, log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
         log_config=_log_config(log_level),
     )
+
+
+def _check_preload(ws: Any, names: list[str]) -> None:
+    """Load every ``--model`` once before the server starts: an unknown or tampered model
+    is a clear error and a non-zero exit, not a traceback from the workers' startup."""
+    from strataml.errors import IntegrityError, StrataError
+    from strataml.serving import RegistryModels, get_traffic
+
+    models = RegistryModels(ws)
+    for name in names:
+        traffic = get_traffic(ws.catalog, name)
+        ref = traffic.champion if traffic is not None else "champion"
+        try:
+            models.get(name, ref)
+        except IntegrityError as exc:
+            raise StrataError(f"cannot serve model {name}@{ref}: {exc.message}", hint=exc.hint) from None
+        except StrataError as exc:
+            raise StrataError(f"cannot serve model {name}@{ref}: {exc.message}", hint=exc.hint or f"'strata models show {name}'") from None
 
 
 def _log_config(level: str) -> dict[str, Any]:
@@ -134,7 +162,8 @@ def deploy_traffic(
 ) -> None:
     """Change a deployment's traffic; running gateways apply it without a restart."""
     from strataml.errors import ConfigError
-    from strataml.serving import get_traffic, set_traffic
+    from strataml.serving import RegistryModels, get_traffic, set_traffic
+    from strataml.serving.traffic import traffic_check
 
     ws = open_workspace(workspace)
 
@@ -162,9 +191,25 @@ def deploy_traffic(
             changes["default"] = json.loads(default)
         except json.JSONDecodeError:
             raise ConfigError(f"--default {default!r} is not JSON", hint="e.g. --default 0.0") from None
-    t = set_traffic(ws.catalog, name, changes, reason=reason) if changes else get_traffic(ws.catalog, name)
+    check = traffic_check(ws, RegistryModels(ws))
+    t = set_traffic(ws.catalog, name, changes, reason=reason, check=check) if changes else get_traffic(ws.catalog, name)
     doc = {"name": name, "traffic": None if t is None else t.model_dump(mode="json")}
     emit(doc, as_json, lambda d: kv(f"deployment {name}", d["traffic"] or {}))
+
+
+@deploy_app.command("delete")
+def deploy_delete(
+    name: Annotated[str, typer.Argument(help="deployment name")],
+    reason: Annotated[str | None, typer.Option(help="why (recorded in the event)")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a deployment (recorded as an event); its model then serves its champion alone."""
+    from strataml.serving.traffic import delete_traffic
+
+    ws = open_workspace(workspace)
+    old = delete_traffic(ws.catalog, name, reason=reason)
+    emit({"name": name, "deleted": True, "traffic": old.model_dump(mode="json")}, as_json, lambda d: console.print(f"deleted deployment {name}"))
 
 
 @predictions_app.command("query")

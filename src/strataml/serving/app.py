@@ -1,7 +1,9 @@
 """The HTTP gateway: routes, errors, OpenAPI, metrics and access logs.
 
-Every route but ``/healthz``, ``/readyz`` and ``/metrics`` needs an API key
-(deny by default: a route is public only if it is listed in :data:`PUBLIC`).
+Every route but the probes (``/healthz``, ``/readyz``, ``/v2/health/live``,
+``/v2/health/ready``) and ``/metrics`` needs an API key (deny by default: a route is
+public only if it is listed in :data:`PUBLIC`); a public probe says ready or not and
+nothing more, its details are for admin keys.
 Bodies are read and checked by :mod:`strataml.serving.bodies` (413, 400, 422), then
 against the model's signature (422 naming the field). Errors are JSON:
 ``{"error": {"status", "type", "message", "hint", "details"}, "request_id"}``.
@@ -23,22 +25,24 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
+from strataml.errors import ConfigError, IntegrityError, NotFound, StrataError, UnsafePath
+from strataml.serving import oip
 from strataml.serving.auth import ApiKey, AuthError
 from strataml.serving.bodies import BadRequest, BodyReader, PayloadTooLarge
-from strataml.serving.gateway import Gateway, GatewayConfig, PredictionFailed, RateLimited
+from strataml.serving.continuity import ModelUnservable, PredictionFailed
+from strataml.serving.gateway import Gateway, GatewayConfig, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded
 from strataml.serving.servable import InputError, ModelProvider
 from strataml.spine.paths import check_name
 from strataml.spine.workspace import Workspace
 
-PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 access_log = logging.getLogger("strataml.serving.access")
 log = logging.getLogger("strataml.serving")
@@ -63,6 +67,7 @@ def _status(exc: BaseException) -> int:
     for kind, status in (
         (RateLimited, 429), (PayloadTooLarge, 413), (BadRequest, 400), (InputError, 422), (ConfigError, 422),
         (NotFound, 404), (UnsafePath, 404), (Overloaded, 503), (PredictionFailed, 503), (DeadlineExceeded, 504),
+        (ModelUnservable, 503), (IntegrityError, 500), (ClientDisconnect, 408),  # an integrity error's message names a server path: logged, not answered
     ):
         if isinstance(exc, kind):
             return status
@@ -251,8 +256,52 @@ class HttpGateway:
         return json_response({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        """Ready or not; the checks behind the answer only for an admin key."""
         doc = await self.gw.ready()
-        return json_response(doc, 200 if doc["status"] == "ready" else 503)
+        admin = False
+        if request.headers.get("authorization"):
+            try:
+                self.gw.authorize(request.headers.get("authorization"), "admin")
+                admin = True
+            except AuthError:
+                pass
+        out: dict[str, Any] = {"status": doc["status"]}
+        if admin:
+            out.update(checks=doc["checks"], draining=doc["draining"])
+        if doc["status"] == "ready":
+            return json_response(out)
+        rid = self.request_id(request.headers.get("x-request-id"))
+        err = {"status": 503, "type": "NotReady", "message": "the gateway is not ready", "hint": "an admin key sees the failing checks" if not admin else None}
+        return json_response({**out, "error": err, "request_id": rid}, 503, {"x-request-id": rid})
+
+    async def live_v2(self, request: Request) -> Response:
+        """``GET /v2/health/live`` (Open Inference Protocol)."""
+        return json_response({"live": True})
+
+    async def ready_v2(self, request: Request) -> Response:
+        """``GET /v2/health/ready``: 200 when ready, else 503."""
+        ready = (await self.gw.ready())["status"] == "ready"
+        if ready:
+            return json_response({"ready": True})
+        rid = self.request_id(request.headers.get("x-request-id"))
+        err = {"status": 503, "type": "NotReady", "message": "the gateway is not ready", "hint": "GET /readyz with an admin key shows the failing checks"}
+        return json_response({"ready": False, "error": err, "request_id": rid}, 503, {"x-request-id": rid})
+
+    async def server_metadata(self, request: Request) -> Response:
+        """``GET /v2``: the server's name, version and protocol extensions."""
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            return {"name": "strataml", "version": openapi_document()["info"]["version"], "extensions": oip.EXTENSIONS}, {}
+
+        return await self.handle(request, "v2.server", lambda r: "", body)
+
+    async def model_ready(self, request: Request) -> Response:
+        """``GET /v2/models/{name}/ready``: 200 when the champion loads, 503 when it cannot be served."""
+        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
+            name = self._name(r)
+            s = await self.gw.servable(name, self.gw.deployment(name).champion)
+            return {"name": name, "ready": True, "version": str(s.version)}, {"model": name}
+
+        return await self.handle(request, "v2.ready", self._predict_scope, body)
 
     async def metrics(self, request: Request) -> Response:
         from strataml.serving.metrics import CONTENT_TYPE
@@ -297,9 +346,10 @@ class HttpGateway:
             name = self._name(r)
             tr = self.gw.deployment(name)
             self.gw.rate_limit(key, name, tr)
-            doc = await self.read_json(r)
+            raw = await self.bodies.read(r.headers.get("content-length"), r.stream())
+            doc = oip.decode_request(raw, r.headers.get("inference-header-content-length"), self.bodies.decode)
             champion = await self.gw.servable(name, tr.champion)
-            instances, client_id = self.bodies.infer_instances(doc, champion.feature_names())
+            instances, client_id = self.bodies.infer_instances(doc, [i["name"] for i in oip.request_inputs(champion)])
             res = await self.gw.predict(name, instances, key, rid, "v2.infer", tr)
             preds = res.predictions
             if preds and isinstance(preds[0], dict):
@@ -309,7 +359,11 @@ class HttpGateway:
             else:
                 out = {"name": "predictions", "datatype": "FP64", "shape": [len(preds)], "data": preds}
             resp = {"model_name": res.model, "model_version": str(res.version), "id": client_id or rid, "outputs": [out], "parameters": {"request_id": rid, "degraded": res.degraded}}
-            return resp, {"model": name, "version": str(res.version)}
+            series = {"model": name, "version": str(res.version)}
+            if not oip.wants_binary(doc):
+                return resp, series
+            payload, headers = oip.encode_response(resp, True)
+            return Response(payload, 200, {**headers, "x-request-id": rid}), series
 
         return await self.handle(request, "v2.infer", self._predict_scope, body)
 
@@ -317,9 +371,7 @@ class HttpGateway:
         async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
             name = self._name(r)
             s = await self.gw.servable(name, self.gw.deployment(name).champion)
-            dtype = {"float": "FP64", "int": "INT64", "bool": "BOOL"}
-            inputs = [{"name": f.name, "datatype": dtype.get(f.type, "BYTES"), "shape": [-1]} for f in s.features]
-            return {"name": name, "versions": [str(s.version)], "platform": "strataml", "inputs": inputs, "outputs": [{"name": "predictions", "datatype": "FP64", "shape": [-1]}], "output_kind": s.output}, {"model": name}
+            return oip.model_metadata(name, s), {"model": name}
 
         return await self.handle(request, "v2.metadata", self._predict_scope, body)
 
@@ -338,6 +390,9 @@ class HttpGateway:
             name = self._name(r)
             if r.method == "GET":
                 return {"name": name, "traffic": self.gw.deployment(name).model_dump(mode="json")}, {"model": name}
+            if r.method == "DELETE":
+                old = self.gw.delete_traffic(name, f"deleted through the gateway by key {key.id if key else '-'}")
+                return {"name": name, "deleted": True, "traffic": old.model_dump(mode="json")}, {"model": name}
             doc = await self.read_json(r)
             if not isinstance(doc, dict):
                 raise InputError("the body must be an object of traffic settings")
@@ -366,10 +421,14 @@ class HttpGateway:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{name}/predict", self.predict, methods=["POST"]),
             Route("/v1/models/{name}/rollback", self.rollback, methods=["POST"]),
+            Route("/v2", self.server_metadata, methods=["GET"]),
+            Route("/v2/health/live", self.live_v2, methods=["GET"]),
+            Route("/v2/health/ready", self.ready_v2, methods=["GET"]),
             Route("/v2/models/{name}", self.model_metadata, methods=["GET"]),
+            Route("/v2/models/{name}/ready", self.model_ready, methods=["GET"]),
             Route("/v2/models/{name}/infer", self.infer, methods=["POST"]),
             Route("/v1/deployments", self.deployments, methods=["GET"]),
-            Route("/v1/deployments/{name}", self.deployment, methods=["GET", "PUT", "PATCH"]),
+            Route("/v1/deployments/{name}", self.deployment, methods=["GET", "PUT", "PATCH", "DELETE"]),
         ]
 
 
@@ -415,7 +474,8 @@ def create_app(ws: Workspace, models: ModelProvider | None = None, config: Gatew
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         msg = "no such route" if status == 404 else "method not allowed on this route"
-        return json_response({"error": {"status": status, "type": "NotFound" if status == 404 else "MethodNotAllowed", "message": f"{msg}: {request.method} {request.url.path[:200]}", "hint": "GET /openapi.json (with a key) lists every route"}}, status)
+        headers = dict(getattr(exc, "headers", None) or {})  # a 405 names the allowed methods in Allow
+        return json_response({"error": {"status": status, "type": "NotFound" if status == 404 else "MethodNotAllowed", "message": f"{msg}: {request.method} {request.url.path[:200]}", "hint": "GET /openapi.json (with a key) lists every route"}}, status, headers)
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_found)

@@ -51,6 +51,10 @@ class BodyReader:
     async def parse(self, declared: str | None, stream: AsyncIterator[bytes]) -> Any:
         """A body of ``declared`` length (``Content-Length``) read from ``stream`` in bounded
         chunks and parsed: 413 beyond the limit, 400 for invalid or too deeply nested JSON."""
+        return self.decode(await self.read(declared, stream))
+
+    async def read(self, declared: str | None, stream: AsyncIterator[bytes]) -> bytes:
+        """A body's bytes, read as :meth:`parse` does (413 beyond the limit)."""
         self.check_declared(declared)
         limit = self.cfg.max_body_bytes
         chunks: list[bytes] = []
@@ -60,7 +64,7 @@ class BodyReader:
             if size > limit:
                 raise self.too_large()
             chunks.append(chunk)
-        return self.decode(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def receive(self, declared: str | None, receive: Receive) -> Any:
         """:meth:`parse` on raw ASGI messages; a body that came in one message (the

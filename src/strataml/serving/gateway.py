@@ -22,11 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataml.errors import NotFound, StrataError, UnsafePath
+from strataml.errors import IntegrityError, NotFound, StrataError, UnsafePath
 from strataml.serving.audit import AuditLog, SeriesLines, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
+from strataml.serving.continuity import (
+    ModelUnservable,
+    PredictionFailed,
+    champion_or_earlier,
+    without_champion,
+)
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Limit, RateLimiter, open_buckets
 from strataml.serving.resilience import (
@@ -45,7 +51,14 @@ from strataml.serving.servable import (
     RegistryModels,
     Servable,
 )
-from strataml.serving.traffic import Traffic, TrafficTable, route, set_traffic
+from strataml.serving.traffic import (
+    Traffic,
+    TrafficTable,
+    delete_traffic,
+    route,
+    set_traffic,
+    traffic_check,
+)
 from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
@@ -60,8 +73,6 @@ class RateLimited(StrataError):
         self.retry_after = retry_after
 
 
-class PredictionFailed(StrataError):
-    """Every step of the fallback chain failed (HTTP 503)."""
 
 
 @dataclass
@@ -145,6 +156,7 @@ class Gateway:
         self.closed = False
         self._version = -1
         self._flushes_counted = 0
+        self.unservable: dict[str, str] = {}  # NAME@REF → why it is refused (until the catalog changes)
 
     def sync_metrics(self) -> None:
         """Bring the Prometheus values up to date: the requests' tallies and the prediction log's flush count."""
@@ -177,6 +189,7 @@ class Gateway:
             try:
                 self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
                 if self._model_watcher.changed():
+                    self.unservable.clear()  # a restored artifact or a new version is tried again
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
@@ -248,10 +261,17 @@ class Gateway:
         hit = self.models.cached(name, ref)
         if hit is not None:
             return hit
+        why = self.unservable.get(f"{name}@{ref}")
+        if why is not None:
+            raise ModelUnservable(f"model {name}@{ref} is unservable: {why}", hint="GET /readyz with an admin key shows the problem")
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
-        except UnsafePath:
-            raise NotFound(f"no model named {name!r}", hint="GET /v1/models lists the models you may use") from None
+        except (UnsafePath, NotFound):  # the registry's message may name other models: a key learns only of its own
+            raise NotFound(f"model {name!r} has no servable version {ref[:130]!r}", hint="GET /v1/models lists the models you may use") from None
+        except IntegrityError as exc:  # the path stays in the log, out of the answer
+            log.error("model %s@%s refused: %s", name, ref, exc)
+            self.unservable[f"{name}@{ref}"] = "its artifact failed its integrity check"
+            raise ModelUnservable(f"model {name}@{ref} is unservable: its artifact failed its integrity check", hint="restore the artifact; the gateway's log names it") from None
 
     def batcher(self, s: Servable) -> MicroBatcher:
         """The micro-batcher of one model version."""
@@ -331,7 +351,14 @@ class Gateway:
         log's flush (None without a log): the caller must await it before answering."""
         t0 = time.perf_counter()
         tr = traffic or self.deployment(name)
-        champion = self.models.cached(name, tr.champion) or await self.servable(name, tr.champion)
+        champion = self.models.cached(name, tr.champion)
+        if champion is None:
+            try:
+                tr, champion = await champion_or_earlier(self, name, tr)
+            except (NotFound, ModelUnservable) as exc:
+                version, preds, how, failures = await without_champion(self, name, tr, instances, exc)
+                result = Prediction(name, version, preds, True, "fallback", how, failures=failures)
+                return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         ref, arm = route(tr, instances[0], champion.entity_keys)
         s = champion
         if ref != tr.champion:
@@ -447,9 +474,17 @@ class Gateway:
         """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
         from strataml.spine.events import current_actor  # noqa: F401  (actor is recorded by append_event)
 
-        new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason)
+        if name not in self.models.names():  # a deployment serves a model of its name
+            raise NotFound(f"no model named {name!r} to deploy", hint="GET /v1/models lists the models")
+        new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason, check=traffic_check(self.ws, self.models))
         self.traffic.refresh_if_changed()
         return new
+
+    def delete_traffic(self, name: str, reason: str | None) -> Traffic:
+        """Remove a deployment; this gateway applies it at once, others on their next request."""
+        old = delete_traffic(self.ws.catalog, name, reason=reason)
+        self.traffic.refresh_if_changed()
+        return old
 
     def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         """Move the champion alias of ``name`` back to its previous version."""
@@ -470,6 +505,8 @@ class Gateway:
             try:
                 await asyncio.wait_for(loop.run_in_executor(self.executor, fn), 2.0)
                 checks[name] = "ok"
+            except IntegrityError:
+                checks[name] = "IntegrityError: the artifact failed its integrity check (the gateway's log names it)"
             except Exception as exc:
                 checks[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -484,6 +521,8 @@ class Gateway:
         names = set(self.config.preload) | set(self.traffic.configured())
         for n in sorted(names):
             await check(f"model:{n}", functools.partial(self.models.get, n, self.traffic.get(n).champion))
+        for ref, why in list(self.unservable.items()):
+            checks[f"model:{ref}"] = f"unservable: {why}"
         ok = self.started and not self.admission.draining and all(v == "ok" for v in checks.values())
         return {"status": "ready" if ok else "not ready", "checks": checks, "draining": self.admission.draining}
 

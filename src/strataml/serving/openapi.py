@@ -88,7 +88,7 @@ class TrafficChange(BaseModel):
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "invalid or too deeply nested JSON", 401: "missing, invalid or revoked API key", 403: "the key lacks the scope",
-            404: "unknown model or route", 409: "the operation conflicts with the current state", 413: "body too large",
+            404: "unknown model or route", 500: "a server fault (an artifact failed its integrity check); the log has the details", 409: "the operation conflicts with the current state", 413: "body too large",
             422: "the body does not match the expected shape or the model's signature", 429: "rate limit exceeded (see Retry-After)",
             503: "overloaded, draining, or every fallback failed", 504: "the request's deadline passed"}
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -103,6 +103,14 @@ def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], *, public: bo
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
     if name:
         op["parameters"] = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME_PATTERN}}]
+    return op
+
+
+def _infer_op(errors: tuple[int, ...]) -> dict[str, Any]:
+    op = _op("Inference (Open Inference Protocol v2); binary tensor data with Inference-Header-Content-Length.", _json("InferResponse"), errors, body="InferRequest", name=True)
+    op["description"] = ("A body may also be binary tensor data: the JSON header, then each input's bytes, its length "
+                         "in the Inference-Header-Content-Length header (the protocol's binary data extension).")
+    op["responses"]["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
     return op
 
 
@@ -124,19 +132,24 @@ def openapi_document() -> dict[str, Any]:
     predict_errors = (*auth, 400, 404, 413, 422, 429, 503, 504)
     paths = {
         "/healthz": {"get": _op("Liveness: the process answers.", _json(schema=obj), (), public=True)},
-        "/readyz": {"get": _op("Readiness: models loaded and stores reachable (503 when not).", _json(schema=obj), (503,), public=True)},
+        "/readyz": {"get": _op("Readiness: models loaded and stores reachable (503 when not); the checks only for an admin key.", _json(schema=obj), (503,), public=True)},
+        "/v2": {"get": _op("Server metadata (Open Inference Protocol v2).", _json(schema=obj), auth)},
+        "/v2/health/live": {"get": _op("Liveness (Open Inference Protocol v2).", _json(schema=obj), (), public=True)},
+        "/v2/health/ready": {"get": _op("Readiness (Open Inference Protocol v2); 503 when not ready.", _json(schema=obj), (503,), public=True)},
+        "/v2/models/{name}/ready": {"get": _op("Whether the model's champion can answer (Open Inference Protocol v2).", _json(schema=obj), (*auth, 404, 500, 503), name=True)},
         "/metrics": {"get": _op("Prometheus metrics (strata_ prefix).", {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}, (), public=True)},
         "/openapi.json": {"get": _op("This document.", _json(schema=obj), auth)},
         "/v1/models": {"get": _op("Models this key may call, with their traffic.", _json(schema=obj), auth)},
         "/v1/models/{name}/predict": {"post": _op("Predict for instances.", _json("PredictResponse"), predict_errors, body="PredictRequest", name=True)},
         "/v1/models/{name}/rollback": {"post": _op("Move the champion back to its previous version (admin).", _json(schema=obj), (*auth, 404, 409), name=True)},
-        "/v2/models/{name}": {"get": _op("Model metadata (Open Inference Protocol v2).", _json(schema=obj), (*auth, 404), name=True)},
-        "/v2/models/{name}/infer": {"post": _op("Inference (Open Inference Protocol v2).", _json("InferResponse"), predict_errors, body="InferRequest", name=True)},
+        "/v2/models/{name}": {"get": _op("Model metadata (Open Inference Protocol v2): the inputs a request takes.", _json(schema=obj), (*auth, 404, 500, 503), name=True)},
+        "/v2/models/{name}/infer": {"post": _infer_op(predict_errors)},
         "/v1/deployments": {"get": _op("Every configured deployment (admin).", _json(schema=obj), auth)},
         "/v1/deployments/{name}": {
             "get": _op("A deployment's traffic (admin).", _json(schema=obj), (*auth, 404), name=True),
             "patch": _op("Change a deployment's traffic, merging (admin).", _json(schema=obj), (*auth, 400, 404, 413, 422), body="TrafficChange", name=True),
             "put": _op("Replace a deployment's traffic (admin).", _json(schema=obj), (*auth, 400, 404, 413, 422), body="TrafficChange", name=True),
+            "delete": _op("Delete a deployment (admin).", _json(schema=obj), (*auth, 404), name=True),
         },
     }
     return {

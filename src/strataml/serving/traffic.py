@@ -17,15 +17,17 @@ gateways pick changes up on their next request without a restart.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from strataml.errors import ConfigError
+from strataml.errors import ConfigError, IntegrityError, NotFound
 from strataml.spine import schema
 from strataml.spine.catalog import Catalog, utcnow
 from strataml.spine.events import append_event
@@ -112,8 +114,64 @@ def list_traffic(catalog: Catalog) -> dict[str, Traffic]:
         return {r[0]: Traffic.model_validate(r[1]) for r in conn.execute(sa.select(t.c.name, t.c.config))}
 
 
-def set_traffic(catalog: Catalog, name: str, changes: dict[str, Any], *, replace: bool = False, reason: str | None = None) -> Traffic:
-    """Change a deployment's traffic (creating it on first use) and record the event."""
+def refs(traffic: Traffic) -> list[tuple[str, str]]:
+    """Every ``(role, ref)`` a deployment serves: champion, canary, A/B variants, shadow."""
+    out = [("champion", traffic.champion)]
+    if traffic.canary is not None:
+        out.append(("canary", traffic.canary.ref))
+    out += [(f"A/B variant {v.ref}", v.ref) for v in traffic.ab]
+    if traffic.shadow:
+        out.append(("shadow", traffic.shadow))
+    return out
+
+
+def check_traffic(new: Traffic, resolve: Callable[[str, str], int], exported: Callable[[str, int, str], bool] | None = None) -> None:
+    """Refuse traffic that cannot be served, with a ConfigError (HTTP 422) naming the problem:
+    an unknown model, a version or alias that does not resolve (``resolve(model, ref)`` →
+    version number, NotFound otherwise), weights adding up to more than 1, or a runtime
+    for which a version has no export (``exported(model, version, runtime)``)."""
+    hint = f"'strata models show {new.model}' lists its versions and aliases"
+    share = (new.canary.weight if new.canary is not None else 0.0) + sum(v.weight for v in new.ab)
+    if share > 1.0 + 1e-9:
+        raise ConfigError(f"deployment {new.model!r}: canary and A/B weights add up to {share:g}, more than 1", hint="lower the weights")
+    for role, ref in refs(new):
+        try:
+            version = resolve(new.model, ref)
+        except IntegrityError:
+            raise ConfigError(f"deployment {new.model!r}: the {role} {ref!r} fails its integrity check", hint="restore the artifact or point the traffic elsewhere") from None
+        except NotFound as exc:
+            raise ConfigError(f"deployment {new.model!r}: the {role} {ref!r} does not resolve: {exc.message}", hint=hint) from None
+        if new.runtime != "native" and exported is not None and not exported(new.model, version, new.runtime):
+            raise ConfigError(
+                f"deployment {new.model!r}: runtime {new.runtime!r}, but the {role} (v{version}) has no {new.runtime} export",
+                hint=f"export it first: 'strata models export {new.model}@v{version}'",
+            )
+
+
+def traffic_check(ws: Any, models: Any) -> Callable[[Traffic], None]:
+    """:func:`check_traffic` against a model provider (each ref is loaded, so its
+    artifact's hash is verified too) and the registry's ONNX exports."""
+
+    def exported(name: str, version: int, runtime: str) -> bool:
+        try:
+            from strataml.models import list_exports
+        except ImportError:
+            return False
+        want = "int8" if runtime == "onnx-int8" else None
+        return any(e.get("format") == "onnx" and e.get("quantization") == want for e in list_exports(ws, name, version))
+
+    def resolve(name: str, ref: str) -> int:
+        return int(models.get(name, ref).version)
+
+    return functools.partial(check_traffic, resolve=resolve, exported=exported)
+
+
+def set_traffic(
+    catalog: Catalog, name: str, changes: dict[str, Any], *, replace: bool = False, reason: str | None = None,
+    check: Callable[[Traffic], None] | None = None,
+) -> Traffic:
+    """Change a deployment's traffic (creating it on first use) and record the event;
+    ``check`` (see :func:`check_traffic`) refuses it before anything is recorded."""
     check_name(name, "deployment name")
     t = schema.deployments
     with catalog.write() as conn:
@@ -125,6 +183,8 @@ def set_traffic(catalog: Catalog, name: str, changes: dict[str, Any], *, replace
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid traffic for deployment {name!r}: {problems}", hint="see 'strata deploy traffic --help'") from None
+        if check is not None:
+            check(new)
         doc = new.model_dump(mode="json")
         if row is None:
             conn.execute(t.insert().values(name=name, model=new.model, config=doc, generation=1, updated_at=utcnow()))
@@ -132,6 +192,18 @@ def set_traffic(catalog: Catalog, name: str, changes: dict[str, Any], *, replace
             conn.execute(t.update().where(t.c.name == name).values(model=new.model, config=doc, generation=int(row[1]) + 1, updated_at=utcnow()))
         append_event(conn, "deployment.traffic_changed", f"deployment:{name}", {"before": None if row is None else row[0], "after": doc, "reason": reason})
     return new
+
+
+def delete_traffic(catalog: Catalog, name: str, *, reason: str | None = None) -> Traffic:
+    """Remove a deployment (its model then serves its champion alone) and record the event."""
+    t = schema.deployments
+    with catalog.write() as conn:
+        row = conn.execute(sa.select(t.c.config).where(t.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no deployment named {name[:130]!r}", hint="'strata deploy list' (GET /v1/deployments) lists them")
+        conn.execute(t.delete().where(t.c.name == name))
+        append_event(conn, "deployment.deleted", f"deployment:{name}", {"before": row[0], "reason": reason})
+    return Traffic.model_validate(row[0])
 
 
 class TrafficTable:
@@ -146,6 +218,7 @@ class TrafficTable:
         self._defaults: dict[str, Traffic] = {}
         self._seen: int | None = None
         self._lock = threading.Lock()
+        self._history: dict[str, list[Traffic]] = {}  # per deployment, the traffic it had before, oldest first
         self.generation = 0
 
     def refresh_if_changed(self, version: int | None = None) -> bool:
@@ -160,6 +233,9 @@ class TrafficTable:
             return False
         fresh = list_traffic(self.catalog)
         with self._lock:
+            for name, old in self._all.items():
+                if fresh.get(name) != old:
+                    self._history[name] = [*self._history.get(name, [])[-7:], old]
             self._all = fresh
             self.generation += 1
         return True
@@ -174,6 +250,14 @@ class TrafficTable:
                 if len(self._defaults) < 10_000:
                     self._defaults[name] = t
         return t
+
+    def earlier(self, name: str) -> list[Traffic]:
+        """The traffic ``name`` had before, newest first, then its implicit champion-only traffic."""
+        return [*reversed(self._history.get(name, [])), Traffic.model_validate({"model": name})]
+
+    def is_configured(self, name: str) -> bool:
+        """Whether ``name`` has a deployment in the catalog."""
+        return name in self._all
 
     def configured(self) -> dict[str, Traffic]:
         """Every configured deployment."""
