@@ -17,7 +17,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +28,12 @@ from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
 from strataml.serving.metrics import GatewayMetrics
-from strataml.serving.ratelimit import Limit, RateLimiter, open_buckets
+from strataml.serving.ratelimit import Decision, Limit, RateLimiter, open_buckets
 from strataml.serving.resilience import (
     STATE_VALUE,
     Admission,
+    BackendFailed,
+    BackendPool,
     Breakers,
     CircuitBreaker,
     Deadline,
@@ -50,6 +52,8 @@ from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
 
+#: instances completed with their features, and the features the store lacked by instance (None: none)
+Features = tuple[list[dict[str, Any]], dict[int, list[str]] | None]
 
 
 class RateLimited(StrataError):
@@ -91,6 +95,10 @@ class GatewayConfig:
     refresh_interval_s: float = 0.5
     log_requests: bool = True
     freeze_gc: bool = False
+    #: a failing rate-limit store: limit per process (True) or refuse with 503 + Retry-After
+    ratelimit_fail_open: bool = True
+    #: the longest a call to a network backend (Redis) may take; never more than the request's deadline allows
+    backend_timeout_ms: float = 500.0
 
 
 @dataclass(slots=True)
@@ -105,6 +113,8 @@ class Prediction:
     fallback: str | None = None
     cached: bool = False
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: instance position -> features the online store had no values for (its entity is unknown)
+    missing: dict[int, list[str]] | None = None
 
 
 class Gateway:
@@ -117,6 +127,9 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.breakers = Breakers(cfg.breaker_failures, cfg.breaker_reset_s, self._breaker_changed)
         self._store_breaker = self.breakers.get("online-store")
+        self._limits_breaker = self.breakers.get("rate-limit-store")
+        self._cache_breaker = self.breakers.get("response-cache")
+        self._backend_s = cfg.backend_timeout_ms / 1000.0
         self._open()
 
     def _open(self) -> None:
@@ -126,8 +139,11 @@ class Gateway:
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
         rl_url = cfg.ratelimit_url or ws.resolve_url(ws.settings.online)
-        self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None)
+        self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None,
+                                   fail_open=cfg.ratelimit_fail_open, on_store_failure=self._limits_failed)
         self.cache: ResponseCache = open_cache(cfg.cache_url)
+        self._remote_cache = bool(getattr(self.cache, "remote", False))
+        self.backends = BackendPool()
         self.admission = Admission(cfg.concurrency)
         admission = self.admission
         self.count_inflight = not self.metrics.follow_inflight(lambda: admission.inflight)
@@ -196,6 +212,7 @@ class Gateway:
         if self.audit is not None:
             self.audit.close()
         self.executor.shutdown(wait=False)
+        self.backends.close()
         self.limiter.close()
         self.cache.close()
         self.keys.close()
@@ -223,18 +240,39 @@ class Gateway:
             raise AuthError(f"API key {key.id} lacks the scope {scope!r}", status=403, hint=f"create a key with --scope {scope}")
         return key
 
-    def rate_limit(self, key: ApiKey, name: str, traffic: Traffic) -> None:
-        """Take a token for ``key`` on deployment ``name``; RateLimited (429) when empty."""
+    def rate_limit(self, key: ApiKey, name: str, traffic: Traffic) -> Awaitable[None] | None:
+        """Take a token for ``key`` on deployment ``name``; RateLimited (429) when empty.
+
+        None when decided here; an awaitable when a network store must be asked (off the
+        loop, within the backend timeout and a fifth of the request's deadline), which
+        the caller awaits before going on."""
         limit = None
         if traffic.rate:
             shape = (traffic.rate, traffic.burst or traffic.rate)
             limit = self._limits.get(shape)
             if limit is None:
                 limit = self._limits[shape] = Limit(*shape)
-        decision = self.limiter.check(key.id, name, limit)
+        decision = self.limiter.plan(key.id, name, limit)
+        if type(decision) is not Decision:
+            if self.limiter.remote:
+                return self._rate_limit_remote(key, name, traffic, *decision)
+            decision = self.limiter.take(*decision)
+        if not decision.allowed:  # type: ignore[union-attr]
+            self._refuse(key, name, decision)  # type: ignore[arg-type]
+        return None
+
+    async def _rate_limit_remote(self, key: ApiKey, name: str, traffic: Traffic, bucket: str, limit: Limit) -> None:
+        timeout = min(self._backend_s, 0.2 * (traffic.timeout_ms or self.config.timeout_ms) / 1000.0)
+        decision = await self.limiter.check_remote(bucket, limit, functools.partial(self.backends.call, self._limits_breaker, timeout))
         if not decision.allowed:
-            self.metrics.rate_limited.labels(f"predict:{name}").inc()
-            raise RateLimited(f"API key {key.id} exceeded its rate limit on {name!r}", max(decision.retry_after, 0.001))
+            self._refuse(key, name, decision)
+
+    def _refuse(self, key: ApiKey, name: str, decision: Decision) -> None:
+        self.metrics.rate_limited.labels(f"predict:{name}").inc()
+        raise RateLimited(f"API key {key.id} exceeded its rate limit on {name!r}", max(decision.retry_after, 0.001))
+
+    def _limits_failed(self) -> None:
+        self.metrics.backend_failures.labels("rate-limit-store", "per-process" if self.config.ratelimit_fail_open else "refused").inc()
 
     def deployment(self, name: str) -> Traffic:
         """The current traffic of ``name`` (picking up catalog changes first)."""
@@ -275,45 +313,45 @@ class Gateway:
         goes through the executor)."""
         return self._embedded_store and self._lookup_cost.quick and len(instances) <= self.config.inline_rows and deadline.remaining() > 0
 
-    async def _features_in_thread(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
-        async def lookup() -> list[dict[str, Any]]:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances, False)
+    async def _features_in_thread(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> Features:
+        # in the backend threads, within the backend timeout and leaving the fallback chain time to answer
+        return await self.backends.call(self._store_breaker, deadline.for_backend(self._backend_s), self._lookup_features, s, instances, False)
 
-        return await deadline.run(self._store_breaker.call(lookup), "online feature lookup")
-
-    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> list[dict[str, Any]]:
+    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> Features:
         clock = CallCost.clock(inline)
         t0 = clock()
-        rows = lookup_features(self.ws, s, instances)
+        missing: dict[int, list[str]] = {}
+        rows = lookup_features(self.ws, s, instances, missing)
         self._lookup_cost.add(clock() - t0)
-        return rows
+        return rows, missing or None
 
-    def _run_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]] | None:
+    def _run_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]] | None:
         """:meth:`_run` when both of its steps can run on the loop at once (the usual
         single-instance request), without a coroutine; None when one of them cannot."""
         batcher, breaker = self._lane(s)
         if not batcher.can_inline(instances) or deadline.remaining() <= 0:  # rows and instances are as many
             return None
-        rows = self._features_now(s, instances, deadline)
-        return None if rows is None else (rows, breaker.call_sync(batcher.run_inline, rows))
+        got = self._features_now(s, instances, deadline)
+        return None if got is None else (got, breaker.call_sync(batcher.run_inline, got[0]))
 
-    def _features_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]] | None:
+    def _features_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> Features | None:
         """The instances with their features when they can be had on the loop (None: they need a thread)."""
         if not s.views:
-            return instances
+            return instances, None
         if self._inline_lookup(instances, deadline):
             return self._store_breaker.call_sync(self._lookup_features, s, instances, True)
         return None
 
-    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
-        rows = self._features_now(s, instances, deadline)
-        if rows is None:
-            rows = await self._features_in_thread(s, instances, deadline)
+    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]]:
+        got = self._features_now(s, instances, deadline)
+        if got is None:
+            got = await self._features_in_thread(s, instances, deadline)
+        rows = got[0]
         batcher, breaker = self._lane(s)
         if batcher.can_inline(rows) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
-            return rows, breaker.call_sync(batcher.run_inline, rows)
+            return got, breaker.call_sync(batcher.run_inline, rows)
         preds = await deadline.run(breaker.call(lambda: batcher.submit(rows)), f"model {s.ref}")
-        return rows, preds
+        return got, preds
 
     # --- the pipeline ----------------------------------------------------------------
 
@@ -344,17 +382,22 @@ class Gateway:
         deadline = Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
         if ck is not None and tr.cache_ttl > 0:
-            hit = self.cache.get(ck)
+            hit = self.cache.get(ck) if not self._remote_cache else await self._cache_get(ck, deadline)
             self.metrics.cache.labels(name, "hit" if hit is not None else "miss").inc()
             if hit is not None:
                 result = Prediction(name, s.version, hit, False, arm, cached=True)
                 return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         try:
             ran = self._run_now(s, instances, deadline)
-            rows, preds = ran if ran is not None else await self._run(s, instances, deadline)
+            (rows, missing), preds = ran if ran is not None else await self._run(s, instances, deadline)
             result = Prediction(name, s.version, preds, False, arm)
-            if ck is not None:
-                self.cache.set(ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
+            if missing is not None:
+                self._unknown_entities(s, tr, instances, missing, result)
+            elif ck is not None:  # an answer from features the store lacked is never reused
+                if self._remote_cache:
+                    self.backends.submit(self._cache_set, ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
+                else:
+                    self.cache.set(ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
         except InputError:
             raise
         except Exception as exc:
@@ -364,23 +407,66 @@ class Gateway:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
         return result, self._log(result, rows, key, request_id, route_name, t0, "live")
 
+    def _unknown_entities(self, s: Servable, tr: Traffic, instances: list[dict[str, Any]], missing: dict[int, list[str]], result: Prediction) -> None:
+        """Apply the deployment's ``unknown_entity`` setting to an answer made without some stored features."""
+        self.metrics.missing_features.labels(s.name, tr.unknown_entity).inc(len(missing))
+        if tr.unknown_entity == "refuse":
+            i = min(missing)
+            keys = {k: instances[i].get(k) for k in s.entity_keys}
+            raise InputError(
+                f"instance {i} of the request for {s.ref}: the online store has no features for entity {keys} "
+                f"({', '.join(missing[i])}), and deployment {s.name!r} refuses unknown entities",
+                hint=f"materialise the entity's view, or 'strata deploy traffic {s.name} --unknown-entity degrade' to answer such requests",
+                errors=[{"instance": j, "field": ",".join(s.entity_keys), "problem": "unknown entity", "missing_features": f} for j, f in sorted(missing.items())],
+            )
+        result.missing = missing
+        result.degraded = tr.unknown_entity == "degrade"
+
+    async def _cache_get(self, ck: bytes, deadline: Deadline) -> list[Any] | None:
+        """A remote cache's entry, off the loop; a failing cache is a miss."""
+        try:
+            return await self.backends.call(self._cache_breaker, deadline.for_backend(self._backend_s), self.cache.get, ck)
+        except BackendFailed as exc:
+            self.metrics.backend_failures.labels("response-cache", "miss").inc()
+            log.debug("response cache failed: %s", exc.message)
+            return None
+
+    def _cache_set(self, ck: bytes, preds: list[Any], ttl: float) -> None:
+        """Store an answer in a remote cache (in a backend thread; skipped while its breaker is open)."""
+        breaker = self._cache_breaker
+        if not breaker.allow():
+            return
+        try:
+            self.cache.set(ck, preds, ttl)
+        except Exception:
+            breaker.failure()
+            self.metrics.backend_failures.labels("response-cache", "not-stored").inc()
+            return
+        breaker.success()
+
     async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline, first: Exception) -> Prediction:
         failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
         log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
+        store_down = isinstance(first, BackendFailed) and first.backend == self._store_breaker.name
+        if store_down:
+            self.metrics.backend_failures.labels("online-store", "fallback").inc()
         prev: Servable | None = None
         try:
             prev = await asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
         except Exception as exc:
             failures.append({"step": "previous champion", **describe_failure(exc)})
         if prev is not None and prev.version != failed.version:
-            try:
-                _, preds = await self._run(prev, instances, deadline)
-                self.metrics.fallbacks.labels(name, "previous_champion").inc()
-                return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures)
-            except Exception as exc:
-                failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
+            if store_down and prev.views:  # it needs the store that just failed: skip it rather than wait on it again
+                failures.append({"step": f"previous champion {prev.ref}", "error": "Skipped", "message": "it needs the failing online store"})
+            else:
+                try:
+                    (_, missing), preds = await self._run(prev, instances, deadline)
+                    self.metrics.fallbacks.labels(name, "previous_champion").inc()
+                    return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures, missing=missing)
+                except Exception as exc:
+                    failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
         if ck is not None:
-            hit = self.cache.get(ck)
+            hit = self.cache.get(ck) if not self._remote_cache else await self._cache_get(ck, deadline)
             if hit is not None:
                 self.metrics.fallbacks.labels(name, "cache").inc()
                 return Prediction(name, failed.version, hit, True, "fallback", "cache", cached=True, failures=failures)
@@ -399,7 +485,7 @@ class Gateway:
         try:
             s = await self.servable(name, ref)
             s.check_instances(instances)
-            rows, preds = await self._run(s, instances, Deadline(self.config.timeout_ms / 1000.0))
+            (rows, _), preds = await self._run(s, instances, Deadline(self.config.timeout_ms / 1000.0))
         except Exception as exc:
             log.warning("shadow %s@%s failed for request %s: %s", name, ref, request_id, exc)
             return
@@ -513,9 +599,13 @@ def _feature_api() -> tuple[type[StrataError], Callable[..., Any], Callable[...,
     return FeatureError, compute_request_features, get_online_features, ViewReader
 
 
-def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]], missing: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
     """Instances completed with stored features (online store) and request-time features,
-    computed by the feature layer with the same definitions as training."""
+    computed by the feature layer with the same definitions as training.
+
+    A stored feature's value comes from the store only: an instance that sets one is
+    refused (InputError). An entity the store does not know gets nulls, and ``missing``
+    (when given) receives its position and the features it lacks."""
     feature_error, compute_request_features, get_online_features, view_reader = _feature_api()
     try:
         if not s.entity_keys:
@@ -525,13 +615,18 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
                 held = s.view_reader
                 if held is None or held[0] is not ws:
                     held = s.view_reader = (ws, view_reader(ws, s.views[0]))
-                stored = held[1](instances)
+                stored = held[1].read(instances)
+                if len(stored) == 1 and (got := stored[0]) is not None:  # the usual request: one known entity
+                    inst = instances[0]
+                    row = {**inst, **got}
+                    if len(row) < len(inst) + len(got):  # a key in both: the request set a stored feature
+                        _refuse_stored(s, instances, got)
+                    rows = [row]
+                else:
+                    rows = _merge(s, instances, stored, held[1].features, missing)
             else:
-                stored = get_online_features(ws, s.views, instances)
-            if len(instances) == 1 and len(stored) == 1:  # the usual request, without a comprehension
-                rows = [{**instances[0], **stored[0]}]
-            else:
-                rows = [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
+                stored = get_online_features(ws, s.views, instances, missing={} if missing is None else missing)
+                rows = _merge(s, instances, stored, [], None)
         for view in s.request_views:
             for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
                 row.update(feats)
@@ -540,6 +635,31 @@ def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]])
             raise InputError(exc.message, hint=exc.hint) from None
         raise
     return rows
+
+
+def _merge(s: Servable, instances: list[dict[str, Any]], stored: list[Any], features: list[str], missing: dict[int, list[str]] | None) -> list[dict[str, Any]]:
+    """Each instance with its stored features (nulls, noted in ``missing``, for an unknown entity)."""
+    rows = []
+    for i, (inst, got) in enumerate(zip(instances, stored, strict=True)):
+        if got is None:
+            got = dict.fromkeys(features)
+            if missing is not None:
+                missing[i] = list(features)
+        row = {**inst, **got}
+        if len(row) < len(inst) + len(got):
+            _refuse_stored(s, [inst], got, i)
+        rows.append(row)
+    return rows
+
+
+def _refuse_stored(s: Servable, instances: list[dict[str, Any]], stored: dict[str, Any], first: int = 0) -> None:
+    both = sorted(set(instances[0]) & set(stored))
+    raise InputError(
+        f"instance {first} of the request for {s.ref} sets {', '.join(repr(f) for f in both)}, which the online store provides",
+        hint=f"send only the entity key(s) {list(s.entity_keys)} and request fields; stored features come from the "
+             "online store (materialise the view to change them)",
+        errors=[{"instance": first, "field": f, "problem": "stored feature set by the request"} for f in both],
+    )
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:
