@@ -218,3 +218,35 @@ def test_response_cache_hung_costs_no_prediction(workspace, models, keys, own_re
         load = under_load(c, "/v1/models/fraud/predict", _instances(50), h, seconds=2.0)
         assert {(s, d["degraded"]) for s, d, _ in load.answers} == {(200, False)}  # a failing cache is a miss
         assert max(t for _, _, t in load.answers) < 1.0 and max(load.healthz) < 0.25
+
+
+# --- the prediction log --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["down", "hung"])
+def test_prediction_log_failure_answers_503_by_the_deadline(workspace, models, keys, fault) -> None:
+    """Nothing is answered unlogged: a writer that died or stopped acknowledging (a hung
+    disk) fails the requests waiting on it with 503 in time, and the log recovers."""
+    with make_client(workspace, models, timeout_ms=1000) as c:
+        h = bearer(keys["fraud"])
+        assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=h).status_code == 200
+        writer = c.app.state.gateway.audit.lanes[0]._proc  # the log's own child process
+        try:
+            if fault == "down":
+                writer.kill()
+            else:
+                writer.send_signal(signal.SIGSTOP)
+            load = under_load(c, "/v1/models/fraud/predict", _instances(50), h, seconds=2.0)
+        finally:
+            if fault == "hung":
+                writer.send_signal(signal.SIGCONT)
+        statuses = [s for s, _, _ in load.answers]
+        assert set(statuses) <= {200, 503} and 503 in statuses
+        refused = [d for s, d, _ in load.answers if s == 503]
+        assert all(d["error"]["type"] == "LogUnavailable" for d in refused)
+        assert max(t for _, _, t in load.answers) < 1.0 and max(load.healthz) < 0.25
+        if fault == "down":  # a new writer took over within RESTART_AFTER_S
+            assert statuses[-1] == 200
+        time.sleep(0.2)
+        assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=h).status_code == 200
+        assert 'strata_backend_failures_total{action="refused",backend="prediction-log"}' in c.get("/metrics").text or fault == "down"

@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from strataml.serving.resilience import Unavailable
 from strataml.spine.engine import duck, quote_literal
 
 COLUMNS = {
@@ -96,6 +97,16 @@ class SeriesLines:
         return orjson.dumps(own, option=_OWN, default=str)[:-1] + self._shared
 
 
+class LogUnavailable(Unavailable, OSError):
+    """The prediction log cannot take appends now (its writer failed, or has not
+    acknowledged a flush for too long): nothing is answered unlogged (HTTP 503)."""
+
+
+#: seconds after a writer fails during which appends fail at once instead of starting
+#: another (starting one waits for a process, which a request must not do every time)
+RESTART_AFTER_S = 1.0
+
+
 class _Writer:
     """One log file fed through a pipe to its writer process (see :class:`AuditLog`)."""
 
@@ -110,6 +121,8 @@ class _Writer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
+        self._failed_at = -RESTART_AFTER_S
+        self._progress = (0, 0.0)  # (bytes acknowledged, when that last changed) for fail_if_stalled
         self._start()
 
     # --- the writer process ------------------------------------------------------------
@@ -139,7 +152,9 @@ class _Writer:
         if self._ready:
             return
         if not self._read_acks(block=True) or self._proc is None or self._proc.poll() is not None:
-            raise OSError(f"the prediction log writer could not start in {self.directory}")
+            self._failed("its writer could not start")
+            raise LogUnavailable(f"the prediction log writer could not start in {self.directory}", RESTART_AFTER_S,
+                                 hint="check that the gateway's state folder is writable and has free space")
         self._ready = True
         self.flushes -= 1  # the start-up answer flushed nothing
         os.set_blocking(self._wfd, False)
@@ -149,7 +164,8 @@ class _Writer:
 
     def _failed(self, why: str) -> None:
         """The writer is gone: fail every pending append; the next append starts a new writer."""
-        err = OSError(f"the prediction log could not be written: {why}")
+        self._failed_at = time.monotonic()
+        err = LogUnavailable(f"the prediction log could not be written: {why}", RESTART_AFTER_S)
         waiters, self._waiters = self._waiters, collections.deque()
         for _, w in waiters:
             self._resolve(w, err)
@@ -172,6 +188,8 @@ class _Writer:
         if self._closed:
             raise RuntimeError("the prediction log is closed")
         if self._proc is None:
+            if time.monotonic() - self._failed_at < RESTART_AFTER_S:
+                raise LogUnavailable("the prediction log's writer failed a moment ago; predictions are refused until it restarts", RESTART_AFTER_S)
             self._start()
         self._wait_ready()
         self._queued += len(data)
@@ -313,6 +331,26 @@ class _Writer:
         """Appends waiting for their flush."""
         return len(self._waiters)
 
+    def fail_if_stalled(self, limit: float) -> int:
+        """Fail the appends waiting on a writer that has acknowledged nothing for ``limit``
+        seconds (a hung disk); how many. The writer is left alone: a write it finishes
+        later still lands in the log, for requests that were answered 503."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._waiters or self._acked != self._progress[0]:
+                self._progress = (self._acked, now)
+                return 0
+            stalled = now - self._progress[1]
+            if stalled < limit:
+                return 0
+            waiters, self._waiters = self._waiters, collections.deque()
+            self._progress = (self._acked, now)
+        err = LogUnavailable(f"the prediction log has not finished a write for {stalled:.1f} s (a hung disk?)",
+                             RESTART_AFTER_S, hint="retry later; predictions are answered only once logged")
+        for _, w in waiters:
+            self._resolve(w, err)
+        return len(waiters)
+
     @property
     def _idle(self) -> bool:
         """Whether the writer has acknowledged everything sent to it (and nothing is half sent)."""
@@ -416,6 +454,10 @@ class AuditLog:
     def append_sync(self, records: list[dict[str, Any]]) -> None:
         """Append records from a thread without a running loop; returns once they are on disk."""
         self._pick().append_sync(records)
+
+    def fail_if_stalled(self, limit: float) -> int:
+        """:meth:`_Writer.fail_if_stalled` for every lane: appends failed."""
+        return sum(lane.fail_if_stalled(limit) for lane in self.lanes)
 
     @property
     def flushes(self) -> int:

@@ -157,6 +157,7 @@ class Gateway:
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._log_watch: asyncio.Task[None] | None = None
         self.started = False
         self.closed = False
         self._version = -1
@@ -181,6 +182,7 @@ class Gateway:
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+        self._log_watch = asyncio.get_running_loop().create_task(self._watch_log()) if self.audit is not None else None
         if self.config.freeze_gc:  # long-lived objects (models, modules) leave the collector's view:
             gc.collect()  # full collections stop scanning them, which removes their pauses from the tail
             gc.freeze()
@@ -198,6 +200,17 @@ class Gateway:
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
                 log.warning("refresh failed: %s", exc)
 
+    async def _watch_log(self) -> None:
+        """Answer 503 to requests waiting on a prediction log that stopped acknowledging
+        (a hung disk) once it has been silent for half the default deadline."""
+        limit = self.config.timeout_ms / 2000.0
+        tick = min(0.1, limit / 2)
+        while True:
+            await asyncio.sleep(tick)
+            if self.audit is not None and self.audit.fail_if_stalled(limit):
+                self.metrics.backend_failures.labels("prediction-log", "refused").inc()
+                log.warning("the prediction log acknowledged nothing for %.1f s: refusing the requests waiting on it", limit)
+
     async def shutdown(self) -> None:
         """Drain requests in flight, then flush the prediction log and release everything."""
         drained = await self.admission.drain(self.config.drain_timeout_s)
@@ -205,6 +218,8 @@ class Gateway:
             log.warning("drain timed out with %d requests in flight", self.admission.inflight)
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._log_watch is not None:
+            self._log_watch.cancel()
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.config.drain_timeout_s)
         for b, _ in self._batchers.values():
