@@ -6,6 +6,7 @@ Each test starts its own throwaway redis-server, then kills it (down) or SIGSTOP
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -250,3 +252,111 @@ def test_prediction_log_failure_answers_503_by_the_deadline(workspace, models, k
         time.sleep(0.2)
         assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=h).status_code == 200
         assert 'strata_backend_failures_total{action="refused",backend="prediction-log"}' in c.get("/metrics").text or fault == "down"
+
+
+# --- the catalog (PostgreSQL) --------------------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards connections to a server, and can stop forwarding (hang: the server seems
+    to accept and never answer) or cut every connection and refuse new ones (down)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.mode = "pass"
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.mode == "down":
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self._socks += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                while self.mode == "hang":
+                    time.sleep(0.02)
+                if self.mode == "down":
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def set(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "down":
+            with self._lock:
+                socks, self._socks = self._socks, []
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.set("down")
+        self.listener.close()
+
+
+@pytest.fixture
+def pg_proxy_ws(postgres_url: str, tmp_path: Path) -> Iterator[tuple[st.Workspace, TcpProxy]]:
+    """A workspace whose catalog is a fresh PostgreSQL database reached through a TcpProxy."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"strata_faults_{uuid.uuid4().hex[:12]}"
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    u = make_url(admin)
+    proxy = TcpProxy(u.host or "127.0.0.1", u.port or 5432)
+    url = u.set(host="127.0.0.1", port=proxy.port, database=name).render_as_string(hide_password=False)
+    st.Workspace.init(tmp_path / "ws").close()
+    ws = st.Workspace.open(tmp_path / "ws", catalog=url)
+    try:
+        yield ws, proxy
+    finally:
+        proxy.set("pass")
+        ws.close()
+        proxy.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fault", ["down", "hung"])
+def test_catalog_failure_keeps_serving_with_the_last_keys_and_traffic(pg_proxy_ws, models, fault) -> None:
+    ws, proxy = pg_proxy_ws
+    key = create_key(ws.catalog, ["predict:fraud"])
+    revoked = create_key(ws.catalog, ["predict:fraud"])
+    with make_client(ws, models, timeout_ms=1000, refresh_interval_s=0.1) as c:
+        assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=bearer(key[1])).status_code == 200
+        from strataml.serving import revoke_key
+
+        revoke_key(ws.catalog, revoked[0].id)
+        time.sleep(0.5)  # a polled catalog: revocations are seen within the refresh interval
+        assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=bearer(revoked[1])).status_code == 401
+        proxy.set("down" if fault == "down" else "hang")
+        load = under_load(c, "/v1/models/fraud/predict", _instances(50), bearer(key[1]), seconds=2.0)
+        assert {s for s, _, _ in load.answers} == {200}
+        assert max(t for _, _, t in load.answers) < 1.0 and max(load.healthz) < 0.25
+        t0 = time.monotonic()  # a hung poll fails after its timeout (2 s)
+        while 'strata_backend_failures_total{action="last-copy",backend="catalog"}' not in c.get("/metrics").text:
+            assert time.monotonic() - t0 < 3.0
+            time.sleep(0.1)
+        proxy.set("pass")

@@ -129,6 +129,7 @@ class Gateway:
         self._store_breaker = self.breakers.get("online-store")
         self._limits_breaker = self.breakers.get("rate-limit-store")
         self._cache_breaker = self.breakers.get("response-cache")
+        self._catalog_breaker = self.breakers.get("catalog")
         self._backend_s = cfg.backend_timeout_ms / 1000.0
         self._open()
 
@@ -138,6 +139,13 @@ class Gateway:
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
+        # a catalog on a database server: keys and traffic are polled off the loop and
+        # requests read the copy, so that no request waits on (or hangs with) the server
+        self._poll_catalog = not self.keys.watcher.exact
+        if self._poll_catalog:
+            self.keys.watcher.polled()
+        self._catalog_seen: tuple[Any, Any] | None = None
+        self._catalog_logged = -1e9
         rl_url = cfg.ratelimit_url or ws.resolve_url(ws.settings.online)
         self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None,
                                    fail_open=cfg.ratelimit_fail_open, on_store_failure=self._limits_failed)
@@ -178,7 +186,10 @@ class Gateway:
         """Load the preloaded models and start watching for alias and traffic changes."""
         if self.closed:  # started again after a shutdown (e.g. an embedding server's restart)
             self._open()
-        self.traffic.refresh_if_changed()
+        if self._poll_catalog:  # the first copy, before any request
+            self._install_catalog(await asyncio.get_running_loop().run_in_executor(self.backends.executor, self._read_catalog))
+        else:
+            self.traffic.refresh_if_changed()
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
@@ -194,7 +205,9 @@ class Gateway:
             await asyncio.sleep(self.config.refresh_interval_s)
             try:
                 self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
-                if self._model_watcher.changed():
+                if self._poll_catalog:
+                    await self._poll()
+                elif self._model_watcher.changed():
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
@@ -210,6 +223,35 @@ class Gateway:
             if self.audit is not None and self.audit.fail_if_stalled(limit):
                 self.metrics.backend_failures.labels("prediction-log", "refused").inc()
                 log.warning("the prediction log acknowledged nothing for %.1f s: refusing the requests waiting on it", limit)
+
+    def _read_catalog(self) -> tuple[Any, Any]:
+        """The keys and traffic in the catalog (in a backend thread)."""
+        from strataml.serving.auth import list_keys
+        from strataml.serving.traffic import list_traffic
+
+        return list_keys(self.ws.catalog), list_traffic(self.ws.catalog)
+
+    def _install_catalog(self, state: tuple[Any, Any]) -> None:
+        """Serve the polled keys and traffic (on the loop, so no request sees half of a change)."""
+        if state != self._catalog_seen:
+            version = self.keys.watcher.version() + 1
+            self.keys.install(state[0], version)
+            self.traffic.install(state[1], version)
+            self.keys.watcher.bump(version)
+            self._catalog_seen = state
+
+    async def _poll(self) -> None:
+        """One poll of a server catalog; while it fails the last copy keeps serving."""
+        timeout = max(self._backend_s, 2.0)
+        try:
+            self._install_catalog(await self.backends.call(self._catalog_breaker, timeout, self._read_catalog))
+            await self.backends.call(self._catalog_breaker, timeout, self.models.refresh)
+        except BackendFailed as exc:
+            self.metrics.backend_failures.labels("catalog", "last-copy").inc()
+            now = time.monotonic()
+            if now - self._catalog_logged >= 10.0:
+                self._catalog_logged = now
+                log.warning("catalog poll failed (%s); serving the keys, traffic and models last read", exc.message)
 
     async def shutdown(self) -> None:
         """Drain requests in flight, then flush the prediction log and release everything."""
@@ -296,13 +338,16 @@ class Gateway:
 
     # --- models ----------------------------------------------------------------------
 
-    async def servable(self, name: str, ref: str) -> Servable:
-        """The servable for ``name@ref``; NotFound (404) when the model or ref is unknown."""
+    async def servable(self, name: str, ref: str, deadline: Deadline | None = None) -> Servable:
+        """The servable for ``name@ref``; NotFound (404) when the model or ref is unknown.
+
+        Loading one reads the catalog: within ``deadline`` when given (DeadlineExceeded, 504)."""
         hit = self.models.cached(name, ref)
         if hit is not None:
             return hit
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
+            loading = asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
+            return await (loading if deadline is None else deadline.run(loading, f"loading {name}@{ref}"))
         except UnsafePath:
             raise NotFound(f"no model named {name!r}", hint="GET /v1/models lists the models you may use") from None
 
@@ -384,17 +429,17 @@ class Gateway:
         log's flush (None without a log): the caller must await it before answering."""
         t0 = time.perf_counter()
         tr = traffic or self.deployment(name)
-        champion = self.models.cached(name, tr.champion) or await self.servable(name, tr.champion)
+        deadline = Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0)
+        champion = self.models.cached(name, tr.champion) or await self.servable(name, tr.champion, deadline)
         ref, arm = route(tr, instances[0], champion.entity_keys)
         s = champion
         if ref != tr.champion:
             try:
-                s = await self.servable(name, ref)
+                s = await self.servable(name, ref, deadline)
             except NotFound as exc:
                 log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
                 arm = "champion"
         s.check_instances(instances)
-        deadline = Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
         if ck is not None and tr.cache_ttl > 0:
             hit = self.cache.get(ck) if not self._remote_cache else await self._cache_get(ck, deadline)
@@ -467,7 +512,8 @@ class Gateway:
             self.metrics.backend_failures.labels("online-store", "fallback").inc()
         prev: Servable | None = None
         try:
-            prev = await asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
+            finding = asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
+            prev = await deadline.run(finding, "finding the previous champion")  # it reads the catalog, which may hang
         except Exception as exc:
             failures.append({"step": "previous champion", **describe_failure(exc)})
         if prev is not None and prev.version != failed.version:

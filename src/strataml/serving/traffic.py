@@ -166,6 +166,13 @@ class TrafficTable:
             self.generation += 1
         return True
 
+    def install(self, traffic: dict[str, Traffic], version: int) -> None:
+        """Take ``traffic`` (read by a poller of the catalog) as that of catalog ``version``."""
+        with self._lock:
+            self._all = traffic
+            self._seen = version
+            self.generation += 1
+
     def get(self, name: str) -> Traffic:
         """The traffic of ``name`` (an implicit champion-only deployment when unconfigured)."""
         t = self._all.get(name)
