@@ -360,3 +360,24 @@ def test_catalog_failure_keeps_serving_with_the_last_keys_and_traffic(pg_proxy_w
             assert time.monotonic() - t0 < 3.0
             time.sleep(0.1)
         proxy.set("pass")
+
+
+def test_rate_limit_file_locked_by_a_stuck_writer_fails_open_quickly(workspace, models, keys) -> None:
+    """The SQLite bucket store runs on the loop: a writer that holds its lock (a process
+    stopped mid-transaction) must cost a request milliseconds, not the 30 s busy timeout."""
+    import sqlite3
+
+    path = workspace.state_dir / "online.db"
+    with make_client(workspace, models, ratelimit_url=f"sqlite:///{path}") as c:
+        h = bearer(keys["fraud"])
+        assert c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=h).status_code == 200
+        stuck = sqlite3.connect(path, isolation_level=None)
+        stuck.execute("BEGIN IMMEDIATE")  # holds the write lock
+        try:
+            t0 = time.perf_counter()
+            r = c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=h)
+            assert r.status_code == 200 and time.perf_counter() - t0 < 1.0
+        finally:
+            stuck.execute("ROLLBACK")
+            stuck.close()
+        assert 'strata_backend_failures_total{action="per-process",backend="rate-limit-store"}' in c.get("/metrics").text
