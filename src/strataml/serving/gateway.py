@@ -25,10 +25,13 @@ from typing import Any
 from strataml.errors import NotFound, StrataError, UnsafePath
 from strataml.serving.audit import AuditLog, SeriesLines, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
+from strataml.serving.backends import BackendCalls
 from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
+from strataml.serving.lookup import Features, lookup_features
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Decision, Limit, RateLimiter, open_buckets
+from strataml.serving.ratelimit import RateLimited as RateLimited  # where the HTTP layer finds it
 from strataml.serving.resilience import (
     STATE_VALUE,
     Admission,
@@ -52,16 +55,6 @@ from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
 
-#: instances completed with their features, and the features the store lacked by instance (None: none)
-Features = tuple[list[dict[str, Any]], dict[int, list[str]] | None]
-
-
-class RateLimited(StrataError):
-    """The key used up its request budget (HTTP 429)."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, hint=f"retry after {retry_after:.2f}s or ask for a higher limit")
-        self.retry_after = retry_after
 
 
 class PredictionFailed(StrataError):
@@ -117,7 +110,7 @@ class Prediction:
     missing: dict[int, list[str]] | None = None
 
 
-class Gateway:
+class Gateway(BackendCalls):
     """Holds a gateway's state: keys, limits, traffic, models, batchers, breakers, cache, log."""
 
     def __init__(self, ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> None:
@@ -213,46 +206,6 @@ class Gateway:
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
                 log.warning("refresh failed: %s", exc)
 
-    async def _watch_log(self) -> None:
-        """Answer 503 to requests waiting on a prediction log that stopped acknowledging
-        (a hung disk) once it has been silent for half the default deadline."""
-        limit = self.config.timeout_ms / 2000.0
-        tick = min(0.1, limit / 2)
-        while True:
-            await asyncio.sleep(tick)
-            if self.audit is not None and self.audit.fail_if_stalled(limit):
-                self.metrics.backend_failures.labels("prediction-log", "refused").inc()
-                log.warning("the prediction log acknowledged nothing for %.1f s: refusing the requests waiting on it", limit)
-
-    def _read_catalog(self) -> tuple[Any, Any]:
-        """The keys and traffic in the catalog (in a backend thread)."""
-        from strataml.serving.auth import list_keys
-        from strataml.serving.traffic import list_traffic
-
-        return list_keys(self.ws.catalog), list_traffic(self.ws.catalog)
-
-    def _install_catalog(self, state: tuple[Any, Any]) -> None:
-        """Serve the polled keys and traffic (on the loop, so no request sees half of a change)."""
-        if state != self._catalog_seen:
-            version = self.keys.watcher.version() + 1
-            self.keys.install(state[0], version)
-            self.traffic.install(state[1], version)
-            self.keys.watcher.bump(version)
-            self._catalog_seen = state
-
-    async def _poll(self) -> None:
-        """One poll of a server catalog; while it fails the last copy keeps serving."""
-        timeout = max(self._backend_s, 2.0)
-        try:
-            self._install_catalog(await self.backends.call(self._catalog_breaker, timeout, self._read_catalog))
-            await self.backends.call(self._catalog_breaker, timeout, self.models.refresh)
-        except BackendFailed as exc:
-            self.metrics.backend_failures.labels("catalog", "last-copy").inc()
-            now = time.monotonic()
-            if now - self._catalog_logged >= 10.0:
-                self._catalog_logged = now
-                log.warning("catalog poll failed (%s); serving the keys, traffic and models last read", exc.message)
-
     async def shutdown(self) -> None:
         """Drain requests in flight, then flush the prediction log and release everything."""
         drained = await self.admission.drain(self.config.drain_timeout_s)
@@ -317,19 +270,6 @@ class Gateway:
         if not decision.allowed:  # type: ignore[union-attr]
             self._refuse(key, name, decision)  # type: ignore[arg-type]
         return None
-
-    async def _rate_limit_remote(self, key: ApiKey, name: str, traffic: Traffic, bucket: str, limit: Limit) -> None:
-        timeout = min(self._backend_s, 0.2 * (traffic.timeout_ms or self.config.timeout_ms) / 1000.0)
-        decision = await self.limiter.check_remote(bucket, limit, functools.partial(self.backends.call, self._limits_breaker, timeout))
-        if not decision.allowed:
-            self._refuse(key, name, decision)
-
-    def _refuse(self, key: ApiKey, name: str, decision: Decision) -> None:
-        self.metrics.rate_limited.labels(f"predict:{name}").inc()
-        raise RateLimited(f"API key {key.id} exceeded its rate limit on {name!r}", max(decision.retry_after, 0.001))
-
-    def _limits_failed(self) -> None:
-        self.metrics.backend_failures.labels("rate-limit-store", "per-process" if self.config.ratelimit_fail_open else "refused").inc()
 
     def deployment(self, name: str) -> Traffic:
         """The current traffic of ``name`` (picking up catalog changes first)."""
@@ -482,28 +422,6 @@ class Gateway:
         result.missing = missing
         result.degraded = tr.unknown_entity == "degrade"
 
-    async def _cache_get(self, ck: bytes, deadline: Deadline) -> list[Any] | None:
-        """A remote cache's entry, off the loop; a failing cache is a miss."""
-        try:
-            return await self.backends.call(self._cache_breaker, deadline.for_backend(self._backend_s), self.cache.get, ck)
-        except BackendFailed as exc:
-            self.metrics.backend_failures.labels("response-cache", "miss").inc()
-            log.debug("response cache failed: %s", exc.message)
-            return None
-
-    def _cache_set(self, ck: bytes, preds: list[Any], ttl: float) -> None:
-        """Store an answer in a remote cache (in a backend thread; skipped while its breaker is open)."""
-        breaker = self._cache_breaker
-        if not breaker.allow():
-            return
-        try:
-            self.cache.set(ck, preds, ttl)
-        except Exception:
-            breaker.failure()
-            self.metrics.backend_failures.labels("response-cache", "not-stored").inc()
-            return
-        breaker.success()
-
     async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline, first: Exception) -> Prediction:
         failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
         log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
@@ -644,83 +562,6 @@ class Gateway:
             loaded = sorted({v for (m, v, _) in self._batchers if m == n})
             out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
         return out
-
-
-@functools.cache
-def _feature_api() -> tuple[type[StrataError], Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    """The feature layer's lookups, imported on first use (serving loads that layer lazily),
-    then taken from here: an import statement run per request costs a few microseconds."""
-    from strataml.features import (
-        FeatureError,
-        ViewReader,
-        compute_request_features,
-        get_online_features,
-    )
-
-    return FeatureError, compute_request_features, get_online_features, ViewReader
-
-
-def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]], missing: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
-    """Instances completed with stored features (online store) and request-time features,
-    computed by the feature layer with the same definitions as training.
-
-    A stored feature's value comes from the store only: an instance that sets one is
-    refused (InputError). An entity the store does not know gets nulls, and ``missing``
-    (when given) receives its position and the features it lacks."""
-    feature_error, compute_request_features, get_online_features, view_reader = _feature_api()
-    try:
-        if not s.entity_keys:
-            rows = [dict(inst) for inst in instances]
-        else:  # the instances serve as the keys: the lookup reads only their key columns
-            if len(s.views) == 1:  # the usual model: its view's reader is resolved once per servable and workspace
-                held = s.view_reader
-                if held is None or held[0] is not ws:
-                    held = s.view_reader = (ws, view_reader(ws, s.views[0]))
-                stored = held[1].read(instances)
-                if len(stored) == 1 and (got := stored[0]) is not None:  # the usual request: one known entity
-                    inst = instances[0]
-                    row = {**inst, **got}
-                    if len(row) < len(inst) + len(got):  # a key in both: the request set a stored feature
-                        _refuse_stored(s, instances, got)
-                    rows = [row]
-                else:
-                    rows = _merge(s, instances, stored, held[1].features, missing)
-            else:
-                stored = get_online_features(ws, s.views, instances, missing={} if missing is None else missing)
-                rows = _merge(s, instances, stored, [], None)
-        for view in s.request_views:
-            for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
-                row.update(feats)
-    except feature_error as exc:
-        if "key" in exc.message or "request field" in exc.message or "payload" in exc.message:
-            raise InputError(exc.message, hint=exc.hint) from None
-        raise
-    return rows
-
-
-def _merge(s: Servable, instances: list[dict[str, Any]], stored: list[Any], features: list[str], missing: dict[int, list[str]] | None) -> list[dict[str, Any]]:
-    """Each instance with its stored features (nulls, noted in ``missing``, for an unknown entity)."""
-    rows = []
-    for i, (inst, got) in enumerate(zip(instances, stored, strict=True)):
-        if got is None:
-            got = dict.fromkeys(features)
-            if missing is not None:
-                missing[i] = list(features)
-        row = {**inst, **got}
-        if len(row) < len(inst) + len(got):
-            _refuse_stored(s, [inst], got, i)
-        rows.append(row)
-    return rows
-
-
-def _refuse_stored(s: Servable, instances: list[dict[str, Any]], stored: dict[str, Any], first: int = 0) -> None:
-    both = sorted(set(instances[0]) & set(stored))
-    raise InputError(
-        f"instance {first} of the request for {s.ref} sets {', '.join(repr(f) for f in both)}, which the online store provides",
-        hint=f"send only the entity key(s) {list(s.entity_keys)} and request fields; stored features come from the "
-             "online store (materialise the view to change them)",
-        errors=[{"instance": first, "field": f, "problem": "stored feature set by the request"} for f in both],
-    )
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:

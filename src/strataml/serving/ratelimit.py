@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from strataml.errors import ConfigError
+from strataml.errors import ConfigError, StrataError
 from strataml.spine.clients import redis_client
 from strataml.spine.sqlite_wal import use_wal
 
@@ -37,6 +37,14 @@ log = logging.getLogger("strataml.serving")
 #: milliseconds a SQLite bucket store waits for another writer's lock; its calls run on
 #: the event loop, so a writer stuck holding the lock must fail them soon (then fail open)
 SQLITE_BUSY_MS = 200
+
+
+class RateLimited(StrataError):
+    """The key used up its request budget (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, hint=f"retry after {retry_after:.2f}s or ask for a higher limit")
+        self.retry_after = retry_after
 
 
 class Decision(NamedTuple):
