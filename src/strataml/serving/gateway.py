@@ -158,7 +158,8 @@ class Gateway(BackendCalls):
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
-        self._log_watch: asyncio.Task[None] | None = None
+        self._log_watch: asyncio.TimerHandle | None = None
+        self._closing = False
         self.started = False
         self.closed = False
         self._version = -1
@@ -186,7 +187,8 @@ class Gateway(BackendCalls):
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
-        self._log_watch = asyncio.get_running_loop().create_task(self._watch_log()) if self.audit is not None else None
+        self._closing = False
+        self._watch_log()
         if self.config.freeze_gc:  # long-lived objects (models, modules) leave the collector's view:
             gc.collect()  # full collections stop scanning them, which removes their pauses from the tail
             gc.freeze()
@@ -213,6 +215,7 @@ class Gateway(BackendCalls):
             log.warning("drain timed out with %d requests in flight", self.admission.inflight)
         if self._refresher is not None:
             self._refresher.cancel()
+        self._closing = True
         if self._log_watch is not None:
             self._log_watch.cancel()
         if self._background:
