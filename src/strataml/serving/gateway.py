@@ -6,7 +6,8 @@ A/B), validate the instances against its signature, look up stored features,
 predict through the version's micro-batcher inside its circuit breaker and the
 request's deadline, fall back (previous champion → cached response → declared
 default) when that fails, mirror to the shadow, and append every prediction to the
-durable log before answering.
+durable log before answering. Backends that can hang on a network are called off the
+event loop within timeouts shorter than the deadline (see :mod:`strataml.serving.backends`).
 """
 
 from __future__ import annotations
