@@ -75,3 +75,12 @@ def train_again(ws: st.Workspace, trees: int) -> int:
     r = train(ws, "fraud", promote=False)
     assert r.version is not None, r
     return int(r.version)
+
+
+def unknown_entities(ws: st.Workspace, instances: list[dict]) -> list[dict]:
+    """What an answer's ``missing_features`` should be: the instances whose user the online
+    store holds no values for (its values expire with the view's ttl), with its features."""
+    from strataml.features import ViewReader
+
+    found = ViewReader(ws, "user_spend").read([{"user_id": i["user_id"]} for i in instances])
+    return [{"instance": i, "features": ["spend_7d", "tx_count_7d"]} for i, got in enumerate(found) if got is None]

@@ -18,6 +18,7 @@ import pytest
 
 import strataml as st
 from strataml.serving import AuditLog, create_key, prediction_stats, query_predictions
+from strataml.serving.audit import RESTART_AFTER_S, LogUnavailable
 
 from .conftest import instance
 
@@ -208,6 +209,15 @@ def test_a_dead_writer_fails_its_appends_and_the_next_append_starts_a_new_one(tm
         lane._proc.wait()
         with pytest.raises(OSError, match="prediction log could not be written"):
             await asyncio.wait_for(log.append([_record(1)]), 10)
+        with pytest.raises(LogUnavailable, match="failed a moment ago"):  # at once, without starting a writer per append
+            log.append_nowait([_record(9)])
+        await asyncio.sleep(RESTART_AFTER_S)
+        with pytest.raises(LogUnavailable, match="restarting"):  # a new writer starts in a thread, not on the loop
+            log.append_nowait([_record(8)])
+        for _ in range(200):
+            if not lane._restarting:
+                break
+            await asyncio.sleep(0.05)
         await asyncio.wait_for(log.append([_record(2)]), 10)  # a new writer, a new file
 
     asyncio.run(run())

@@ -14,7 +14,7 @@ from strataml.models import export_model
 from strataml.serving import create_key, set_traffic
 
 from .conftest import bearer, make_client
-from .registry_setup import build
+from .registry_setup import build, unknown_entities
 
 INSTANCES = [
     {"user_id": "u3", "amount_now": 12.5},
@@ -61,7 +61,8 @@ def test_deployment_serves_the_onnx_export(reg_ws: st.Workspace) -> None:
         r = c.post("/v1/models/fraud/predict", json={"instances": INSTANCES}, headers=bearer(key))
         assert r.status_code == 200, r.text
         doc = r.json()
-        assert doc["version"] == 1 and not doc["degraded"]
+        assert doc["version"] == 1 and doc["degraded"]  # "nobody" is unknown to the online store: answered from nulls, named
+        assert doc["missing_features"] == unknown_entities(reg_ws, INSTANCES) and doc["missing_features"][-1]["instance"] == 2
         assert _served_sha(c) == export["sha256"]
         assert doc["predictions"] == pytest.approx(_expected(reg_ws, "onnx"), abs=1e-9)
         assert doc["predictions"] == pytest.approx(_expected(reg_ws, "native"), abs=1e-5)

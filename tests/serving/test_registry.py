@@ -11,7 +11,7 @@ import strataml as st
 from strataml.serving import create_key
 
 from .conftest import bearer, make_client
-from .registry_setup import build, train_again
+from .registry_setup import build, train_again, unknown_entities
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ def test_serves_registry_model_with_online_and_request_features(reg_ws) -> None:
         r = c.post("/v1/models/fraud/predict", json={"instances": insts}, headers=bearer(key))
         assert r.status_code == 200, r.text
         doc = r.json()
-        assert doc["version"] == 1 and not doc["degraded"]
+        assert doc["version"] == 1 and doc["degraded"]  # "nobody" is unknown to the online store: answered from nulls, named
+        assert doc["missing_features"] == unknown_entities(reg_ws, insts) and doc["missing_features"][-1]["instance"] == 2
         assert doc["predictions"] == pytest.approx(_expected(reg_ws, 1, insts))
         bad = c.post("/v1/models/fraud/predict", json={"instances": [{"amount_now": 3.0}]}, headers=bearer(key))
         assert bad.status_code == 422 and "'user_id'" in bad.json()["error"]["message"]

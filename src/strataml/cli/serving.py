@@ -11,6 +11,7 @@ import typer
 
 from strataml.cli.common import JsonOpt, WorkspaceOpt, open_workspace
 from strataml.cli.output import console, emit, kv, table
+from strataml.errors import StrataError
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for the gateway.", no_args_is_help=True)
 deploy_app = typer.Typer(help="Deployments: traffic between model versions.", no_args_is_help=True)
@@ -35,6 +36,8 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill, in ms")] = 0.0,
     cache: Annotated[str | None, typer.Option(help="response cache URL: memory:// (default) or redis://…")] = None,
     ratelimit: Annotated[str | None, typer.Option(help="rate-limit store URL (default: the online store)")] = None,
+    ratelimit_fail: Annotated[str, typer.Option(help="when the rate-limit store fails: 'open' limits per process, 'closed' answers 503")] = "open",
+    backend_timeout_ms: Annotated[float, typer.Option(help="longest wait for a network backend (Redis) call, in ms")] = 500.0,
     trusted_proxy: Annotated[list[str] | None, typer.Option(help="address whose X-Forwarded-For is trusted (repeatable)")] = None,
     fsync: Annotated[bool, typer.Option(
         "--fsync/--no-fsync",
@@ -47,6 +50,8 @@ def serve(
     """Run the HTTP gateway (uvicorn); SIGTERM drains requests in flight before exiting."""
     import uvicorn
 
+    if ratelimit_fail not in ("open", "closed"):
+        raise StrataError(f"--ratelimit-fail {ratelimit_fail!r} is neither 'open' nor 'closed'", hint="use --ratelimit-fail open or --ratelimit-fail closed")
     ws = open_workspace(workspace)
     ws.catalog  # noqa: B018 - migrate once before the workers start
     _check_preload(ws, list(model or []))
@@ -55,8 +60,8 @@ def serve(
         "workspace": str(ws.root), "preload": list(model or []), "rate": rate or None, "burst": burst if rate else None,
         "concurrency": concurrency, "timeout_ms": timeout_ms, "max_body_bytes": max_body, "max_batch": max_batch,
         "max_wait_ms": max_wait_ms, "cache_url": cache, "ratelimit_url": ratelimit, "trusted_proxies": list(trusted_proxy or []),
-        "audit_fsync": fsync,
-        "edge": edge,
+        "audit_fsync": fsync, "edge": edge,
+        "ratelimit_fail_open": ratelimit_fail != "closed", "backend_timeout_ms": backend_timeout_ms,
     }
     os.environ["STRATA_SERVE_SPEC"] = json.dumps(spec)
     if workers > 1:
@@ -156,6 +161,7 @@ def deploy_traffic(
     default: Annotated[str | None, typer.Option(help="declared default prediction (JSON), last fallback")] = None,
     timeout_ms: Annotated[float | None, typer.Option(help="per-request deadline in ms")] = None,
     runtime: Annotated[str | None, typer.Option(help="native, onnx or onnx-int8: serve each version's native artifact or its ONNX export")] = None,
+    unknown_entity: Annotated[str | None, typer.Option(help="an entity the online store does not know: answer, degrade (answer marked degraded) or refuse (422)")] = None,
     reason: Annotated[str | None, typer.Option(help="why (recorded in the event)")] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -183,7 +189,7 @@ def deploy_traffic(
         changes["ab"] = [] if ab == ["none"] else [variant(v) for v in ab]
     if shadow is not None:
         changes["shadow"] = None if shadow == "none" else shadow
-    for k, v in (("rate", rate), ("burst", burst), ("cache_ttl", cache_ttl), ("timeout_ms", timeout_ms), ("runtime", runtime)):
+    for k, v in (("rate", rate), ("burst", burst), ("cache_ttl", cache_ttl), ("timeout_ms", timeout_ms), ("runtime", runtime), ("unknown_entity", unknown_entity)):
         if v is not None:
             changes[k] = v
     if default is not None:

@@ -114,14 +114,19 @@ class ViewReader:
         self._col: str | None = keyed[0][0] if len(keyed) == 1 else None
         self._type: type | None = keyed[0][1] if len(keyed) == 1 else None
 
-    def __call__(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Each key's features, in order; nulls where nothing is stored."""
+    def read(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | None]:
+        """Each key's features, in order; None for an entity the store does not know."""
         feats = self.features
         if not feats:
             return [{} for _ in keys]
         if not (len(keys) == 1 and self._col is not None and type(keys[0].get(self._col)) is self._type):
             _check_keys(self._info, keys)  # anything but one well-typed key: the full check, with its errors
-        found = self._store.get(self._name, keys, features=feats)  # type: ignore[arg-type]
+        return self._store.get(self._name, keys, features=feats)  # type: ignore[arg-type]
+
+    def __call__(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Each key's features, in order; nulls where nothing is stored."""
+        found = self.read(keys)
+        feats = self.features
         if len(found) == 1:  # one key (a serving request), without a comprehension
             return [found[0] if found[0] is not None else dict.fromkeys(feats)]
         return [g if g is not None else dict.fromkeys(feats) for g in found]
@@ -134,14 +139,16 @@ def get_online_features(
     *,
     full_names: bool = False,
     store: OnlineStore | None = None,
+    missing: dict[int, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Each key's materialised features of ``views``, in order; nulls where nothing is stored.
 
     Keys are dictionaries of entity key columns (``{"user_id": "u1"}``); a key of the
     wrong type or missing a column is an error. Request features are not stored; see
-    :func:`compute_request_features`.
+    :func:`compute_request_features`. ``missing``, when given, receives for each key
+    (by position) whose entity a view does not know the names of the features it lacks.
     """
-    if len(views) == 1 and not full_names:  # no merging needed
+    if len(views) == 1 and not full_names and missing is None:  # no merging needed
         return ViewReader(ws, views[0], store)(keys)
     cache = _cache(ws)
     st = store or cache.store or online_store(ws)
@@ -160,9 +167,11 @@ def get_online_features(
                 raise FeatureError(f"feature {c!r} is in both {seen[c]!r} and {view.name!r}", hint="use full_names=True")
             seen[c] = view.name
         values = st.get(view.name, keys, features=feats)  # type: ignore[arg-type]
-        for row, got in zip(out, values, strict=True):
+        for i, (row, got) in enumerate(zip(out, values, strict=True)):
             if got is None:
                 row.update(dict.fromkeys(cols))
+                if missing is not None:
+                    missing.setdefault(i, []).extend(cols)
             else:
                 row.update(zip(cols, got.values(), strict=True))
     return out

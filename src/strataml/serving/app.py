@@ -37,7 +37,7 @@ from strataml.serving.bodies import BadRequest, BodyReader, PayloadTooLarge
 from strataml.serving.continuity import ModelUnservable, PredictionFailed
 from strataml.serving.gateway import Gateway, GatewayConfig, RateLimited
 from strataml.serving.openapi import openapi_document
-from strataml.serving.resilience import DeadlineExceeded, Overloaded
+from strataml.serving.resilience import DeadlineExceeded, Overloaded, Unavailable
 from strataml.serving.servable import InputError, ModelProvider
 from strataml.spine.paths import check_name
 from strataml.spine.workspace import Workspace
@@ -66,7 +66,7 @@ def _status(exc: BaseException) -> int:
         return exc.status
     for kind, status in (
         (RateLimited, 429), (PayloadTooLarge, 413), (BadRequest, 400), (InputError, 422), (ConfigError, 422),
-        (NotFound, 404), (UnsafePath, 404), (Overloaded, 503), (PredictionFailed, 503), (DeadlineExceeded, 504),
+        (NotFound, 404), (UnsafePath, 404), (Overloaded, 503), (PredictionFailed, 503), (Unavailable, 503), (DeadlineExceeded, 504),
         (ModelUnservable, 503), (IntegrityError, 500), (ClientDisconnect, 408),  # an integrity error's message names a server path: logged, not answered
     ):
         if isinstance(exc, kind):
@@ -92,7 +92,7 @@ def error_response(exc: BaseException, request_id: str) -> Response:
         if isinstance(exc, InputError) and exc.errors:
             err["details"] = exc.errors
     headers = {"x-request-id": request_id}
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Unavailable):
         headers["retry-after"] = str(max(1, int(exc.retry_after + 0.999)))
     if isinstance(exc, AuthError) and status == 401:
         headers["www-authenticate"] = 'Bearer realm="strata"'
@@ -332,12 +332,16 @@ class HttpGateway:
         assert key is not None  # the route needs a key
         name = self._checked_name(raw_name)
         tr = self.gw.deployment(name)
-        self.gw.rate_limit(key, name, tr)  # before the body is read: a refused caller costs little
+        pending = self.gw.rate_limit(key, name, tr)  # before the body is read: a refused caller costs little
+        if pending is not None:  # a network rate-limit store, asked off the loop
+            await pending
         instances = self.bodies.instances(await read())
         res, logged = await self.gw.predict_logging(name, instances, key, rid, "v1.predict", tr)
         doc: dict[str, Any] = {"model": res.model, "version": res.version, "predictions": res.predictions, "request_id": rid, "degraded": res.degraded}
         if res.degraded:
             doc["fallback"] = res.fallback
+        if res.missing is not None:
+            doc["missing_features"] = [{"instance": i, "features": f} for i, f in sorted(res.missing.items())]
         return (doc if logged is None else AwaitingLog(doc, logged)), {"model": name, "version": str(res.version)}
 
     async def infer(self, request: Request) -> Response:
@@ -345,7 +349,9 @@ class HttpGateway:
             assert key is not None
             name = self._name(r)
             tr = self.gw.deployment(name)
-            self.gw.rate_limit(key, name, tr)
+            pending = self.gw.rate_limit(key, name, tr)
+            if pending is not None:
+                await pending
             raw = await self.bodies.read(r.headers.get("content-length"), r.stream())
             doc = oip.decode_request(raw, r.headers.get("inference-header-content-length"), self.bodies.decode)
             champion = await self.gw.servable(name, tr.champion)

@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from strataml.serving.resilience import Unavailable
 from strataml.spine.engine import duck, quote_literal
 
 COLUMNS = {
@@ -96,6 +97,16 @@ class SeriesLines:
         return orjson.dumps(own, option=_OWN, default=str)[:-1] + self._shared
 
 
+class LogUnavailable(Unavailable, OSError):
+    """The prediction log cannot take appends now (its writer failed, or has not
+    acknowledged a flush for too long): nothing is answered unlogged (HTTP 503)."""
+
+
+#: seconds after a writer fails during which appends fail at once instead of starting
+#: another (starting one waits for a process, which a request must not do every time)
+RESTART_AFTER_S = 1.0
+
+
 class _Writer:
     """One log file fed through a pipe to its writer process (see :class:`AuditLog`)."""
 
@@ -110,6 +121,10 @@ class _Writer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
+        self._failed_at = -RESTART_AFTER_S
+        self._restarting = False
+        self._why_down = ""
+        self._stall_mark: tuple[int, float] | None = None  # (bytes acknowledged, when first seen) while lines are outstanding
         self._start()
 
     # --- the writer process ------------------------------------------------------------
@@ -134,22 +149,50 @@ class _Writer:
         self._writing = False
         self._ready = False
 
-    def _wait_ready(self) -> None:
-        """Wait for the writer's first answer (0, once its file exists)."""
+    def _wait_ready(self, on_loop: bool = True) -> None:
+        """Wait for the writer's first answer (0, once its file exists); ``on_loop``:
+        called on the loop's thread, else the loop is told to read the answers."""
         if self._ready:
             return
         if not self._read_acks(block=True) or self._proc is None or self._proc.poll() is not None:
-            raise OSError(f"the prediction log writer could not start in {self.directory}")
+            self._failed("its writer could not start")
+            raise LogUnavailable(f"the prediction log writer could not start in {self.directory}", RESTART_AFTER_S,
+                                 hint="check that the gateway's state folder is writable and has free space")
         self._ready = True
         self.flushes -= 1  # the start-up answer flushed nothing
         os.set_blocking(self._wfd, False)
         os.set_blocking(self._rfd, False)
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.add_reader(self._rfd, self._on_acks)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            if on_loop:
+                loop.add_reader(self._rfd, self._on_acks)
+            else:
+                loop.call_soon_threadsafe(loop.add_reader, self._rfd, self._on_acks)
+
+    def _restart_in_thread(self) -> None:
+        """Start a new writer from a thread: starting one waits for a Python process,
+        which the loop must not (appends fail at once until it is ready)."""
+        self._restarting = True
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self._start()
+                select.select([self._rfd], [], [], 30.0)  # its first answer, waited for off the lock
+                with self._lock:
+                    self._wait_ready(on_loop=False)
+            except Exception as exc:  # _wait_ready has failed the writer: the next append after RESTART_AFTER_S tries again
+                self._why_down = str(exc)
+            finally:
+                self._restarting = False
+
+        threading.Thread(target=run, name="strata-log-restart", daemon=True).start()
 
     def _failed(self, why: str) -> None:
         """The writer is gone: fail every pending append; the next append starts a new writer."""
-        err = OSError(f"the prediction log could not be written: {why}")
+        self._failed_at = time.monotonic()
+        self._why_down = why
+        err = LogUnavailable(f"the prediction log could not be written: {why}", RESTART_AFTER_S)
         waiters, self._waiters = self._waiters, collections.deque()
         for _, w in waiters:
             self._resolve(w, err)
@@ -168,10 +211,18 @@ class _Writer:
 
     # --- appending ---------------------------------------------------------------------
 
-    def _enqueue(self, data: bytes, waiter: _Waiter) -> None:
+    def _enqueue(self, data: bytes, waiter: _Waiter, on_loop: bool = False) -> None:
         if self._closed:
             raise RuntimeError("the prediction log is closed")
+        if self._restarting:
+            raise LogUnavailable("the prediction log's writer is restarting; predictions are refused until it is ready", RESTART_AFTER_S)
         if self._proc is None:
+            if time.monotonic() - self._failed_at < RESTART_AFTER_S:
+                raise LogUnavailable(f"the prediction log's writer failed a moment ago ({self._why_down[:200]}); predictions are refused until it restarts",
+                                     RESTART_AFTER_S)
+            if on_loop and self._loop is not None:
+                self._restart_in_thread()
+                raise LogUnavailable("the prediction log's writer is restarting; predictions are refused until it is ready", RESTART_AFTER_S)
             self._start()
         self._wait_ready()
         self._queued += len(data)
@@ -198,7 +249,7 @@ class _Writer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            self._enqueue(data, fut)
+            self._enqueue(data, fut, on_loop=True)
             if self._loop is not loop:
                 self._attach(loop)
             if not self._flush_scheduled:  # this loop iteration's appends go to the writer together
@@ -313,6 +364,35 @@ class _Writer:
         """Appends waiting for their flush."""
         return len(self._waiters)
 
+    def fail_if_stalled(self, limit: float) -> int:
+        """Fail the appends waiting on a writer that has answered nothing for ``limit``
+        seconds while holding lines it was sent (a hung disk); how many. Called every
+        fraction of ``limit``: it notes when it first saw the writer stuck, so a healthy
+        log costs the request path nothing. Lines not yet sent (a busy loop) are no
+        stall. The writer is left alone: a write it finishes later still lands in the
+        log, for requests that were answered 503."""
+        with self._lock:
+            if self._waiters and self._queued - len(self._buf) != self._acked:
+                self._read_acks(block=False)  # answers in the pipe that the loop has not read yet
+            if not self._waiters or self._queued - len(self._buf) == self._acked:
+                self._stall_mark = None
+                return 0
+            now = time.monotonic()
+            mark = self._stall_mark
+            if mark is None or mark[0] != self._acked:
+                self._stall_mark = (self._acked, now)
+                return 0
+            stalled = now - mark[1]
+            if stalled < limit:
+                return 0
+            waiters, self._waiters = self._waiters, collections.deque()
+            self._stall_mark = None
+        err = LogUnavailable(f"the prediction log has not finished a write for {stalled:.1f} s (a hung disk?)",
+                             RESTART_AFTER_S, hint="retry later; predictions are answered only once logged")
+        for _, w in waiters:
+            self._resolve(w, err)
+        return len(waiters)
+
     @property
     def _idle(self) -> bool:
         """Whether the writer has acknowledged everything sent to it (and nothing is half sent)."""
@@ -416,6 +496,10 @@ class AuditLog:
     def append_sync(self, records: list[dict[str, Any]]) -> None:
         """Append records from a thread without a running loop; returns once they are on disk."""
         self._pick().append_sync(records)
+
+    def fail_if_stalled(self, limit: float) -> int:
+        """:meth:`_Writer.fail_if_stalled` for every lane: appends failed."""
+        return sum(lane.fail_if_stalled(limit) for lane in self.lanes)
 
     @property
     def flushes(self) -> int:

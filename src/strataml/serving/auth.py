@@ -133,7 +133,8 @@ class CatalogWatcher:
     On SQLite this reads the catalog's :class:`~strataml.spine.data_version.DataVersion`
     on a private connection: a commit by another process is seen within 10 ms,
     one made through this process's catalog object at once. On other databases every
-    look reports a change.
+    look reports a change, unless the watcher is :meth:`polled`: then its version is a
+    number that whoever polls the catalog (off the event loop) moves on a change.
     """
 
     def __init__(self, catalog: Catalog) -> None:
@@ -146,15 +147,26 @@ class CatalogWatcher:
             self._con = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
             self._watch = DataVersion(self._con.cursor())
         self._last: int | None = None
+        self._polled: int | None = None
+
+    def polled(self) -> None:
+        """Take the version from :meth:`bump` (called by a poller of the catalog) rather
+        than ask the catalog: no look blocks on a database server."""
+        if self._polled is None:
+            self._polled = 0
+
+    def bump(self, version: int) -> None:
+        """Publish the poller's new version."""
+        self._polled = version
 
     @property
     def exact(self) -> bool:
-        """Whether :meth:`changed` can say "no" (SQLite) or always says "yes"."""
-        return self._watch is not None
+        """Whether :meth:`changed` can say "no" (SQLite, or polled) or always says "yes"."""
+        return self._watch is not None or self._polled is not None
 
     def changed(self) -> bool:
-        """True when a commit happened since the previous call (always True off SQLite)."""
-        if self._watch is None:
+        """True when a commit happened since the previous call (always True off SQLite, unless polled)."""
+        if self._watch is None and self._polled is None:
             return True
         v = self.version()
         if v != self._last:
@@ -163,7 +175,9 @@ class CatalogWatcher:
         return False
 
     def version(self) -> int:
-        """A number that changes whenever someone commits (-1 off SQLite: unknown)."""
+        """A number that changes whenever someone commits (-1 off SQLite and unpolled: unknown)."""
+        if self._polled is not None:
+            return self._polled
         if self._watch is None:
             return -1
         with self._lock:
@@ -192,6 +206,13 @@ class KeyStore:
     def _reload(self) -> None:
         self._keys = {k.id: k for k in list_keys(self.catalog)}
         self._verified = {}
+
+    def install(self, keys: list[ApiKey], version: int) -> None:
+        """Take ``keys`` (read by a poller of the catalog) as those of catalog ``version``."""
+        with self._lock:
+            self._keys = {k.id: k for k in keys}
+            self._verified = {}
+            self._seen = version
 
     def _lookup(self, key_id: str, version: int | None = None) -> ApiKey | None:
         with self._lock:

@@ -57,7 +57,7 @@ def predict_batch(s: Servable, table: pa.Table, ws: Workspace | None = None) -> 
     if s.views:
         if ws is None:
             raise ConfigError(f"model {s.ref} reads feature views; scoring it needs a workspace")
-        from strataml.serving.gateway import lookup_features
+        from strataml.serving.lookup import lookup_features
 
         return s.predict(lookup_features(ws, s, table.to_pylist()))
     if s.predict_table is not None:

@@ -51,6 +51,8 @@ class ResponseCache(Protocol):
 class MemoryCache:
     """An in-process LRU cache bounded by entry count."""
 
+    remote = False
+
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
         self._data: OrderedDict[bytes, tuple[float, list[Any]]] = OrderedDict()
@@ -85,7 +87,10 @@ class MemoryCache:
 
 
 class RedisCache:
-    """A cache shared by every gateway through Redis (entries expire server-side)."""
+    """A cache shared by every gateway through Redis (entries expire server-side;
+    ``remote``: its calls can hang on the network, so the gateway makes them off the loop)."""
+
+    remote = True
 
     def __init__(self, url: str, prefix: str = "strata:cache:") -> None:
         self._r = redis_client(url, "a response cache in Redis", timeout=1)

@@ -28,18 +28,20 @@ class ModelUnservable(StrataError):
     """A model version cannot be served: its artifact failed its integrity check (HTTP 503)."""
 
 
-async def champion_or_earlier(gw: Gateway, name: str, tr: Traffic) -> tuple[Traffic, Servable]:
-    """The champion of ``tr``, loaded; when it no longer resolves or loads (the registry
-    changed under the gateway), the last traffic of ``name`` whose champion did."""
+async def champion_or_earlier(
+    gw: Gateway, name: str, tr: Traffic, deadline: Deadline | None = None,
+) -> tuple[Traffic, Servable]:
+    """The champion of ``tr``, loaded within ``deadline``; when it no longer resolves or
+    loads (the registry changed under the gateway), the last traffic of ``name`` whose champion did."""
     try:
-        return tr, await gw.servable(name, tr.champion)
+        return tr, await gw.servable(name, tr.champion, deadline)
     except (NotFound, ModelUnservable) as exc:
         if not gw.traffic.is_configured(name):
             raise
         for good in gw.traffic.earlier(name):
             if good.champion != tr.champion:
                 try:
-                    s = await gw.servable(name, good.champion)
+                    s = await gw.servable(name, good.champion, deadline)
                 except (NotFound, ModelUnservable):
                     continue
                 log.warning("deployment %s: champion %s unavailable (%s); serving its last good traffic", name, tr.champion, exc.message)

@@ -6,7 +6,8 @@ A/B), validate the instances against its signature, look up stored features,
 predict through the version's micro-batcher inside its circuit breaker and the
 request's deadline, fall back (previous champion → cached response → declared
 default) when that fails, mirror to the shadow, and append every prediction to the
-durable log before answering.
+durable log before answering. Backends that can hang on a network are called off the
+event loop within timeouts shorter than the deadline (see :mod:`strataml.serving.backends`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataml.errors import IntegrityError, NotFound, StrataError, UnsafePath
+from strataml.errors import IntegrityError, NotFound, UnsafePath
 from strataml.serving.audit import AuditLog, SeriesLines, log_dir
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
+from strataml.serving.backends import BackendCalls
 from strataml.serving.batching import CallCost, MicroBatcher
 from strataml.serving.cache import ResponseCache, cache_key, open_cache
 from strataml.serving.continuity import (
@@ -33,11 +35,15 @@ from strataml.serving.continuity import (
     champion_or_earlier,
     without_champion,
 )
+from strataml.serving.lookup import Features, lookup_features
 from strataml.serving.metrics import GatewayMetrics
-from strataml.serving.ratelimit import Limit, RateLimiter, open_buckets
+from strataml.serving.ratelimit import Decision, Limit, RateLimiter, open_buckets
+from strataml.serving.ratelimit import RateLimited as RateLimited  # where the HTTP layer finds it
 from strataml.serving.resilience import (
     STATE_VALUE,
     Admission,
+    BackendFailed,
+    BackendPool,
     Breakers,
     CircuitBreaker,
     Deadline,
@@ -63,14 +69,6 @@ from strataml.spine.workspace import Workspace
 
 log = logging.getLogger("strataml.serving")
 
-
-
-class RateLimited(StrataError):
-    """The key used up its request budget (HTTP 429)."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, hint=f"retry after {retry_after:.2f}s or ask for a higher limit")
-        self.retry_after = retry_after
 
 
 
@@ -102,6 +100,10 @@ class GatewayConfig:
     refresh_interval_s: float = 0.5
     log_requests: bool = True
     freeze_gc: bool = False
+    #: a failing rate-limit store: limit per process (True) or refuse with 503 + Retry-After
+    ratelimit_fail_open: bool = True
+    #: the longest a call to a network backend (Redis) may take; never more than the request's deadline allows
+    backend_timeout_ms: float = 500.0
 
 
 @dataclass(slots=True)
@@ -116,9 +118,11 @@ class Prediction:
     fallback: str | None = None
     cached: bool = False
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: instance position -> features the online store had no values for (its entity is unknown)
+    missing: dict[int, list[str]] | None = None
 
 
-class Gateway:
+class Gateway(BackendCalls):
     """Holds a gateway's state: keys, limits, traffic, models, batchers, breakers, cache, log."""
 
     def __init__(self, ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> None:
@@ -128,6 +132,10 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.breakers = Breakers(cfg.breaker_failures, cfg.breaker_reset_s, self._breaker_changed)
         self._store_breaker = self.breakers.get("online-store")
+        self._limits_breaker = self.breakers.get("rate-limit-store")
+        self._cache_breaker = self.breakers.get("response-cache")
+        self._catalog_breaker = self.breakers.get("catalog")
+        self._backend_s = cfg.backend_timeout_ms / 1000.0
         self._open()
 
     def _open(self) -> None:
@@ -136,9 +144,19 @@ class Gateway:
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
+        # a catalog on a database server: keys and traffic are polled off the loop and
+        # requests read the copy, so that no request waits on (or hangs with) the server
+        self._poll_catalog = not self.keys.watcher.exact
+        if self._poll_catalog:
+            self.keys.watcher.polled()
+        self._catalog_seen: tuple[Any, Any] | None = None
+        self._catalog_logged = -1e9
         rl_url = cfg.ratelimit_url or ws.resolve_url(ws.settings.online)
-        self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None)
+        self.limiter = RateLimiter(open_buckets(rl_url), Limit(cfg.rate, cfg.burst or cfg.rate) if cfg.rate else None,
+                                   fail_open=cfg.ratelimit_fail_open, on_store_failure=self._limits_failed)
         self.cache: ResponseCache = open_cache(cfg.cache_url)
+        self._remote_cache = bool(getattr(self.cache, "remote", False))
+        self.backends = BackendPool()
         self.admission = Admission(cfg.concurrency)
         admission = self.admission
         self.count_inflight = not self.metrics.follow_inflight(lambda: admission.inflight)
@@ -152,6 +170,8 @@ class Gateway:
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._log_watch: asyncio.TimerHandle | None = None
+        self._closing = False
         self.started = False
         self.closed = False
         self._version = -1
@@ -173,10 +193,15 @@ class Gateway:
         """Load the preloaded models and start watching for alias and traffic changes."""
         if self.closed:  # started again after a shutdown (e.g. an embedding server's restart)
             self._open()
-        self.traffic.refresh_if_changed()
+        if self._poll_catalog:  # the first copy, before any request
+            self._install_catalog(await asyncio.get_running_loop().run_in_executor(self.backends.executor, self._read_catalog))
+        else:
+            self.traffic.refresh_if_changed()
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+        self._closing = False
+        self._watch_log()
         if self.config.freeze_gc:  # long-lived objects (models, modules) leave the collector's view:
             gc.collect()  # full collections stop scanning them, which removes their pauses from the tail
             gc.freeze()
@@ -188,7 +213,12 @@ class Gateway:
             await asyncio.sleep(self.config.refresh_interval_s)
             try:
                 self.sync_metrics()  # every worker publishes its own counts, for a scrape of any of them
-                if self._model_watcher.changed():
+                if self._poll_catalog:
+                    seen = self._catalog_seen
+                    await self._poll()
+                    if self._catalog_seen is not seen:
+                        self.unservable.clear()  # a new version or alias is tried again
+                elif self._model_watcher.changed():
                     self.unservable.clear()  # a restored artifact or a new version is tried again
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
@@ -202,6 +232,9 @@ class Gateway:
             log.warning("drain timed out with %d requests in flight", self.admission.inflight)
         if self._refresher is not None:
             self._refresher.cancel()
+        self._closing = True
+        if self._log_watch is not None:
+            self._log_watch.cancel()
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.config.drain_timeout_s)
         for b, _ in self._batchers.values():
@@ -209,6 +242,7 @@ class Gateway:
         if self.audit is not None:
             self.audit.close()
         self.executor.shutdown(wait=False)
+        self.backends.close()
         self.limiter.close()
         self.cache.close()
         self.keys.close()
@@ -236,18 +270,26 @@ class Gateway:
             raise AuthError(f"API key {key.id} lacks the scope {scope!r}", status=403, hint=f"create a key with --scope {scope}")
         return key
 
-    def rate_limit(self, key: ApiKey, name: str, traffic: Traffic) -> None:
-        """Take a token for ``key`` on deployment ``name``; RateLimited (429) when empty."""
+    def rate_limit(self, key: ApiKey, name: str, traffic: Traffic) -> Awaitable[None] | None:
+        """Take a token for ``key`` on deployment ``name``; RateLimited (429) when empty.
+
+        None when decided here; an awaitable when a network store must be asked (off the
+        loop, within the backend timeout and a fifth of the request's deadline), which
+        the caller awaits before going on."""
         limit = None
         if traffic.rate:
             shape = (traffic.rate, traffic.burst or traffic.rate)
             limit = self._limits.get(shape)
             if limit is None:
                 limit = self._limits[shape] = Limit(*shape)
-        decision = self.limiter.check(key.id, name, limit)
-        if not decision.allowed:
-            self.metrics.rate_limited.labels(f"predict:{name}").inc()
-            raise RateLimited(f"API key {key.id} exceeded its rate limit on {name!r}", max(decision.retry_after, 0.001))
+        decision = self.limiter.plan(key.id, name, limit)
+        if type(decision) is not Decision:
+            if self.limiter.remote:
+                return self._rate_limit_remote(key, name, traffic, *decision)
+            decision = self.limiter.take(*decision)
+        if not decision.allowed:  # type: ignore[union-attr]
+            self._refuse(key, name, decision)  # type: ignore[arg-type]
+        return None
 
     def deployment(self, name: str) -> Traffic:
         """The current traffic of ``name`` (picking up catalog changes first)."""
@@ -256,8 +298,10 @@ class Gateway:
 
     # --- models ----------------------------------------------------------------------
 
-    async def servable(self, name: str, ref: str) -> Servable:
-        """The servable for ``name@ref``; NotFound (404) when the model or ref is unknown."""
+    async def servable(self, name: str, ref: str, deadline: Deadline | None = None) -> Servable:
+        """The servable for ``name@ref``; NotFound (404) when the model or ref is unknown.
+
+        Loading one reads the catalog: within ``deadline`` when given (DeadlineExceeded, 504)."""
         hit = self.models.cached(name, ref)
         if hit is not None:
             return hit
@@ -265,7 +309,8 @@ class Gateway:
         if why is not None:
             raise ModelUnservable(f"model {name}@{ref} is unservable: {why}", hint="GET /readyz with an admin key shows the problem")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
+            loading = asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, ref)
+            return await (loading if deadline is None else deadline.run(loading, f"loading {name}@{ref}"))
         except (UnsafePath, NotFound):  # the registry's message may name other models: a key learns only of its own
             raise NotFound(f"model {name!r} has no servable version {ref[:130]!r}", hint="GET /v1/models lists the models you may use") from None
         except IntegrityError as exc:  # the path stays in the log, out of the answer
@@ -295,45 +340,45 @@ class Gateway:
         goes through the executor)."""
         return self._embedded_store and self._lookup_cost.quick and len(instances) <= self.config.inline_rows and deadline.remaining() > 0
 
-    async def _features_in_thread(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
-        async def lookup() -> list[dict[str, Any]]:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup_features, s, instances, False)
+    async def _features_in_thread(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> Features:
+        # in the backend threads, within the backend timeout and leaving the fallback chain time to answer
+        return await self.backends.call(self._store_breaker, deadline.for_backend(self._backend_s), self._lookup_features, s, instances, False)
 
-        return await deadline.run(self._store_breaker.call(lookup), "online feature lookup")
-
-    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> list[dict[str, Any]]:
+    def _lookup_features(self, s: Servable, instances: list[dict[str, Any]], inline: bool) -> Features:
         clock = CallCost.clock(inline)
         t0 = clock()
-        rows = lookup_features(self.ws, s, instances)
+        missing: dict[int, list[str]] = {}
+        rows = lookup_features(self.ws, s, instances, missing)
         self._lookup_cost.add(clock() - t0)
-        return rows
+        return rows, missing or None
 
-    def _run_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]] | None:
+    def _run_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]] | None:
         """:meth:`_run` when both of its steps can run on the loop at once (the usual
         single-instance request), without a coroutine; None when one of them cannot."""
         batcher, breaker = self._lane(s)
         if not batcher.can_inline(instances) or deadline.remaining() <= 0:  # rows and instances are as many
             return None
-        rows = self._features_now(s, instances, deadline)
-        return None if rows is None else (rows, breaker.call_sync(batcher.run_inline, rows))
+        got = self._features_now(s, instances, deadline)
+        return None if got is None else (got, breaker.call_sync(batcher.run_inline, got[0]))
 
-    def _features_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]] | None:
+    def _features_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> Features | None:
         """The instances with their features when they can be had on the loop (None: they need a thread)."""
         if not s.views:
-            return instances
+            return instances, None
         if self._inline_lookup(instances, deadline):
             return self._store_breaker.call_sync(self._lookup_features, s, instances, True)
         return None
 
-    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[list[dict[str, Any]], list[Any]]:
-        rows = self._features_now(s, instances, deadline)
-        if rows is None:
-            rows = await self._features_in_thread(s, instances, deadline)
+    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]]:
+        got = self._features_now(s, instances, deadline)
+        if got is None:
+            got = await self._features_in_thread(s, instances, deadline)
+        rows = got[0]
         batcher, breaker = self._lane(s)
         if batcher.can_inline(rows) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
-            return rows, breaker.call_sync(batcher.run_inline, rows)
+            return got, breaker.call_sync(batcher.run_inline, rows)
         preds = await deadline.run(breaker.call(lambda: batcher.submit(rows)), f"model {s.ref}")
-        return rows, preds
+        return got, preds
 
     # --- the pipeline ----------------------------------------------------------------
 
@@ -351,10 +396,11 @@ class Gateway:
         log's flush (None without a log): the caller must await it before answering."""
         t0 = time.perf_counter()
         tr = traffic or self.deployment(name)
+        deadline = Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0)
         champion = self.models.cached(name, tr.champion)
         if champion is None:
             try:
-                tr, champion = await champion_or_earlier(self, name, tr)
+                tr, champion = await champion_or_earlier(self, name, tr, deadline)
             except (NotFound, ModelUnservable) as exc:
                 version, preds, how, failures = await without_champion(self, name, tr, instances, exc)
                 result = Prediction(name, version, preds, True, "fallback", how, failures=failures)
@@ -363,25 +409,29 @@ class Gateway:
         s = champion
         if ref != tr.champion:
             try:
-                s = await self.servable(name, ref)
+                s = await self.servable(name, ref, deadline)
             except NotFound as exc:
                 log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
                 arm = "champion"
         s.check_instances(instances)
-        deadline = Deadline((tr.timeout_ms or self.config.timeout_ms) / 1000.0)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
         if ck is not None and tr.cache_ttl > 0:
-            hit = self.cache.get(ck)
+            hit = self.cache.get(ck) if not self._remote_cache else await self._cache_get(ck, deadline)
             self.metrics.cache.labels(name, "hit" if hit is not None else "miss").inc()
             if hit is not None:
                 result = Prediction(name, s.version, hit, False, arm, cached=True)
                 return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         try:
             ran = self._run_now(s, instances, deadline)
-            rows, preds = ran if ran is not None else await self._run(s, instances, deadline)
+            (rows, missing), preds = ran if ran is not None else await self._run(s, instances, deadline)
             result = Prediction(name, s.version, preds, False, arm)
-            if ck is not None:
-                self.cache.set(ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
+            if missing is not None:
+                self._unknown_entities(s, tr, instances, missing, result)
+            elif ck is not None:  # an answer from features the store lacked is never reused
+                if self._remote_cache:
+                    self.backends.submit(self._cache_set, ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
+                else:
+                    self.cache.set(ck, preds, max(tr.cache_ttl, self.config.fallback_cache_ttl))
         except InputError:
             raise
         except Exception as exc:
@@ -391,23 +441,45 @@ class Gateway:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
         return result, self._log(result, rows, key, request_id, route_name, t0, "live")
 
+    def _unknown_entities(self, s: Servable, tr: Traffic, instances: list[dict[str, Any]], missing: dict[int, list[str]], result: Prediction) -> None:
+        """Apply the deployment's ``unknown_entity`` setting to an answer made without some stored features."""
+        self.metrics.missing_features.labels(s.name, tr.unknown_entity).inc(len(missing))
+        if tr.unknown_entity == "refuse":
+            i = min(missing)
+            keys = {k: instances[i].get(k) for k in s.entity_keys}
+            raise InputError(
+                f"instance {i} of the request for {s.ref}: the online store has no features for entity {keys} "
+                f"({', '.join(missing[i])}), and deployment {s.name!r} refuses unknown entities",
+                hint=f"materialise the entity's view, or 'strata deploy traffic {s.name} --unknown-entity degrade' to answer such requests",
+                errors=[{"instance": j, "field": ",".join(s.entity_keys), "problem": "unknown entity", "missing_features": f} for j, f in sorted(missing.items())],
+            )
+        result.missing = missing
+        result.degraded = tr.unknown_entity == "degrade"
+
     async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline, first: Exception) -> Prediction:
         failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
         log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
+        store_down = isinstance(first, BackendFailed) and first.backend == self._store_breaker.name
+        if store_down:
+            self.metrics.backend_failures.labels("online-store", "fallback").inc()
         prev: Servable | None = None
         try:
-            prev = await asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
+            finding = asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
+            prev = await deadline.run(finding, "finding the previous champion")  # it reads the catalog, which may hang
         except Exception as exc:
             failures.append({"step": "previous champion", **describe_failure(exc)})
         if prev is not None and prev.version != failed.version:
-            try:
-                _, preds = await self._run(prev, instances, deadline)
-                self.metrics.fallbacks.labels(name, "previous_champion").inc()
-                return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures)
-            except Exception as exc:
-                failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
+            if store_down and prev.views:  # it needs the store that just failed: skip it rather than wait on it again
+                failures.append({"step": f"previous champion {prev.ref}", "error": "Skipped", "message": "it needs the failing online store"})
+            else:
+                try:
+                    (_, missing), preds = await self._run(prev, instances, deadline)
+                    self.metrics.fallbacks.labels(name, "previous_champion").inc()
+                    return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures, missing=missing)
+                except Exception as exc:
+                    failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
         if ck is not None:
-            hit = self.cache.get(ck)
+            hit = self.cache.get(ck) if not self._remote_cache else await self._cache_get(ck, deadline)
             if hit is not None:
                 self.metrics.fallbacks.labels(name, "cache").inc()
                 return Prediction(name, failed.version, hit, True, "fallback", "cache", cached=True, failures=failures)
@@ -426,7 +498,7 @@ class Gateway:
         try:
             s = await self.servable(name, ref)
             s.check_instances(instances)
-            rows, preds = await self._run(s, instances, Deadline(self.config.timeout_ms / 1000.0))
+            (rows, _), preds = await self._run(s, instances, Deadline(self.config.timeout_ms / 1000.0))
         except Exception as exc:
             log.warning("shadow %s@%s failed for request %s: %s", name, ref, request_id, exc)
             return
@@ -536,49 +608,6 @@ class Gateway:
             loaded = sorted({v for (m, v, _) in self._batchers if m == n})
             out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
         return out
-
-
-@functools.cache
-def _feature_api() -> tuple[type[StrataError], Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    """The feature layer's lookups, imported on first use (serving loads that layer lazily),
-    then taken from here: an import statement run per request costs a few microseconds."""
-    from strataml.features import (
-        FeatureError,
-        ViewReader,
-        compute_request_features,
-        get_online_features,
-    )
-
-    return FeatureError, compute_request_features, get_online_features, ViewReader
-
-
-def lookup_features(ws: Workspace, s: Servable, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Instances completed with stored features (online store) and request-time features,
-    computed by the feature layer with the same definitions as training."""
-    feature_error, compute_request_features, get_online_features, view_reader = _feature_api()
-    try:
-        if not s.entity_keys:
-            rows = [dict(inst) for inst in instances]
-        else:  # the instances serve as the keys: the lookup reads only their key columns
-            if len(s.views) == 1:  # the usual model: its view's reader is resolved once per servable and workspace
-                held = s.view_reader
-                if held is None or held[0] is not ws:
-                    held = s.view_reader = (ws, view_reader(ws, s.views[0]))
-                stored = held[1](instances)
-            else:
-                stored = get_online_features(ws, s.views, instances)
-            if len(instances) == 1 and len(stored) == 1:  # the usual request, without a comprehension
-                rows = [{**instances[0], **stored[0]}]
-            else:
-                rows = [{**inst, **feats} for inst, feats in zip(instances, stored, strict=True)]
-        for view in s.request_views:
-            for row, feats in zip(rows, compute_request_features(view, instances), strict=True):
-                row.update(feats)
-    except feature_error as exc:
-        if "key" in exc.message or "request field" in exc.message or "payload" in exc.message:
-            raise InputError(exc.message, hint=exc.hint) from None
-        raise
-    return rows
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:

@@ -97,6 +97,8 @@ class GatewayMetrics:
         self.overloaded = Counter("strata_overload_rejections_total", "Requests refused at once because the gateway was at its concurrency limit.", registry=r)
         self.fallbacks = Counter("strata_fallbacks_total", "Degraded responses by fallback step.", ["model", "step"], registry=r)
         self.inflight = Gauge("strata_inflight_requests", "Requests in flight.", registry=r, multiprocess_mode="livesum")
+        self.backend_failures = Counter("strata_backend_failures_total", "Failed, timed-out or breaker-refused calls to a backend (rate-limit store, online store, cache), by backend and what the gateway did instead.", ["backend", "action"], registry=r)
+        self.missing_features = Counter("strata_missing_features_total", "Instances whose entity the online store does not know, by model and the deployment's unknown_entity setting.", ["model", "action"], registry=r)
         self.audit_flushes = Counter("strata_audit_flushes_total", "Group commits of the prediction log.", registry=r)
 
     def tally(self, child: Any) -> Tally:

@@ -25,6 +25,13 @@ class PredictRequest(BaseModel):
     instances: list[dict[str, Scalar]] = Field(min_length=1, max_length=1000)
 
 
+class MissingFeatures(BaseModel):
+    """An instance (by position) answered without the stored features its entity lacks."""
+
+    instance: int
+    features: list[str]
+
+
 class PredictResponse(BaseModel):
     """One prediction per instance: probability (binary), value (regression) or class → probability."""
 
@@ -34,6 +41,9 @@ class PredictResponse(BaseModel):
     request_id: str
     degraded: bool
     fallback: str | None = None
+    missing_features: list[MissingFeatures] | None = Field(
+        None, description="instances whose entity the online store does not know, with the features answered as nulls "
+        "(absent when every entity is known; the deployment's unknown_entity setting decides whether such an answer is degraded or refused)")
 
 
 class Tensor(BaseModel):

@@ -8,15 +8,22 @@ worker processes of a gateway (and several gateways) draw from the same buckets:
   ``INSERT … ON CONFLICT … RETURNING`` statement per request;
 - ``redis://host:port/db``: one Lua script per request;
 - ``memory://``: a single process only.
+
+A store that fails (down, or slower than its timeout) does not stop predictions by
+default: the limiter falls back to per-process buckets of the same shape (fail open),
+counts it and logs it; ``fail_open=False`` refuses instead (HTTP 503 with
+``Retry-After``). Calls to a network store (Redis) run off the event loop.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -24,6 +31,20 @@ from typing import Any, NamedTuple, Protocol
 from strataml.errors import ConfigError, StrataError
 from strataml.spine.clients import redis_client
 from strataml.spine.sqlite_wal import use_wal
+
+log = logging.getLogger("strataml.serving")
+
+#: milliseconds a SQLite bucket store waits for another writer's lock; its calls run on
+#: the event loop, so a writer stuck holding the lock must fail them soon (then fail open)
+SQLITE_BUSY_MS = 200
+
+
+class RateLimited(StrataError):
+    """The key used up its request budget (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, hint=f"retry after {retry_after:.2f}s or ask for a higher limit")
+        self.retry_after = retry_after
 
 
 class Decision(NamedTuple):
@@ -71,6 +92,8 @@ class Buckets(Protocol):
 class MemoryBuckets:
     """Buckets in this process only (tests, single-worker gateways)."""
 
+    remote = False
+
     def __init__(self) -> None:
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
@@ -106,8 +129,11 @@ class SQLiteBuckets:
     """Buckets in a SQLite file shared by processes on one machine.
 
     The file runs in WAL mode without fsync: bucket state need not survive a power
-    cut, only be shared and updated atomically.
+    cut, only be shared and updated atomically. A lock held by another writer is waited
+    for at most :data:`SQLITE_BUSY_MS`.
     """
+
+    remote = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -115,10 +141,10 @@ class SQLiteBuckets:
         self._con = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         use_wal(self._con)
         self._con.execute("PRAGMA synchronous=OFF")
-        self._con.execute("PRAGMA busy_timeout=30000")
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS strata_rate_buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, ts REAL NOT NULL, ok INTEGER NOT NULL)"
         )
+        self._con.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")  # after the set-up, which may wait longer
         self._lock = threading.Lock()
 
     def take(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
@@ -148,10 +174,13 @@ return {ok, tostring(tokens)}
 
 
 class RedisBuckets:
-    """Buckets in Redis, shared by gateways on any number of machines."""
+    """Buckets in Redis, shared by gateways on any number of machines (``remote``: its
+    calls can hang on the network, so the gateway makes them off the event loop)."""
+
+    remote = True
 
     def __init__(self, url: str, prefix: str = "strata:rl:") -> None:
-        self._r = redis_client(url, "rate limits in Redis", timeout=2)
+        self._r = redis_client(url, "rate limits in Redis", timeout=1)
         self._script = self._r.register_script(_REDIS_TAKE)
         self.prefix = prefix
 
@@ -194,41 +223,100 @@ _UNLIMITED = Decision(True, math.inf, 0.0)
 _SPENT = (0, 0.0)  # no lease held: no tokens, expired
 
 
+#: takes a token from a remote store off the loop: ``run(take, bucket, limit, cost)``
+RemoteCall = Callable[..., Awaitable[Decision]]
+
+
 class RateLimiter:
-    """Applies per-key limits; a failing backend is reported, never silently ignored."""
+    """Applies per-key limits. A failing store is counted and logged, then either
+    replaced by per-process buckets until it recovers (``fail_open``, the default) or
+    reported as :class:`~strataml.serving.resilience.Unavailable` (HTTP 503)."""
 
     #: seconds within which a process spends a lease or gives up what is left of it
     lease_s = 1.0
+    #: seconds a fail-closed refusal asks the client to wait
+    retry_after_s = 1.0
 
-    def __init__(self, buckets: Buckets, default: Limit | None) -> None:
+    def __init__(self, buckets: Buckets, default: Limit | None, *, fail_open: bool = True, on_store_failure: Callable[[], None] | None = None) -> None:
         self.buckets = buckets
         self.default = default
+        self.fail_open = fail_open
+        self.remote = bool(getattr(buckets, "remote", False))
+        self.local = MemoryBuckets()  # the fallback while the store fails
+        self._on_failure = on_store_failure
         self._leased: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
+        self._logged_at = -math.inf
 
-    def check(self, key_id: str, scope: str, limit: Limit | None = None) -> Decision:
-        """Take one token from ``key_id``'s bucket for ``scope`` (always allowed when unlimited)."""
+    def plan(self, key_id: str, scope: str, limit: Limit | None = None) -> Decision | tuple[str, Limit]:
+        """The decision when it needs no store (unlimited, or a token of a lease held
+        here); else the bucket and limit to take from the store."""
         lim = limit or self.default
         if lim is None:
             return _UNLIMITED
         bucket = f"{key_id}:{scope}"
-        lease = lim.lease
+        if lim.lease > 1:
+            now = time.monotonic()
+            with self._lock:
+                left, until = self._leased.get(bucket, _SPENT)
+                if left > 0 and now < until:
+                    self._leased[bucket] = (left - 1, until)
+                    return Decision(True, float(left - 1), 0.0)
+        return bucket, lim
+
+    def check(self, key_id: str, scope: str, limit: Limit | None = None) -> Decision:
+        """Take one token from ``key_id``'s bucket for ``scope`` (always allowed when
+        unlimited), calling the store on this thread."""
+        planned = self.plan(key_id, scope, limit)
+        if type(planned) is Decision:
+            return planned
+        return self.take(*planned)  # type: ignore[misc]
+
+    def take(self, bucket: str, lim: Limit) -> Decision:
+        """Take what :meth:`plan` left to the store, calling it on this thread."""
         try:
-            if lease > 1:
-                now = time.monotonic()
-                with self._lock:
-                    left, until = self._leased.get(bucket, _SPENT)
-                    if left > 0 and now < until:
-                        self._leased[bucket] = (left - 1, until)
-                        return Decision(True, float(left - 1), 0.0)
-                got = self.buckets.take(bucket, lim, cost=float(lease))
+            if lim.lease > 1:
+                got = self.buckets.take(bucket, lim, cost=float(lim.lease))
                 if got.allowed:
-                    with self._lock:
-                        self._leased[bucket] = (lease - 1, now + self.lease_s)
-                    return got
+                    return self._leased_now(bucket, lim, got)
             return self.buckets.take(bucket, lim)
-        except Exception as exc:  # backend down: refuse loudly rather than pass unmetered
-            raise StrataError(f"rate-limit store unavailable: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            return self.store_failed(bucket, lim, exc)
+
+    async def check_remote(self, bucket: str, lim: Limit, run: RemoteCall) -> Decision:
+        """:meth:`check` for what :meth:`plan` left to the store, through ``run`` (which
+        calls the store off the loop within a timeout)."""
+        try:
+            if lim.lease > 1:
+                got = await run(self.buckets.take, bucket, lim, float(lim.lease))
+                if got.allowed:
+                    return self._leased_now(bucket, lim, got)
+            return await run(self.buckets.take, bucket, lim, 1.0)
+        except Exception as exc:
+            return self.store_failed(bucket, lim, exc)
+
+    def _leased_now(self, bucket: str, lim: Limit, got: Decision) -> Decision:
+        with self._lock:
+            self._leased[bucket] = (lim.lease - 1, time.monotonic() + self.lease_s)
+        return got
+
+    def store_failed(self, bucket: str, lim: Limit, exc: BaseException) -> Decision:
+        """The decision when the store failed: a per-process bucket's (fail open) or
+        :class:`~strataml.serving.resilience.Unavailable`."""
+        from strataml.serving.resilience import Unavailable
+
+        if self._on_failure is not None:
+            self._on_failure()
+        why = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        now = time.monotonic()
+        if now - self._logged_at >= 10.0:  # one line per 10 s while it lasts, not one per request
+            self._logged_at = now
+            log.warning("rate-limit store failed (%s); %s", why[:300],
+                        "limiting with per-process buckets until it answers" if self.fail_open else "refusing predictions (fail closed)")
+        if self.fail_open:
+            return self.local.take(bucket, lim)
+        raise Unavailable(f"rate-limit store unavailable ({why[:300]}) and the gateway is set to fail closed",
+                          self.retry_after_s, hint="retry later, or serve with --ratelimit-fail open to limit per process while the store is down")
 
     def close(self) -> None:
         """Release the backend."""

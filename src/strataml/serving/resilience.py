@@ -5,7 +5,11 @@
   success closes it, a trial failure opens it again.
 - :class:`Admission` bounds in-flight requests: beyond ``limit`` a request is refused
   at once (HTTP 503) instead of queueing without end, and it drains on shutdown.
-- :func:`with_deadline` runs an awaitable under the request's remaining time budget.
+- :class:`Deadline` runs an awaitable under the request's remaining time budget.
+- :class:`BackendPool` runs the blocking calls of network backends (Redis) off the
+  event loop, each within a timeout and through the backend's circuit breaker: a hung
+  backend fails its calls in time, then (breaker open) at once, and never stalls the
+  loop that answers every other request.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from strataml.errors import StrataError
@@ -34,6 +39,23 @@ class DeadlineExceeded(StrataError):
 
 class BreakerOpen(StrataError):
     """A circuit breaker refused the call because the dependency keeps failing."""
+
+
+class BackendFailed(StrataError):
+    """A backend call failed, timed out or was refused by its breaker (``backend`` names it)."""
+
+    def __init__(self, backend: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.backend = backend
+
+
+class Unavailable(StrataError):
+    """A backend the request needs is down and the gateway is set to refuse rather than
+    go on without it (HTTP 503 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class CircuitBreaker:
@@ -132,6 +154,56 @@ class CircuitBreaker:
         return result
 
 
+class BackendPool:
+    """Threads for the blocking calls of network backends, apart from the model's threads
+    (so that calls stuck on a hung server cannot starve predictions), each call bounded
+    by a timeout and guarded by its backend's circuit breaker.
+
+    A call that times out counts as a failure of the backend (the breaker opens after a
+    few), and its thread is left to its client's own socket timeout; a call still queued
+    when it is given up never runs.
+    """
+
+    def __init__(self, threads: int = 32) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="strata-backend")
+
+    async def call(self, breaker: CircuitBreaker, timeout: float, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a thread within ``timeout`` seconds; :class:`BackendFailed` when
+        it raises, times out or the breaker refuses (a cancelled caller judges nothing)."""
+        if not breaker.allow():
+            raise BackendFailed(breaker.name, f"{breaker.name} is failing: its circuit breaker is open", hint=f"it is tried again after {breaker.reset_after}s")
+        if timeout <= 0:
+            breaker.release()
+            raise BackendFailed(breaker.name, f"{breaker.name}: no time left in the request's deadline")
+        try:
+            async with asyncio.timeout(timeout):
+                result = await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        except TimeoutError:
+            breaker.failure()
+            raise BackendFailed(breaker.name, f"{breaker.name} did not answer within {timeout * 1000:.0f} ms") from None
+        except asyncio.CancelledError:
+            breaker.release()
+            raise
+        except Exception as exc:
+            from strataml.serving.servable import InputError
+
+            if isinstance(exc, InputError):  # the request's fault (a key of the wrong type), not the backend's
+                breaker.release()
+                raise
+            breaker.failure()
+            raise BackendFailed(breaker.name, f"{breaker.name} failed: {type(exc).__name__}: {getattr(exc, 'message', exc)}") from exc
+        breaker.success()
+        return result
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a thread without waiting for it (a best-effort write)."""
+        self.executor.submit(fn, *args)
+
+    def close(self) -> None:
+        """Stop the threads (those stuck on a hung server finish on their own)."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
 class Breakers:
     """Circuit breakers by name, created on first use with shared settings."""
 
@@ -201,6 +273,11 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left (never negative)."""
         return max(0.0, self.seconds - (time.monotonic() - self.start))
+
+    def for_backend(self, cap: float) -> float:
+        """The time a backend call may take: at most ``cap``, and leaving a tenth of the
+        budget for the fallback chain to answer within the deadline if it fails."""
+        return min(cap, self.remaining() - 0.1 * self.seconds)
 
     async def run(self, aw: Awaitable[T], what: str) -> T:
         """Await ``aw`` within the remaining budget, else :class:`DeadlineExceeded`."""

@@ -58,6 +58,8 @@ class Traffic(BaseModel):
     default: Any = Field(None, description="declared default prediction, last step of the fallback chain")
     timeout_ms: float | None = Field(None, gt=0, le=600_000)
     runtime: Literal["native", "onnx", "onnx-int8"] = Field("native", description="run each version's native artifact or its ONNX export")
+    unknown_entity: Literal["answer", "degrade", "refuse"] = Field(
+        "degrade", description="an entity the online store does not know: answer from null features, answer marked degraded, or refuse (422); the answer names the missing features")
 
     @field_validator("model")
     @classmethod
@@ -239,6 +241,13 @@ class TrafficTable:
             self._all = fresh
             self.generation += 1
         return True
+
+    def install(self, traffic: dict[str, Traffic], version: int) -> None:
+        """Take ``traffic`` (read by a poller of the catalog) as that of catalog ``version``."""
+        with self._lock:
+            self._all = traffic
+            self._seen = version
+            self.generation += 1
 
     def get(self, name: str) -> Traffic:
         """The traffic of ``name`` (an implicit champion-only deployment when unconfigured)."""

@@ -1,0 +1,94 @@
+"""An entity the online store does not know, and a request that sets a stored feature."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import strataml as st
+from strataml.serving import create_key, set_traffic
+
+from .conftest import bearer, make_client
+from .registry_setup import build
+
+KNOWN = {"user_id": "u3", "amount_now": 12.5}
+UNKNOWN = {"user_id": "nobody", "amount_now": 80.0}
+STORED = ["spend_7d", "tx_count_7d"]
+
+
+@pytest.fixture(scope="module")
+def known_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st.Workspace]:
+    """The registry model, its view materialised as of the data's end (every user known)."""
+    from strataml.features import materialize
+
+    ws = st.Workspace.init(Path(tmp_path_factory.mktemp("unknown")) / "rws", example=False)
+    build(ws)
+    materialize(ws, ["user_spend"], as_of=dt.datetime(2026, 1, 21))
+    yield ws
+    ws.close()
+
+
+def _predict(ws: st.Workspace, instances: list[dict], **traffic: object) -> tuple[int, dict]:
+    set_traffic(ws.catalog, "fraud", {"unknown_entity": "degrade", **traffic})
+    key = create_key(ws.catalog, ["predict:fraud"])[1]
+    with make_client(ws, None, preload=("fraud",)) as c:
+        r = c.post("/v1/models/fraud/predict", json={"instances": instances}, headers=bearer(key))
+        return r.status_code, r.json()
+
+
+def test_known_entities_answer_as_usual(known_ws) -> None:
+    status, doc = _predict(known_ws, [KNOWN])
+    assert status == 200 and doc["degraded"] is False and "missing_features" not in doc
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_unknown_entity_is_answered_degraded_naming_its_missing_features(known_ws, batch) -> None:
+    instances = [KNOWN, UNKNOWN] if batch else [UNKNOWN]
+    status, doc = _predict(known_ws, instances)
+    assert status == 200 and doc["degraded"] is True and len(doc["predictions"]) == len(instances)
+    assert doc["missing_features"] == [{"instance": len(instances) - 1, "features": STORED}]
+
+
+def test_unknown_entity_answered_plainly_when_the_deployment_says_so(known_ws) -> None:
+    status, doc = _predict(known_ws, [UNKNOWN], unknown_entity="answer")
+    assert status == 200 and doc["degraded"] is False
+    assert doc["missing_features"] == [{"instance": 0, "features": STORED}]
+
+
+def test_unknown_entity_refused_when_the_deployment_says_so(known_ws) -> None:
+    status, doc = _predict(known_ws, [KNOWN, UNKNOWN], unknown_entity="refuse")
+    assert status == 422
+    err = doc["error"]
+    assert "instance 1" in err["message"] and "nobody" in err["message"] and "spend_7d" in err["message"]
+    assert err["details"][0]["problem"] == "unknown entity"
+    logged = st.Workspace.open(known_ws.root)
+    from strataml.serving import query_predictions
+
+    rows = query_predictions(logged.state_dir / "predictions", "fraud", limit=None)
+    assert rows and not [r for r in rows if r["request_id"] == doc["request_id"]]  # a refused request is not logged as answered
+
+
+def test_a_request_may_not_set_a_stored_feature(known_ws) -> None:
+    for instances, position in (([{**KNOWN, "spend_7d": 1e9}], 0), ([KNOWN, {**UNKNOWN, "tx_count_7d": 3}], 1)):
+        status, doc = _predict(known_ws, instances)
+        assert status == 422, doc
+        err = doc["error"]
+        assert f"instance {position}" in err["message"] and "online store provides" in err["message"]
+        assert err["details"][0]["problem"] == "stored feature set by the request"
+
+
+def test_unknown_entity_setting_is_validated(known_ws) -> None:
+    from strataml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown_entity"):
+        set_traffic(known_ws.catalog, "fraud", {"unknown_entity": "ignore"})
+
+
+def test_openapi_documents_missing_features() -> None:
+    from strataml.serving.openapi import openapi_document
+
+    schemas = openapi_document()["components"]["schemas"]
+    assert "missing_features" in schemas["PredictResponse"]["properties"]
