@@ -3,18 +3,47 @@
 Every layer builds on these; they import nothing from the layers.
 """
 
-from strataml.spine.artifacts import ArtifactStore, sha256_file
-from strataml.spine.catalog import Catalog, utcnow
-from strataml.spine.events import Event, append_event, current_actor, list_events
-from strataml.spine.paths import check_name, confine, confine_key
-from strataml.spine.settings import Settings, load_settings
-from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strataml.spine.lazy import LazyModule, lazy_exports
+
+if TYPE_CHECKING:
+    from strataml.spine.artifacts import ArtifactStore, sha256_file
+    from strataml.spine.catalog import Catalog, utcnow
+    from strataml.spine.events import Event, append_event, current_actor, list_events
+    from strataml.spine.paths import check_name, confine, confine_key
+    from strataml.spine.settings import Settings, load_settings
+    from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions
+
+_EXPORTS = {
+    "ArtifactStore": "artifacts",
+    "sha256_file": "artifacts",
+    "Catalog": "catalog",
+    "utcnow": "catalog",
+    "Event": "events",
+    "append_event": "events",
+    "current_actor": "events",
+    "list_events": "events",
+    "check_name": "paths",
+    "confine": "paths",
+    "confine_key": "paths",
+    "Settings": "settings",
+    "load_settings": "settings",
+    "Definitions": "workspace",
+    "Workspace": "workspace",
+    "find_workspace": "workspace",
+    "load_definitions": "workspace",
+}
+lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ArtifactStore",
     "Catalog",
     "Definitions",
     "Event",
+    "LazyModule",
     "Settings",
     "Workspace",
     "append_event",
@@ -23,6 +52,7 @@ __all__ = [
     "confine_key",
     "current_actor",
     "find_workspace",
+    "lazy_exports",
     "list_events",
     "load_definitions",
     "load_settings",
