@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from strataml.features.online import (
         OnlineStore,
         OnlineStoreError,
+        RedisOnlineStore,
         SQLiteOnlineStore,
         open_online_store,
     )
-    from strataml.features.online_redis import RedisOnlineStore
     from strataml.features.registry import (
         FeatureError,
         apply,
@@ -64,7 +64,7 @@ _EXPORTS = {
     "OnlineStoreError": "online",
     "SQLiteOnlineStore": "online",
     "open_online_store": "online",
-    "RedisOnlineStore": "online_redis",
+    "RedisOnlineStore": "online",
     "FeatureError": "registry",
     "apply": "registry",
     "list_views": "registry",

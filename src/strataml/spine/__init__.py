@@ -11,7 +11,9 @@ from strataml.spine.lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
     from strataml.spine.artifacts import ArtifactStore, sha256_file
+    from strataml.spine.backends import Backend, BackendKind, scheme_of
     from strataml.spine.catalog import Catalog, utcnow
+    from strataml.spine.engine import quote_ident
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.settings import Settings, load_settings
@@ -20,8 +22,12 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ArtifactStore": "artifacts",
     "sha256_file": "artifacts",
+    "Backend": "backends",
+    "BackendKind": "backends",
+    "scheme_of": "backends",
     "Catalog": "catalog",
     "utcnow": "catalog",
+    "quote_ident": "engine",
     "Event": "events",
     "append_event": "events",
     "current_actor": "events",
@@ -40,6 +46,8 @@ lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ArtifactStore",
+    "Backend",
+    "BackendKind",
     "Catalog",
     "Definitions",
     "Event",
@@ -56,6 +64,8 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "quote_ident",
+    "scheme_of",
     "sha256_file",
     "utcnow",
 ]
