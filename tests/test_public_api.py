@@ -1,5 +1,12 @@
 """The public surface is a contract with users: changing it must be deliberate."""
 
+import ast
+import importlib
+import types
+from pathlib import Path
+
+import pytest
+
 import strataml
 import strataml.data
 import strataml.spine
@@ -23,17 +30,76 @@ def test_layer_doors_export_what_they_list() -> None:
     }
 
 
-def test_layers_import_only_to_their_left() -> None:
-    import ast
-    from pathlib import Path
+LAYER_NAMES = {
+    "strataml.spine": {
+        "ArtifactStore", "Backend", "BackendKind", "Catalog", "Definitions", "Event", "LazyModule", "Settings",
+        "Workspace", "append_event", "check_name", "confine", "confine_key", "current_actor", "find_workspace",
+        "lazy_exports", "list_events", "load_definitions", "load_settings", "quote_ident", "scheme_of", "sha256_file",
+        "utcnow",
+    },
+    "strataml.features": {
+        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView", "OnlineStore",
+        "OnlineStoreError", "RedisOnlineStore", "RequestFeature", "SQLiteOnlineStore", "TrainingSet", "ViewReader",
+        "apply", "build_training_set", "check_skew", "compute_request_features", "get_online_features", "list_views",
+        "materialize", "online_store", "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
+    },
+    "strataml.models": {
+        "CHAMPION", "ExportRefused", "Gate", "LoadedModel", "METRICS", "Model", "Predictor", "Run", "SignatureError",
+        "Split", "TorchEstimator", "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "export_model",
+        "get_model", "get_run", "higher_is_better", "list_exports", "list_models", "list_runs", "load_model",
+        "metric_history", "model_lineage", "package_versions", "prepare", "resolve_run_id", "resolve_version",
+        "rollback", "set_alias", "start_run", "train",
+    },
+    "strataml.serving": {
+        "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig", "InMemoryModels", "InputError",
+        "ModelProvider", "PUBLIC", "RegistryModels", "Servable", "Traffic", "Variant", "create_app", "create_key",
+        "from_lightgbm", "from_loaded", "get_traffic", "list_keys", "list_traffic", "openapi_document",
+        "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
+    },
+    "strataml.features.online": {
+        "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",
+        "SQLiteOnlineStore", "encode_key", "encode_value", "key_sql", "open_online_store",
+    },
+}
 
+
+@pytest.mark.parametrize("door", sorted(LAYER_NAMES))
+def test_every_door_lists_exactly_its_public_names(door: str) -> None:
+    module = importlib.import_module(door)
+    assert set(module.__all__) == LAYER_NAMES[door]
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{door}.{name}"
+
+
+def test_a_lazy_export_is_not_shadowed_by_its_module() -> None:
+    # importing strataml.data.ingest (the module) must leave strataml.data.ingest the function
+    importlib.import_module("strataml.data.ingest")
+    importlib.import_module("strataml.features.materialize")
+    importlib.import_module("strataml.models.train")
+    assert callable(strataml.data.ingest) and not isinstance(strataml.data.ingest, types.ModuleType)
+    features, models = importlib.import_module("strataml.features"), importlib.import_module("strataml.models")
+    assert not isinstance(features.materialize, types.ModuleType)
+    assert not isinstance(models.train, types.ModuleType)
+
+
+def _imported_modules(tree: ast.AST) -> list[str]:
+    """Every module an ``import x.y`` or ``from x.y import …`` statement names."""
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.append(node.module)
+    return out
+
+
+def test_layers_import_only_to_their_left() -> None:
     order = ["spine", "data", "features", "models", "serving", "monitoring", "pipelines"]
     root = Path(strataml.__file__).parent
     for i, layer in enumerate(order):
         for path in (root / layer).rglob("*.py") if (root / layer).exists() else []:
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("strataml."):
-                    target = node.module.split(".")[1]
-                    if target in order:
-                        assert order.index(target) <= i, f"{path.name} ({layer}) imports {node.module}"
+            for module in _imported_modules(ast.parse(path.read_text())):
+                parts = module.split(".")
+                assert parts != ["strataml"], f"{path.name} ({layer}) imports the top-level package"
+                if parts[0] == "strataml" and len(parts) > 1 and parts[1] in order:
+                    assert order.index(parts[1]) <= i, f"{path.name} ({layer}) imports {module}"

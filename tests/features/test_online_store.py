@@ -1,34 +1,58 @@
-"""One conformance suite for every online store backend (SQLite always, Redis when it answers)."""
+"""Every online store backend (SQLite always, Redis when it answers) passes strataml.testing.check_online_store;
+then what the kit cannot see from one store: second clients, other processes, other writers."""
 
 from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 
 from strataml.errors import ConfigError, MissingExtra
 from strataml.features import OnlineStore, open_online_store
-from strataml.features.online import LAYOUT, OnlineStoreError, encode_key, encode_value
+from strataml.features.online import LAYOUT, encode_value
+from strataml.testing import check_online_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'online.db'}"
-    else:
-        base = request.getfixturevalue("redis_url")
-        url = f"{base}{'&' if '?' in base else '?'}prefix=test-{uuid.uuid4().hex}:"
-    s = open_online_store(url)
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], OnlineStore]]:
+    """A factory of fresh, empty stores of one backend (their Redis keys are deleted afterwards)."""
+    prefixes: list[str] = []
+    base = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+
+    def new() -> OnlineStore:
+        if request.param == "sqlite":
+            return open_online_store(f"sqlite:///{tmp_path / uuid.uuid4().hex}.db")
+        prefixes.append(f"test-{uuid.uuid4().hex}:")
+        return open_online_store(f"{base}{'&' if '?' in base else '?'}prefix={prefixes[-1]}")
+
+    yield new
+    if prefixes:
+        client = need_redis_client(base)
+        for prefix in prefixes:
+            for key in client.scan_iter(match=prefix + "*"):
+                client.delete(key)
+        client.close()
+
+
+@pytest.fixture
+def store(new_store: Callable[[], OnlineStore]) -> Iterator[OnlineStore]:
+    s = new_store()
     yield s
-    if request.param == "redis":
-        client = s._c()  # type: ignore[attr-defined]
-        for key in client.scan_iter(match=s.prefix + "*"):  # type: ignore[attr-defined]
-            client.delete(key)
     s.close()
+
+
+def need_redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def test_every_backend_conforms(new_store: Callable[[], OnlineStore]) -> None:
+    check_online_store(new_store)
 
 
 META = {"version": "v1", "keys": ["user_id"], "features": ["a", "b"], "layout": LAYOUT, "as_of": "2026-01-02T00:00:00+00:00"}
@@ -44,79 +68,6 @@ def write(store: OnlineStore, rows: dict[str, str], *, full: bool = True, meta: 
     store.commit(view, token, dict(meta))
 
 
-def test_protocol_is_implemented(store: OnlineStore) -> None:
-    assert isinstance(store, OnlineStore)
-
-
-def test_unknown_view_and_missing_keys_read_as_none(store: OnlineStore) -> None:
-    assert store.get("never", [{"user_id": "u1"}]) == [None]
-    assert store.meta("never") is None
-    write(store, {"u1": value(a=1, b="x")})
-    assert store.get("v", [{"user_id": "nope"}, {"user_id": "u1"}]) == [None, {"a": 1, "b": "x"}]
-    assert store.get("v", []) == []
-
-
-def test_values_and_metadata_round_trip(store: OnlineStore) -> None:
-    write(store, {"u1": value(a=1.5, b=None), "u2": value(a=-3, b="é")})
-    assert store.get("v", [{"user_id": "u2"}, {"user_id": "u1"}, {"user_id": "u2"}]) == [
-        {"a": -3, "b": "é"}, {"a": 1.5, "b": None}, {"a": -3, "b": "é"}]
-    full = store.get("v", [{"user_id": "u1"}], with_meta=True)[0]
-    assert full is not None and full["_as_of"] == "2026-01-02 00:00:00"
-    assert store.meta("v") == META
-    assert store.views() == ["v"]
-    assert store.count("v") == 2
-
-
-def test_staged_values_are_invisible_until_commit_and_abort_keeps_the_old(store: OnlineStore) -> None:
-    write(store, {"u1": value(a=1, b="old")})
-    token = store.begin("v", full=True)
-    store.write_batch("v", token, [("u1", value(a=2, b="new")), ("u9", value(a=9, b="new"))])
-    assert store.get("v", [{"user_id": "u1"}, {"user_id": "u9"}]) == [{"a": 1, "b": "old"}, None]
-    store.abort("v", token)
-    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 1, "b": "old"}]
-    assert store.count("v") == 1
-
-
-def test_full_write_replaces_and_incremental_merges(store: OnlineStore) -> None:
-    write(store, {"u1": value(a=1, b="x"), "u2": value(a=2, b="x")})
-    write(store, {"u2": value(a=20, b="y"), "u3": value(a=30, b="y")}, full=False, meta=META | {"mode": "incremental"})
-    assert store.get("v", [{"user_id": u} for u in ("u1", "u2", "u3")]) == [
-        {"a": 1, "b": "x"}, {"a": 20, "b": "y"}, {"a": 30, "b": "y"}]
-    assert store.meta("v")["mode"] == "incremental"  # type: ignore[index]
-    write(store, {"u3": value(a=300, b="z")})
-    assert store.get("v", [{"user_id": u} for u in ("u1", "u2", "u3")]) == [None, None, {"a": 300, "b": "z"}]
-    assert store.count("v") == 1
-
-
-def test_an_empty_full_write_clears_the_view(store: OnlineStore) -> None:
-    write(store, {"u1": value(a=1, b="x")})
-    write(store, {})
-    assert store.get("v", [{"user_id": "u1"}]) == [None]
-    assert store.count("v") == 0
-
-
-def test_many_keys_in_one_lookup_keep_their_order(store: OnlineStore) -> None:
-    rows = {f"u{i}": value(a=i, b=str(i)) for i in range(2500)}
-    token = store.begin("v", full=True)
-    items = list(rows.items())
-    for i in range(0, len(items), 700):
-        store.write_batch("v", token, items[i : i + 700])
-    store.commit("v", token, META)
-    keys = [{"user_id": f"u{i}"} for i in range(2599, -1, -1)]
-    got = store.get("v", keys)
-    assert got[:100] == [None] * 100
-    assert [g["a"] for g in got[100:]] == list(range(2499, -1, -1))  # type: ignore[index]
-
-
-def test_multi_column_keys_and_views_are_separate(store: OnlineStore) -> None:
-    meta = META | {"keys": ["user_id", "merchant"]}
-    write(store, {encode_key(["user_id", "merchant"], {"user_id": "u1", "merchant": "m1"}): value(a=1, b="x")}, meta=meta, view="um")
-    write(store, {"u1": value(a=5, b="other")})
-    assert store.get("um", [{"user_id": "u1", "merchant": "m1"}, {"user_id": "u1", "merchant": "m2"}]) == [{"a": 1, "b": "x"}, None]
-    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 5, "b": "other"}]
-    assert sorted(store.views()) == ["um", "v"]
-
-
 def test_a_second_client_sees_commits(store: OnlineStore) -> None:
     other = open_online_store(store.url)
     try:
@@ -127,14 +78,6 @@ def test_a_second_client_sees_commits(store: OnlineStore) -> None:
         assert other.get("v", [{"user_id": "u1"}]) == [{"a": 2, "b": "x"}]
     finally:
         other.close()
-
-
-def test_projection_order_unknown_features_and_meta(store: OnlineStore) -> None:
-    write(store, {"u1": value(a=1, b="x")})
-    keys = [{"user_id": "u1"}, {"user_id": "u2"}]
-    assert store.get("v", keys, features=["b", "zz", "a"]) == [{"b": "x", "zz": None, "a": 1}, None]
-    got = store.get("v", keys[:1], features=["a"], with_meta=True)[0]
-    assert got == {"a": 1, "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}
 
 
 def test_a_client_decodes_a_rewritten_view_with_its_new_features(store: OnlineStore) -> None:
@@ -148,22 +91,6 @@ def test_a_client_decodes_a_rewritten_view_with_its_new_features(store: OnlineSt
         assert other.get("v", [{"user_id": "u1"}]) == [{"c": 3.5}]
     finally:
         other.close()
-
-
-def test_an_incremental_write_with_other_features_is_refused(store: OnlineStore) -> None:
-    write(store, {"u1": value(a=1, b="x")})
-    with pytest.raises(OnlineStoreError, match="different value layout"):
-        write(store, {"u1": encode_value(["c"], {"c": 1})}, full=False, meta=META | {"features": ["c"]})
-    assert store.get("v", [{"user_id": "u1"}]) == [{"a": 1, "b": "x"}]
-
-
-def test_values_written_as_json_objects_before_the_array_layout_are_read(store: OnlineStore) -> None:
-    old_meta = {k: v for k, v in META.items() if k != "layout"}
-    old = orjson.dumps({"a": 1, "b": "x", "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}).decode()
-    write(store, {"u1": old}, meta=old_meta)
-    assert store.get("v", [{"user_id": "u1"}, {"user_id": "u2"}]) == [{"a": 1, "b": "x"}, None]
-    assert store.get("v", [{"user_id": "u1"}], features=["b"], with_meta=True) == [
-        {"b": "x", "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}]
 
 
 def test_unknown_scheme_and_missing_client_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,9 +17,10 @@ import pytest
 import strataml as st
 from strataml.errors import IntegrityError, MissingExtra
 from strataml.models import UnsafeModel, get_model, load_model
+from strataml.models.fitting import configure, fit
 from strataml.models.predictor import prepare
 from strataml.models.serialization import dump, load
-from strataml.models.train import configure, fit, load_training_data, prepare_data, split_indices
+from strataml.models.train import load_training_data, prepare_data, split_indices
 from strataml.serving import score
 from strataml.serving.servable import RegistryModels
 

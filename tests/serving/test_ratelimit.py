@@ -1,48 +1,40 @@
-"""Token buckets: one conformance suite for every backend, sharing across processes, HTTP 429."""
+"""Token buckets: strataml.testing.check_rate_limit_buckets over every backend, sharing across processes, HTTP 429."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from strataml.serving import set_traffic
 from strataml.serving.ratelimit import (
+    Buckets,
     Limit,
     MemoryBuckets,
     RedisBuckets,
     SQLiteBuckets,
     open_buckets,
 )
+from strataml.testing import check_rate_limit_buckets
 
 from .conftest import bearer, instance, make_client
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def buckets(request, tmp_path: Path):
+def new_buckets(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Buckets]:
     if request.param == "memory":
-        b = MemoryBuckets()
-    elif request.param == "sqlite":
-        b = SQLiteBuckets(tmp_path / "online.db")
-    else:
-        b = RedisBuckets(request.getfixturevalue("redis_url"))
-    yield b
-    b.close()
+        return MemoryBuckets
+    if request.param == "sqlite":
+        return lambda: SQLiteBuckets(tmp_path / f"{uuid.uuid4().hex}.db")
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisBuckets(url, prefix=f"test-{uuid.uuid4().hex}:")
 
 
-def test_bucket_allows_burst_then_refuses_then_refills(buckets) -> None:
-    key = uuid.uuid4().hex
-    lim = Limit(rate=4.0, burst=5)  # a token per 250 ms: seven takes fit in that even on a busy machine
-    results = [buckets.take(key, lim) for _ in range(7)]
-    assert [d.allowed for d in results] == [True] * 5 + [False] * 2
-    assert 0 < results[-1].retry_after <= 0.25 + 1e-6
-    time.sleep(0.3)
-    assert buckets.take(key, lim).allowed
-    other = buckets.take(uuid.uuid4().hex, lim)
-    assert other.allowed and other.remaining == pytest.approx(4, abs=0.01)
+def test_every_backend_conforms(new_buckets: Callable[[], Buckets]) -> None:
+    check_rate_limit_buckets(new_buckets)
 
 
 def _drain(path: str, key: str, n: int, out: mp.Queue) -> None:  # runs in a child process

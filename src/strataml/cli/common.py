@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from strataml.spine.workspace import Workspace
+if TYPE_CHECKING:
+    from strataml.spine import Workspace
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -18,4 +19,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JS
 
 def open_workspace(path: Path | None) -> Workspace:
     """The workspace named by ``--workspace`` or found upward from the current folder."""
+    from strataml.spine import Workspace
+
     return Workspace.open(path)

@@ -27,7 +27,7 @@ from typing import Any
 from strataml.data import get_version
 from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
-from strataml.features.offline import agg_sql, needed_columns, source_scan
+from strataml.features.offline import needed_columns, source_scan
 from strataml.features.online import LAYOUT, OnlineStore, key_sql
 from strataml.features.registry import (
     FeatureError,
@@ -38,6 +38,7 @@ from strataml.features.registry import (
     resolve_source,
     resolve_view,
 )
+from strataml.features.sql import agg_sql
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import one, quote_ident, quote_literal

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from strataml.data import DatasetVersion, get_version
 from strataml.data.datasets import latest_number, version_sha
-from strataml.features.definitions import FIELD_TYPES, Feature, FeatureView, RequestFeature
+from strataml.features.definitions import FeatureView, RequestFeature
 from strataml.features.registry import (
     KEY_TYPES,
     FeatureError,
@@ -47,6 +47,7 @@ from strataml.features.registry import (
     resolve_source,
     resolve_view,
 )
+from strataml.features.sql import agg_sql, request_select
 from strataml.spine import schema
 from strataml.spine.atomic_parquet import write_parquet
 from strataml.spine.catalog import utcnow
@@ -96,48 +97,6 @@ def needed_columns(view: FeatureView, source: Source) -> list[str]:
 
 def _interval(seconds: int) -> str:
     return f"INTERVAL '{int(seconds)} seconds'"
-
-
-def agg_sql(f: Feature, alias: str, order: str, window_filter: str | None = None) -> str:
-    """The DuckDB aggregate for ``f`` over rows aliased ``alias`` (null when no row qualifies)."""
-    flt = f" FILTER (WHERE {window_filter})" if window_filter else ""
-    col = f"{alias}.{quote_ident(f.column)}" if f.column else "*"
-    if f.agg == "last":
-        return f"arg_max_null({col}, {alias}.{order}){flt}"
-    body = {
-        "count": f"count({col})",
-        "sum": f"sum({col})",
-        "mean": f"avg({col})",
-        "min": f"min({col})",
-        "max": f"max({col})",
-        "stddev": f"stddev_samp({col})",
-        "count_distinct": f"count(DISTINCT {col})",
-    }[f.agg or ""]
-    if f.agg in ("count", "count_distinct"):
-        # zero qualifying rows is "nothing qualifies": null, like every other feature
-        return f"CASE WHEN count(*){flt} > 0 THEN {body}{flt} END"
-    return body + flt
-
-
-def request_select(features: Sequence[RequestFeature], relation: str | None, keep: Sequence[str] = ()) -> str:
-    """SQL computing request features from ``relation`` (fields cast to their declared types).
-
-    The one expression used both for training (``relation`` = the label rows) and
-    serving (``relation`` = the request payload). ``relation=None`` gives a typed empty
-    input (used to compile and type-check the expressions).
-    """
-    fields: dict[str, str] = {}
-    for f in features:
-        for name, typ in f.fields.items():
-            fields[name] = FIELD_TYPES[typ]
-    kept = [quote_ident(k) for k in keep]
-    if relation is None:
-        inner = "SELECT " + ", ".join(f"NULL::{t} AS {quote_ident(n)}" for n, t in fields.items()) + " WHERE false"
-    else:
-        casts = [f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" for n, t in fields.items()]
-        inner = f"SELECT {', '.join([*kept, *casts])} FROM {relation}"
-    outs = [f"({f.expr}) AS {quote_ident(f.name)}" for f in features]
-    return f"SELECT {', '.join([*kept, *outs])} FROM ({inner}) AS _req"
 
 
 def _expr_part(view: FeatureView, scan: str, labels: str, names: dict[str, str]) -> str:

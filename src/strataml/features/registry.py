@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from strataml.data import Contract, DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
 from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
+from strataml.features.sql import agg_sql, request_select
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.engine import duck, quote_ident
@@ -113,8 +114,6 @@ def resolve_source(ws: Workspace, view: FeatureView, ref: str | None = None) -> 
 
 def feature_types(view: FeatureView, source: Source | None, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
     """The DuckDB type of every feature of ``view``; compiles each expression (clear error if it fails)."""
-    from strataml.features.offline import agg_sql, request_select
-
     own = con is None
     con = con or engine()
     out: dict[str, str] = {}

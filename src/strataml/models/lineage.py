@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from strataml._version import __version__
 from strataml.spine.workspace import DEFINITIONS_FILE, Workspace
 
 PACKAGES = ("strataml", "numpy", "pandas", "pyarrow", "duckdb", "scikit-learn", "lightgbm", "skops", "optuna", "xgboost", "torch", "safetensors")
@@ -30,9 +31,7 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "strataml":
-                import strataml
-
-                out[name] = strataml.__version__
+                out[name] = __version__
     return out
 
 

@@ -28,18 +28,16 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from strataml.errors import ConfigError, MissingExtra, NotFound, StrataError
+from strataml.errors import ConfigError, MissingExtra, StrataError
 from strataml.models.onnx_runtime import load_onnx, require_onnx
 from strataml.models.predictor import Predictor, prepare
-from strataml.models.registry import LoadedModel, export_dict, load_model, resolve_version
-from strataml.models.serialization import Serialized
+from strataml.models.registry import export_dict, load_model, resolve_version
 from strataml.spine import schema
 from strataml.spine.catalog import utcnow
 from strataml.spine.events import append_event, current_actor
 from strataml.spine.workspace import Workspace
 
 #: how a deployment may run a version: its native artifact or one of its ONNX exports
-RUNTIMES = ("native", "onnx", "onnx-int8")
 QUANTIZATIONS = ("int8",)
 #: largest accepted |ONNX - native| on the sample (scaled by max(1, |native|) for regressors)
 DEFAULT_TOLERANCE = 1e-4
@@ -503,49 +501,3 @@ def _converter_versions(fmt: str) -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def load_export(
-    ws: Workspace, name: str, ref: str | int = "champion", *, runtime: str = "onnx"
-) -> Any:
-    """A :class:`~strataml.models.registry.LoadedModel` that predicts through the version's
-    latest ONNX export (``runtime="onnx-int8"``: its latest int8 export); hash verified first."""
-    if runtime not in RUNTIMES[1:]:
-        raise ConfigError(f"unknown runtime {runtime!r}", hint=f"use one of {', '.join(RUNTIMES)}")
-    require_onnx("serving an ONNX export")
-    quantization = "int8" if runtime == "onnx-int8" else None
-    number = resolve_version(ws, name, ref)
-    v, t = schema.model_versions, schema.model_exports
-    with ws.catalog.read() as conn:
-        r = (
-            conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number))
-            .mappings()
-            .one()
-        )
-        q = sa.select(t).where(t.c.model == name, t.c.version == number, t.c.format == "onnx")
-        q = (
-            q.where(t.c.quantization == quantization)
-            if quantization
-            else q.where(t.c.quantization.is_(None))
-        )
-        export = conn.execute(q.order_by(t.c.id.desc())).mappings().first()
-    if export is None:
-        flag = " --quantize int8" if quantization else ""
-        raise NotFound(
-            f"model {name} v{number} has no {'int8 ' if quantization else ''}ONNX export",
-            hint=f"create one with 'strata models export {name}@v{number} --format onnx{flag}'",
-        )
-    data = ws.artifacts.read_bytes(export["sha256"])  # raises IntegrityError when the bytes changed
-    where = f"ONNX export of model {name} v{number} ({export['sha256'][:12]})"
-    predictor = Predictor.from_serialized(Serialized(data, "onnx"), r["signature"], where=where)
-    return LoadedModel(
-        name=name,
-        version=number,
-        signature=dict(r["signature"]),
-        feature_views=list(r["feature_views"]),
-        sha256=export["sha256"],
-        format="onnx",
-        metrics=dict(r["metrics"]),
-        lineage=dict(r["lineage"]),
-        predictor=predictor,
-    )

@@ -29,6 +29,8 @@ from strataml.spine.workspace import Workspace
 CHAMPION = "champion"
 #: formats whose artifact holds weights only; loading rebuilds the network from the definition
 NEEDS_DEFINITION = ("torch",)
+#: how a version can be loaded: its native artifact or its latest (int8) ONNX export
+RUNTIMES = ("native", "onnx", "onnx-int8")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 
 
@@ -303,19 +305,25 @@ def load_model(
     version stores weights only: its network is rebuilt from the model's definition
     (``definition``, or the model of that name in the workspace's ``definitions.py``).
     """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}", hint=f"use one of {', '.join(RUNTIMES)}")
     if runtime != "native":
-        from strataml.models.onnx_export import load_export
+        from strataml.models.onnx_runtime import require_onnx
 
-        return load_export(ws, name, ref, runtime=runtime)  # type: ignore[no-any-return]
+        require_onnx("serving an ONNX export")
     number = resolve_version(ws, name, ref)
     v = schema.model_versions
     with ws.catalog.read() as conn:
         r = conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number)).mappings().one()
-    where = f"model {name} v{number} ({r['sha256'][:12]})"
-    data = ws.artifacts.read_bytes(r["sha256"])  # raises IntegrityError when the bytes changed
-    ser = Serialized(data, r["format"], list(r["trusted_types"]))
+        artifact = dict(r) if runtime == "native" else _export_row(conn, name, number, runtime)
+    if runtime == "native":
+        where = f"model {name} v{number} ({artifact['sha256'][:12]})"
+    else:
+        where = f"ONNX export of model {name} v{number} ({artifact['sha256'][:12]})"
+    data = ws.artifacts.read_bytes(artifact["sha256"])  # raises IntegrityError when the bytes changed
+    ser = Serialized(data, artifact["format"], list(artifact.get("trusted_types") or []))
     estimator = None
-    if r["format"] in NEEDS_DEFINITION:
+    if ser.format in NEEDS_DEFINITION:
         if definition is None:
             try:
                 definition = ws.definitions.get("model", name)
@@ -329,5 +337,22 @@ def load_model(
     predictor = Predictor.from_serialized(ser, r["signature"], where=where, estimator=estimator)
     return LoadedModel(
         name=name, version=number, signature=dict(r["signature"]), feature_views=list(r["feature_views"]),
-        sha256=r["sha256"], format=r["format"], metrics=dict(r["metrics"]), lineage=dict(r["lineage"]), predictor=predictor,
+        sha256=artifact["sha256"], format=ser.format, metrics=dict(r["metrics"]), lineage=dict(r["lineage"]), predictor=predictor,
     )
+
+
+def _export_row(conn: sa.Connection, name: str, number: int, runtime: str) -> dict[str, Any]:
+    """The version's latest ONNX export for ``runtime`` (``onnx`` or ``onnx-int8``): one
+    more artifact of the version, loaded through the same path as its native one."""
+    quantization = "int8" if runtime == "onnx-int8" else None
+    t = schema.model_exports
+    q = sa.select(t).where(t.c.model == name, t.c.version == number, t.c.format == "onnx")
+    q = q.where(t.c.quantization == quantization) if quantization else q.where(t.c.quantization.is_(None))
+    export = conn.execute(q.order_by(t.c.id.desc())).mappings().first()
+    if export is None:
+        flag = " --quantize int8" if quantization else ""
+        raise NotFound(
+            f"model {name} v{number} has no {'int8 ' if quantization else ''}ONNX export",
+            hint=f"create one with 'strata models export {name}@v{number} --format onnx{flag}'",
+        )
+    return {"sha256": export["sha256"], "format": "onnx", "trusted_types": []}

@@ -29,6 +29,7 @@ from typing import Any
 
 from strataml.errors import ConfigError
 from strataml.errors import UnsafeModel as UnsafeModel  # re-exported: where model formats are
+from strataml.models.pickle_guard import refuse_pickle as refuse_pickle
 
 #: modules whose types a skops file may name without an explicit trust entry
 SAFE_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.")
@@ -142,20 +143,6 @@ def canonical_skops(raw: bytes) -> bytes:
 
 
 # --- loading ---------------------------------------------------------------------------
-
-
-def refuse_pickle(data: bytes, where: str) -> None:
-    """Raise :class:`UnsafeModel` if ``data`` is (or wraps) a pickle stream."""
-    if len(data) >= 2 and data[0] == 0x80 and data[1] <= 5:
-        raise UnsafeModel(f"{where} is a pickle stream; strataml never loads pickle", hint="re-create the model with 'strata train' (native or skops formats)")
-    if data[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                names = z.namelist()
-        except zipfile.BadZipFile:
-            return
-        if any(n.endswith((".pkl", ".pickle")) or n.endswith("/data.pkl") for n in names):
-            raise UnsafeModel(f"{where} contains a pickle file; strataml never loads pickle")
 
 
 def load(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from strataml.errors import ConfigError, UnsafeModel
+from strataml.models.pickle_guard import refuse_pickle
 from strataml.models.torch_adapter import (
     FORMAT,
     FORMAT_VERSION,
@@ -78,8 +79,6 @@ def verify(data: bytes, where: str) -> dict[str, Any]:
     A pickle (``torch.save`` output) is refused as such; any header field outside the
     format is refused too: an artifact holds weights and data, never a reference to code.
     """
-    from strataml.models.serialization import UnsafeModel, refuse_pickle
-
     try:
         return _verify(data, where)
     except UnsafeModel:

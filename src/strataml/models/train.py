@@ -12,19 +12,26 @@ the gate. A failed gate registers nothing and the result says why.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound, StrataError
 from strataml.models.definitions import Model
+from strataml.models.fitting import (
+    Prepared,
+    configure,
+    evaluate,
+    fit,
+    scalar_params,
+    threads_of,
+)
 from strataml.models.lineage import code_version, package_versions
-from strataml.models.metrics import DEFAULT_METRICS, compute
+from strataml.models.metrics import DEFAULT_METRICS
 from strataml.models.predictor import Predictor, input_schema, output_kind, prepare
 from strataml.models.registry import (
     CHAMPION,
@@ -35,7 +42,7 @@ from strataml.models.registry import (
 )
 from strataml.models.serialization import dump, flavor
 from strataml.models.tracking import Run
-from strataml.spine import schema, user_code
+from strataml.spine import schema
 from strataml.spine.workspace import Workspace
 
 
@@ -49,30 +56,6 @@ class TrainingData:
     timestamp: str | None
     keys: list[str]
     lineage: dict[str, Any]
-
-
-@dataclass
-class Prepared:
-    """Model-ready train and holdout frames plus the signature they follow."""
-
-    x_train: pd.DataFrame
-    y_train: np.ndarray
-    x_hold: pd.DataFrame
-    y_hold: np.ndarray
-    hold_table: pa.Table
-    signature: dict[str, Any]
-    fmt: str
-    train_index: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, dtype=np.int64))
-
-    @property
-    def kind(self) -> str:
-        """``binary``, ``multiclass`` or ``regression``."""
-        return str(self.signature["output"]["kind"])
-
-    @property
-    def classes(self) -> list[Any]:
-        """Class labels (classifiers)."""
-        return list(self.signature["output"].get("classes") or [])
 
 
 @dataclass
@@ -195,89 +178,6 @@ def prepare_data(data: TrainingData, model: Model, train_idx: np.ndarray, hold_i
     return Prepared(x_train, y_all[train_idx], x_hold, y_all[hold_idx], data.table.take(hold_idx), signature, fmt, train_idx)
 
 
-def configure(estimator: Any, params: dict[str, Any], seed: int) -> Any:
-    """A fresh, unfitted copy of the estimator with ``params`` applied and every unset seed set."""
-    from sklearn.base import clone
-
-    est = clone(estimator)
-    if params:
-        est.set_params(**params)
-    current = est.get_params(deep=True)
-    extra: dict[str, Any] = {k: seed for k, v in current.items() if (k == "random_state" or k.endswith("__random_state")) and v is None}
-    kind = flavor(est)
-    if kind == "xgboost" and current.get("enable_categorical") is False:
-        # string inputs arrive as pandas categories; the flag changes nothing without them
-        extra["enable_categorical"] = True
-    if kind == "lightgbm":
-        # reproducible bytes: no timing-based choice between row- and column-wise histograms
-        if "force_row_wise" not in current and "force_col_wise" not in current:
-            extra["force_col_wise"] = True
-        if "deterministic" not in current:
-            extra["deterministic"] = True
-        if "verbose" not in current and "verbosity" not in current:
-            extra["verbosity"] = -1
-    if extra:
-        est.set_params(**extra)
-    return est
-
-
-def scalar_params(estimator: Any) -> dict[str, Any]:
-    """The estimator's parameters that are plain values (nested estimators are named by class)."""
-    out: dict[str, Any] = {"estimator": f"{type(estimator).__module__}.{type(estimator).__name__}"}
-    for k, v in sorted(estimator.get_params(deep=True).items()):
-        if v is None or isinstance(v, bool | int | float | str):
-            out[k] = v
-    return out
-
-
-def fit_target(y: np.ndarray, fmt: str, signature: dict[str, Any]) -> np.ndarray:
-    """The target as the estimator is fitted on it: XGBoost classifiers take class indices
-    (0..k-1, in the signature's class order)."""
-    classes = signature["output"].get("classes") or []
-    if fmt == "xgboost" and classes:
-        from strataml.models.xgboost_format import encode_target
-
-        return encode_target(y, classes)
-    return y
-
-
-def fit(estimator: Any, prepared: Prepared, model_name: str) -> Any:
-    """Fit inside the user-code boundary (the original traceback is kept)."""
-    y = fit_target(prepared.y_train, prepared.fmt, prepared.signature)
-    with user_code(
-        f"model {model_name!r}: {type(estimator).__name__}.fit",
-        hint="string inputs need an encoder in a scikit-learn pipeline (LightGBM and XGBoost take them as categories)",
-    ):
-        return estimator.fit(prepared.x_train, y)
-
-
-def evaluate(predictor: Predictor, prepared: Prepared, metrics: list[str], x: pd.DataFrame | None = None,
-             y: np.ndarray | None = None) -> dict[str, float]:
-    """Holdout metrics of a predictor (positive class = the second class label of a binary model)."""
-    x = prepared.x_hold if x is None else x
-    y = prepared.y_hold if y is None else y
-    pred = predictor.predict_matrix(x)
-    if prepared.kind == "binary":
-        y = (y == prepared.classes[1]).astype(np.int64)
-    return compute(metrics, prepared.kind, y, pred, prepared.classes)
-
-
-def native_predictor(estimator: Any, prepared: Prepared) -> Predictor:
-    """A predictor over a just-fitted estimator (no serialisation), for tuning trials."""
-    native = estimator.booster_ if prepared.fmt == "lightgbm" else estimator
-    if prepared.fmt == "xgboost":
-        from strataml.models.xgboost_format import native as xgboost_native
-
-        native = xgboost_native(estimator)
-    return Predictor(native, prepared.fmt, prepared.signature, threads=_threads(estimator))
-
-
-def _threads(estimator: Any) -> int | None:
-    """The thread count the estimator was configured with (evaluation uses the same)."""
-    n = estimator.get_params().get("n_jobs") if hasattr(estimator, "get_params") else None
-    return int(n) if isinstance(n, int) and n > 0 else None
-
-
 def _champion(ws: Workspace, model: Model, prepared: Prepared, metrics: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
     try:
         number = resolve_version(ws, model.name, CHAMPION)
@@ -347,7 +247,7 @@ def train(
             sha = ws.artifacts.put_bytes(ser.data)
         with run.timer("evaluate"):
             predictor = Predictor.from_serialized(ser, prepared.signature, where=f"new model {m.name}", estimator=m.estimator)
-            predictor.threads = _threads(fitted)
+            predictor.threads = threads_of(fitted)
             values = evaluate(predictor, prepared, metrics)
         run.log_metrics(values, step=0)
         with run.timer("gate"):

@@ -60,7 +60,7 @@ def trial_task(
     signature: dict[str, Any], fmt: str, metrics: list[str],
 ) -> dict[str, Any]:
     """Fit one parameter set and score it on the validation slice (runs locally or as a Ray task)."""
-    from strataml.models.train import Prepared, configure, evaluate, fit_target, native_predictor
+    from strataml.models.fitting import Prepared, configure, evaluate, fit_target, native_predictor
 
     t0 = time.perf_counter()
     where = {"pid": os.getpid(), "host": socket.gethostname()}

@@ -1,25 +1,63 @@
 """Serving: the HTTP gateway (auth, rate limits, micro-batching, traffic, resilience,
 cache, metrics, durable prediction log) and batch scoring."""
 
-from strataml.serving.app import PUBLIC, create_app
-from strataml.serving.audit import AuditLog
-from strataml.serving.audit import query as query_predictions
-from strataml.serving.audit import stats as prediction_stats
-from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
-from strataml.serving.batch import score
-from strataml.serving.gateway import Gateway, GatewayConfig
-from strataml.serving.openapi import openapi_document
-from strataml.serving.servable import (
-    FeatureSpec,
-    InMemoryModels,
-    InputError,
-    ModelProvider,
-    RegistryModels,
-    Servable,
-    from_lightgbm,
-    from_loaded,
-)
-from strataml.serving.traffic import Traffic, Variant, get_traffic, list_traffic, set_traffic
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strataml.spine import lazy_exports
+
+if TYPE_CHECKING:
+    from strataml.serving.app import PUBLIC, create_app
+    from strataml.serving.audit import AuditLog
+    from strataml.serving.audit import query as query_predictions
+    from strataml.serving.audit import stats as prediction_stats
+    from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
+    from strataml.serving.batch import score
+    from strataml.serving.gateway import Gateway, GatewayConfig
+    from strataml.serving.openapi import openapi_document
+    from strataml.serving.servable import (
+        FeatureSpec,
+        InMemoryModels,
+        InputError,
+        ModelProvider,
+        RegistryModels,
+        Servable,
+        from_lightgbm,
+        from_loaded,
+    )
+    from strataml.serving.traffic import Traffic, Variant, get_traffic, list_traffic, set_traffic
+
+_EXPORTS = {
+    "PUBLIC": "app",
+    "create_app": "app",
+    "AuditLog": "audit",
+    "query_predictions": "audit:query",
+    "prediction_stats": "audit:stats",
+    "ApiKey": "auth",
+    "AuthError": "auth",
+    "create_key": "auth",
+    "list_keys": "auth",
+    "revoke_key": "auth",
+    "score": "batch",
+    "Gateway": "gateway",
+    "GatewayConfig": "gateway",
+    "openapi_document": "openapi",
+    "FeatureSpec": "servable",
+    "InMemoryModels": "servable",
+    "InputError": "servable",
+    "ModelProvider": "servable",
+    "RegistryModels": "servable",
+    "Servable": "servable",
+    "from_lightgbm": "servable",
+    "from_loaded": "servable",
+    "Traffic": "traffic",
+    "Variant": "traffic",
+    "get_traffic": "traffic",
+    "list_traffic": "traffic",
+    "set_traffic": "traffic",
+}
+lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "PUBLIC",

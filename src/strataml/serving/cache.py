@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from strataml.errors import ConfigError
+from strataml.spine import Backend, BackendKind
 from strataml.spine.clients import redis_client
 
 #: keys up to this long are kept as they are; longer ones by their SHA-256
@@ -113,10 +113,25 @@ class RedisCache:
         self._r.close()
 
 
+#: the response-cache backends, by URL scheme (more through the ``strataml.backends`` entry points)
+BACKENDS = BackendKind(
+    "response_cache",
+    "serve --cache",
+    {
+        "memory": Backend("strataml.serving.cache:memory_cache"),
+        "redis": Backend("strataml.serving.cache:RedisCache", ("redis", "redis")),
+        "rediss": Backend("strataml.serving.cache:RedisCache", ("redis", "redis")),
+        "unix": Backend("strataml.serving.cache:RedisCache", ("redis", "redis")),
+    },
+)
+
+
+def memory_cache(url: str) -> MemoryCache:
+    """The in-process cache (``memory://``)."""
+    return MemoryCache()
+
+
 def open_cache(url: str | None) -> ResponseCache:
     """The cache for ``url``: ``memory://`` (default) or ``redis://host:port/db``."""
-    if not url or url.startswith("memory://"):
-        return MemoryCache()
-    if url.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        return RedisCache(url)
-    raise ConfigError(f"no response-cache backend for URL {url!r}", hint="use memory:// or redis://host:6379/0")
+    cache: ResponseCache = BACKENDS.resolve(url or "memory://")(url or "memory://")
+    return cache

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-import strataml
+from strataml._version import __version__
 from strataml.serving.traffic import Traffic
 
 Scalar = str | int | float | bool | None
@@ -164,7 +164,7 @@ def openapi_document() -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "strataml gateway", "version": strataml.__version__},
+        "info": {"title": "strataml gateway", "version": __version__},
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],

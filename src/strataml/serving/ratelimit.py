@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from strataml.errors import ConfigError, StrataError
+from strataml.spine import Backend, BackendKind
 from strataml.spine.clients import redis_client
 from strataml.spine.sqlite_wal import use_wal
 
@@ -192,19 +193,37 @@ class RedisBuckets:
         self._r.close()
 
 
+#: the rate-limit bucket backends, by URL scheme (more through the ``strataml.backends`` entry points)
+BACKENDS = BackendKind(
+    "rate_limit",
+    "serve --ratelimit",
+    {
+        "memory": Backend("strataml.serving.ratelimit:memory_buckets"),
+        "sqlite": Backend("strataml.serving.ratelimit:sqlite_buckets"),
+        "redis": Backend("strataml.serving.ratelimit:RedisBuckets", ("redis", "redis")),
+        "rediss": Backend("strataml.serving.ratelimit:RedisBuckets", ("redis", "redis")),
+        "unix": Backend("strataml.serving.ratelimit:RedisBuckets", ("redis", "redis")),
+    },
+)
+
+
+def memory_buckets(url: str) -> MemoryBuckets:
+    """Buckets in this process only (``memory://``)."""
+    return MemoryBuckets()
+
+
+def sqlite_buckets(url: str) -> Buckets:
+    """Buckets in a SQLite file (``sqlite:///path.db``; ``sqlite:///:memory:`` is in-process)."""
+    path = url[len("sqlite:///") :]
+    if not path or path == ":memory:":
+        return MemoryBuckets()
+    return SQLiteBuckets(path)
+
+
 def open_buckets(url: str) -> Buckets:
     """The bucket store for ``url`` (``sqlite:///…``, ``redis://…``, ``memory://``)."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme == "memory":
-        return MemoryBuckets()
-    if scheme == "sqlite":
-        path = url[len("sqlite:///") :]
-        if not path or path == ":memory:":
-            return MemoryBuckets()
-        return SQLiteBuckets(path)
-    if scheme in ("redis", "rediss", "unix"):
-        return RedisBuckets(url)
-    raise ConfigError(f"no rate-limit backend for URL {url!r}", hint="use sqlite:///path.db, redis://host:6379/0 or memory://")
+    buckets: Buckets = BACKENDS.resolve(url)(url)
+    return buckets
 
 
 def lease_size(limit: Limit) -> int:

@@ -3,24 +3,63 @@
 Every layer builds on these; they import nothing from the layers.
 """
 
-from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
-from strataml.spine.catalog import Catalog, utcnow
-from strataml.spine.events import Event, append_event, current_actor, list_events
-from strataml.spine.paths import check_name, confine, confine_key
-from strataml.spine.settings import Settings, load_settings
-from strataml.spine.workspace import (
-    Definitions,
-    Workspace,
-    find_workspace,
-    load_definitions,
-    user_code,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strataml.spine.lazy import LazyModule, lazy_exports
+
+if TYPE_CHECKING:
+    from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
+    from strataml.spine.backends import Backend, BackendKind, scheme_of
+    from strataml.spine.catalog import Catalog, utcnow
+    from strataml.spine.engine import quote_ident
+    from strataml.spine.events import Event, append_event, current_actor, list_events
+    from strataml.spine.paths import check_name, confine, confine_key
+    from strataml.spine.settings import Settings, load_settings
+    from strataml.spine.workspace import (
+        Definitions,
+        Workspace,
+        find_workspace,
+        load_definitions,
+        user_code,
+    )
+
+_EXPORTS = {
+    "ArtifactStore": "artifacts",
+    "owner_tag": "artifacts",
+    "sha256_file": "artifacts",
+    "Backend": "backends",
+    "BackendKind": "backends",
+    "scheme_of": "backends",
+    "Catalog": "catalog",
+    "utcnow": "catalog",
+    "quote_ident": "engine",
+    "Event": "events",
+    "append_event": "events",
+    "current_actor": "events",
+    "list_events": "events",
+    "check_name": "paths",
+    "confine": "paths",
+    "confine_key": "paths",
+    "Settings": "settings",
+    "load_settings": "settings",
+    "Definitions": "workspace",
+    "Workspace": "workspace",
+    "find_workspace": "workspace",
+    "load_definitions": "workspace",
+    "user_code": "workspace",
+}
+lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ArtifactStore",
+    "Backend",
+    "BackendKind",
     "Catalog",
     "Definitions",
     "Event",
+    "LazyModule",
     "Settings",
     "Workspace",
     "append_event",
@@ -29,10 +68,13 @@ __all__ = [
     "confine_key",
     "current_actor",
     "find_workspace",
+    "lazy_exports",
     "list_events",
     "load_definitions",
     "load_settings",
     "owner_tag",
+    "quote_ident",
+    "scheme_of",
     "sha256_file",
     "user_code",
     "utcnow",

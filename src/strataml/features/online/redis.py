@@ -10,13 +10,8 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 
 from strataml.errors import MissingExtra, StrataError
-from strataml.features.online import (
-    OnlineStoreError,
-    _Base,
-    _check_merge,
-    _encode_keys,
-    _Layout,
-)
+from strataml.features.online.codec import Layout, check_merge, encode_keys
+from strataml.features.online.protocol import OnlineStoreError
 from strataml.spine.clients import redis_client
 from strataml.spine.paths import check_name
 
@@ -43,7 +38,7 @@ return #kv / 2
 """
 
 
-class RedisOnlineStore(_Base):
+class RedisOnlineStore:
     """Online store in Redis: one hash per view generation, switched atomically.
 
     ``prefix`` (URL query ``?prefix=``, default ``strata:``) namespaces every key.
@@ -66,7 +61,7 @@ class RedisOnlineStore(_Base):
         self._redis = redis
         self._client: Any = None
         self._clean = clean
-        self._layouts: dict[str, tuple[str, _Layout]] = {}  # view -> (generation, its layout)
+        self._layouts: dict[str, tuple[str, Layout]] = {}  # view -> (generation, its layout)
         self._checked: set[str] = set()
         self._get_script: Any = None
 
@@ -114,7 +109,7 @@ class RedisOnlineStore(_Base):
         blob = orjson.dumps(meta).decode()
         old = c.get(gen_key)
         if token.endswith("i") and old is not None:
-            _check_merge(view, self.meta(view), meta)
+            check_merge(view, self.meta(view), meta)
             c.register_script(_MERGE)(
                 keys=[self._k(view, "data:" + old.decode()), self._k(view, f"data:{token}"), meta_key, views_key],
                 args=[blob, view],
@@ -142,9 +137,9 @@ class RedisOnlineStore(_Base):
             meta = self.meta(view)
             if meta is None:
                 return [None] * len(keys)
-            layout = _Layout(meta)
+            layout = Layout(meta)
         try:
-            encoded = _encode_keys(view, layout.keys, keys)
+            encoded = encode_keys(view, layout.keys, keys)
         except StrataError:
             if self._layouts.pop(view, None) is None:
                 raise
@@ -165,7 +160,7 @@ class RedisOnlineStore(_Base):
                     if m is None:
                         raise OnlineStoreError(f"the Redis online store holds values of {view!r} without metadata",
                                                hint="materialise the view again")
-                    gen, fresh = g.decode(), _Layout(orjson.loads(m))
+                    gen, fresh = g.decode(), Layout(orjson.loads(m))
                     self._layouts[view] = (gen, fresh)
                     if fresh.keys != layout.keys:  # the keys were encoded for other key columns
                         return self.get(view, keys, with_meta=with_meta, features=features)

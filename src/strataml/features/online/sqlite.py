@@ -1,17 +1,4 @@
-"""The online store: each entity's latest feature values, looked up in microseconds.
-
-Backends sit behind :class:`OnlineStore` and are chosen by URL scheme
-(``sqlite:///path.db`` by default, ``redis://host:6379/0?prefix=strata:``). A value is
-one JSON array per entity and view (see :func:`encode_value`): the features in the
-order the view's metadata lists them (``meta["features"]``, with ``meta["layout"] ==
-"array"``), then ``_event_ts`` (event time of the newest source row used) and
-``_as_of`` (when it was computed). Stores written before that layout hold one JSON
-object per entity (no ``layout`` in the metadata) and are still read.
-
-Writes are staged and become visible in one atomic step (:meth:`OnlineStore.commit`):
-a crash while materialising leaves readers on the previous complete values. A full
-write replaces the view's values; an incremental write merges into them.
-"""
+"""The SQLite online store: a catalog file plus one immutable file per view generation."""
 
 from __future__ import annotations
 
@@ -23,166 +10,26 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import orjson
 
-from strataml.errors import ConfigError, StrataError
+from strataml.errors import ConfigError
+from strataml.features.online.codec import Layout, check_merge, encode_keys
+from strataml.features.online.protocol import OnlineStoreError
 from strataml.spine.data_version import DataVersion
 from strataml.spine.paths import check_name
 from strataml.spine.sqlite_wal import use_wal
 
-KEY_SEP = "\x1f"
 MMAP_BYTES = 1 << 34  # address space only; the OS pages in what lookups touch
 CACHE_KIB = 65536
 _commits = itertools.count(1)
 # catalog path -> a fresh number at every commit made in this process: its readers see it at once
 _LOCAL_COMMITS: dict[str, int] = {}
-META = ("_event_ts", "_as_of")
-LAYOUT = "array"  # meta["layout"] of values written as encode_value() arrays
 
 
-
-class OnlineStoreError(StrataError):
-    """The online store cannot be reached or written."""
-
-
-def encode_key(key_columns: Sequence[str], key: dict[str, Any]) -> str:
-    """The text form of one entity key (the same as the SQL used when materialising)."""
-    if len(key_columns) == 1:
-        return str(key[key_columns[0]])
-    return KEY_SEP.join(str(key[k]) for k in key_columns)
-
-
-def key_sql(key_columns: Sequence[str], alias: str = "") -> str:
-    """DuckDB SQL giving :func:`encode_key` of a row's key columns."""
-    pre = f"{alias}." if alias else ""
-    parts = [f"CAST({pre}\"{k}\" AS VARCHAR)" for k in key_columns]
-    return parts[0] if len(parts) == 1 else f"concat_ws(chr(31), {', '.join(parts)})"
-
-
-def encode_value(features: Sequence[str], values: Mapping[str, Any]) -> str:
-    """The stored form of one entity's values: a JSON array of ``features`` then the two meta fields.
-
-    ``values`` maps feature names (and ``_event_ts`` / ``_as_of``) to values; absent
-    ones are stored as nulls. The commit's metadata must list the same ``features``
-    and set ``"layout": LAYOUT``.
-    """
-    return orjson.dumps([values.get(f) for f in (*features, *META)]).decode()
-
-
-_Rows = Callable[[list[Any]], list[dict[str, Any] | None]]
-
-
-class _Layout:
-    """How the values of one committed generation decode into dictionaries.
-
-    Array values are turned into dictionaries by a function generated once per
-    (features asked, with meta) and built from a dict display, which is several times
-    faster than ``dict(zip(names, row))`` for each entity of a batch.
-    """
-
-    def __init__(self, meta: dict[str, Any]) -> None:
-        self.keys: list[str] = list(meta.get("keys") or [])
-        self.features: list[str] = list(meta.get("features") or [])
-        self.array = meta.get("layout") == LAYOUT
-        self._decoders: dict[tuple[tuple[str, ...] | None, bool], _Rows] = {}
-
-    def rows(self, values: list[Any], features: Sequence[str] | None, with_meta: bool) -> list[dict[str, Any] | None]:
-        """Each decoded value as a dictionary of ``features`` (default: all stored), ``None`` kept."""
-        wanted = None if features is None or features == self.features else tuple(features)
-        decode = self._decoders.get((wanted, with_meta))
-        if decode is None:
-            decode = self._decoders[(wanted, with_meta)] = self._decoder(wanted, with_meta)
-        return decode(values)
-
-    def _decoder(self, wanted: tuple[str, ...] | None, with_meta: bool) -> _Rows:
-        names = list(self.features if wanted is None else wanted) + (list(META) if with_meta else [])
-        if not self.array:
-            return lambda values: [None if d is None else {n: d.get(n) for n in names} for d in values]
-        where = {f: i for i, f in enumerate([*self.features, *META])}
-        # names are embedded as repr() literals and positions as integers: no other text enters the code
-        items = ", ".join(f"{n!r}: {f'v[{where[n]}]' if n in where else 'None'}" for n in names)
-        one = f"[None if (v := values[0]) is None else {{{items}}}]"  # one value (a serving request): no comprehension
-        code = f"lambda values: {one} if len(values) == 1 else [None if v is None else {{{items}}} for v in values]"
-        decode: _Rows = eval(code, {"__builtins__": {}, "len": len})
-        return decode
-
-
-def _check_merge(view: str, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-    """Refuse an incremental write whose values are laid out unlike the ones it merges into."""
-    if old is None:
-        return
-    if (old.get("layout"), old.get("features"), old.get("keys")) != (new.get("layout"), new.get("features"), new.get("keys")):
-        raise OnlineStoreError(
-            f"an incremental write of {view!r} has a different value layout (features, keys) than the stored values",
-            hint="write all values again with a full write",
-        )
-
-
-def _encode_keys(view: str, cols: list[str], keys: Sequence[dict[str, Any]]) -> list[str]:
-    try:
-        if len(cols) == 1:
-            col = cols[0]
-            return [str(keys[0][col])] if len(keys) == 1 else [str(k[col]) for k in keys]
-        return [KEY_SEP.join([str(k[c]) for c in cols]) for k in keys]
-    except KeyError:
-        for k in keys:
-            missing = [c for c in cols if c not in k]
-            if missing:
-                raise StrataError(f"key {k!r} for view {view!r} lacks column(s) {missing}", hint=f"give {cols}") from None
-        raise
-
-
-@runtime_checkable
-class OnlineStore(Protocol):
-    """What every online store backend provides."""
-
-    url: str
-
-    def open(self) -> None:
-        """Connect (idempotent)."""
-
-    def close(self) -> None:
-        """Release connections."""
-
-    def begin(self, view: str, *, full: bool) -> str:
-        """Start a staged write for ``view``; returns its token."""
-
-    def write_batch(self, view: str, token: str, rows: Sequence[tuple[str, str]]) -> None:
-        """Stage ``(encoded key, JSON value)`` pairs (invisible until :meth:`commit`)."""
-
-    def commit(self, view: str, token: str, meta: dict[str, Any]) -> None:
-        """Make the staged values visible atomically and record ``meta`` (watermark etc.)."""
-
-    def abort(self, view: str, token: str) -> None:
-        """Discard a staged write."""
-
-    def get(
-        self, view: str, keys: Sequence[dict[str, Any]], *, with_meta: bool = False, features: Sequence[str] | None = None
-    ) -> list[dict[str, Any] | None]:
-        """Each key's values (``None`` where the store has none), in the order asked.
-
-        ``features`` selects (and orders) the features returned, nulls for any not stored.
-        """
-
-    def meta(self, view: str) -> dict[str, Any] | None:
-        """What the last commit recorded for ``view`` (version, watermark, as_of, keys…)."""
-
-    def views(self) -> list[str]:
-        """Views that have committed values."""
-
-    def count(self, view: str) -> int:
-        """How many entities ``view`` holds."""
-
-
-class _Base:
-    url: str
-
-    def meta(self, view: str) -> dict[str, Any] | None:
-        raise NotImplementedError
 
 
 # --- SQLite ---------------------------------------------------------------------------------
@@ -202,13 +49,13 @@ _CURRENT = "SELECT f.file, m.meta FROM strata_online_files f LEFT JOIN strata_on
 class _Generation:
     """An open generation file and the layout of its values."""
 
-    def __init__(self, conn: sqlite3.Connection, layout: _Layout) -> None:
+    def __init__(self, conn: sqlite3.Connection, layout: Layout) -> None:
         self.conn = conn
         self.cursor = conn.cursor()
         self.layout = layout
 
 
-class SQLiteOnlineStore(_Base):
+class SQLiteOnlineStore:
     """Online store in SQLite: a catalog file plus one immutable file per view generation.
 
     The catalog file (the URL's path) holds each view's metadata and the name of its
@@ -322,7 +169,7 @@ class SQLiteOnlineStore(_Base):
         try:
             old = self._current(view)
             if token.endswith("i"):
-                _check_merge(view, self.meta(view), meta)
+                check_merge(view, self.meta(view), meta)
             conn.execute("INSERT OR REPLACE INTO strata_online_files VALUES (?, ?)", (view, os.path.basename(target)))
             conn.execute("INSERT OR REPLACE INTO strata_online_meta VALUES (?, ?)", (view, orjson.dumps(meta).decode()))
             conn.execute("COMMIT")
@@ -376,7 +223,7 @@ class SQLiteOnlineStore(_Base):
                 r = sqlite3.connect(f"file:{quote(current)}?mode=ro&immutable=1", uri=True, cached_statements=256)
                 r.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # lookups read pages without a syscall
                 r.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-                reader = _Generation(r, _Layout(orjson.loads(row[1]) if row[1] else {}))
+                reader = _Generation(r, Layout(orjson.loads(row[1]) if row[1] else {}))
                 break
             except sqlite3.OperationalError:
                 reader = None
@@ -391,7 +238,7 @@ class SQLiteOnlineStore(_Base):
         gen = self._reader(view)
         if gen is None:
             return [None] * len(keys)
-        encoded = _encode_keys(view, gen.layout.keys, keys)
+        encoded = encode_keys(view, gen.layout.keys, keys)
         try:
             if len(encoded) == 1:
                 row = gen.cursor.execute("SELECT value FROM v WHERE key = ?", encoded).fetchone()
@@ -412,27 +259,3 @@ class SQLiteOnlineStore(_Base):
     def count(self, view: str) -> int:
         reader = self._reader(view)
         return 0 if reader is None else int(reader.conn.execute("SELECT count(*) FROM v").fetchone()[0])
-
-
-#: URL schemes of the backends (the Redis one lives in :mod:`strataml.features.online_redis`)
-SCHEMES = ("sqlite", "redis", "rediss")
-
-
-def open_online_store(url: str) -> OnlineStore:
-    """The online store a URL names (``sqlite:///…`` or ``redis://…``), opened."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    cls: type[_Base] | None = None
-    if scheme == "sqlite":
-        cls = SQLiteOnlineStore
-    elif scheme in ("redis", "rediss"):
-        from strataml.features.online_redis import RedisOnlineStore
-
-        cls = RedisOnlineStore
-    if cls is None:
-        raise ConfigError(
-            f"online store URL {url.split('@')[-1]!r} has an unknown scheme {scheme!r}",
-            hint=f"use one of {', '.join(s + '://' for s in SCHEMES)} (setting 'online' / STRATA_ONLINE)",
-        )
-    store: OnlineStore = cls(url)  # type: ignore[assignment, call-arg]
-    store.open()
-    return store

@@ -1,0 +1,276 @@
+"""A conformance kit for backends: the checks the project runs over its own backends,
+public so that a third-party backend can run them too (like scikit-learn's ``check_estimator``).
+
+Each ``check_*`` takes a factory that returns a fresh, empty, opened instance; it runs
+every property the backend must keep against new instances and closes them. A broken
+property raises :class:`AssertionError` naming it::
+
+    from strataml.testing import check_online_store
+
+    def test_my_store_conforms(tmp_path):
+        check_online_store(lambda: MyStore(f"my://{tmp_path}/{uuid.uuid4().hex}"))
+
+The kit imports nothing heavy and no test framework.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from strataml.features import OnlineStore
+    from strataml.serving.cache import ResponseCache
+    from strataml.serving.ratelimit import Buckets
+
+__all__ = ["check_online_store", "check_rate_limit_buckets", "check_response_cache"]
+
+
+@contextmanager
+def _opened(factory: Callable[[], Any]) -> Iterator[Any]:
+    backend = factory()
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _run(name: str, factory: Callable[[], Any], checks: list[Callable[[Any], None]]) -> None:
+    for check in checks:
+        with _opened(factory) as backend:
+            try:
+                check(backend)
+            except AssertionError as exc:
+                raise AssertionError(f"{name} {type(backend).__name__}: {check.__name__}: {exc}") from exc
+
+
+# --- online stores -------------------------------------------------------------------------
+
+_ONLINE_META = {"version": "v1", "keys": ["user_id"], "features": ["a", "b"], "layout": "array",
+                "as_of": "2026-01-02T00:00:00+00:00"}
+
+
+def _value(**features: object) -> str:
+    from strataml.features.online import encode_value
+
+    return encode_value(["a", "b"], features | {"_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"})
+
+
+def _write(store: OnlineStore, rows: dict[str, str], *, full: bool = True, meta: dict[str, Any] = _ONLINE_META,
+           view: str = "v") -> None:
+    token = store.begin(view, full=full)
+    store.write_batch(view, token, list(rows.items()))
+    store.commit(view, token, dict(meta))
+
+
+def _keys(*ids: str) -> list[dict[str, Any]]:
+    return [{"user_id": i} for i in ids]
+
+
+def online_implements_the_protocol(store: OnlineStore) -> None:
+    from strataml.features import OnlineStore
+
+    assert isinstance(store, OnlineStore), "does not implement strataml.features.OnlineStore"
+
+
+def online_unknown_views_and_keys_read_as_none(store: OnlineStore) -> None:
+    assert store.get("never", _keys("u1")) == [None] and store.meta("never") is None
+    _write(store, {"u1": _value(a=1, b="x")})
+    assert store.get("v", _keys("nope", "u1")) == [None, {"a": 1, "b": "x"}]
+    assert store.get("v", []) == []
+
+
+def online_values_and_metadata_round_trip(store: OnlineStore) -> None:
+    _write(store, {"u1": _value(a=1.5, b=None), "u2": _value(a=-3, b="é")})
+    assert store.get("v", _keys("u2", "u1", "u2")) == [{"a": -3, "b": "é"}, {"a": 1.5, "b": None}, {"a": -3, "b": "é"}]
+    full = store.get("v", _keys("u1"), with_meta=True)[0]
+    assert full is not None and full["_as_of"] == "2026-01-02 00:00:00"
+    assert store.meta("v") == _ONLINE_META
+    assert store.views() == ["v"] and store.count("v") == 2
+
+
+def online_staged_values_are_invisible_until_commit(store: OnlineStore) -> None:
+    _write(store, {"u1": _value(a=1, b="old")})
+    token = store.begin("v", full=True)
+    store.write_batch("v", token, [("u1", _value(a=2, b="new")), ("u9", _value(a=9, b="new"))])
+    assert store.get("v", _keys("u1", "u9")) == [{"a": 1, "b": "old"}, None]
+    store.abort("v", token)
+    assert store.get("v", _keys("u1")) == [{"a": 1, "b": "old"}] and store.count("v") == 1
+
+
+def online_full_writes_replace_and_incremental_ones_merge(store: OnlineStore) -> None:
+    _write(store, {"u1": _value(a=1, b="x"), "u2": _value(a=2, b="x")})
+    _write(store, {"u2": _value(a=20, b="y"), "u3": _value(a=30, b="y")}, full=False, meta=_ONLINE_META | {"mode": "incremental"})
+    assert store.get("v", _keys("u1", "u2", "u3")) == [{"a": 1, "b": "x"}, {"a": 20, "b": "y"}, {"a": 30, "b": "y"}]
+    assert (store.meta("v") or {}).get("mode") == "incremental"
+    _write(store, {"u3": _value(a=300, b="z")})
+    assert store.get("v", _keys("u1", "u2", "u3")) == [None, None, {"a": 300, "b": "z"}] and store.count("v") == 1
+    _write(store, {})
+    assert store.get("v", _keys("u3")) == [None] and store.count("v") == 0
+
+
+def online_many_keys_keep_their_order(store: OnlineStore) -> None:
+    token = store.begin("v", full=True)
+    items = [(f"u{i}", _value(a=i, b=str(i))) for i in range(2500)]
+    for i in range(0, len(items), 700):
+        store.write_batch("v", token, items[i : i + 700])
+    store.commit("v", token, _ONLINE_META)
+    got = store.get("v", _keys(*(f"u{i}" for i in range(2599, -1, -1))))
+    assert got[:100] == [None] * 100
+    assert [g["a"] if g else None for g in got[100:]] == list(range(2499, -1, -1))
+
+
+def online_multi_column_keys_and_views_are_separate(store: OnlineStore) -> None:
+    from strataml.features.online import encode_key
+
+    meta = _ONLINE_META | {"keys": ["user_id", "merchant"]}
+    _write(store, {encode_key(["user_id", "merchant"], {"user_id": "u1", "merchant": "m1"}): _value(a=1, b="x")}, meta=meta, view="um")
+    _write(store, {"u1": _value(a=5, b="other")})
+    both = [{"user_id": "u1", "merchant": "m1"}, {"user_id": "u1", "merchant": "m2"}]
+    assert store.get("um", both) == [{"a": 1, "b": "x"}, None]
+    assert store.get("v", _keys("u1")) == [{"a": 5, "b": "other"}]
+    assert sorted(store.views()) == ["um", "v"]
+
+
+def online_projection_order_unknown_features_and_meta(store: OnlineStore) -> None:
+    _write(store, {"u1": _value(a=1, b="x")})
+    assert store.get("v", _keys("u1", "u2"), features=["b", "zz", "a"]) == [{"b": "x", "zz": None, "a": 1}, None]
+    got = store.get("v", _keys("u1"), features=["a"], with_meta=True)[0]
+    assert got == {"a": 1, "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}
+
+
+def online_an_incremental_write_with_other_features_is_refused(store: OnlineStore) -> None:
+    from strataml.features.online import OnlineStoreError, encode_value
+
+    _write(store, {"u1": _value(a=1, b="x")})
+    try:
+        _write(store, {"u1": encode_value(["c"], {"c": 1})}, full=False, meta=_ONLINE_META | {"features": ["c"]})
+    except OnlineStoreError as exc:
+        assert "different value layout" in exc.message
+    else:
+        raise AssertionError("an incremental write with other features was accepted")
+    assert store.get("v", _keys("u1")) == [{"a": 1, "b": "x"}]
+
+
+def online_values_written_as_json_objects_are_read(store: OnlineStore) -> None:
+    old_meta = {k: v for k, v in _ONLINE_META.items() if k != "layout"}
+    old = orjson.dumps({"a": 1, "b": "x", "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}).decode()
+    _write(store, {"u1": old}, meta=old_meta)
+    assert store.get("v", _keys("u1", "u2")) == [{"a": 1, "b": "x"}, None]
+    assert store.get("v", _keys("u1"), features=["b"], with_meta=True) == [
+        {"b": "x", "_event_ts": "2026-01-01 00:00:00", "_as_of": "2026-01-02 00:00:00"}]
+
+
+ONLINE_STORE_CHECKS: list[Callable[[Any], None]] = [
+    online_implements_the_protocol,
+    online_unknown_views_and_keys_read_as_none,
+    online_values_and_metadata_round_trip,
+    online_staged_values_are_invisible_until_commit,
+    online_full_writes_replace_and_incremental_ones_merge,
+    online_many_keys_keep_their_order,
+    online_multi_column_keys_and_views_are_separate,
+    online_projection_order_unknown_features_and_meta,
+    online_an_incremental_write_with_other_features_is_refused,
+    online_values_written_as_json_objects_are_read,
+]
+
+
+def check_online_store(new_store: Callable[[], OnlineStore]) -> None:
+    """Check an online-store backend: ``new_store()`` returns a fresh, empty, opened store.
+
+    Covers the protocol, missing views and keys, round trips of values and metadata,
+    staged writes invisible until commit (and abort), full and incremental writes, order
+    over thousands of keys, multi-column keys, projections, the value layout check and
+    the JSON-object values of older stores.
+    """
+    _run("online store", new_store, ONLINE_STORE_CHECKS)
+
+
+# --- rate-limit buckets --------------------------------------------------------------------
+
+
+def buckets_allow_a_burst_then_refuse_then_refill(buckets: Buckets) -> None:
+    from strataml.serving.ratelimit import Limit
+
+    key = uuid.uuid4().hex
+    lim = Limit(rate=4.0, burst=5)  # a token per 250 ms: seven takes fit in that even on a busy machine
+    results = [buckets.take(key, lim) for _ in range(7)]
+    assert [d.allowed for d in results] == [True] * 5 + [False] * 2
+    assert 0 < results[-1].retry_after <= 0.25 + 1e-6
+    time.sleep(0.3)
+    assert buckets.take(key, lim).allowed, "a bucket did not refill"
+
+
+def buckets_are_separate_per_key(buckets: Buckets) -> None:
+    from strataml.serving.ratelimit import Limit
+
+    lim = Limit(rate=0.001, burst=5)
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    assert sum(buckets.take(a, lim).allowed for _ in range(6)) == 5
+    other = buckets.take(b, lim)
+    assert other.allowed and abs(other.remaining - 4) < 0.01
+
+
+def buckets_take_a_cost(buckets: Buckets) -> None:
+    from strataml.serving.ratelimit import Limit
+
+    key, lim = uuid.uuid4().hex, Limit(rate=0.001, burst=10)
+    assert buckets.take(key, lim, cost=8).allowed
+    assert not buckets.take(key, lim, cost=3).allowed
+    assert buckets.take(key, lim, cost=2).allowed
+
+
+RATE_LIMIT_CHECKS: list[Callable[[Any], None]] = [
+    buckets_allow_a_burst_then_refuse_then_refill,
+    buckets_are_separate_per_key,
+    buckets_take_a_cost,
+]
+
+
+def check_rate_limit_buckets(new_buckets: Callable[[], Buckets]) -> None:
+    """Check a rate-limit bucket backend: ``new_buckets()`` returns a fresh bucket store.
+
+    Covers a burst then refusals with a retry-after, refilling, separate keys and costs.
+    """
+    _run("rate-limit buckets", new_buckets, RATE_LIMIT_CHECKS)
+
+
+# --- response caches -----------------------------------------------------------------------
+
+
+def cache_misses_then_holds_until_the_ttl(cache: ResponseCache) -> None:
+    from strataml.serving.cache import cache_key
+
+    k = cache_key(f"m{uuid.uuid4().hex}@v1", [{"a": 1, "b": 2}])
+    assert cache.get(k) is None
+    cache.set(k, [0.25, {"x": 1}], ttl=0.2)
+    assert cache.get(k) == [0.25, {"x": 1}]
+    time.sleep(0.3)
+    assert cache.get(k) is None, "an entry outlived its ttl"
+
+
+def cache_keys_are_separate(cache: ResponseCache) -> None:
+    from strataml.serving.cache import cache_key
+
+    ref = f"m{uuid.uuid4().hex}"
+    k1, k2 = cache_key(f"{ref}@v1", [{"a": 1}]), cache_key(f"{ref}@v2", [{"a": 1}])
+    long = cache_key(f"{ref}@v1", [{"a": "x" * 300}])  # a hashed key
+    cache.set(k1, [1], ttl=60)
+    cache.set(long, [3], ttl=60)
+    assert cache.get(k2) is None and cache.get(k1) == [1] and cache.get(long) == [3]
+
+
+RESPONSE_CACHE_CHECKS: list[Callable[[Any], None]] = [cache_misses_then_holds_until_the_ttl, cache_keys_are_separate]
+
+
+def check_response_cache(new_cache: Callable[[], ResponseCache]) -> None:
+    """Check a response-cache backend: ``new_cache()`` returns a fresh cache.
+
+    Covers misses, round trips of prediction lists, expiry after the TTL and separate keys.
+    """
+    _run("response cache", new_cache, RESPONSE_CACHE_CHECKS)
