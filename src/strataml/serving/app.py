@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
@@ -397,8 +397,13 @@ class GatewayApp(Starlette):
 
 
 
-def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:
-    """The gateway as an ASGI application (``app.state.gateway`` holds its state)."""
+def create_app(
+    ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None, mounts: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The gateway as an ASGI application (``app.state.gateway`` holds its state).
+
+    ``mounts`` are further routes (e.g. a ``Mount`` of another application under a
+    prefix) added after the gateway's own; they handle their own authentication."""
     gw = Gateway(ws, models, config)
     http = HttpGateway(gw)
 
@@ -410,7 +415,7 @@ def create_app(ws: Workspace, models: ModelProvider | None = None, config: Gatew
         finally:
             await gw.shutdown()
 
-    app = GatewayApp(http, routes=http.routes(), lifespan=lifespan)
+    app = GatewayApp(http, routes=[*http.routes(), *mounts], lifespan=lifespan)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
