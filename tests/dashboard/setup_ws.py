@@ -1,0 +1,67 @@
+"""A workspace for the dashboard's tests: real datasets (one with hostile names), a real
+model with two versions, aliases, a canary, and logged predictions from the gateway."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from starlette.testclient import TestClient
+
+import strataml as st
+from strataml.data import Column, Contract, ingest
+from strataml.models import set_alias
+from strataml.serving import GatewayConfig, create_app, create_key, set_traffic
+
+from ..serving.registry_setup import build, train_again
+
+# Strings that would run script if a page put them into HTML unescaped (rule and model
+# names must be identifiers; column names, categories and reasons are free text).
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+XSS_IMG = '"><img src=x onerror="window.__xss=2">'
+XSS_CATEGORY = "<script>window.__xss=4</script>"
+XSS_REASON = '"><script>window.__xss=5</script>'
+PAYLOADS = (XSS_SCRIPT, XSS_IMG, XSS_CATEGORY, XSS_REASON)
+
+EVIL = Contract("evil", columns=[
+    Column(XSS_SCRIPT, "string", allowed=[XSS_CATEGORY, "ok"]),
+    Column(XSS_IMG, "float", min=0),
+    Column("amount", "float"),
+], rules={"small_amount": "amount < 100"})
+
+
+def _put(ws: st.Workspace, table: pa.Table, contract: Contract) -> Any:
+    path = Path(ws.scratch_dir()) / f"in_{uuid.uuid4().hex}.parquet"
+    pq.write_table(table, path)
+    return ingest(ws, str(path), contract=contract)
+
+
+def populate(ws: st.Workspace) -> dict[str, Any]:
+    """Fill ``ws``; returns what the tests check against (keys, request ids, the hostile dataset's counts)."""
+    build(ws)  # tx@v1, labels@v1, views, fraud v1 (champion)
+    v2 = train_again(ws, trees=40)
+    set_alias(ws, "fraud", "challenger", v2, reason=XSS_REASON)
+    set_traffic(ws.catalog, "fraud", {"canary": {"ref": "challenger", "weight": 0.25}}, reason="try v2")
+    evil = _put(ws, pa.table({
+        XSS_SCRIPT: [XSS_CATEGORY, "ok", "ok", "bad", XSS_CATEGORY, "ok"],
+        XSS_IMG: [1.0, 2.0, -1.0, 3.0, 4.0, 5.0],
+        "amount": [10.0, 20.0, 30.0, 40.0, 500.0, 60.0],
+    }), EVIL)
+    keys = {
+        "read": create_key(ws.catalog, ["read"], "dashboard")[1],
+        "admin": create_key(ws.catalog, ["admin"])[1],
+        "predict": create_key(ws.catalog, ["predict:fraud"])[1],
+    }
+    insts = [{"user_id": f"u{i}", "amount_now": 10.0 + 7 * i} for i in range(12)]
+    request_ids = []
+    app = create_app(ws, None, GatewayConfig(ratelimit_url="memory://", preload=("fraud",)))
+    with TestClient(app) as c:
+        for i, inst in enumerate(insts):
+            r = c.post("/v1/models/fraud/predict", json={"instances": [inst]},
+                       headers={"authorization": f"Bearer {keys['predict']}", "x-request-id": f"req-{i:03d}"})
+            assert r.status_code == 200, r.text
+            request_ids.append((r.json()["request_id"], r.json()["version"]))
+    return {"keys": keys, "request_ids": request_ids, "evil": evil.to_dict(), "v2": v2}
