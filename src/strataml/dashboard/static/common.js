@@ -44,9 +44,10 @@ window.Strata = (() => {
       width: 2,
       dash: s.dash,
       spanGaps: false,
-      points: { show: opts.points !== false, size: 5 },
+      paths: opts.pointsOnly ? () => null : undefined,
+      points: { show: opts.points !== false, size: opts.pointsOnly ? 8 : 5 },
     })));
-    const axes = [{ label: opts.xTime ? undefined : (opts.xLabel || data.x_label) }, { label: opts.yLabel, size: 60 }];
+    const axes = [{ label: opts.xTime ? undefined : (opts.xLabel || data.x_label) }, { label: opts.yLabel, size: opts.ySize || 60 }];
     if (opts.xValues) axes[0].values = opts.xValues;
     if (opts.yValues) { axes[1].values = opts.yValues; axes[1].splits = opts.ySplits; }
     const scales = { x: { time: !!opts.xTime } };

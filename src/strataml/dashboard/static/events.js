@@ -7,7 +7,7 @@
     const d = await Strata.getJSON(fig.dataset.src);
     const rows = d.families.map((_, i) => i);
     Strata.lines(fig, d, {
-      xTime: true, yLabel: "", height: 60 + 28 * Math.max(2, d.families.length),
+      xTime: true, yLabel: "", pointsOnly: true, ySize: 110, height: 60 + 28 * Math.max(2, d.families.length),
       yRange: [-0.5, Math.max(0.5, d.families.length - 0.5)], ySplits: () => rows,
       yValues: (u, splits) => splits.map((i) => (d.families[i] === undefined ? "" : d.families[i])),
       empty: "no events yet",
