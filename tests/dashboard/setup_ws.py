@@ -12,11 +12,10 @@ import pyarrow.parquet as pq
 from starlette.testclient import TestClient
 
 import strataml as st
+from serving.registry_setup import build, train_again
 from strataml.data import Column, Contract, ingest
 from strataml.models import set_alias
 from strataml.serving import GatewayConfig, create_app, create_key, set_traffic
-
-from serving.registry_setup import build, train_again  # tests/ is on the path: its packages are top-level
 
 # Strings that would run script if a page put them into HTML unescaped (rule and model
 # names must be identifiers; column names, categories and reasons are free text).

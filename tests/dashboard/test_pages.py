@@ -33,8 +33,7 @@ def login(c: TestClient, key: str, nxt: str = "") -> Any:
 
 
 def test_pages_need_a_read_key_or_a_session(client: TestClient, dash: tuple[st.Workspace, dict[str, Any]]) -> None:
-    ws, facts = dash
-    keys = facts["keys"]
+    keys = dash[1]["keys"]
     r = client.get("/ui/models/fraud")
     assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/models/fraud"
     assert client.get("/ui/api/models/fraud").status_code == 401
@@ -42,7 +41,7 @@ def test_pages_need_a_read_key_or_a_session(client: TestClient, dash: tuple[st.W
     denied = client.get("/ui/api/models/fraud", headers=bearer(keys["predict"]))
     assert denied.status_code == 403 and "'read' scope" in denied.json()["error"]["message"]
     for k in ("read", "admin"):
-        assert client.get("/ui/api/models/fraud", headers=bearer(k and keys[k])).status_code == 200
+        assert client.get("/ui/api/models/fraud", headers=bearer(keys[k])).status_code == 200
         assert client.get("/ui/models/fraud", headers=bearer(keys[k])).status_code == 200
 
     assert login(client, "sk_0000000000000000_" + "y" * 40).status_code == 401

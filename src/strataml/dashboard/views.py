@@ -102,6 +102,10 @@ def model(ws: Workspace, name: str) -> dict[str, Any]:
     """One model: versions with metrics and runs, aliases, alias history and traffic."""
     m = get_model(ws, name)
     t = list_traffic(ws.catalog).get(name)
+    split = _split(t.model_dump(mode="json")) if t is not None else None
+    for arm in (split or {}).get("arms", []):
+        ref = str(arm["ref"])
+        arm["version"] = m["aliases"].get(ref) or (int(ref.lstrip("v")) if ref.lstrip("v").isdigit() else None)
     metric_names = sorted({k for v in m["versions"] for k in v["metrics"]})
     by_version: dict[int, list[str]] = {}
     for alias, ver in m["aliases"].items():
@@ -109,7 +113,7 @@ def model(ws: Workspace, name: str) -> dict[str, Any]:
     versions = [{**v, "aliases": sorted(by_version.get(v["version"], []))} for v in m["versions"]]
     return {
         "name": name, "versions": versions, "aliases": m["aliases"], "alias_history": m["alias_history"],
-        "metric_names": metric_names, "traffic": _split(t.model_dump(mode="json")) if t is not None else None,
+        "metric_names": metric_names, "traffic": split,
     }
 
 
