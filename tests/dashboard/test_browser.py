@@ -167,3 +167,44 @@ def test_login_then_every_page(browser_page: Any, dash: tuple[st.Workspace, dict
     for d in lin["datasets"]:
         assert d["ref"] in text
     assert XSS_CATEGORY  # planted in the data; shown by the drift page's categories
+
+
+def test_monitoring_pages(browser_page: Any, dash: tuple[st.Workspace, dict[str, Any]]) -> None:
+    """Latency per version, drift with a clicked feature's distributions, quality; or, in a
+    build without the monitoring layer, the plain statement that it is not available."""
+    page = browser_page
+    ws, facts = dash
+    if not any(c["name"] == "strata_session" for c in page.context.cookies()):
+        page.goto("/ui/login")
+        page.fill("#key", facts["keys"]["read"])
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ui/")
+    try:
+        import strataml.monitoring as mon
+    except ImportError:
+        for path, shot in (("/ui/deployments/fraud", "deployment-fraud"), ("/ui/drift/fraud", "drift-fraud"), ("/ui/quality/fraud", "quality-fraud")):
+            assert "monitoring not available" in _visit(page, path, shot)
+        return
+
+    text = _visit(page, "/ui/deployments/fraud?window=1d", "deployment-fraud", ("#chart-rate", "#chart-errors", "#chart-latency"))
+    versions = sorted({v for _, v in facts["request_ids"]})
+    for v in versions:
+        assert f"v{v}" in text
+    legend = page.inner_text("#chart-latency .u-legend")
+    assert all(f"v{v} p99" in legend for v in versions)
+
+    report = mon.drift(ws, "fraud").to_dict()
+    text = _visit(page, "/ui/drift/fraud", "drift-fraud", ("#chart-distribution",))
+    names = [b.get_attribute("data-feature") for b in page.locator("button.feature").all()]
+    assert set(names) == set(report["features"])
+    assert page.get_attribute("#chart-distribution", "data-shown") == names[0]  # the worst first
+    if len(names) > 1:
+        page.click(f'button.feature[data-feature="{names[1]}"]')
+        page.wait_for_function("n => document.getElementById('chart-distribution').dataset.shown === n", arg=names[1])
+        assert names[1] in page.inner_text("#chart-distribution figcaption")
+        assert "reference" in page.inner_text("#chart-distribution .u-legend") and "current" in page.inner_text("#chart-distribution .u-legend")
+        page.screenshot(path=str(OUTPUT / "drift-fraud-clicked.png"), full_page=True)
+    assert page.evaluate("window.__xss") is None and page.problems == []
+
+    text = _visit(page, "/ui/quality/fraud?labels=labels", "quality-fraud")
+    assert "monitoring not available" not in text

@@ -260,9 +260,14 @@ class Dashboard:
         return self.render(request, "quality.html", title=f"Quality of {name}", name=name, labels=labels, q=q)
 
     def _labels_of(self, name: str) -> str | None:
+        """The labels dataset a model declares, else the one its newest version was trained on."""
         m = next((x for x in self.ws.definitions.all("model") if x.name == name), None)
         labels = getattr(m, "labels", None)
-        return labels if isinstance(labels, str) else None
+        if isinstance(labels, str):
+            return labels
+        versions = views.model(self.ws, name)["versions"]
+        trained = versions[-1]["lineage"].get("labels") if versions else None
+        return str(trained).split("@", 1)[0] if trained else None
 
     async def events(self, request: Request, key: ApiKey) -> Response:
         kind = request.query_params.get("kind") or None
