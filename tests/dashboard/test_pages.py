@@ -177,6 +177,14 @@ def test_lineage_of_one_prediction(client: TestClient, dash: tuple[st.Workspace,
     assert missing.status_code == 404 and "no logged prediction has request id" in missing.text
 
 
+def test_deployment_page_lists_recent_requests_with_their_lineage(client: TestClient, dash: tuple[st.Workspace, dict[str, Any]]) -> None:
+    facts = dash[1]
+    page = client.get("/ui/deployments/fraud", headers=bearer(facts["keys"]["read"])).text
+    for rid, version in facts["request_ids"]:
+        assert f'<a href="/ui/lineage?request_id={rid}">{rid}</a></td><td>v{version}</td>' in page
+    assert "75.0%" in page and "25.0%" in page
+
+
 def test_monitoring_pages_say_so_when_a_function_is_missing() -> None:
     with pytest.raises(MonitoringUnavailable, match="monitoring not available"):
         monitoring("no_such_report")

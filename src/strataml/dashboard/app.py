@@ -233,11 +233,17 @@ class Dashboard:
     async def deployment(self, request: Request, key: ApiKey) -> Response:
         name = self.name(request, "deployment name")
         window, bucket = self._window(request, "window", "1h"), self._window(request, "bucket", "1m")
-        try:
-            slo = await self.call(observed.slo, self.ws, name, window, bucket)
-        except observed.MonitoringUnavailable as exc:
-            return self.render(request, "unavailable.html", title=f"Deployment {name}", message=exc.message)
-        return self.render(request, "deployment.html", title=f"Deployment {name}", name=name, slo=slo, window=window, bucket=bucket)
+
+        def gather() -> dict[str, Any]:
+            slo, unavailable = None, None
+            try:
+                slo = observed.slo(self.ws, name, window, bucket)
+            except observed.MonitoringUnavailable as exc:
+                unavailable = exc.message
+            traffic = next((d["traffic"] for d in views.deployments(self.ws) if d["name"] == name), None)
+            return {"slo": slo, "unavailable": unavailable, "traffic": traffic, "recent": views.recent_predictions(self.ws, name)}
+
+        return self.render(request, "deployment.html", title=f"Deployment {name}", name=name, window=window, bucket=bucket, **await self.call(gather))
 
     async def drift(self, request: Request, key: ApiKey) -> Response:
         name = self.name(request, "model name")

@@ -138,6 +138,15 @@ def deployments(ws: Workspace) -> list[dict[str, Any]]:
     ]
 
 
+def recent_predictions(ws: Workspace, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A deployment's newest logged requests (one row per request), linking to their lineage."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in query_predictions(prediction_log_dir(ws.state_dir), name, limit=limit * 4):
+        if r["request_id"] not in seen and len(seen) < limit:
+            seen[r["request_id"]] = {k: r.get(k) for k in ("request_id", "ts", "version", "latency_ms", "degraded", "mode")}
+    return list(seen.values())
+
+
 # --- events and lineage -----------------------------------------------------------------
 
 
