@@ -5,7 +5,9 @@ Every layer builds on these; they import nothing from the layers.
 
 from strataml.spine.artifacts import ArtifactStore, sha256_file
 from strataml.spine.catalog import Catalog, utcnow
+from strataml.spine.engine import duck
 from strataml.spine.events import Event, append_event, current_actor, list_events
+from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
 from strataml.spine.paths import check_name, confine, confine_key
 from strataml.spine.settings import Settings, load_settings
 from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions
@@ -22,10 +24,14 @@ __all__ = [
     "confine",
     "confine_key",
     "current_actor",
+    "duck",
     "find_workspace",
     "list_events",
     "load_definitions",
     "load_settings",
+    "monitor_log_offsets",
+    "monitor_profiles",
+    "monitor_windows",
     "sha256_file",
     "utcnow",
 ]

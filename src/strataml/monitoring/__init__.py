@@ -1,0 +1,31 @@
+"""Monitoring: profiles of datasets, model versions and live traffic, and drift between them.
+
+A model version's reference profile is built by monitoring on first use (the models
+layer cannot import monitoring; training records what profiling needs) and stored;
+live predictions are folded incrementally from the prediction log into per-minute
+window profiles. See the README's "Monitoring" section for the tests, the correction
+for multiple testing (Benjamini-Hochberg), the defaults and where figures are
+approximate.
+"""
+
+from strataml.monitoring.drift import dataset_drift, drift
+from strataml.monitoring.profiles import Profile, profile
+from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSummary, NumericSummary
+from strataml.monitoring.stats import DriftReport, Thresholds
+from strataml.monitoring.windows import FoldResult, fold, window_profile
+
+__all__ = [
+    "KLL_K",
+    "MAX_CATEGORIES",
+    "CategoricalSummary",
+    "DriftReport",
+    "FoldResult",
+    "NumericSummary",
+    "Profile",
+    "Thresholds",
+    "dataset_drift",
+    "drift",
+    "fold",
+    "profile",
+    "window_profile",
+]
