@@ -63,4 +63,9 @@ def populate(ws: st.Workspace) -> dict[str, Any]:
                        headers={"authorization": f"Bearer {keys['predict']}", "x-request-id": f"req-{i:03d}"})
             assert r.status_code == 200, r.text
             request_ids.append((r.json()["request_id"], r.json()["version"]))
+    # the champion's reference profile needs the model's definition, which this workspace
+    # declares in memory only: build it here, where the pages' own processes will find it
+    from strataml.monitoring import profile
+
+    profile(ws, "fraud@v1")
     return {"keys": keys, "request_ids": request_ids, "evil": evil.to_dict(), "v2": v2}

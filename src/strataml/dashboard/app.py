@@ -247,14 +247,15 @@ class Dashboard:
 
     async def drift(self, request: Request, key: ApiKey) -> Response:
         name = self.name(request, "model name")
-        window = request.query_params.get("window") or None
-        if window is not None:
-            window = self._window(request, "window", window)
+        since = self._since(request)
         try:
-            report = await self.call(observed.drift, self.ws, name, window)
+            report = await self.call(observed.drift, self.ws, name, since)
         except observed.MonitoringUnavailable as exc:
             return self.render(request, "unavailable.html", title=f"Drift of {name}", message=exc.message)
-        return self.render(request, "drift.html", title=f"Drift of {name}", name=name, r=report)
+        return self.render(request, "drift.html", title=f"Drift of {name}", name=name, r=report, since=since or "")
+
+    def _since(self, request: Request) -> str | None:
+        return self._window(request, "since", "") if request.query_params.get("since") else None
 
     async def quality(self, request: Request, key: ApiKey) -> Response:
         name = self.name(request, "model name")
@@ -311,16 +312,14 @@ class Dashboard:
         return self.json(await self.call(observed.slo, self.ws, name, window, bucket))
 
     async def api_drift(self, request: Request, key: ApiKey) -> Response:
-        name = self.name(request, "model name")
-        window = request.query_params.get("window") or None
-        return self.json(await self.call(observed.drift, self.ws, name, window and self._window(request, "window", window)))
+        return self.json(await self.call(observed.drift, self.ws, self.name(request, "model name"), self._since(request)))
 
     async def api_distribution(self, request: Request, key: ApiKey) -> Response:
-        q = request.query_params
-        ref, cur, col = q.get("reference"), q.get("current"), q.get("column")
-        if not ref or not cur or not col:
-            raise StrataError("reference, current and column are required", hint="the drift page passes them for the feature clicked")
-        return self.json(await self.call(observed.distributions, self.ws, ref, cur, col))
+        name = self.name(request, "model name")
+        column = request.query_params.get("column")
+        if not column:
+            raise StrataError("which input? pass ?column=NAME", hint="the drift page passes the feature clicked")
+        return self.json(await self.call(observed.distributions, self.ws, name, column, self._since(request)))
 
     async def api_quality(self, request: Request, key: ApiKey) -> Response:
         name = self.name(request, "model name")
@@ -351,7 +350,7 @@ class Dashboard:
             Route("/api/events", a(self.api_events)),
             Route("/api/deployments/{name}/slo", a(self.api_slo)),
             Route("/api/drift/{name}", a(self.api_drift)),
-            Route("/api/distribution", a(self.api_distribution)),
+            Route("/api/drift/{name}/distribution", a(self.api_distribution)),
             Route("/api/quality/{name}", a(self.api_quality)),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]

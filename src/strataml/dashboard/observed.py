@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import itertools
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -118,38 +119,58 @@ def _severity(f: dict[str, Any]) -> tuple[int, float]:
     return (1 if f.get("drifted") else 0, 1.0 - p if p is not None else 0.0)
 
 
-def drift(ws: Workspace, model: str, window: str | None = None) -> dict[str, Any]:
-    """A model's drift report with its features as a list sorted by severity (worst first)."""
-    report = _doc(monitoring("drift")(ws, model, window=window or None))
+def drift(ws: Workspace, model: str, since: str | None = None) -> dict[str, Any]:
+    """A model's drift report (live traffic since ``since``, else all of it, against its
+    champion's reference) with its features as a list sorted by severity, worst first."""
+    report = _doc(monitoring("drift")(ws, model, since=since or None))
     feats = [{"name": n, **f} for n, f in (report.get("features") or {}).items()]
     feats.sort(key=_severity, reverse=True)
-    return {**report, "model": model, "window": window, "features": feats}
+    return {**report, "model": model, "since": since, "features": feats}
 
 
-def _dist(profile: dict[str, Any], column: str) -> dict[str, Any] | None:
-    cols = profile.get("columns", profile)
-    c = cols.get(column) if isinstance(cols, dict) else None
-    return c if isinstance(c, dict) else None
+def _minute_since(since: str) -> int:
+    """The first minute of a span reaching ``since`` back from now (as the drift check counts it)."""
+    from strataml.features import parse_duration
+
+    return int(time.time() // 60) - max(1, -(-parse_duration(since, "since") // 60))
 
 
-def distributions(ws: Workspace, reference: str, current: str, column: str) -> dict[str, Any]:
-    """Reference and current distributions of one column, as shares, on shared bins or categories."""
-    prof = monitoring("profile")
-    ref = _dist(_doc(prof(ws, reference)), column)
-    cur = _dist(_doc(prof(ws, current)), column)
+def distributions(ws: Workspace, model: str, column: str, since: str | None = None) -> dict[str, Any]:
+    """One input's distributions, as shares of rows on shared bins (numbers) or categories:
+    the champion's reference (its training rows) and its live traffic since ``since``."""
+    from strataml.models import resolve_version
+
+    version = resolve_version(ws, model, "champion")
+    reference = _doc(monitoring("profile")(ws, f"{model}@v{version}"))
+    current = _doc(monitoring("window_profile")(ws, model, version, start_minute=_minute_since(since) if since else None))
+    ref, cur = _dist(reference, column), _dist(current, column)
     if ref is None or cur is None:
-        raise StrataError(f"column {column[:80]!r} is not profiled in both {reference} and {current}")
-    if ref.get("kind") == "numeric" and cur.get("kind") == "numeric":
-        edges = [float(e) for e in ref["histogram"]["edges"]]
+        raise StrataError(f"{column[:80]!r} is not profiled on both sides of {model}@v{version}'s drift check",
+                          hint="the drift table lists the inputs compared")
+    stats = {"reference": _summary(ref), "current": _summary(cur)}
+    if "numeric" in (ref.get("kind"), cur.get("kind")):
+        sides = [c for c in (ref, cur) if c.get("histogram")]
+        if not sides:
+            return {"kind": "numeric", "column": column, "x": [], "edges": [], "reference": [], "current": [], "stats": stats}
+        edges = [float(e) for e in sides[0]["histogram"]["edges"]]
+        if len(edges) < 3:  # one value only on that side: bins over both ranges
+            lo, hi = min(c["min"] for c in sides), max(c["max"] for c in sides)
+            edges = [lo + (hi - lo) * i / 20 for i in range(21)] if hi > lo else [lo - 0.5, lo + 0.5]
         mids = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+        empty = [0.0] * (len(edges) - 1)
         return {"kind": "numeric", "column": column, "x": mids, "edges": edges,
-                "reference": _shares(_rebin(ref, edges)), "current": _shares(_rebin(cur, edges)),
-                "stats": {"reference": _summary(ref), "current": _summary(cur)}}
+                "reference": _shares(_rebin(ref, edges) if ref.get("histogram") else empty),
+                "current": _shares(_rebin(cur, edges) if cur.get("histogram") else empty), "stats": stats}
     rcount, ccount = dict(ref.get("counts") or {}), dict(cur.get("counts") or {})
     cats = sorted(set(rcount) | set(ccount), key=lambda c: -(rcount.get(c, 0) + ccount.get(c, 0)))[:50]
     return {"kind": "categorical", "column": column, "categories": [str(c) for c in cats],
-            "reference": _shares([rcount.get(c, 0) for c in cats]), "current": _shares([ccount.get(c, 0) for c in cats]),
-            "stats": {"reference": _summary(ref), "current": _summary(cur)}}
+            "reference": _shares([rcount.get(c, 0) for c in cats]), "current": _shares([ccount.get(c, 0) for c in cats]), "stats": stats}
+
+
+def _dist(profile: dict[str, Any], column: str) -> dict[str, Any] | None:
+    cols = profile.get("columns")
+    c = cols.get(column) if isinstance(cols, dict) else None
+    return c if isinstance(c, dict) else None
 
 
 def _rebin(col: dict[str, Any], edges: list[float]) -> list[float]:

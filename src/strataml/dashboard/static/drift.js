@@ -21,7 +21,8 @@
     buttons.forEach((b) => b.closest("tr").classList.toggle("selected", b === button));
     const name = button.dataset.feature;
     fig.querySelector("figcaption").textContent = name + ": reference (blue) and current (red), share of rows";
-    const q = new URLSearchParams({ reference: fig.dataset.reference, current: fig.dataset.current, column: name });
+    const q = new URLSearchParams({ column: name });
+    if (fig.dataset.since) q.set("since", fig.dataset.since);
     try {
       const d = await Strata.getJSON(fig.dataset.src + "?" + q.toString());
       const series = [{ label: "reference", values: d.reference }, { label: "current", values: d.current }];
