@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from starlette.testclient import TestClient
@@ -43,7 +44,6 @@ def populate(ws: st.Workspace) -> dict[str, Any]:
     build(ws)  # tx@v1, labels@v1, views, fraud v1 (champion)
     v2 = train_again(ws, trees=40)
     set_alias(ws, "fraud", "challenger", v2, reason=XSS_REASON)
-    set_traffic(ws.catalog, "fraud", {"canary": {"ref": "challenger", "weight": 0.25}}, reason="try v2")
     evil = _put(ws, pa.table({
         XSS_SCRIPT: [XSS_CATEGORY, "ok", "ok", "bad", XSS_CATEGORY, "ok"],
         XSS_IMG: [1.0, 2.0, -1.0, 3.0, 4.0, 5.0],
@@ -55,12 +55,19 @@ def populate(ws: st.Workspace) -> dict[str, Any]:
         "predict": create_key(ws.catalog, ["predict:fraud"])[1],
     }
     insts = [{"user_id": f"u{i}", "amount_now": 10.0 + 7 * i} for i in range(12)]
+    # amounts far above the training labels' (a gamma with mean 60): the request-time
+    # feature amount_log drifts; 150 rows are enough for the drift tests to decide
+    rng = np.random.default_rng(7)
+    batches = [[{"user_id": f"u{j}", "amount_now": float(a)} for j, a in enumerate(rng.gamma(2.0, 150.0, 50))] for _ in range(3)]
     request_ids = []
     app = create_app(ws, None, GatewayConfig(ratelimit_url="memory://", preload=("fraud",)))
     with TestClient(app) as c:
+        auth = {"authorization": f"Bearer {keys['predict']}"}
+        for batch in batches:  # first, so that the single requests are the newest; all to the champion
+            assert c.post("/v1/models/fraud/predict", json={"instances": batch}, headers=auth).status_code == 200
+        set_traffic(ws.catalog, "fraud", {"canary": {"ref": "challenger", "weight": 0.25}}, reason="try v2")
         for i, inst in enumerate(insts):
-            r = c.post("/v1/models/fraud/predict", json={"instances": [inst]},
-                       headers={"authorization": f"Bearer {keys['predict']}", "x-request-id": f"req-{i:03d}"})
+            r = c.post("/v1/models/fraud/predict", json={"instances": [inst]}, headers={**auth, "x-request-id": f"req-{i:03d}"})
             assert r.status_code == 200, r.text
             request_ids.append((r.json()["request_id"], r.json()["version"]))
     # the champion's reference profile needs the model's definition, which this workspace
@@ -68,4 +75,4 @@ def populate(ws: st.Workspace) -> dict[str, Any]:
     from strataml.monitoring import profile
 
     profile(ws, "fraud@v1")
-    return {"keys": keys, "request_ids": request_ids, "evil": evil.to_dict(), "v2": v2}
+    return {"keys": keys, "request_ids": request_ids, "requests": len(batches) + len(insts), "evil": evil.to_dict(), "v2": v2}

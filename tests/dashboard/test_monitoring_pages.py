@@ -40,9 +40,9 @@ def test_deployment_page_charts_the_slo_report(client: TestClient, dash: tuple[s
         for m in ("errors", "p50", "p95", "p99"):
             assert d["charts"][m][v]["values"][i] == pytest.approx(p[m])
     logged = {str(ver) for _, ver in facts["request_ids"]}
-    assert set(d["versions"]) == logged
+    assert set(d["versions"]) >= logged
     page = client.get("/ui/deployments/fraud?window=1d", headers=h).text
-    assert sum(d["totals"][v]["requests"] for v in d["versions"]) == len(facts["request_ids"])
+    assert sum(d["totals"][v]["requests"] for v in d["versions"]) == facts["requests"]
     for v in d["versions"]:
         assert f"<td>v{v}</td>" in page
 
@@ -57,7 +57,7 @@ def test_drift_page_sorts_features_by_severity(client: TestClient, dash: tuple[s
     for f in d["features"]:
         assert {k: f[k] for k in report["features"][f["name"]]} == report["features"][f["name"]]
     drifted = [f["drifted"] for f in d["features"]]
-    assert drifted == sorted(drifted, reverse=True)
+    assert drifted == sorted(drifted, reverse=True) and d["features"][0]["name"] == "amount_log" and drifted[0]
     page = client.get("/ui/drift/fraud", headers=h).text
     assert [m for m in re.findall(r'data-feature="([^"]+)"', page)] == [f["name"] for f in d["features"]]
 
