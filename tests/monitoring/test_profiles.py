@@ -46,7 +46,7 @@ def test_dataset_drift_flags_the_shifted_columns_only(mon_ws: st.Workspace) -> N
     assert list(rep) == ["reference", "current", "rows", "features", "drift_share", "drifted"]
     assert rep["reference"] == "customers@v1" and rep["current"] == "customers@v2"
     assert set(rep["features"]) == {"tenure", "spend", "plan", "churned"}  # the profiled columns both share
-    assert all(FIELDS <= set(f) for f in rep["features"].values())
+    assert all(set(f) >= FIELDS for f in rep["features"].values())
     assert rep["features"]["spend"]["drifted"] and rep["features"]["plan"]["drifted"] and rep["features"]["plan"]["test"] == "chi2"
     assert not rep["features"]["tenure"]["drifted"]
     a = st.dataset("customers@v1", mon_ws).to_arrow()["spend"].to_numpy()

@@ -22,7 +22,7 @@ from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from strataml.errors import ConfigError
-from strataml.monitoring.sketches import CategoricalSummary, NumericSummary, Summary
+from strataml.monitoring.sketches import CategoricalSummary, NumericSummary, Summary, new_summary
 
 PSI_EPS = 1e-4
 GRID = 2001
@@ -195,7 +195,10 @@ class DriftReport:
 def report(reference: str, current: str, ref: dict[str, Summary], cur: dict[str, Summary], columns: list[str],
            rows: tuple[int, int], th: Thresholds, prediction: tuple[Summary | None, Summary | None] | None = None) -> DriftReport:
     """Compare the named columns of two profiles' summaries (and their predictions)."""
-    features = {c: compare(ref.get(c), cur.get(c), th) for c in columns}
+    if min(rows) < th.min_rows:  # a window too small to test reports that, column by column
+        features = {c: _empty((ref.get(c) or cur.get(c) or new_summary("numeric")).kind, "insufficient_data") for c in columns}
+    else:
+        features = {c: compare(ref.get(c), cur.get(c), th) for c in columns}
     decide(features, th)
     pred = None
     if prediction is not None:
