@@ -199,7 +199,7 @@ def is_identifier(values: pa.ChunkedArray | pa.Array) -> bool:
     """Whether a text column is an identifier (at least 100 values, every one distinct): it
     has no distribution to compare, so profiles leave it out."""
     n = len(values) - values.null_count
-    return n >= 100 and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) and pc.count_distinct(values).as_py() == n
+    return bool(n >= 100 and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) and pc.count_distinct(values).as_py() == n)
 
 
 def summarise(table: pa.Table, columns: list[str] | None = None) -> dict[str, Summary]:
