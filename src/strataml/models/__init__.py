@@ -27,7 +27,13 @@ from strataml.models.tracking import (
     resolve_run_id,
     start_run,
 )
-from strataml.models.train import TrainResult, load_training_data, resolve_model, split_indices, train
+from strataml.models.train import (
+    TrainResult,
+    load_training_data,
+    resolve_model,
+    split_indices,
+    train,
+)
 
 __all__ = [
     "CHAMPION",
@@ -53,14 +59,14 @@ __all__ = [
     "list_exports",
     "list_models",
     "list_runs",
-    "load_training_data",
     "load_model",
+    "load_training_data",
     "metric_history",
     "model_lineage",
     "package_versions",
     "prepare",
-    "resolve_run_id",
     "resolve_model",
+    "resolve_run_id",
     "resolve_version",
     "rollback",
     "set_alias",

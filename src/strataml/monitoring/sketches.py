@@ -195,12 +195,19 @@ def from_state(state: dict[str, Any]) -> Summary:
     return s
 
 
+def is_identifier(values: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether a text column is an identifier (at least 100 values, every one distinct): it
+    has no distribution to compare, so profiles leave it out."""
+    n = len(values) - values.null_count
+    return bool(n >= 100 and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) and pc.count_distinct(values).as_py() == n)
+
+
 def summarise(table: pa.Table, columns: list[str] | None = None) -> dict[str, Summary]:
-    """Summaries of a table's profilable columns (or of ``columns``)."""
+    """Summaries of a table's profilable columns (or of ``columns``); identifiers are left out."""
     out: dict[str, Summary] = {}
     for name in columns if columns is not None else table.column_names:
         kind = column_kind(table.schema.field(name).type)
-        if kind is None:
+        if kind is None or (kind == "categorical" and is_identifier(table[name])):
             continue
         s = new_summary(kind)
         s.update(table[name])
