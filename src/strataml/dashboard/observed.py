@@ -152,10 +152,10 @@ def distributions(ws: Workspace, model: str, column: str, since: str | None = No
         sides = [c for c in (ref, cur) if c.get("histogram")]
         if not sides:
             return {"kind": "numeric", "column": column, "x": [], "edges": [], "reference": [], "current": [], "stats": stats}
-        edges = [float(e) for e in sides[0]["histogram"]["edges"]]
-        if len(edges) < 3:  # one value only on that side: bins over both ranges
-            lo, hi = min(c["min"] for c in sides), max(c["max"] for c in sides)
-            edges = [lo + (hi - lo) * i / 20 for i in range(21)] if hi > lo else [lo - 0.5, lo + 0.5]
+        # one set of bins over both sides' ranges, as many as the reference's histogram has
+        lo, hi = min(float(c["min"]) for c in sides), max(float(c["max"]) for c in sides)
+        n = max(len(sides[0]["histogram"]["edges"]) - 1, 20)
+        edges = [lo + (hi - lo) * i / n for i in range(n + 1)] if hi > lo else [lo - 0.5, lo + 0.5]
         mids = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
         empty = [0.0] * (len(edges) - 1)
         return {"kind": "numeric", "column": column, "x": mids, "edges": edges,
