@@ -1,4 +1,4 @@
-"""Fixtures for the dashboard: one populated workspace per module, and a client."""
+"""Fixtures for the dashboard: one populated workspace for the session, and a client."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from strataml.dashboard import standalone_app
 from .setup_ws import populate
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st.Workspace, dict[str, Any]]]:
     ws = st.Workspace.init(Path(tmp_path_factory.mktemp("dash")) / "ws", example=False)
     facts = populate(ws)

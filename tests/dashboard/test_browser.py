@@ -23,7 +23,7 @@ from strataml.models import get_model, model_lineage
 
 from .setup_ws import XSS_CATEGORY, XSS_IMG, XSS_REASON, XSS_SCRIPT
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~30 s: a Chromium and a server process
 
 CHROMIUM = Path(os.environ.get("STRATA_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
@@ -53,7 +53,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(dash: tuple[st.Workspace, dict[str, Any]]) -> Iterator[str]:
     """``strata ui`` serving the populated workspace, as its own process."""
     _need_browser()
@@ -80,7 +80,7 @@ def server(dash: tuple[st.Workspace, dict[str, Any]]) -> Iterator[str]:
         proc.wait(20)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser_page(server: str) -> Iterator[Any]:
     """One logged-out Chromium page; console errors and page errors are collected on it."""
     sync_playwright = _need_browser()
