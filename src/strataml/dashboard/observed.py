@@ -211,8 +211,12 @@ def quality(ws: Workspace, model: str, labels: str, by: str = "version") -> dict
         if t is None:
             continue
         group = str(p.get(by, p.get("version")))
+        group = f"v{group}" if group.isdigit() else group
         for kind in ("realised", "estimated"):
-            for metric, value in (p.get(kind) or {}).items():
+            values = p.get(kind)
+            if not isinstance(values, dict):  # one number for the report's metric
+                values = {} if values is None else {str(p.get("metric") or report.get("metric") or "quality"): values}
+            for metric, value in values.items():
                 line = charts.setdefault(metric, {}).setdefault(f"{group} {kind}", [None] * len(xs))
                 line[index[t]] = _num(value)
     return {
