@@ -85,3 +85,25 @@ def test_events_page_lists_alerts(client: TestClient, dash: tuple[st.Workspace, 
     page = client.get("/ui/events", headers=bearer(facts["keys"]["read"])).text
     assert "monitoring not available" not in page
     assert len(mon.list_alerts(ws)) == page.count('<tr class="alert ')
+
+
+def test_quality_page_charts_the_quality_report(client: TestClient, dash: tuple[st.Workspace, dict[str, Any]]) -> None:
+    if not hasattr(mon, "quality"):
+        pytest.skip("this build's monitoring layer has no quality()")
+    ws, facts = dash
+    h = bearer(facts["keys"]["read"])
+    report = mon.quality(ws, "fraud", "labels", by="hour").to_dict()
+    d = client.get("/ui/api/quality/fraud?labels=labels&by=hour", headers=h).json()
+    assert report["rows"] and d["rows"] == report["rows"]
+    lines = {(m, s["label"]): s["values"] for m, series in d["charts"].items() for s in series}
+    assert lines, "estimates at least: the model is a binary classifier"
+    for r in report["rows"]:
+        i = d["x"].index(_epoch(r["window"]))
+        for metric, value in (r.get("estimated") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                assert lines[(metric, f"v{r['version']} estimated")][i] == pytest.approx(value)
+    page = client.get("/ui/quality/fraud?by=hour", headers=h).text  # the labels the model was trained on
+    assert 'value="labels"' in page
+    for metric in d["charts"]:
+        assert f'data-metric="{metric}"' in page
+    assert client.get("/ui/api/quality/fraud?labels=labels&by=week", headers=h).status_code == 409

@@ -261,10 +261,17 @@ class Dashboard:
         name = self.name(request, "model name")
         labels = request.query_params.get("labels") or await self.call(self._labels_of, name)
         try:
-            q = await self.call(observed.quality, self.ws, name, labels) if labels else None
+            q = await self.call(observed.quality, self.ws, name, labels, self._by(request)) if labels else None
         except observed.MonitoringUnavailable as exc:
             return self.render(request, "unavailable.html", title=f"Quality of {name}", message=exc.message)
-        return self.render(request, "quality.html", title=f"Quality of {name}", name=name, labels=labels, q=q)
+        return self.render(request, "quality.html", title=f"Quality of {name}", name=name, labels=labels, q=q, by=self._by(request))
+
+    @staticmethod
+    def _by(request: Request) -> str:
+        by = request.query_params.get("by", "hour")
+        if by not in ("hour", "day"):
+            raise StrataError(f"invalid 'by' {by[:20]!r}", hint="hour or day")
+        return by
 
     def _labels_of(self, name: str) -> str | None:
         """The labels dataset a model declares, else the one its newest version was trained on."""
@@ -326,7 +333,7 @@ class Dashboard:
         labels = request.query_params.get("labels") or await self.call(self._labels_of, name)
         if not labels:
             raise StrataError(f"model {name!r} declares no labels dataset", hint="pass ?labels=DATASET")
-        return self.json(await self.call(observed.quality, self.ws, name, labels))
+        return self.json(await self.call(observed.quality, self.ws, name, labels, self._by(request)))
 
     def routes(self) -> list[BaseRoute]:
         """The route table (relative to the mount point)."""

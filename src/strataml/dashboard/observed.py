@@ -75,6 +75,12 @@ def _bucket_seconds(bucket: str) -> float:
 # --- latency and errors -------------------------------------------------------------------
 
 
+def _version(point: dict[str, Any]) -> str:
+    """A series point's version as text; "-" for failures that never reached a version."""
+    v = point.get("version")
+    return "-" if v is None else str(v)
+
+
 def slo(ws: Workspace, name: str, window: str = "1h", bucket: str = "1m") -> dict[str, Any]:
     """Per model version over time: request rate (per second), errors, degraded answers and p50/p95/p99 (ms).
 
@@ -85,7 +91,7 @@ def slo(ws: Workspace, name: str, window: str = "1h", bucket: str = "1m") -> dic
     points = report.get("series") or []
     xs = sorted({e for p in points if (e := _epoch(p.get("t"))) is not None})
     index = {t: i for i, t in enumerate(xs)}
-    versions = sorted({str(p.get("version")) for p in points}, key=lambda v: (len(v), v))
+    versions = sorted({_version(p) for p in points}, key=lambda v: (len(v), v))
     measures = ("rate", "errors", "degraded", "p50", "p95", "p99")
     grid: dict[str, dict[str, list[float | None]]] = {m: {v: [None] * len(xs) for v in versions} for m in measures}
     totals = {v: {"requests": 0, "errors": 0, "degraded": 0} for v in versions}
@@ -93,7 +99,7 @@ def slo(ws: Workspace, name: str, window: str = "1h", bucket: str = "1m") -> dic
         t = _epoch(p.get("t"))
         if t is None:
             continue
-        v, i = str(p.get("version")), index[t]
+        v, i = _version(p), index[t]
         req = _num(p.get("requests")) or 0.0
         grid["rate"][v][i] = req / seconds
         for m in ("errors", "degraded", "p50", "p95", "p99"):
@@ -102,7 +108,7 @@ def slo(ws: Workspace, name: str, window: str = "1h", bucket: str = "1m") -> dic
             totals[v][m] += int(_num(p.get(m)) or 0)
     return {
         "deployment": report.get("deployment", name), "window": window, "bucket": bucket, "x": xs, "versions": versions,
-        "totals": totals, "charts": {m: [{"label": f"v{v}" if v.isdigit() else v, "values": grid[m][v]} for v in versions] for m in measures},
+        "totals": totals, "charts": {m: [{"label": f"v{v}" if v.isdigit() else "no version", "values": grid[m][v]} for v in versions] for m in measures},
     }
 
 
@@ -199,28 +205,30 @@ def _summary(col: dict[str, Any]) -> dict[str, Any]:
 # --- quality and alerts ---------------------------------------------------------------------
 
 
-def quality(ws: Workspace, model: str, labels: str, by: str = "version") -> dict[str, Any]:
-    """Realised (labelled) and estimated quality over time per version, shaped for uPlot."""
+_ROW_FIELDS = {"version", "window", "predictions", "labelled", "unlabelled", "estimated"}
+
+
+def quality(ws: Workspace, model: str, labels: str, by: str = "hour") -> dict[str, Any]:
+    """Realised (from the labels) and estimated quality per version and window (``hour``
+    or ``day``), one uPlot chart per metric with a line per version and kind."""
+    if by not in ("hour", "day"):
+        raise StrataError(f"invalid 'by' {by[:20]!r}", hint="hour or day")
     report = _doc(monitoring("quality")(ws, model, labels, by=by))
-    points = report.get("series") or []
-    xs = sorted({e for p in points if (e := _epoch(p.get("t"))) is not None})
+    rows = [r for r in report.get("rows") or [] if r.get("window") is not None]
+    xs = sorted({e for r in rows if (e := _epoch(r["window"])) is not None})
     index = {t: i for i, t in enumerate(xs)}
     charts: dict[str, dict[str, list[float | None]]] = {}
-    for p in points:
-        t = _epoch(p.get("t"))
-        if t is None:
-            continue
-        group = str(p.get(by, p.get("version")))
-        group = f"v{group}" if group.isdigit() else group
-        for kind in ("realised", "estimated"):
-            values = p.get(kind)
-            if not isinstance(values, dict):  # one number for the report's metric
-                values = {} if values is None else {str(p.get("metric") or report.get("metric") or "quality"): values}
+    for r in rows:
+        i = index[_epoch(r["window"]) or 0.0]
+        realised = {k: v for k, v in r.items() if k not in _ROW_FIELDS and _num(v) is not None and not isinstance(v, bool)}
+        for kind, values in (("realised", realised), ("estimated", r.get("estimated") or {})):
             for metric, value in values.items():
-                line = charts.setdefault(metric, {}).setdefault(f"{group} {kind}", [None] * len(xs))
-                line[index[t]] = _num(value)
+                if _num(value) is None:
+                    continue
+                line = charts.setdefault(str(metric), {}).setdefault(f"v{r['version']} {kind}", [None] * len(xs))
+                line[i] = _num(value)
     return {
-        **{k: v for k, v in report.items() if k != "series"}, "model": model, "labels": labels, "x": xs,
+        **{k: v for k, v in report.items() if k != "rows"}, "model": model, "labels": labels, "by": by, "x": xs, "rows": rows,
         "charts": {m: [{"label": k, "values": v} for k, v in sorted(lines.items())] for m, lines in sorted(charts.items())},
     }
 
