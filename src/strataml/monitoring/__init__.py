@@ -14,6 +14,10 @@ from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSumma
 from strataml.monitoring.stats import DriftReport, Thresholds
 from strataml.monitoring.windows import FoldResult, fold, window_profile
 
+# --- quality, SLOs and alerts ---
+from strataml.monitoring.quality import QualityReport, quality
+# --- end quality, SLOs and alerts ---
+
 __all__ = [
     "KLL_K",
     "MAX_CATEGORIES",
@@ -28,4 +32,7 @@ __all__ = [
     "fold",
     "profile",
     "window_profile",
+    # quality, SLOs and alerts
+    "QualityReport",
+    "quality",
 ]

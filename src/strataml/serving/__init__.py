@@ -4,6 +4,7 @@ cache, metrics, durable prediction log) and batch scoring."""
 from strataml.serving.app import PUBLIC, create_app
 from strataml.serving.audit import AuditLog
 from strataml.serving.audit import log_dir as prediction_log_dir
+from strataml.serving.audit import log_relation_sql as prediction_log_sql
 from strataml.serving.audit import query as query_predictions
 from strataml.serving.audit import stats as prediction_stats
 from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
@@ -46,6 +47,7 @@ __all__ = [
     "list_traffic",
     "openapi_document",
     "prediction_log_dir",
+    "prediction_log_sql",
     "prediction_stats",
     "query_predictions",
     "revoke_key",
