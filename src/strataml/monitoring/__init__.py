@@ -16,6 +16,7 @@ from strataml.monitoring.windows import FoldResult, fold, window_profile
 
 # --- quality, SLOs and alerts ---
 from strataml.monitoring.quality import QualityReport, quality
+from strataml.monitoring.slo import SloReport, slo
 # --- end quality, SLOs and alerts ---
 
 __all__ = [
@@ -35,4 +36,6 @@ __all__ = [
     # quality, SLOs and alerts
     "QualityReport",
     "quality",
+    "SloReport",
+    "slo",
 ]

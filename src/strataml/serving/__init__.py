@@ -9,6 +9,7 @@ from strataml.serving.audit import query as query_predictions
 from strataml.serving.audit import stats as prediction_stats
 from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
 from strataml.serving.batch import score
+from strataml.serving.errorlog import error_log_dir, error_log_sql
 from strataml.serving.gateway import Gateway, GatewayConfig
 from strataml.serving.openapi import openapi_document
 from strataml.serving.servable import (
@@ -40,6 +41,8 @@ __all__ = [
     "Variant",
     "create_app",
     "create_key",
+    "error_log_dir",
+    "error_log_sql",
     "from_lightgbm",
     "from_loaded",
     "get_traffic",
