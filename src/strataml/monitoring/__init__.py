@@ -15,6 +15,7 @@ from strataml.monitoring.stats import DriftReport, Thresholds
 from strataml.monitoring.windows import FoldResult, fold, window_profile
 
 # --- quality, SLOs and alerts ---
+from strataml.monitoring.alerts import Alert, AlertEvent, AlertRule, check_alerts, list_alerts, run_monitor
 from strataml.monitoring.quality import QualityReport, quality
 from strataml.monitoring.slo import SloReport, slo
 # --- end quality, SLOs and alerts ---
@@ -38,4 +39,10 @@ __all__ = [
     "quality",
     "SloReport",
     "slo",
+    "Alert",
+    "AlertEvent",
+    "AlertRule",
+    "check_alerts",
+    "list_alerts",
+    "run_monitor",
 ]

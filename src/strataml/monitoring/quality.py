@@ -34,7 +34,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(value: str | float | int, what: str = "duration") -> float:
+def parse_duration(value: str | float | int, what: str = "duration", *, zero: bool = False) -> float:
     """Seconds in ``"30d"``, ``"1h"``, ``"5m"``, ``"90s"`` (or a number of seconds)."""
     if isinstance(value, int | float):
         seconds = float(value)
@@ -43,7 +43,7 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
         if not m:
             raise ConfigError(f"{what} {value!r} is not a duration", hint="write a number and a unit: 90s, 5m, 1h, 30d, 2w")
         seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not zero):
         raise ConfigError(f"{what} must be positive, got {value!r}")
     return seconds
 
@@ -85,7 +85,7 @@ def _threshold(ws: Workspace, deployment: str, given: float | None) -> float:
     return float(getattr(t, "threshold", 0.5)) if t is not None else 0.5
 
 
-def joined(ws: Workspace, model: str, labels: str, *, by: str = "version", horizon: str | float = "30d",
+def joined(ws: Workspace, model: str, labels: str | None, *, by: str = "version", horizon: str | float = "30d",
            deployment: str | None = None) -> tuple[pa.Table, str]:
     """The model's live predictions with their labels (``label`` null when none arrived yet).
 
@@ -99,21 +99,33 @@ def joined(ws: Workspace, model: str, labels: str, *, by: str = "version", horiz
     if by not in BY:
         raise ConfigError(f"--by {by!r} is not one of {', '.join(BY)}")
     seconds = parse_duration(horizon, "horizon")
-    definition = ws.definitions.get("model", model)
-    target = definition.target
-    lv = get_version(ws, labels)
-    cols = lv.columns
-    if target not in cols:
-        raise ConfigError(f"labels {lv.ref} have no column {target!r} (the target of model {model!r})",
-                          hint=f"its columns: {', '.join(cols)}")
     directory = prediction_log_dir(ws.state_dir)
-    if not directory.is_dir() or not any(directory.glob("*.jsonl")):
-        return pa.table({"version": pa.array([], pa.int64()), "window": pa.array([], pa.timestamp("us", tz="UTC")),
-                         "prediction": pa.array([], pa.float64()), "label": pa.array([], pa.float64())}), "none"
     where = f"model = {quote_literal(model)} AND mode = 'live'"
     if deployment:
         where += f" AND deployment = {quote_literal(deployment)}"
     window = {"version": "NULL::TIMESTAMPTZ", "day": "date_trunc('day', p.ts)", "hour": "date_trunc('hour', p.ts)"}[by]
+    has_log = directory.is_dir() and any(directory.glob("*.jsonl"))
+    empty = pa.table({"version": pa.array([], pa.int64()), "window": pa.array([], pa.timestamp("us", tz="UTC")),
+                      "prediction": pa.array([], pa.float64()), "label": pa.array([], pa.float64())})
+    if labels is None:  # estimates only
+        if not has_log:
+            return empty, "none"
+        sql = (f"SELECT p.version, {window} AS window, TRY_CAST(p.output AS DOUBLE) AS prediction, NULL::DOUBLE AS label "
+               f"FROM {prediction_log_sql(directory)} p WHERE {where}")
+        con = duck()
+        try:
+            return con.sql(sql).to_arrow_table(), "none"
+        finally:
+            con.close()
+    definition = ws.definitions.get("model", model)
+    target = definition.target
+    lv = get_version(ws, labels or "")
+    cols = lv.columns
+    if target not in cols:
+        raise ConfigError(f"labels {lv.ref} have no column {target!r} (the target of model {model!r})",
+                          hint=f"its columns: {', '.join(cols)}")
+    if not has_log:
+        return empty, "none"
     y = f"TRY_CAST(l.{quote_ident(target)} AS DOUBLE)"
     if "request_id" in cols:
         how = "request_id"
@@ -248,11 +260,11 @@ def _calibrator(ws: Workspace, model: str, version: int) -> Calibrator | None:
     return Calibrator(held)
 
 
-def quality(ws: Workspace, model: str, labels: str, *, by: str = "version", horizon: str | float = "30d",
+def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version", horizon: str | float = "30d",
             deployment: str | None = None, threshold: float | None = None, estimate: bool = True) -> QualityReport:
     """Realised quality of ``model``'s live predictions against the ``labels`` dataset, per
     version and window (``by`` ``version``, ``day`` or ``hour``), with the estimated figures
-    for binary classifiers beside them."""
+    for binary classifiers beside them. ``labels=None`` gives the estimates alone."""
     table, how = joined(ws, model, labels, by=by, horizon=horizon, deployment=deployment)
     thr = _threshold(ws, deployment or model, threshold)
     version = table["version"].to_numpy(zero_copy_only=False)
@@ -261,7 +273,7 @@ def quality(ws: Workspace, model: str, labels: str, *, by: str = "version", hori
     lab = table["label"].to_numpy(zero_copy_only=False).astype(float)
     kinds: dict[int, str] = {}
     cals: dict[int, Calibrator | None] = {}
-    report = QualityReport(model, labels, "", by, how, None)
+    report = QualityReport(model, labels or "", "", by, how, None)
     groups = sorted({(int(v), int(w)) for v, w in zip(version.tolist(), window.tolist(), strict=True)}) if len(version) else []
     for v, w in groups:
         mask = (version == v) & (window == w)
