@@ -17,6 +17,7 @@ from strataml.models import (
     start_run,
     train,
 )
+from strataml.monitoring import AlertRule as Alert
 from strataml.spine import Settings, Workspace
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ def dataset(ref: str, workspace: Workspace | str | None = None) -> DatasetVersio
 
 
 __all__ = [
+    "Alert",
     "Column",
     "Contract",
     "DatasetVersion",

@@ -14,6 +14,12 @@ from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSumma
 from strataml.monitoring.stats import DriftReport, Thresholds
 from strataml.monitoring.windows import FoldResult, fold, window_profile
 
+# --- quality, SLOs and alerts ---
+from strataml.monitoring.alerts import Alert, AlertEvent, AlertRule, check_alerts, list_alerts, run_monitor
+from strataml.monitoring.quality import QualityReport, quality
+from strataml.monitoring.slo import SloReport, slo
+# --- end quality, SLOs and alerts ---
+
 __all__ = [
     "KLL_K",
     "MAX_CATEGORIES",
@@ -28,4 +34,15 @@ __all__ = [
     "fold",
     "profile",
     "window_profile",
+    # quality, SLOs and alerts
+    "QualityReport",
+    "quality",
+    "SloReport",
+    "slo",
+    "Alert",
+    "AlertEvent",
+    "AlertRule",
+    "check_alerts",
+    "list_alerts",
+    "run_monitor",
 ]

@@ -4,10 +4,12 @@ cache, metrics, durable prediction log) and batch scoring."""
 from strataml.serving.app import PUBLIC, create_app
 from strataml.serving.audit import AuditLog
 from strataml.serving.audit import log_dir as prediction_log_dir
+from strataml.serving.audit import log_relation_sql as prediction_log_sql
 from strataml.serving.audit import query as query_predictions
 from strataml.serving.audit import stats as prediction_stats
 from strataml.serving.auth import ApiKey, AuthError, KeyStore, create_key, list_keys, revoke_key
 from strataml.serving.batch import score
+from strataml.serving.errorlog import error_log_dir, error_log_sql
 from strataml.serving.gateway import Gateway, GatewayConfig
 from strataml.serving.openapi import openapi_document
 from strataml.serving.servable import (
@@ -40,6 +42,8 @@ __all__ = [
     "Variant",
     "create_app",
     "create_key",
+    "error_log_dir",
+    "error_log_sql",
     "from_lightgbm",
     "from_loaded",
     "get_traffic",
@@ -47,6 +51,7 @@ __all__ = [
     "list_traffic",
     "openapi_document",
     "prediction_log_dir",
+    "prediction_log_sql",
     "prediction_stats",
     "query_predictions",
     "revoke_key",

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.serving.auth import ApiKey, AuthError
 from strataml.serving.bodies import BadRequest, BodyReader, PayloadTooLarge
+from strataml.serving.errorlog import ErrorLog, error_log_dir
 from strataml.serving.gateway import Gateway, GatewayConfig, PredictionFailed, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded
@@ -114,6 +115,7 @@ class HttpGateway:
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
         self._series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self.errors = ErrorLog(error_log_dir(gw.ws.state_dir))
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -188,11 +190,12 @@ class HttpGateway:
                 if gw.count_inflight:
                     gw.metrics.inflight.dec()
             return doc, labels, key_id
-        except Overloaded as exc:
-            gw.metrics.overloaded.inc()
-            return error_response(exc, rid), labels, key_id
         except Exception as exc:
-            return error_response(exc, rid), labels, key_id
+            if isinstance(exc, Overloaded):
+                gw.metrics.overloaded.inc()
+            resp = error_response(exc, rid)
+            self.errors.record(rid, scope, labels, resp.status_code, type(exc).__name__)
+            return resp, labels, key_id
 
     def account(
         self, route: str, labels: dict[str, str], status_code: int, t0: float, rid: str, method: str, peer: str, fwd: str | None, key_id: str | None,
@@ -414,6 +417,7 @@ def create_app(
             yield
         finally:
             await gw.shutdown()
+            http.errors.close()
 
     app = GatewayApp(http, routes=[*http.routes(), *mounts], lifespan=lifespan)
 

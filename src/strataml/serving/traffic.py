@@ -56,6 +56,7 @@ class Traffic(BaseModel):
     default: Any = Field(None, description="declared default prediction, last step of the fallback chain")
     timeout_ms: float | None = Field(None, gt=0, le=600_000)
     runtime: Literal["native", "onnx", "onnx-int8"] = Field("native", description="run each version's native artifact or its ONNX export")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="a binary classifier's decision threshold, used by monitoring's quality figures")
 
     @field_validator("model")
     @classmethod
