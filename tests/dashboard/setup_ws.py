@@ -26,6 +26,15 @@ XSS_CATEGORY = "<script>window.__xss=4</script>"
 XSS_REASON = '"><script>window.__xss=5</script>'
 PAYLOADS = (XSS_SCRIPT, XSS_IMG, XSS_CATEGORY, XSS_REASON)
 
+DEFINITIONS = """
+import strataml as st
+from lightgbm import LGBMClassifier
+from serving.registry_setup import LABELS, REQUEST, SPEND, TX, USER
+
+fraud = st.Model("fraud", labels="labels", target="is_fraud", features=["user_spend", "request"],
+                 estimator=LGBMClassifier(n_estimators=20, num_leaves=7, verbose=-1, random_state=0))
+"""
+
 EVIL = Contract("evil", columns=[
     Column(XSS_SCRIPT, "string", allowed=[XSS_CATEGORY, "ok"]),
     Column(XSS_IMG, "float", min=0),
@@ -70,6 +79,12 @@ def populate(ws: st.Workspace) -> dict[str, Any]:
             r = c.post("/v1/models/fraud/predict", json={"instances": [inst]}, headers={**auth, "x-request-id": f"req-{i:03d}"})
             assert r.status_code == 200, r.text
             request_ids.append((r.json()["request_id"], r.json()["version"]))
+    # delayed labels for the single requests, joined to them by request id
+    outcomes = Contract("fraud_outcomes", columns=[Column("request_id", "string"), Column("instance", "int"), Column("is_fraud", "int")])
+    _put(ws, pa.table({"request_id": [rid for rid, _ in request_ids], "instance": [0] * len(request_ids),
+                       "is_fraud": [i % 2 for i in range(len(request_ids))]}), outcomes)
+    # the server processes of the browser tests read the model from definitions.py
+    (ws.root / "definitions.py").write_text(DEFINITIONS)
     # the champion's reference profile needs the model's definition, which this workspace
     # declares in memory only: build it here, where the pages' own processes will find it
     from strataml.monitoring import profile

@@ -61,7 +61,8 @@ def server(dash: tuple[st.Workspace, dict[str, Any]]) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_") or k == "STRATA_REQUIRE_SERVERS"}
     src = str(Path(__file__).resolve().parents[2] / "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    tests = str(Path(__file__).resolve().parents[1])  # definitions.py imports the shared test setup
+    env["PYTHONPATH"] = os.pathsep.join([src, tests, env.get("PYTHONPATH", "")])
     proc = subprocess.Popen([sys.executable, "-m", "strataml", "ui", "--port", str(port), "--workspace", str(ws.root), "--log-level", "warning"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -207,7 +208,7 @@ def test_monitoring_pages(browser_page: Any, dash: tuple[st.Workspace, dict[str,
     if not hasattr(mon, "quality"):
         assert "monitoring not available" in _visit(page, "/ui/quality/fraud", "quality-fraud")
     else:
-        _visit(page, "/ui/quality/fraud?labels=labels&by=hour", "quality-fraud", ("#quality figure.chart",))
+        _visit(page, "/ui/quality/fraud?labels=fraud_outcomes&by=hour", "quality-fraud", ("#quality figure.chart",))
 
     if hasattr(mon, "list_alerts"):
         text = _visit(page, "/ui/events", "events", ("#chart-events",))

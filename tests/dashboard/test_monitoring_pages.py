@@ -92,8 +92,8 @@ def test_quality_page_charts_the_quality_report(client: TestClient, dash: tuple[
         pytest.skip("this build's monitoring layer has no quality()")
     ws, facts = dash
     h = bearer(facts["keys"]["read"])
-    report = mon.quality(ws, "fraud", "labels", by="hour").to_dict()
-    d = client.get("/ui/api/quality/fraud?labels=labels&by=hour", headers=h).json()
+    report = mon.quality(ws, "fraud", "fraud_outcomes", by="hour").to_dict()
+    d = client.get("/ui/api/quality/fraud?labels=fraud_outcomes&by=hour", headers=h).json()
     assert report["rows"] and d["rows"] == report["rows"]
     lines = {(m, s["label"]): s["values"] for m, series in d["charts"].items() for s in series}
     assert lines, "estimates at least: the model is a binary classifier"
@@ -102,8 +102,17 @@ def test_quality_page_charts_the_quality_report(client: TestClient, dash: tuple[
         for metric, value in (r.get("estimated") or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 assert lines[(metric, f"v{r['version']} estimated")][i] == pytest.approx(value)
-    page = client.get("/ui/quality/fraud?by=hour", headers=h).text  # the labels the model was trained on
-    assert 'value="labels"' in page
+    page = client.get("/ui/quality/fraud?labels=fraud_outcomes&by=hour", headers=h).text
+    assert 'value="fraud_outcomes"' in page
+    # the labels the model was trained on carry no request id: the page says why it cannot join them
+    unjoinable = client.get("/ui/quality/fraud", headers=h)
+    assert unjoinable.status_code == 409 and "request_id" in unjoinable.text
     for metric in d["charts"]:
         assert f'data-metric="{metric}"' in page
-    assert client.get("/ui/api/quality/fraud?labels=labels&by=week", headers=h).status_code == 409
+    for r in report["rows"]:
+        i = d["x"].index(_epoch(r["window"]))
+        for metric, value in r.items():
+            if metric not in ("version", "window", "predictions", "labelled", "unlabelled", "estimated") and isinstance(value, float):
+                assert lines[(metric, f"v{r['version']} realised")][i] == pytest.approx(value)
+    assert sum(r["labelled"] for r in report["rows"]) == len(facts["request_ids"])
+    assert client.get("/ui/api/quality/fraud?labels=fraud_outcomes&by=week", headers=h).status_code == 409
