@@ -50,7 +50,9 @@ window.Strata = (() => {
     const axes = [{ label: opts.xTime ? undefined : (opts.xLabel || data.x_label) }, { label: opts.yLabel, size: opts.ySize || 60 }];
     if (opts.xValues) axes[0].values = opts.xValues;
     if (opts.yValues) { axes[1].values = opts.yValues; axes[1].splits = opts.ySplits; }
-    const scales = { x: { time: !!opts.xTime } };
+    // one x value alone would make uPlot span years (or versions) around it: pad it instead
+    const pad = opts.xTime ? 300 : 1;
+    const scales = { x: { time: !!opts.xTime, range: (u, min, max) => (min === max ? [min - pad, max + pad] : [min, max]) } };
     if (opts.yRange) scales.y = { range: opts.yRange };
     box.replaceChildren();
     return new uPlot({
