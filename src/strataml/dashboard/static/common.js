@@ -52,7 +52,8 @@ window.Strata = (() => {
     if (opts.yValues) { axes[1].values = opts.yValues; axes[1].splits = opts.ySplits; }
     // one x value alone would make uPlot span years (or versions) around it: pad it instead
     const pad = opts.xTime ? 300 : 1;
-    const scales = { x: { time: !!opts.xTime, range: (u, min, max) => (min === max ? [min - pad, max + pad] : [min, max]) } };
+    const scales = { x: { time: !!opts.xTime } };
+    if (data.x.length === 1) scales.x = { time: !!opts.xTime, auto: false, range: [data.x[0] - pad, data.x[0] + pad] };
     if (opts.yRange) scales.y = { range: opts.yRange };
     box.replaceChildren();
     return new uPlot({
