@@ -65,6 +65,7 @@ def dataset(ref: str, workspace: Workspace | str | None = None) -> DatasetVersio
 
 
 __all__ = [
+    "Alert",
     "Column",
     "Contract",
     "DatasetVersion",

@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from strataml.cli import data, features, models, serving
+from strataml.cli import (
+    dashboard,
+    data,
+    features,
+    models,
+    monitor,
+    monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
+    serving,
+)
 from strataml.cli.output import err_console
 from strataml.errors import StrataError
 
@@ -32,6 +40,8 @@ app.command("predict")(serving.predict)
 app.add_typer(serving.keys_app, name="keys")
 app.add_typer(serving.deploy_app, name="deploy")
 app.add_typer(serving.predictions_app, name="predictions")
+app.add_typer(monitor.monitor_app, name="monitor")
+app.command("ui")(dashboard.ui)
 
 
 @app.command("demo")

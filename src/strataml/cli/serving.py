@@ -47,7 +47,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="log level")] = "info",
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Run the HTTP gateway (uvicorn); SIGTERM drains requests in flight before exiting."""
+    """Run the HTTP gateway (uvicorn), with the dashboard at /ui; SIGTERM drains requests in flight before exiting."""
     import uvicorn
 
     if ratelimit_fail not in ("open", "closed"):
@@ -74,7 +74,7 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]binding to {host}: the gateway is reachable from other machines[/]")
     uvicorn.run(
-        "strataml.serving.entry:app_from_env", factory=True, host=host, port=port, workers=workers,
+        "strataml.cli.dashboard:gateway_with_dashboard", factory=True, host=host, port=port, workers=workers,
         http=EdgeProtocol, log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
         log_config=_log_config(log_level),
     )
@@ -111,7 +111,7 @@ def _log_config(level: str) -> dict[str, Any]:
 
 @keys_app.command("create")
 def keys_create(
-    scope: Annotated[list[str], typer.Option("--scope", "-s", help="predict:NAME, predict:* or admin (repeatable)")],
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="predict:NAME, predict:*, read (the dashboard) or admin (repeatable)")],
     name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,

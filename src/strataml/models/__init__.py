@@ -34,7 +34,13 @@ if TYPE_CHECKING:
         resolve_run_id,
         start_run,
     )
-    from strataml.models.train import TrainResult, train
+    from strataml.models.train import (
+        TrainResult,
+        load_training_data,
+        resolve_model,
+        split_indices,
+        train,
+    )
 
 _EXPORTS = {
     "Gate": "definitions",
@@ -71,6 +77,9 @@ _EXPORTS = {
     "start_run": "tracking",
     "TrainResult": "train",
     "train": "train",
+    "load_training_data": "train",
+    "resolve_model": "train",
+    "split_indices": "train",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -99,14 +108,17 @@ __all__ = [
     "list_models",
     "list_runs",
     "load_model",
+    "load_training_data",
     "metric_history",
     "model_lineage",
     "package_versions",
     "prepare",
+    "resolve_model",
     "resolve_run_id",
     "resolve_version",
     "rollback",
     "set_alias",
+    "split_indices",
     "start_run",
     "train",
 ]

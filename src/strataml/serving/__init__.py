@@ -10,10 +10,13 @@ from strataml.spine import lazy_exports
 if TYPE_CHECKING:
     from strataml.serving.app import PUBLIC, create_app
     from strataml.serving.audit import AuditLog
+    from strataml.serving.audit import log_dir as prediction_log_dir
+    from strataml.serving.audit import log_relation_sql as prediction_log_sql
     from strataml.serving.audit import query as query_predictions
     from strataml.serving.audit import stats as prediction_stats
-    from strataml.serving.auth import ApiKey, AuthError, create_key, list_keys, revoke_key
+    from strataml.serving.auth import ApiKey, AuthError, KeyStore, create_key, list_keys, revoke_key
     from strataml.serving.batch import score
+    from strataml.serving.errorlog import error_log_dir, error_log_sql
     from strataml.serving.gateway import Gateway, GatewayConfig
     from strataml.serving.openapi import openapi_document
     from strataml.serving.servable import (
@@ -56,6 +59,11 @@ _EXPORTS = {
     "get_traffic": "traffic",
     "list_traffic": "traffic",
     "set_traffic": "traffic",
+    "prediction_log_dir": "audit:log_dir",
+    "prediction_log_sql": "audit:log_relation_sql",
+    "KeyStore": "auth",
+    "error_log_dir": "errorlog",
+    "error_log_sql": "errorlog",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -69,6 +77,7 @@ __all__ = [
     "GatewayConfig",
     "InMemoryModels",
     "InputError",
+    "KeyStore",
     "ModelProvider",
     "RegistryModels",
     "Servable",
@@ -76,12 +85,16 @@ __all__ = [
     "Variant",
     "create_app",
     "create_key",
+    "error_log_dir",
+    "error_log_sql",
     "from_lightgbm",
     "from_loaded",
     "get_traffic",
     "list_keys",
     "list_traffic",
     "openapi_document",
+    "prediction_log_dir",
+    "prediction_log_sql",
     "prediction_stats",
     "query_predictions",
     "revoke_key",

@@ -18,7 +18,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from strataml.errors import ConfigError, IntegrityError, NotFound, StrataError, UnsafePath
@@ -35,6 +35,7 @@ from strataml.serving import oip
 from strataml.serving.auth import ApiKey, AuthError
 from strataml.serving.bodies import BadRequest, BodyReader, PayloadTooLarge
 from strataml.serving.continuity import ModelUnservable, PredictionFailed
+from strataml.serving.errorlog import ErrorLog, error_log_dir
 from strataml.serving.gateway import Gateway, GatewayConfig, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded, Unavailable
@@ -119,6 +120,7 @@ class HttpGateway:
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
         self._series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self.errors = ErrorLog(error_log_dir(gw.ws.state_dir))
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -193,11 +195,12 @@ class HttpGateway:
                 if gw.count_inflight:
                     gw.metrics.inflight.dec()
             return doc, labels, key_id
-        except Overloaded as exc:
-            gw.metrics.overloaded.inc()
-            return error_response(exc, rid), labels, key_id
         except Exception as exc:
-            return error_response(exc, rid), labels, key_id
+            if isinstance(exc, Overloaded):
+                gw.metrics.overloaded.inc()
+            resp = error_response(exc, rid)
+            self.errors.record(rid, scope, labels, resp.status_code, type(exc).__name__)
+            return resp, labels, key_id
 
     def account(
         self, route: str, labels: dict[str, str], status_code: int, t0: float, rid: str, method: str, peer: str, fwd: str | None, key_id: str | None,
@@ -462,8 +465,13 @@ class GatewayApp(Starlette):
 
 
 
-def create_app(ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> Starlette:
-    """The gateway as an ASGI application (``app.state.gateway`` holds its state)."""
+def create_app(
+    ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None, mounts: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The gateway as an ASGI application (``app.state.gateway`` holds its state).
+
+    ``mounts`` are further routes (e.g. a ``Mount`` of another application under a
+    prefix) added after the gateway's own; they handle their own authentication."""
     gw = Gateway(ws, models, config)
     http = HttpGateway(gw)
 
@@ -474,8 +482,9 @@ def create_app(ws: Workspace, models: ModelProvider | None = None, config: Gatew
             yield
         finally:
             await gw.shutdown()
+            http.errors.close()
 
-    app = GatewayApp(http, routes=http.routes(), lifespan=lifespan)
+    app = GatewayApp(http, routes=[*http.routes(), *mounts], lifespan=lifespan)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

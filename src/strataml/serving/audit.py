@@ -541,11 +541,16 @@ def _has_files(directory: Path) -> bool:
     return directory.is_dir() and any(directory.glob("*.jsonl"))
 
 
-def query(directory: Path, model: str | None = None, since: str | None = None, limit: int | None = 100, mode: str | None = None) -> list[dict[str, Any]]:
-    """Logged predictions, newest first, as JSON-ready dictionaries."""
+def query(
+    directory: Path, model: str | None = None, since: str | None = None, limit: int | None = 100, mode: str | None = None,
+    request_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Logged predictions, newest first, as JSON-ready dictionaries (``request_id``: one request's)."""
     if not _has_files(directory):
         return []
     where = []
+    if request_id:
+        where.append(f"request_id = {quote_literal(request_id)}")
     if model:
         where.append(f"model = {quote_literal(model)}")
     if since:

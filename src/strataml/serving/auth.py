@@ -2,8 +2,8 @@
 
 A key reads ``sk_<id>_<secret>``. The catalog keeps only the sha256 of the whole key
 (the secret has 256 bits of entropy, so a fast hash is enough); the key itself is
-shown once, at creation. Scopes are ``admin`` (everything) or ``predict:NAME``
-(``predict:*`` for every model). Revocation is immediate: the gateway notices any
+shown once, at creation. Scopes are ``admin`` (everything), ``predict:NAME``
+(``predict:*`` for every model) or ``read`` (the dashboard: reading, never changing). Revocation is immediate: the gateway notices any
 catalog commit before it authenticates the next request.
 """
 
@@ -53,7 +53,7 @@ class ApiKey:
     revoked: bool
 
     def allows(self, scope: str) -> bool:
-        """Whether this key may act within ``scope`` (``admin`` or ``predict:NAME``)."""
+        """Whether this key may act within ``scope`` (``admin``, ``predict:NAME`` or ``read``)."""
         if "admin" in self.scopes:
             return True
         if scope.startswith("predict:"):
@@ -67,12 +67,12 @@ class ApiKey:
 
 def check_scope(scope: str) -> str:
     """Refuse a malformed scope."""
-    if scope == "admin" or scope == "predict:*":
+    if scope in ("admin", "read", "predict:*"):
         return scope
     if scope.startswith("predict:"):
         check_name(scope.split(":", 1)[1], "model name in scope")
         return scope
-    raise StrataError(f"unknown scope {scope!r}", hint="use 'admin', 'predict:NAME' or 'predict:*'")
+    raise StrataError(f"unknown scope {scope!r}", hint="use 'admin', 'read', 'predict:NAME' or 'predict:*'")
 
 
 def hash_key(key: str) -> str:
@@ -226,6 +226,10 @@ class KeyStore:
         with self.catalog.read() as conn:
             r = conn.execute(sa.select(t).where(t.c.id == key_id)).mappings().first()
         return _row(dict(r)) if r is not None else None
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """The stored key with this id (revoked ones included, marked), or None."""
+        return self._lookup(key_id)
 
     def authenticate(self, authorization: str | None, version: int | None = None) -> ApiKey:
         """The key named by an ``Authorization: Bearer`` header, or :class:`AuthError` (401).

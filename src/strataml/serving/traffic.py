@@ -60,6 +60,7 @@ class Traffic(BaseModel):
     runtime: Literal["native", "onnx", "onnx-int8"] = Field("native", description="run each version's native artifact or its ONNX export")
     unknown_entity: Literal["answer", "degrade", "refuse"] = Field(
         "degrade", description="an entity the online store does not know: answer from null features, answer marked degraded, or refuse (422); the answer names the missing features")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="a binary classifier's decision threshold, used by monitoring's quality figures")
 
     @field_validator("model")
     @classmethod

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 from strataml.spine.lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.spine.alert_tables import monitor_alerts
     from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
     from strataml.spine.backends import Backend, BackendKind, scheme_of
     from strataml.spine.catalog import Catalog, utcnow
-    from strataml.spine.engine import quote_ident
+    from strataml.spine.engine import duck, quote_ident, quote_literal
     from strataml.spine.events import Event, append_event, current_actor, list_events
+    from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.workspace import (
@@ -49,6 +51,12 @@ _EXPORTS = {
     "find_workspace": "workspace",
     "load_definitions": "workspace",
     "user_code": "workspace",
+    "monitor_alerts": "alert_tables",
+    "duck": "engine",
+    "quote_literal": "engine",
+    "monitor_log_offsets": "monitor_tables",
+    "monitor_profiles": "monitor_tables",
+    "monitor_windows": "monitor_tables",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -67,13 +75,19 @@ __all__ = [
     "confine",
     "confine_key",
     "current_actor",
+    "duck",
     "find_workspace",
     "lazy_exports",
     "list_events",
     "load_definitions",
     "load_settings",
+    "monitor_alerts",
+    "monitor_log_offsets",
+    "monitor_profiles",
+    "monitor_windows",
     "owner_tag",
     "quote_ident",
+    "quote_literal",
     "scheme_of",
     "sha256_file",
     "user_code",

@@ -1,0 +1,55 @@
+"""Monitoring: profiles of datasets, model versions and live traffic, and drift between them.
+
+A model version's reference profile is built by monitoring on first use (the models
+layer cannot import monitoring; training records what profiling needs) and stored;
+live predictions are folded incrementally from the prediction log into per-minute
+window profiles. See the README's "Monitoring" section for the tests, the correction
+for multiple testing (Benjamini-Hochberg), the defaults and where figures are
+approximate.
+"""
+
+# --- quality, SLOs and alerts ---
+from strataml.monitoring.alerts import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    check_alerts,
+    list_alerts,
+    run_monitor,
+)
+from strataml.monitoring.drift import dataset_drift, drift
+from strataml.monitoring.profiles import Profile, profile
+from strataml.monitoring.quality import QualityReport, quality
+from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSummary, NumericSummary
+from strataml.monitoring.slo import SloReport, slo
+from strataml.monitoring.stats import DriftReport, Thresholds
+from strataml.monitoring.windows import FoldResult, fold, window_profile
+
+# --- end quality, SLOs and alerts ---
+
+__all__ = [
+    "KLL_K",
+    "MAX_CATEGORIES",
+    "Alert",
+    "AlertEvent",
+    "AlertRule",
+    "CategoricalSummary",
+    "DriftReport",
+    "FoldResult",
+    "NumericSummary",
+    "Profile",
+    # quality, SLOs and alerts
+    "QualityReport",
+    "SloReport",
+    "Thresholds",
+    "check_alerts",
+    "dataset_drift",
+    "drift",
+    "fold",
+    "list_alerts",
+    "profile",
+    "quality",
+    "run_monitor",
+    "slo",
+    "window_profile",
+]

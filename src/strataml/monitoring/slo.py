@@ -1,0 +1,100 @@
+"""Service levels of a deployment, from the prediction log and the failed-request log.
+
+Per model version and time bucket: requests, errors, degraded answers and latency
+percentiles (p50/p95/p99 of each request's latency). Every figure is counted from the
+durable records — every logged prediction and every failed request — not sampled.
+Errors carry the version only when the request got as far as choosing one; the rest
+are counted under version ``None``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from strataml.monitoring.quality import parse_duration
+from strataml.spine import Workspace, duck, quote_literal
+
+
+@dataclass
+class SloReport:
+    """Per version and bucket: requests, errors, degraded, p50/p95/p99 latency (ms)."""
+
+    deployment: str
+    window: str
+    bucket: str
+    series: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"deployment","window","bucket","series":[{"version","t","requests","errors","degraded","p50","p95","p99"}…]}``."""
+        return {"deployment": self.deployment, "window": self.window, "bucket": self.bucket, "series": self.series}
+
+    def totals(self) -> dict[str, Any]:
+        """Requests, errors, degraded, error and degraded rates over the whole window, and the worst bucket's p99."""
+        req = sum(s["requests"] for s in self.series)
+        err = sum(s["errors"] for s in self.series)
+        deg = sum(s["degraded"] for s in self.series)
+        total = req + err
+        p99 = [s["p99"] for s in self.series if s["p99"] is not None]
+        return {"requests": req, "errors": err, "degraded": deg, "error_rate": err / total if total else None,
+                "degraded_rate": deg / req if req else None, "p99_max": max(p99) if p99 else None}
+
+
+def counts(ws: Workspace, deployment: str, since: dt.datetime) -> tuple[int, int]:
+    """Answered requests and failed requests of ``deployment`` since ``since`` (burn-rate rules)."""
+    rep = _query(ws, deployment, since, None)
+    return sum(r["requests"] for r in rep), sum(r["errors"] for r in rep)
+
+
+def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float | None) -> list[dict[str, Any]]:
+    from strataml.serving import (
+        error_log_dir,
+        error_log_sql,
+        prediction_log_dir,
+        prediction_log_sql,
+    )
+
+    since_sql = f"CAST({quote_literal(since.isoformat())} AS TIMESTAMPTZ)"
+    b = "NULL::TIMESTAMPTZ" if bucket_s is None else f"time_bucket(to_microseconds({int(bucket_s * 1e6)}), ts)"
+    parts = []
+    pdir = prediction_log_dir(ws.state_dir)
+    if pdir.is_dir() and any(pdir.glob("*.jsonl")):
+        parts.append(
+            f"SELECT {b} AS t, CAST(version AS VARCHAR) AS version, count(*) AS requests, 0 AS errors, "
+            f"count(*) FILTER (WHERE degraded) AS degraded, quantile_cont(latency_ms, 0.5) AS p50, "
+            f"quantile_cont(latency_ms, 0.95) AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM ("
+            f"SELECT request_id, any_value(version) AS version, min(ts) AS ts, bool_or(degraded) AS degraded, max(latency_ms) AS latency_ms "
+            f"FROM {prediction_log_sql(pdir)} WHERE deployment = {quote_literal(deployment)} AND mode = 'live' AND ts >= {since_sql} "
+            f"GROUP BY request_id) GROUP BY 1, 2")
+    edir = error_log_dir(ws.state_dir)
+    if edir.is_dir() and any(edir.glob("*.jsonl")):
+        parts.append(
+            f"SELECT {b} AS t, CASE WHEN version = '-' THEN NULL ELSE version END AS version, 0, count(*), 0, NULL, NULL, NULL "
+            f"FROM {error_log_sql(edir)} WHERE (scope = {quote_literal('predict:' + deployment)} OR model = {quote_literal(deployment)}) "
+            f"AND ts >= {since_sql} GROUP BY 1, 2")
+    if not parts:
+        return []
+    sql = (f"SELECT t, version, sum(requests), sum(errors), sum(degraded), max(p50), max(p95), max(p99) FROM ("
+           f"{' UNION ALL '.join(parts)}) GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST")
+    con = duck()
+    try:
+        rows = con.execute(sql).fetchall()
+    finally:
+        con.close()
+    out = []
+    for t, v, req, err, deg, p50, p95, p99 in rows:
+        out.append({"version": int(v) if v is not None and str(v).isdigit() else None, "t": t.isoformat() if t is not None else None,
+                    "requests": int(req), "errors": int(err), "degraded": int(deg),
+                    "p50": None if p50 is None else round(float(p50), 3), "p95": None if p95 is None else round(float(p95), 3),
+                    "p99": None if p99 is None else round(float(p99), 3)})
+    return out
+
+
+def slo(ws: Workspace, name: str, *, window: str = "1h", bucket: str = "1m") -> SloReport:
+    """Request rate, error rate, degraded rate and latency percentiles of deployment ``name``
+    per model version and ``bucket`` over the last ``window``."""
+    w = parse_duration(window, "window")
+    b = parse_duration(bucket, "bucket")
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=w)
+    return SloReport(name, window, bucket, _query(ws, name, since, b))

@@ -1,0 +1,12 @@
+"""The monitoring layer's public door: pinned so that a change to it is deliberate."""
+
+import strataml.monitoring
+
+
+def test_monitoring_exports() -> None:
+    assert set(strataml.monitoring.__all__) == {
+        "KLL_K", "MAX_CATEGORIES", "CategoricalSummary", "DriftReport", "FoldResult", "NumericSummary", "Profile", "Thresholds",
+        "dataset_drift", "drift", "fold", "profile", "window_profile",
+    }
+    for name in strataml.monitoring.__all__:
+        assert getattr(strataml.monitoring, name) is not None
