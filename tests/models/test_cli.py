@@ -41,6 +41,12 @@ def test_train_runs_and_models_commands(loans_ws: st.Workspace, python: str, cli
     first = json.loads(_strata(python, cli_env, ws, "train", "loans_default", "--tune", "0", "--json").stdout)
     assert first["version"] == 1 and first["gate"]["status"] == "passed" and first["model"] == "loans_default"
     assert set(first) >= {"run", "model", "version", "metrics", "gate"}
+    import sqlalchemy as sa
+
+    from strataml.spine import monitor_profiles
+
+    with loans_ws.catalog.read() as conn:  # strata train stores the version's reference profile for drift checks
+        assert conn.execute(sa.select(monitor_profiles.c.ref)).scalars().all() == ["model:loans_default@v1"]
     second = json.loads(_strata(python, cli_env, ws, "train", "loans_default", "--promote", "--json").stdout)
     assert second["version"] == 2 and second["tuning"]["trials"] == 2 and second["aliases"] == {"champion": 2}
 

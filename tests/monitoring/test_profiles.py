@@ -73,3 +73,21 @@ def test_cli_profile_and_drift_json(mon_ws: st.Workspace, cli_env: dict[str, str
     assert r.returncode == 2 and "--current" in r.stderr
     r = run("monitor", "profile", "customers", "--json")
     assert r.returncode == 2 and "names no version" in r.stderr
+
+
+def test_cli_human_output(mon_ws: st.Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from strataml.cli.main import app
+
+    put(mon_ws, customers(4000, 7, shift=1.0))
+    runner = CliRunner()
+    r = runner.invoke(app, ["monitor", "drift", "--reference", "customers@v1", "--current", "customers@v2", "-w", str(mon_ws.root)])
+    assert r.exit_code == 0, r.output
+    assert "spend" in r.output and "DRIFT" in r.output and "drift detected" in r.output
+    profile(mon_ws, "churn@1")  # churn is declared in code, not definitions.py: its reference is built here
+    r = runner.invoke(app, ["monitor", "profile", "churn@1", "-w", str(mon_ws.root)])
+    assert r.exit_code == 0, r.output
+    assert "tenure" in r.output and "model:churn@v1" in r.output
+    r = runner.invoke(app, ["monitor", "drift", "churn", "--since", "1h", "--window", "1h", "-w", str(mon_ws.root)])
+    assert r.exit_code != 0 and "cannot be used together" in str(r.exception)

@@ -19,10 +19,12 @@ def train(
     engine: Annotated[str, typer.Option("--engine", help="where tuning trials run: local or ray")] = "local",
     promote: Annotated[bool, typer.Option("--promote", help="make the new version champion when it passes the gate")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="random seed (default: the model's)")] = None,
+    profile: Annotated[bool, typer.Option("--profile/--no-profile", help="store the new version's reference profile for drift checks")] = True,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the training set, split, fit, evaluate, gate and register a model version."""
+    """Build the training set, split, fit, evaluate, gate and register a model version (and
+    store its reference profile, which monitoring would otherwise build on first use)."""
     from strataml.models import train as run_train
 
     ws = open_workspace(workspace)
@@ -31,6 +33,10 @@ def train(
     else:
         with console.status(f"training {name}…"):
             result = run_train(ws, name, tune=tune, engine=engine, promote=promote, seed=seed)
+    if profile and result.version is not None:
+        from strataml.monitoring import profile as build_profile
+
+        build_profile(ws, f"{name}@v{result.version}")
     emit(result.to_dict(), as_json, _print_train)
     if not result.gate["passed"]:
         raise typer.Exit(1)

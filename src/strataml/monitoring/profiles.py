@@ -8,9 +8,9 @@ table, so a drift check never rereads the rows it summarises.
 "fraud@v3")`` gives a model version's *reference profile*: its training inputs, its
 predictions on the held-out rows, and those rows' predictions and labels as a
 ``heldout`` table (for performance estimation). Training records what profiling needs
-(the version's lineage pins the labels dataset version, its split and seed) and the
-models layer cannot import monitoring, so the reference profile is built by monitoring
-on first use — the training rows are rebuilt from the pinned labels version with the
+(the version's lineage pins the labels dataset version and its split) and the models
+layer cannot import monitoring, so the reference profile is built by monitoring: by
+``strata train`` right after it registers a version, or on first use — the training rows are rebuilt from the pinned labels version with the
 model's definition, split exactly as training split them, and the held-out rows are
 scored by the registered artifact — then stored; ``strata monitor profile NAME@V``
 builds it explicitly.

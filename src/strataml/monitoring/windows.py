@@ -45,7 +45,7 @@ class FoldResult:
 def _parse(data: bytes) -> pa.Table:
     """Log lines as a table; lines that do not parse (torn by a crash) are skipped."""
     try:
-        return pj.read_json(io.BytesIO(data))
+        return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=8 << 20))
     except pa.ArrowInvalid:
         rows = []
         for line in data.splitlines():
@@ -120,7 +120,7 @@ def _read_new(ws: Workspace, offsets: dict[str, int]) -> tuple[list[pa.Table], d
         if end == 0:
             continue
         table = _parse(data[:end])
-        if table.num_rows:
+        if table.num_rows and {"request_id", "ts", "model", "version"} <= set(table.column_names):  # else not prediction lines
             tables.append(table)
         moved[path.name] = start + end
     return tables, moved
