@@ -23,7 +23,7 @@ from .conftest import customers
 class _Hook(http.server.BaseHTTPRequestHandler):
     received: list[dict[str, object]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         _Hook.received.append(json.loads(body))
         self.send_response(204)

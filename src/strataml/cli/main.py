@@ -6,8 +6,14 @@ import sys
 
 import typer
 
-from strataml.cli import data, features, models, monitor, serving
-from strataml.cli import monitor_quality  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
+from strataml.cli import (
+    data,
+    features,
+    models,
+    monitor,
+    monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
+    serving,
+)
 from strataml.cli.output import err_console
 from strataml.errors import StrataError
 

@@ -8,41 +8,44 @@ for multiple testing (Benjamini-Hochberg), the defaults and where figures are
 approximate.
 """
 
+from strataml.monitoring.alerts import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    check_alerts,
+    list_alerts,
+    run_monitor,
+)
 from strataml.monitoring.drift import dataset_drift, drift
 from strataml.monitoring.profiles import Profile, profile
+from strataml.monitoring.quality import QualityReport, quality
 from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSummary, NumericSummary
+from strataml.monitoring.slo import SloReport, slo
 from strataml.monitoring.stats import DriftReport, Thresholds
 from strataml.monitoring.windows import FoldResult, fold, window_profile
-
-# --- quality, SLOs and alerts ---
-from strataml.monitoring.alerts import Alert, AlertEvent, AlertRule, check_alerts, list_alerts, run_monitor
-from strataml.monitoring.quality import QualityReport, quality
-from strataml.monitoring.slo import SloReport, slo
-# --- end quality, SLOs and alerts ---
 
 __all__ = [
     "KLL_K",
     "MAX_CATEGORIES",
+    "Alert",
+    "AlertEvent",
+    "AlertRule",
     "CategoricalSummary",
     "DriftReport",
     "FoldResult",
     "NumericSummary",
     "Profile",
+    "QualityReport",
+    "SloReport",
     "Thresholds",
+    "check_alerts",
     "dataset_drift",
     "drift",
     "fold",
-    "profile",
-    "window_profile",
-    # quality, SLOs and alerts
-    "QualityReport",
-    "quality",
-    "SloReport",
-    "slo",
-    "Alert",
-    "AlertEvent",
-    "AlertRule",
-    "check_alerts",
     "list_alerts",
+    "profile",
+    "quality",
     "run_monitor",
+    "slo",
+    "window_profile",
 ]

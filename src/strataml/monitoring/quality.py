@@ -197,7 +197,7 @@ def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict
     if kind == "binary":
         hard = (p >= threshold).astype(np.int64)
         yi = y.astype(np.int64)
-        tn, fp, fn, tp = skm.confusion_matrix(yi, hard, labels=[0, 1]).ravel()
+        tn, fp, _, _ = skm.confusion_matrix(yi, hard, labels=[0, 1]).ravel()
         both = len(np.unique(yi)) == 2
         return {
             "roc_auc": float(skm.roc_auc_score(yi, p)) if both else None,

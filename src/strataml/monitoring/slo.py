@@ -48,7 +48,12 @@ def counts(ws: Workspace, deployment: str, since: dt.datetime) -> tuple[int, int
 
 
 def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float | None) -> list[dict[str, Any]]:
-    from strataml.serving import error_log_dir, error_log_sql, prediction_log_dir, prediction_log_sql
+    from strataml.serving import (
+        error_log_dir,
+        error_log_sql,
+        prediction_log_dir,
+        prediction_log_sql,
+    )
 
     since_sql = f"CAST({quote_literal(since.isoformat())} AS TIMESTAMPTZ)"
     b = "NULL::TIMESTAMPTZ" if bucket_s is None else f"time_bucket(to_microseconds({int(bucket_s * 1e6)}), ts)"

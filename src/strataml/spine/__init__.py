@@ -3,9 +3,9 @@
 Every layer builds on these; they import nothing from the layers.
 """
 
+from strataml.spine.alert_tables import monitor_alerts
 from strataml.spine.artifacts import ArtifactStore, sha256_file
 from strataml.spine.catalog import Catalog, utcnow
-from strataml.spine.alert_tables import monitor_alerts
 from strataml.spine.engine import duck, quote_ident, quote_literal
 from strataml.spine.events import Event, append_event, current_actor, list_events
 from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
@@ -28,14 +28,14 @@ __all__ = [
     "duck",
     "find_workspace",
     "list_events",
-    "monitor_alerts",
-    "quote_ident",
-    "quote_literal",
     "load_definitions",
     "load_settings",
+    "monitor_alerts",
     "monitor_log_offsets",
     "monitor_profiles",
     "monitor_windows",
+    "quote_ident",
+    "quote_literal",
     "sha256_file",
     "utcnow",
 ]
