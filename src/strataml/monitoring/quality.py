@@ -274,7 +274,8 @@ def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version
     kinds: dict[int, str] = {}
     cals: dict[int, Calibrator | None] = {}
     report = QualityReport(model, labels or "", "", by, how, None)
-    groups = sorted({(int(v), int(w)) for v, w in zip(version.tolist(), window.tolist(), strict=True)}) if len(version) else []
+    pairs = np.unique(np.column_stack([version.astype(np.int64), window]), axis=0) if len(version) else np.empty((0, 2), np.int64)
+    groups = [(int(v), int(w)) for v, w in pairs]
     for v, w in groups:
         mask = (version == v) & (window == w)
         if v not in kinds:
