@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from sklearn import metrics as skm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import record  # noqa: E402
+from record import record
 
-import strataml as st  # noqa: E402
+import strataml as st
 
 
 def main() -> None:
