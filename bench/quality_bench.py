@@ -96,7 +96,7 @@ def main() -> None:
 
 `python bench/quality_bench.py --rows {n}` — {platform.machine()}, DuckDB {duckdb.__version__}.
 `monitoring.quality` (read the log, join on request_id, binary metrics): **{t_ours:.2f} s** (target ≤ 5 s);
-the same join and figures in pandas: {t_pandas:.2f} s — **{ratio:.1f}×** faster; figures equal.""")
+the same join and figures in pandas: {t_pandas:.2f} s — **{ratio:.1f}x** faster; figures equal.""")
 
 
 if __name__ == "__main__":
