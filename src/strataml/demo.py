@@ -268,6 +268,22 @@ def demo_serving(ws: Workspace) -> None:
     console.print(t)
 
 
+def demo_monitoring(ws: Workspace) -> None:
+    """Service levels of the demo's traffic and an error-rate alert evaluated once.
+
+    The distribution shift midway, delayed labels and drift/quality figures are not part
+    of the demo yet (marked place: drift via ``monitoring.drift`` and quality via
+    ``monitoring.quality`` go here)."""
+    from strataml.monitoring import AlertRule, check_alerts, slo
+
+    console.print("\n[bold]monitoring[/]")
+    t = slo(ws, "fraud", window="1h", bucket="1h").totals()
+    console.print(f"slo fraud: {t['requests']} requests, {t['errors']} errors, worst p99 {t['p99_max']} ms")
+    rule = AlertRule("fraud-errors", model="fraud", metric="error_rate", threshold=0.001, severity="warning")
+    for e in check_alerts(ws, [rule]):
+        console.print(f"alert {e.rule} {e.kind}: {e.message}")
+
+
 def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_000) -> Path:
     """Run the demo; returns the workspace folder (deleted afterwards unless ``keep``)."""
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="strata-demo-"))
@@ -305,6 +321,7 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
 
         demo_models(ws, root)
         demo_serving(ws)
+        demo_monitoring(ws)
 
         ev = Table(title="event log", title_justify="left")
         for col in ("id", "kind", "subject", "payload"):

@@ -8,7 +8,6 @@ for multiple testing (Benjamini-Hochberg), the defaults and where figures are
 approximate.
 """
 
-# --- quality, SLOs and alerts ---
 from strataml.monitoring.alerts import (
     Alert,
     AlertEvent,
@@ -25,8 +24,6 @@ from strataml.monitoring.slo import SloReport, slo
 from strataml.monitoring.stats import DriftReport, Thresholds
 from strataml.monitoring.windows import FoldResult, fold, window_profile
 
-# --- end quality, SLOs and alerts ---
-
 __all__ = [
     "KLL_K",
     "MAX_CATEGORIES",
@@ -38,7 +35,6 @@ __all__ = [
     "FoldResult",
     "NumericSummary",
     "Profile",
-    # quality, SLOs and alerts
     "QualityReport",
     "SloReport",
     "Thresholds",

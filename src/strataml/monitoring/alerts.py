@@ -13,7 +13,7 @@ endpoint never holds up the check.
 
 Error-rate rules with an ``slo`` use multi-window burn rates: the error rate divided by
 the error budget (``1 - slo``) must exceed the threshold over both the fast and the slow
-window (the SRE workbook's 14.4x over 5 minutes and 1 hour by default), so a short blip
+window (the SRE workbook's 14.4 times over 5 minutes and 1 hour by default), so a short blip
 (fast only) does not page and a slow leak (slow window) keeps the alert up.
 """
 
@@ -129,6 +129,7 @@ class Alert:
         """A JSON-ready dictionary."""
         def iso(t: dt.datetime | None) -> str | None:
             return t.isoformat() if t is not None else None
+
         return {"rule": self.rule, "state": self.state, "severity": self.severity, "subject": self.subject, "metric": self.metric,
                 "value": self.value, "threshold": self.threshold, "message": self.message,
                 "fired_at": iso(self.fired_at), "resolved_at": iso(self.resolved_at), "checked_at": iso(self.checked_at)}

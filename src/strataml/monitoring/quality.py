@@ -197,7 +197,7 @@ def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict
     if kind == "binary":
         hard = (p >= threshold).astype(np.int64)
         yi = y.astype(np.int64)
-        tn, fp, _fn, _tp = skm.confusion_matrix(yi, hard, labels=[0, 1]).ravel()
+        tn, fp, _, _ = skm.confusion_matrix(yi, hard, labels=[0, 1]).ravel()
         both = len(np.unique(yi)) == 2
         return {
             "roc_auc": float(skm.roc_auc_score(yi, p)) if both else None,
@@ -274,7 +274,8 @@ def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version
     kinds: dict[int, str] = {}
     cals: dict[int, Calibrator | None] = {}
     report = QualityReport(model, labels or "", "", by, how, None)
-    groups = sorted({(int(v), int(w)) for v, w in zip(version.tolist(), window.tolist(), strict=True)}) if len(version) else []
+    pairs = np.unique(np.column_stack([version.astype(np.int64), window]), axis=0) if len(version) else np.empty((0, 2), np.int64)
+    groups = [(int(v), int(w)) for v, w in pairs]
     for v, w in groups:
         mask = (version == v) & (window == w)
         if v not in kinds:

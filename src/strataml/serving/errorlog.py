@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from strataml.spine.engine import quote_literal
+from strataml.spine import quote_literal
 
 COLUMNS = {"request_id": "VARCHAR", "ts": "TIMESTAMPTZ", "scope": "VARCHAR", "model": "VARCHAR",
            "version": "VARCHAR", "status": "INTEGER", "error": "VARCHAR"}
