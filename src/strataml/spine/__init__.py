@@ -7,14 +7,19 @@ from strataml.spine.artifacts import ArtifactStore, sha256_file
 from strataml.spine.catalog import Catalog, utcnow
 from strataml.spine.events import Event, append_event, current_actor, list_events
 from strataml.spine.paths import check_name, confine, confine_key
+from strataml.spine.queue import DeadLetter, Delivery, Queue, QueueError, open_queue
 from strataml.spine.settings import Settings, load_settings
 from strataml.spine.workspace import Definitions, Workspace, find_workspace, load_definitions
 
 __all__ = [
     "ArtifactStore",
     "Catalog",
+    "DeadLetter",
     "Definitions",
+    "Delivery",
     "Event",
+    "Queue",
+    "QueueError",
     "Settings",
     "Workspace",
     "append_event",
@@ -26,6 +31,7 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "open_queue",
     "sha256_file",
     "utcnow",
 ]
