@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from strataml.cli import data, features, models, serving
+from strataml.cli import data, features, models, queue, serving
 from strataml.cli.output import err_console
 from strataml.errors import StrataError
 
@@ -31,6 +31,7 @@ app.command("predict")(serving.predict)
 app.add_typer(serving.keys_app, name="keys")
 app.add_typer(serving.deploy_app, name="deploy")
 app.add_typer(serving.predictions_app, name="predictions")
+app.add_typer(queue.queue_app, name="queue")
 
 
 @app.command("demo")
