@@ -32,6 +32,7 @@ app.add_typer(serving.keys_app, name="keys")
 app.add_typer(serving.deploy_app, name="deploy")
 app.add_typer(serving.predictions_app, name="predictions")
 app.add_typer(queue.queue_app, name="queue")
+app.command("worker")(queue.worker)
 
 
 @app.command("demo")

@@ -92,3 +92,31 @@ def dlq_drop(
     chosen = _chosen(ids, every, "drop")
     n = _run(queue_url(workspace, url), lambda q: q.drop(queue, chosen))
     emit({"queue": queue, "dropped": n}, json_out, lambda d: console.print(f"dropped {n} dead letter(s) of {queue}"))
+
+
+def worker(
+    queue: Annotated[str, typer.Option("--queue", "-q", help="queue to consume")],
+    mode: Annotated[str, typer.Option(help="score: answer scoring requests; ingest: micro-batch events into a dataset")] = "score",
+    reply_to: Annotated[str | None, typer.Option(help="reply queue for requests without a reply-to header (default: QUEUE-results)")] = None,
+    contract: Annotated[str | None, typer.Option(help="contract of the events (ingest)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="dataset to ingest into (default: the contract's name)")] = None,
+    batch: Annotated[int, typer.Option(help="requests fetched and handled together (score)")] = 128,
+    batch_rows: Annotated[int, typer.Option(help="messages per dataset version (ingest)")] = 10_000,
+    interval: Annotated[float, typer.Option(help="longest wait in seconds before a partial batch is ingested")] = 5.0,
+    lease: Annotated[float, typer.Option(help="lease on a message in hand, in seconds (renewed while working)")] = 30.0,
+    max_deliveries: Annotated[int, typer.Option(help="deliveries without success before a message is dead-lettered")] = 5,
+    idle_exit: Annotated[float | None, typer.Option(help="exit after this many seconds without messages")] = None,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Consume a queue: scoring requests through the gateway's path, or events into dataset versions."""
+    from strataml.pipelines import WorkerConfig, run_worker
+
+    if mode not in ("score", "ingest"):
+        raise StrataError(f"unknown worker mode {mode!r}", hint="use --mode score or --mode ingest")
+    ws = open_workspace(workspace)
+    cfg = WorkerConfig(queue=queue, mode=mode, reply_to=reply_to, batch=batch, lease_s=lease, contract=contract,  # type: ignore[arg-type]
+                       dataset=dataset, batch_rows=batch_rows, interval_s=interval, idle_exit_s=idle_exit)
+    n = asyncio.run(run_worker(ws, ws.resolve_url(url or ws.settings.queue), cfg, max_deliveries=max_deliveries))
+    emit({"queue": queue, "handled": n}, json_out, lambda d: console.print(f"handled {n} message(s) from {queue}"))
