@@ -80,6 +80,8 @@ class Worker:
         check_name(config.queue, "queue name")
         if config.mode == "ingest" and not config.contract:
             raise ConfigError("an ingesting worker needs a contract", hint="pass --contract NAME")
+        if config.mode == "ingest":
+            data_layer.resolve_contract(ws, str(config.contract))  # a missing contract stops the worker before it takes a message
         self.ws = ws
         self.q = queue
         self.cfg = config
@@ -238,14 +240,13 @@ class Worker:
             except BadMessage as exc:
                 bad.append((d, exc.message))
         if fresh:
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
             batch_id = f"qbatch-{uuid.uuid4().hex}"
             self.ledger.put(queue, [(d.id, "pending", batch_id, None) for d in fresh])
             path = self.ws.scratch_dir() / f"{queue}-{batch_id}.parquet"
             try:
-                pq.write_table(pa.Table.from_pylist(rows), path)
+                pq.write_table(_table(rows), path)
                 report = await asyncio.get_running_loop().run_in_executor(
                     None, lambda: data_layer.ingest(self.ws, str(path), contract=str(cfg.contract), dataset=dataset))
             except Exception as exc:
@@ -270,6 +271,22 @@ def _request(body: bytes) -> dict[str, Any]:
     if not all(isinstance(i, dict) for i in doc["instances"]):
         raise BadMessage("every instance must be a JSON object")
     return doc
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    """The rows as an Arrow table of text columns: the contract casts each value, and a
+    value that does not fit goes to quarantine with its row (as from a CSV file), where
+    inferring types from JSON would refuse the whole batch over one odd value."""
+    import pyarrow as pa
+
+    names: dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+
+    def text(v: Any) -> str | None:
+        return None if v is None else v if isinstance(v, str) else orjson.dumps(v).decode()
+
+    return pa.table({n: pa.array([text(r.get(n)) for r in rows], pa.string()) for n in names})
 
 
 def _rows(body: bytes) -> list[dict[str, Any]]:
