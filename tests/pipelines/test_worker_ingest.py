@@ -23,6 +23,13 @@ clicks = st.Contract("clicks", timestamp="ts", columns=[
     st.Column("user_id", "string"), st.Column("amount", "float"), st.Column("ts", "timestamp"),
 ])
 """
+VIEW = """
+user = st.Entity("user", key="user_id")
+user_clicks = st.FeatureView("user_clicks", entity=user, source="clicks", ttl="30d", features=[
+    st.Feature("spend_1d", agg="sum", column="amount", window="1d"),
+    st.Feature("clicks_1d", agg="count", window="1d"),
+])
+"""
 
 
 def event(i: int, amount: object = None) -> Outgoing:
@@ -54,4 +61,38 @@ def test_events_become_versions_once_despite_sigkill(backend: str, tmp_path: Pat
     assert versions[0].rows == 20  # the batch ingested before the kill
     assert versions[-1].rows == 45, [v.rows for v in versions]  # every good event once; the bad one quarantined
     assert len(versions) >= 2
+    ws.close()
+
+
+def test_events_update_online_features(tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+    import datetime as dt
+
+    from strataml.features import apply, get_online_features
+
+    root = tmp_path / "ws"
+    st.Workspace.init(root, example=False).close()
+    (root / "definitions.py").write_text(DEFINITIONS + VIEW)
+    ws = st.Workspace.open(root)
+    apply(ws)
+    ws.close()
+    url, queue = queue_url("sqlite", tmp_path), f"clicks-{uuid.uuid4().hex[:8]}"
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+    def click(i: int, user: str, amount: float) -> Outgoing:
+        ts = (now - dt.timedelta(minutes=30 - i)).isoformat()
+        return Outgoing(orjson.dumps({"user_id": user, "amount": amount, "ts": ts}), f"c{i}")
+
+    publish(url, queue, [click(0, "a", 10.0), click(1, "a", 5.0), click(2, "b", 1.0)])
+    r = run(python, cli_env, root, url, queue, "--materialize", "user_clicks", "--idle-exit", "1.5")
+    assert r.returncode == 0, r.stderr
+    ws = st.Workspace.open(root)
+    got = get_online_features(ws, ["user_clicks"], [{"user_id": "a"}, {"user_id": "b"}, {"user_id": "c"}])
+    assert [(g["spend_1d"], g["clicks_1d"]) for g in got[:2]] == [(15.0, 2), (1.0, 1)]
+    assert got[2]["spend_1d"] is None
+    ws.close()
+
+    publish(url, queue, [click(3, "b", 4.0)])  # the next batch moves b's features
+    assert run(python, cli_env, root, url, queue, "--materialize", "user_clicks", "--idle-exit", "1.5").returncode == 0
+    ws = st.Workspace.open(root)
+    assert get_online_features(ws, ["user_clicks"], [{"user_id": "b"}])[0]["spend_1d"] == 5.0
     ws.close()

@@ -17,6 +17,10 @@ contract's columns; a batch of messages (``batch_rows`` rows or ``interval_s`` s
 whichever comes first) becomes one Arrow table, written as Parquet and ingested with
 :func:`strataml.data.ingest` (contract checks, quarantine, one new dataset version).
 
+With ``materialize`` (feature view names), each batch then updates those views in the
+online store (an incremental :func:`strataml.features.materialize`, from the same
+definitions as training), so the online features follow the stream.
+
 **Once only**: the worker holds a lease on every message it handles and renews it while
 working; it acknowledges a batch only after its effects are recorded in the
 :class:`~strataml.pipelines.ledger.Ledger` (SQLite, one transaction per batch). A
@@ -41,6 +45,7 @@ from typing import Any, Literal
 import orjson
 
 import strataml.data as data_layer
+import strataml.features as features_layer
 from strataml.errors import ConfigError, NotFound, StrataError, UnsafePath
 from strataml.pipelines.ledger import Ledger
 from strataml.serving import AuthError, Gateway, GatewayConfig, InputError
@@ -65,6 +70,7 @@ class WorkerConfig:
     dataset: str | None = None
     batch_rows: int = 10_000
     interval_s: float = 5.0
+    materialize: tuple[str, ...] = ()
     idle_exit_s: float | None = None
     audit_fsync: bool = True
 
@@ -229,7 +235,7 @@ class Worker:
                 self.ledger.set_state(queue, [i for i, e in known.items() if e[1] in committed], "done")
             skip = {i for i, e in known.items() if e[0] == "done" or e[1] in committed}
         else:
-            skip = set()
+            skip, committed = set(), set()
         fresh, rows, bad = [], [], []
         for d in batch:
             if d.id in skip:
@@ -257,6 +263,9 @@ class Worker:
                 path.unlink(missing_ok=True)
             log.info("batch %s: %d messages, %d rows → %s %s", batch_id, len(fresh), len(rows), dataset, report.version)
             self.ledger.set_state(queue, [d.id for d in fresh], "done")
+        if cfg.materialize and (fresh or committed):  # recomputed from the dataset: running it again changes nothing
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: features_layer.materialize(self.ws, list(cfg.materialize), incremental=True))
         taken = skip | {d.id for d in fresh}
         await self._finish([d for d in batch if d.id in taken], bad)
 
