@@ -66,6 +66,7 @@ class WorkerConfig:
     reply_to: str | None = None
     batch: int = 128
     lease_s: float = 30.0
+    linger_s: float = 0.005
     contract: str | None = None
     dataset: str | None = None
     batch_rows: int = 10_000
@@ -115,6 +116,8 @@ class Worker:
             while not self.stopping.is_set():
                 want = cfg.batch if cfg.mode == "score" else max(cfg.batch_rows - len(pending), 1)
                 got = await self.q.fetch(cfg.queue, min(want, 1000), wait=0.2 if not pending else 0.05, lease=cfg.lease_s)
+                if got and len(got) < want and cfg.linger_s > 0:  # messages arriving one by one: gather a batch, whose costs are shared
+                    got += await self.q.fetch(cfg.queue, min(want - len(got), 1000), wait=cfg.linger_s, lease=cfg.lease_s)
                 for d in got:
                     self.held[d.id] = d
                 if cfg.mode == "score":

@@ -55,6 +55,7 @@ class RabbitMQQueue(BaseQueue):
         self._ch: Any = None
         self._queues: dict[str, Any] = {}
         self._buffers: dict[str, asyncio.Queue[Any]] = {}
+        self._out: set[int] = set()  # delivery tags handed out and not yet settled
 
     async def _channel(self) -> Any:
         if self._ch is None:
@@ -78,13 +79,14 @@ class RabbitMQQueue(BaseQueue):
         return q
 
     async def _send(self, routing_key: str, body: bytes, msg_id: str, headers: dict[str, Any]) -> None:
-        import aio_pika
+        """Publish persistently and wait for the broker's confirm (on aiormq's channel:
+        aio-pika's message object costs more than the frame it becomes)."""
+        from pamqp.commands import Basic
 
         ch = await self._channel()
-        await ch.default_exchange.publish(
-            aio_pika.Message(body, message_id=msg_id, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=routing_key,
-        )
+        underlay = await ch.get_underlay_channel()
+        await underlay.basic_publish(body, exchange="", routing_key=routing_key, mandatory=False,
+                                     properties=Basic.Properties(message_id=msg_id, headers=headers, delivery_mode=2))
 
     async def _publish(self, queue: str, messages: Sequence[Outgoing]) -> None:
         await self._declare(queue)
@@ -110,20 +112,34 @@ class RabbitMQQueue(BaseQueue):
                 out.append(await asyncio.wait_for(buf.get(), wait))
         while len(out) < max_messages and not buf.empty():
             out.append(buf.get_nowait())
+        self._out.update(m.delivery_tag for m in out)
         return [self._delivery(queue, m) for m in out]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge the messages."""
+        """Acknowledge the messages: one ``multiple`` ack when they are every message
+        handed out up to the last of them (the usual batch), else one by one."""
+        if not deliveries:
+            return
+        tags = {d.handle.delivery_tag for d in deliveries}
+        last = max(deliveries, key=lambda d: int(d.handle.delivery_tag))
+        same_channel = all(d.handle.channel is last.handle.channel for d in deliveries)
+        if same_channel and all(t in tags for t in self._out if t <= last.handle.delivery_tag):
+            await last.handle.ack(multiple=True)
+            self._out = {t for t in self._out if t > last.handle.delivery_tag}
+            return
         for d in deliveries:
             await d.handle.ack()
+            self._out.discard(d.handle.delivery_tag)
 
     async def _requeue(self, delivery: Delivery, error: str) -> None:
+        self._out.discard(delivery.handle.delivery_tag)
         await delivery.handle.nack(requeue=True)
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         await self._declare(_dead(delivery.queue), dead=True)
         meta = {f"{_META}attempts": delivery.attempts, f"{_META}error": error[:4000], f"{_META}dead-at": repr(time.time())}
         await self._send(_dead(delivery.queue), delivery.body, delivery.id, {**delivery.headers, **meta})
+        self._out.discard(delivery.handle.delivery_tag)
         await delivery.handle.ack()
 
     async def renew(self, delivery: Delivery, lease: float = DEFAULT_LEASE_S) -> None:
@@ -201,3 +217,4 @@ class RabbitMQQueue(BaseQueue):
         self._conn = self._ch = None
         self._queues.clear()
         self._buffers.clear()
+        self._out.clear()
