@@ -64,7 +64,7 @@ def test_sigkill_before_ack_loses_nothing_and_repeats_nothing(backend: str, scor
     root, key = scoring_ws["root"], scoring_ws["keys"]["fraud"]
     url, queue = queue_url(backend, tmp_path), f"kill-{uuid.uuid4().hex[:8]}"
     first = [request(key, {"user_id": f"u{i % 40}", "amount_now": float(i)}) for i in range(30)]
-    publish(url, queue, first)
+    publish(url, queue, [*first, first[3]])  # an id published twice: answered once whatever the backend
     killed = worker(python, cli_env, root, url, queue, "--lease", "3", "--idle-exit", "2", failpoint="worker.before_ack")
     assert killed.returncode == -9, killed.stderr  # died after its effects, before its acknowledgement
     later = [request(key, {"user_id": f"u{i % 40}", "amount_now": float(i)}) for i in range(30, 40)]

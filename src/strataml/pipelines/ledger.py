@@ -79,6 +79,11 @@ class Ledger:
             raise
         con.execute("COMMIT")
 
+    def prune(self, older_than_s: float) -> int:
+        """Forget finished effects recorded more than ``older_than_s`` seconds ago; how many."""
+        cur = self.con.execute("DELETE FROM effects WHERE state IN ('replied', 'done') AND at < ?", (time.time() - older_than_s,))
+        return int(cur.rowcount)
+
     def close(self) -> None:
         """Close the file."""
         self.con.close()

@@ -67,6 +67,7 @@ class WorkerConfig:
     batch: int = 128
     lease_s: float = 30.0
     linger_s: float = 0.005
+    keep_effects_s: float = 7 * 86400.0  #: how long a message's effect record is kept (redelivery comes sooner)
     contract: str | None = None
     dataset: str | None = None
     batch_rows: int = 10_000
@@ -94,6 +95,7 @@ class Worker:
         self.cfg = config
         self.reply_to = config.reply_to or f"{config.queue}-results"
         self.ledger = Ledger(ws.state_dir / "queue-effects.db")
+        self.ledger.prune(config.keep_effects_s)
         self.gw = gateway
         self.held: dict[str, Delivery] = {}
         self.stopping = asyncio.Event()
@@ -177,7 +179,11 @@ class Worker:
     async def _score(self, batch: Sequence[Delivery]) -> None:
         queue = self.cfg.queue
         known = self.ledger.get(queue, [d.id for d in batch])
-        fresh = [d for d in batch if d.id not in known]
+        fresh, firsts = [], set()
+        for d in batch:  # an id published twice (a backend without deduplication) takes effect once
+            if d.id not in known and d.id not in firsts:
+                firsts.add(d.id)
+                fresh.append(d)
         outcomes = await asyncio.gather(*(self._predict(d) for d in fresh))
         flushes = [logged for _, logged, _ in outcomes if logged is not None]
         if flushes:
@@ -198,7 +204,11 @@ class Worker:
         if answered:
             self.ledger.set_state(queue, [d.id for d, _ in answered], "replied")
         done = {d.id for d, _ in answered} | {i for i, e in known.items() if e[0] == "replied"}
-        await self._finish([d for d in batch if d.id in done], rejected)
+        first_of = {id(d) for d in fresh}
+        failed = {d.id for d, _ in rejected}
+        # a second copy of an id settles with its first: acknowledged once that one took effect,
+        # dropped if it is being retried (the first copy carries the retry)
+        await self._finish([d for d in batch if d.id in done or (id(d) not in first_of and d.id in failed)], rejected)
 
     def _reply_queue(self, d: Delivery) -> str:
         return d.headers.get("reply-to") or self.reply_to
@@ -240,12 +250,17 @@ class Worker:
         else:
             skip, committed = set(), set()
         fresh, rows, bad = [], [], []
+        fresh_ids: set[str] = set()
         for d in batch:
             if d.id in skip:
+                continue
+            if d.id in fresh_ids:
+                skip.add(d.id)  # a second copy of an id in this batch: its rows once
                 continue
             try:
                 rows += _rows(d.body)
                 fresh.append(d)
+                fresh_ids.add(d.id)
             except BadMessage as exc:
                 bad.append((d, exc.message))
         if fresh:
