@@ -74,6 +74,18 @@ def redis_url() -> str:
     return need_server("Redis", os.environ.get("STRATA_TEST_REDIS", "redis://127.0.0.1:6379/0"), 6379)
 
 
+@pytest.fixture
+def rabbitmq_url() -> str:
+    """A RabbitMQ URL (``STRATA_TEST_RABBITMQ``) whose broker answers."""
+    return need_server("RabbitMQ", os.environ.get("STRATA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/"), 5672)
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """A NATS (JetStream) URL (``STRATA_TEST_NATS``) whose server answers."""
+    return need_server("NATS", os.environ.get("STRATA_TEST_NATS", "nats://127.0.0.1:4222"), 4222)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A local S3-compatible server (moto's server mode), started for the test session."""

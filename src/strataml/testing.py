@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from strataml.spine.queue.conformance import check_queue
+
 if TYPE_CHECKING:
     from strataml.features import OnlineStore
     from strataml.serving.cache import ResponseCache
     from strataml.serving.ratelimit import Buckets
 
-__all__ = ["check_online_store", "check_rate_limit_buckets", "check_response_cache"]
+__all__ = ["check_online_store", "check_queue", "check_rate_limit_buckets", "check_response_cache"]
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from strataml.cli import (
     models,
     monitor,
     monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
+    queue,
     serving,
 )
 from strataml.cli.output import err_console
@@ -42,6 +43,8 @@ app.add_typer(serving.deploy_app, name="deploy")
 app.add_typer(serving.predictions_app, name="predictions")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.command("ui")(dashboard.ui)
+app.add_typer(queue.queue_app, name="queue")
+app.command("worker")(queue.worker)
 
 
 @app.command("demo")

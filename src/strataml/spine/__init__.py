@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from strataml.spine.catalog import Catalog, utcnow
     from strataml.spine.engine import duck, quote_ident, quote_literal
     from strataml.spine.events import Event, append_event, current_actor, list_events
+    from strataml.spine.faults import failpoint
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
+    from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
     from strataml.spine.settings import Settings, load_settings
+    from strataml.spine.sqlite_wal import use_wal
     from strataml.spine.workspace import (
         Definitions,
         Workspace,
@@ -57,6 +60,14 @@ _EXPORTS = {
     "monitor_log_offsets": "monitor_tables",
     "monitor_profiles": "monitor_tables",
     "monitor_windows": "monitor_tables",
+    "failpoint": "faults",
+    "DeadLetter": "queue",
+    "Delivery": "queue",
+    "Outgoing": "queue",
+    "Queue": "queue",
+    "QueueError": "queue",
+    "open_queue": "queue",
+    "use_wal": "sqlite_wal",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -65,9 +76,14 @@ __all__ = [
     "Backend",
     "BackendKind",
     "Catalog",
+    "DeadLetter",
     "Definitions",
+    "Delivery",
     "Event",
     "LazyModule",
+    "Outgoing",
+    "Queue",
+    "QueueError",
     "Settings",
     "Workspace",
     "append_event",
@@ -76,6 +92,7 @@ __all__ = [
     "confine_key",
     "current_actor",
     "duck",
+    "failpoint",
     "find_workspace",
     "lazy_exports",
     "list_events",
@@ -85,11 +102,13 @@ __all__ = [
     "monitor_log_offsets",
     "monitor_profiles",
     "monitor_windows",
+    "open_queue",
     "owner_tag",
     "quote_ident",
     "quote_literal",
     "scheme_of",
     "sha256_file",
+    "use_wal",
     "user_code",
     "utcnow",
 ]

@@ -33,6 +33,7 @@ class Settings(BaseModel):
     catalog: str = Field("sqlite:///{state}/catalog.db", description="SQLAlchemy URL of the catalog")
     artifacts: str = Field("{state}/artifacts", description="fsspec URL or path of the artifact store")
     online: str = Field("sqlite:///{state}/online.db", description="online store URL (sqlite:/// or redis://)")
+    queue: str = Field("sqlite:///{state}/queue.db", description="queue URL (sqlite:///, redis://, amqp:// or nats://)")
     memory_limit: str = Field("1GB", description="memory the offline engine (DuckDB) may use before spilling")
     threads: int = Field(0, ge=0, le=1024, description="offline engine threads; 0 means one per core")
     ray: str | None = Field(None, description="Ray address (ray://host:port) for --engine ray")
@@ -48,7 +49,7 @@ class Settings(BaseModel):
             raise ValueError("expected a size such as '512MB' or '2GB'")
         return v.strip()
 
-    @field_validator("catalog", "online")
+    @field_validator("catalog", "online", "queue")
     @classmethod
     def _url(cls, v: str) -> str:
         if "://" not in v:
