@@ -20,6 +20,11 @@ LABELS = Contract("labels", timestamp="ts", columns=[
     Column("user_id", "string"), Column("ts", "timestamp"), Column("amount_now", "float"), Column("is_fraud", "int"),
 ])
 USER = st.Entity("user", key="user_id")
+#: the data's first day: recent, so the online store's values are within the view's ttl (the usual case)
+T0 = dt.datetime.combine(dt.date.today() - dt.timedelta(days=25), dt.time())
+#: the time of the data's last transactions
+T_END = T0 + dt.timedelta(days=20)
+
 SPEND = st.FeatureView("user_spend", entity=USER, source="tx", ttl="30d", features=[
     st.Feature("spend_7d", agg="sum", column="amount", window="7d"),
     st.Feature("tx_count_7d", agg="count", window="7d"),
@@ -41,7 +46,7 @@ def build(ws: st.Workspace, users: int = 40, seed: int = 0) -> None:
     from strataml.models import train
 
     rng = np.random.default_rng(seed)
-    t0 = dt.datetime(2026, 1, 1)
+    t0 = T0
     n = users * 20
     uid = [f"u{i % users}" for i in range(n)]
     amount = rng.gamma(2.0, 20.0, n) * np.array([1 + (i % users) / users for i in range(n)])

@@ -7,7 +7,6 @@ Each test starts its own throwaway redis-server, then kills it (down) or SIGSTOP
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import shutil
 import signal
@@ -28,7 +27,7 @@ import strataml as st
 from strataml.serving import create_key, set_traffic
 
 from .conftest import bearer, instance, make_client
-from .registry_setup import build
+from .registry_setup import T_END, build
 
 
 @dataclass
@@ -177,7 +176,7 @@ def redis_ws(tmp_path: Path, own_redis: Throwaway) -> Iterator[st.Workspace]:
     build(ws)
     from strataml.features import materialize
 
-    materialize(ws, ["user_spend"], as_of=dt.datetime(2026, 1, 21))  # within the view's ttl of the data
+    materialize(ws, ["user_spend"], as_of=T_END)  # within the view's ttl of the data
     set_traffic(ws.catalog, "fraud", {"default": 0.5, "timeout_ms": 1000})
     yield ws
     ws.close()

@@ -126,4 +126,6 @@ def test_deployment_serves_a_torch_networks_int8_export(reg_ws: st.Workspace) ->
         assert c.app.state.gateway.models.cached("fraud_mlp", "champion").sha256 == export["sha256"]
         got = r.json()["predictions"]
         assert got == pytest.approx(_expected(reg_ws, "onnx-int8", "fraud_mlp"), abs=1e-9)
-        assert got == pytest.approx(_expected(reg_ws, "native", "fraud_mlp"), abs=0.05)
+        # dynamic int8 quantisation scales activations by the batch's range, so a row's error
+        # depends on the rows beside it: near the native answer, not within the export check's 0.05
+        assert got == pytest.approx(_expected(reg_ws, "native", "fraud_mlp"), abs=0.1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import strataml as st
 from strataml.serving import create_key, set_traffic
 
 from .conftest import bearer, make_client
-from .registry_setup import build
+from .registry_setup import T_END, build
 
 KNOWN = {"user_id": "u3", "amount_now": 12.5}
 UNKNOWN = {"user_id": "nobody", "amount_now": 80.0}
@@ -26,7 +25,7 @@ def known_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st.Workspace]
 
     ws = st.Workspace.init(Path(tmp_path_factory.mktemp("unknown")) / "rws", example=False)
     build(ws)
-    materialize(ws, ["user_spend"], as_of=dt.datetime(2026, 1, 21))
+    materialize(ws, ["user_spend"], as_of=T_END)
     yield ws
     ws.close()
 
