@@ -32,10 +32,12 @@ def test_layer_doors_export_what_they_list() -> None:
 
 LAYER_NAMES = {
     "strataml.spine": {
-        "ArtifactStore", "Backend", "BackendKind", "Catalog", "Definitions", "Event", "LazyModule", "Settings",
-        "Workspace", "append_event", "check_name", "confine", "confine_key", "current_actor", "find_workspace",
-        "lazy_exports", "list_events", "load_definitions", "load_settings", "quote_ident", "scheme_of", "sha256_file",
-        "utcnow",
+        "ArtifactStore", "Backend", "BackendKind", "Catalog", "DeadLetter", "Definitions", "Delivery", "Event",
+        "LazyModule", "Outgoing", "Queue", "QueueError", "Settings", "Workspace", "append_event", "check_name",
+        "confine", "confine_key", "current_actor", "duck", "failpoint", "find_workspace", "lazy_exports",
+        "list_events", "load_definitions", "load_settings", "monitor_alerts", "monitor_log_offsets",
+        "monitor_profiles", "monitor_windows", "open_queue", "owner_tag", "quote_ident", "quote_literal",
+        "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow",
     },
     "strataml.features": {
         "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView", "OnlineStore",
@@ -44,17 +46,19 @@ LAYER_NAMES = {
         "materialize", "online_store", "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
     },
     "strataml.models": {
-        "CHAMPION", "ExportRefused", "Gate", "LoadedModel", "METRICS", "Model", "Predictor", "Run", "SignatureError",
-        "Split", "TorchEstimator", "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "export_model",
-        "get_model", "get_run", "higher_is_better", "list_exports", "list_models", "list_runs", "load_model",
-        "metric_history", "model_lineage", "package_versions", "prepare", "resolve_run_id", "resolve_version",
-        "rollback", "set_alias", "start_run", "train",
+        "CHAMPION", "METRICS", "ExportRefused", "Gate", "LoadedModel", "Model", "Predictor", "Run",
+        "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune", "UnsafeModel", "code_version",
+        "compare_runs", "export_model", "get_model", "get_run", "higher_is_better", "list_exports",
+        "list_models", "list_runs", "load_model", "load_training_data", "metric_history", "model_lineage",
+        "package_versions", "prepare", "resolve_model", "resolve_run_id", "resolve_version", "rollback",
+        "set_alias", "split_indices", "start_run", "train",
     },
     "strataml.serving": {
-        "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig", "InMemoryModels", "InputError",
-        "ModelProvider", "PUBLIC", "RegistryModels", "Servable", "Traffic", "Variant", "create_app", "create_key",
-        "from_lightgbm", "from_loaded", "get_traffic", "list_keys", "list_traffic", "openapi_document",
-        "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
+        "PUBLIC", "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig",
+        "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels", "Servable", "Traffic",
+        "Variant", "create_app", "create_key", "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded",
+        "get_traffic", "list_keys", "list_traffic", "openapi_document", "prediction_log_dir",
+        "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
     },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",

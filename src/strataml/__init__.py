@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         start_run,
         train,
     )
+    from strataml.monitoring import AlertRule as Alert
     from strataml.spine import Settings, Workspace
 
 _EXPORTS = {
@@ -51,6 +52,7 @@ _EXPORTS = {
     "train": "models",
     "Settings": "spine",
     "Workspace": "spine",
+    "Alert": "monitoring:AlertRule",
 }
 lazy_exports(__name__, _EXPORTS)
 
