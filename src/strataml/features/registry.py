@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 
-from strataml.data import Contract, DatasetVersion, get_version
+from strataml.data import DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
 from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
 from strataml.features.sql import agg_sql, request_select
@@ -67,18 +67,9 @@ class Source:
         return f"(SELECT {cols} WHERE false)"
 
 
-def _contract(ws: Workspace, name: str | None, version: str | None) -> Contract | None:
-    if not name or not version:
-        return None
-    t = schema.contracts
-    with ws.catalog.read() as conn:
-        d = conn.execute(sa.select(t.c.definition).where(t.c.name == name, t.c.version == version)).scalar()
-    return Contract.from_dict(d) if d else None
-
-
 def dataset_timestamp(ws: Workspace, dv: DatasetVersion) -> str | None:
     """The event-time column a dataset version's contract declares (None when it has none)."""
-    c = _contract(ws, dv.contract_name, dv.contract_version)
+    c = dv.contract
     return c.timestamp if c else None
 
 

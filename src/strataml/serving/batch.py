@@ -42,13 +42,9 @@ def _input_files(ws: Workspace, source: str) -> tuple[list[str], str | None]:
         v = get_version(ws, source)
     except StrataError as exc:
         raise NotFound(f"{source!r} is neither a Parquet path nor a dataset: {exc.message}", hint="pass a Parquet file, a folder of them, or DATASET[@VERSION]") from None
-    key: str | None = None
-    if v.contract_name:
-        try:
-            contract = ws.definitions.get("contract", v.contract_name)
-            key = contract.key_columns[0] if len(contract.key_columns) == 1 else None
-        except StrataError:
-            key = None
+    # the contract the version was committed under: definitions.py may have moved on since
+    contract = v.contract
+    key = contract.key_columns[0] if contract and len(contract.key_columns) == 1 else None
     return [str(x) for x in v.paths()], key
 
 
