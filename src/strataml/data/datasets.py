@@ -338,6 +338,10 @@ def _commit_once(
     t = schema.dataset_versions
     sha = version_sha(files)
     with ws.catalog.write() as conn:
+        if conn.dialect.name == "postgresql":
+            # SQLite writers already take turns (BEGIN IMMEDIATE); PostgreSQL ones queue here,
+            # until this transaction ends, instead of colliding on the version number
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": f"dataset-commit:{name}"})
         current = latest_number(conn, name)
         if parent != LATEST and current != parent:
             raise ConcurrencyError(f"{name} changed during the commit (v{current} appeared)", hint="retry")
