@@ -18,12 +18,16 @@ import sqlalchemy as sa
 
 from strataml.data.contract import Contract
 from strataml.errors import ConcurrencyError, NotFound, StrataError, UnsafePath
-from strataml.spine import schema
-from strataml.spine.catalog import Catalog, utcnow
-from strataml.spine.engine import duck, quote_literal
-from strataml.spine.events import append_event
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import (
+    Catalog,
+    Workspace,
+    append_event,
+    check_name,
+    duck,
+    quote_literal,
+    schema,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     import duckdb

@@ -47,13 +47,18 @@ from strataml.errors import (
     StrataError,
     ValidationFailed,
 )
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.engine import duck, one, quote_ident, quote_literal
-from strataml.spine.events import append_event
-from strataml.spine.faults import failpoint
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import (
+    Workspace,
+    append_event,
+    check_name,
+    duck,
+    failpoint,
+    one,
+    quote_ident,
+    quote_literal,
+    schema,
+    utcnow,
+)
 
 _TARGET_FILE_BYTES = "256MB"
 #: a row's key as one 64-bit number (equal keys, equal numbers) to find repeats cheaply

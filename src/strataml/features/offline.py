@@ -47,10 +47,7 @@ from strataml.features.registry import (
     resolve_view,
 )
 from strataml.features.sql import agg_sql, request_select
-from strataml.spine.atomic_parquet import write_parquet
-from strataml.spine.engine import quote_ident, quote_literal
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, check_name, quote_ident, quote_literal, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -21,11 +21,7 @@ from strataml.data import DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
 from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
 from strataml.features.sql import agg_sql, request_select
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.engine import duck, quote_ident
-from strataml.spine.events import append_event
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, append_event, duck, quote_ident, schema, utcnow
 
 #: DuckDB types an entity key may have (online keys are their text form)
 KEY_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"}

@@ -41,7 +41,7 @@ from strataml.models.registry import (
 )
 from strataml.models.serialization import dump, flavor
 from strataml.models.tracking import Run
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace
 
 
 @dataclass

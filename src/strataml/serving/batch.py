@@ -24,8 +24,7 @@ import pyarrow.parquet as pq
 
 from strataml.errors import ConfigError, MissingExtra, NotFound, StrataError
 from strataml.serving.servable import ModelProvider, RegistryModels, Servable, normalise
-from strataml.spine.atomic_parquet import AtomicParquet
-from strataml.spine.workspace import Workspace
+from strataml.spine import AtomicParquet, Workspace
 
 
 def _input_files(ws: Workspace, source: str) -> tuple[list[str], str | None]:
