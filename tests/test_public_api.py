@@ -26,7 +26,7 @@ def test_layer_doors_export_what_they_list() -> None:
     assert set(strataml.data.__all__) == {
         "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec", "breaking_changes", "diff",
         "get_version", "infer_contract", "ingest", "list_datasets", "list_versions", "parse_ref", "quarantine_rows",
-        "resolve_contract",
+        "resolve_contract", "LATEST", "commit_version", "latest_version",
     }
 
 
@@ -35,7 +35,10 @@ LAYER_NAMES = {
         "ArtifactStore", "Backend", "BackendKind", "Catalog", "Definitions", "Event", "LazyModule", "Settings",
         "Workspace", "append_event", "check_name", "confine", "confine_key", "current_actor", "find_workspace",
         "lazy_exports", "list_events", "load_definitions", "load_settings", "quote_ident", "scheme_of", "sha256_file",
-        "utcnow",
+        "utcnow", "AtomicParquet", "DEFINITIONS_FILE", "DataVersion", "DeadLetter", "Delivery", "Outgoing", "Queue",
+        "QueueError", "definition_hash", "duck", "failpoint", "monitor_alerts", "monitor_log_offsets", "monitor_profiles",
+        "monitor_windows", "one", "open_queue", "owner_tag", "quote_literal", "redis_client", "use_wal", "user_code",
+        "write_parquet",
     },
     "strataml.features": {
         "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView", "OnlineStore",
