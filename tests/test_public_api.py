@@ -26,24 +26,26 @@ def test_layer_doors_export_what_they_list() -> None:
     assert set(strataml.data.__all__) == {
         "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec", "breaking_changes", "diff",
         "get_version", "infer_contract", "ingest", "list_datasets", "list_versions", "parse_ref", "quarantine_rows",
-        "resolve_contract",
+        "resolve_contract", "LATEST", "commit_version", "latest_version",
     }
 
 
 LAYER_NAMES = {
     "strataml.spine": {
-        "ArtifactStore", "Backend", "BackendKind", "Catalog", "DeadLetter", "Definitions", "Delivery", "Event",
-        "LazyModule", "Outgoing", "Queue", "QueueError", "Settings", "Workspace", "append_event", "check_name",
-        "confine", "confine_key", "current_actor", "duck", "failpoint", "find_workspace", "lazy_exports",
+        "DEFINITIONS_FILE", "ArtifactStore", "AtomicParquet", "Backend", "BackendKind", "Catalog",
+        "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
+        "QueueError", "Settings", "Workspace", "append_event", "check_name", "confine", "confine_key",
+        "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
         "list_events", "load_definitions", "load_settings", "monitor_alerts", "monitor_log_offsets",
-        "monitor_profiles", "monitor_windows", "open_queue", "owner_tag", "quote_ident", "quote_literal",
-        "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow",
+        "monitor_profiles", "monitor_windows", "one", "open_queue", "owner_tag", "quote_ident", "quote_literal",
+        "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
     },
     "strataml.features": {
-        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView", "OnlineStore",
-        "OnlineStoreError", "RedisOnlineStore", "RequestFeature", "SQLiteOnlineStore", "TrainingSet", "ViewReader",
-        "apply", "build_training_set", "check_skew", "compute_request_features", "get_online_features", "list_views",
-        "materialize", "online_store", "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
+        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView",
+        "OnlineStore", "OnlineStoreError", "RedisOnlineStore", "RequestFeature", "SQLiteOnlineStore",
+        "TrainingSet", "ViewReader", "apply", "build_training_set", "check_skew", "compute_request_features",
+        "get_online_features", "list_views", "materialize", "online_store", "open_online_store",
+        "parse_duration", "register", "resolve_view", "show_view",
     },
     "strataml.models": {
         "CHAMPION", "METRICS", "ExportRefused", "Gate", "LoadedModel", "Model", "Predictor", "Run",

@@ -109,3 +109,23 @@ def test_ray_engine_scores_a_dataset_version(workspace, models, tmp_path: Path) 
     b = pq.read_table(tmp_path / "r.parquet").sort_by("row_id")
     assert a.column("row_id").to_pylist() == b.column("row_id").to_pylist() == sorted(f"t{i}" for i in range(4000))
     assert np.allclose(a.column("prediction").to_numpy(), b.column("prediction").to_numpy())
+
+
+def test_an_old_version_is_scored_under_its_recorded_contract(workspace, models, tmp_path: Path) -> None:
+    # the contract evolves after scoring@v1 was committed: a nullable column joins the key
+    from strataml.data import Column, Contract, get_version, ingest
+
+    columns = [Column("tx_id", "string"), *(Column(f, "float") for f in FEATURES)]
+    workspace.definitions.add(Contract("scoring", key="tx_id", columns=columns))
+    src = _input(tmp_path, 1000)
+    assert ingest(workspace, str(src / "a.parquet"), contract="scoring").version == "v1"
+    evolved = Contract("scoring", key=["tx_id", "region"], columns=[*columns, Column("region", "string")])
+    workspace.definitions.add(evolved)
+    v1 = get_version(workspace, "scoring@v1")
+    assert v1.contract is not None and v1.contract.key_columns == ("tx_id",) and "region" not in v1.contract.column_names
+    assert v1.contract.version != evolved.version
+    report = score(workspace, "fraud", "scoring@v1", tmp_path / "o.parquet", models=models)
+    got = pq.read_table(tmp_path / "o.parquet")
+    # row ids come from v1's own key, not positions (the evolved key has two columns)
+    assert report["rows"] == 1000
+    assert sorted(got.column("row_id").to_pylist()) == sorted(f"t{i}" for i in range(1000))

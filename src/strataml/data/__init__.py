@@ -9,9 +9,12 @@ from strataml.spine import lazy_exports
 if TYPE_CHECKING:
     from strataml.data.contract import TYPES, Column, Contract, breaking_changes
     from strataml.data.datasets import (
+        LATEST,
         DatasetVersion,
+        commit_version,
         diff,
         get_version,
+        latest_version,
         list_datasets,
         list_versions,
         parse_ref,
@@ -26,6 +29,9 @@ _EXPORTS = {
     "Contract": "contract",
     "breaking_changes": "contract",
     "DatasetVersion": "datasets",
+    "LATEST": "datasets",
+    "commit_version": "datasets",
+    "latest_version": "datasets",
     "diff": "datasets",
     "get_version": "datasets",
     "list_datasets": "datasets",
@@ -41,6 +47,7 @@ _EXPORTS = {
 lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "LATEST",
     "TYPES",
     "Column",
     "Contract",
@@ -48,10 +55,12 @@ __all__ = [
     "IngestReport",
     "SourceSpec",
     "breaking_changes",
+    "commit_version",
     "diff",
     "get_version",
     "infer_contract",
     "ingest",
+    "latest_version",
     "list_datasets",
     "list_versions",
     "parse_ref",

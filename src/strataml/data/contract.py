@@ -18,8 +18,7 @@ from typing import Any
 import duckdb
 
 from strataml.errors import ContractError
-from strataml.spine.hashing import definition_hash
-from strataml.spine.paths import check_name
+from strataml.spine import check_name, definition_hash
 
 #: contract type → DuckDB type
 TYPES: dict[str, str] = {

@@ -9,18 +9,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from strataml.errors import NotFound, UnsafePath
-from strataml.spine import schema
-from strataml.spine.catalog import Catalog
-from strataml.spine.engine import duck, quote_literal
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.data.contract import Contract
+from strataml.errors import ConcurrencyError, NotFound, StrataError, UnsafePath
+from strataml.spine import (
+    Catalog,
+    Workspace,
+    append_event,
+    check_name,
+    duck,
+    quote_literal,
+    schema,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -75,6 +82,17 @@ class DatasetVersion:
     def columns(self) -> list[str]:
         """Column names in order."""
         return [c["name"] for c in self.schema]
+
+    @property
+    def contract(self) -> Contract | None:
+        """The contract this version was committed under, as recorded then (None when it has none).
+
+        ``definitions.py`` may have evolved since; this is the version's own contract.
+        """
+        if not self.contract_name or not self.contract_version:
+            return None
+        with self._ws().catalog.read() as conn:
+            return recorded_contract(conn, self.contract_name, self.contract_version)
 
     def to_dict(self) -> dict[str, Any]:
         """What ``strata datasets show --json`` prints."""
@@ -238,3 +256,122 @@ def diff(ws: Workspace, a_ref: str, b_ref: str) -> dict[str, Any]:
         "columns_retyped": sorted(c for c in set(a_cols) & set(b_cols) if a_cols[c] != b_cols[c]),
         "contract": {"from": a.contract_version, "to": b.contract_version},
     }
+
+
+def latest_version(ws: Workspace, name: str) -> DatasetVersion | None:
+    """The newest version of dataset ``name``, or None when it has none yet."""
+    t = schema.dataset_versions
+    with ws.catalog.read() as conn:
+        number = latest_number(conn, name)
+        if number is None:
+            return None
+        row = conn.execute(sa.select(t).where(t.c.dataset == name, t.c.number == number)).mappings().one()
+    return _row_to_version(row, ws)
+
+
+# --- contracts and commits -----------------------------------------------------------
+
+
+def recorded_contract(conn: sa.Connection, name: str, version: str) -> Contract | None:
+    """Contract ``name`` at ``version`` as the catalog recorded it (None when unrecorded)."""
+    t = schema.contracts
+    d = conn.execute(sa.select(t.c.definition).where(t.c.name == name, t.c.version == version)).scalar()
+    return Contract.from_dict(d) if d else None
+
+
+def register_contract(conn: sa.Connection, contract: Contract) -> None:
+    """Record ``contract`` at its version in the catalog, once."""
+    if recorded_contract(conn, contract.name, contract.version) is not None:
+        return
+    conn.execute(schema.contracts.insert().values(
+        name=contract.name, version=contract.version, definition=contract.to_dict(), created_at=utcnow()
+    ))
+    append_event(conn, "contract.registered", contract.name, {"version": contract.version})
+
+
+#: ``parent=LATEST``: the new version does not depend on the one before it (see commit_version)
+LATEST: Literal["latest"] = "latest"
+_RETRIES = 5
+
+
+def commit_version(
+    ws: Workspace,
+    name: str,
+    files: list[dict[str, Any]],
+    *,
+    kind: str,
+    columns: list[dict[str, str]],
+    lineage: dict[str, Any],
+    parent: int | Literal["latest"] | None = LATEST,
+    contract: Contract | None = None,
+    source: str | None = None,
+    stats: dict[str, Any] | None = None,
+    event: dict[str, Any] | None = None,
+    reuse_identical: bool = False,
+    within: Callable[[sa.Connection, int], None] | None = None,
+) -> DatasetVersion:
+    """Make ``files`` (every file of the version, in order) the next version of dataset ``name``.
+
+    The version appears in one catalog transaction with its dataset row (of ``kind``),
+    its contract and a ``dataset.version_created`` event (carrying ``event`` too);
+    ``within(conn, number)`` adds the caller's own rows to that transaction.
+
+    ``parent`` is the version the files were built on (None: the dataset was empty).
+    When another writer committed since, nothing is written and :class:`ConcurrencyError`
+    says so: the caller rebuilds on the new version. With ``LATEST`` the files stand on
+    their own and the version goes after whatever is newest, retrying when a concurrent
+    commit takes the number first. With ``reuse_identical``, a newest version with the
+    same files and lineage is returned instead of a copy.
+    """
+    for attempt in range(_RETRIES):
+        try:
+            return _commit_once(ws, name, files, kind, columns, lineage, parent, contract, source, stats or {},
+                                event or {}, reuse_identical, within)
+        except sa.exc.IntegrityError:
+            # a concurrent commit inserted the same dataset or version number first
+            if parent != LATEST or attempt == _RETRIES - 1:
+                raise ConcurrencyError(f"{name} changed while this version was committed", hint="retry") from None
+    raise AssertionError("unreachable")
+
+
+def _commit_once(
+    ws: Workspace, name: str, files: list[dict[str, Any]], kind: str, columns: list[dict[str, str]],
+    lineage: dict[str, Any], parent: int | Literal["latest"] | None, contract: Contract | None, source: str | None,
+    stats: dict[str, Any], event: dict[str, Any], reuse_identical: bool, within: Callable[[sa.Connection, int], None] | None,
+) -> DatasetVersion:
+    t = schema.dataset_versions
+    sha = version_sha(files)
+    with ws.catalog.write() as conn:
+        if conn.dialect.name == "postgresql":
+            # SQLite writers already take turns (BEGIN IMMEDIATE); PostgreSQL ones queue here,
+            # until this transaction ends, instead of colliding on the version number
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": f"dataset-commit:{name}"})
+        current = latest_number(conn, name)
+        if parent != LATEST and current != parent:
+            raise ConcurrencyError(f"{name} changed during the commit (v{current} appeared)", hint="retry")
+        existing_kind = conn.execute(sa.select(schema.datasets.c.kind).where(schema.datasets.c.name == name)).scalar()
+        if existing_kind is None:
+            conn.execute(schema.datasets.insert().values(name=name, kind=kind, created_at=utcnow()))
+        elif existing_kind != kind:
+            raise StrataError(
+                f"dataset {name!r} holds {existing_kind.replace('_', ' ')} versions, not {kind.replace('_', ' ')} ones",
+                hint="choose another dataset name",
+            )
+        if reuse_identical and current is not None:
+            prev = conn.execute(sa.select(t).where(t.c.dataset == name, t.c.number == current)).mappings().one()
+            if prev["sha256"] == sha and prev["lineage"] == lineage:
+                return _row_to_version(prev, ws)
+        if contract is not None:
+            register_contract(conn, contract)
+        number = (current or 0) + 1
+        values: dict[str, Any] = {
+            "dataset": name, "number": number, "sha256": sha, "rows": sum(f["rows"] for f in files),
+            "schema": columns, "files": files, "contract_name": contract.name if contract else None,
+            "contract_version": contract.version if contract else None, "source": source, "parent": current,
+            "stats": stats, "lineage": lineage, "created_at": utcnow(),
+        }
+        conn.execute(t.insert().values(**values))
+        if within is not None:
+            within(conn, number)
+        append_event(conn, "dataset.version_created", name, {"version": f"v{number}", "rows": values["rows"]} | event)
+    return _row_to_version(values, ws)

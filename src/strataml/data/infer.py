@@ -11,7 +11,7 @@ import duckdb
 
 from strataml.data.sources import SourceSpec, open_source
 from strataml.errors import SourceError
-from strataml.spine.engine import duck, one, quote_ident
+from strataml.spine import duck, one, quote_ident
 
 _SAMPLE_CELLS = 20_000_000
 _FROM_DUCK = {

@@ -30,7 +30,13 @@ import sqlalchemy as sa
 from strataml.data.badrows import FUNCTION as BAD_ROWS
 from strataml.data.badrows import BadRows
 from strataml.data.contract import Contract, breaking_changes
-from strataml.data.datasets import latest_number, version_sha
+from strataml.data.datasets import (
+    DatasetVersion,
+    commit_version,
+    latest_number,
+    latest_version,
+    register_contract,
+)
 from strataml.data.parts import digest_later, file_list, parts
 from strataml.data.sources import SourceSpec, open_source, recheck_cast_rejects
 from strataml.data.validate import build_plan
@@ -41,13 +47,18 @@ from strataml.errors import (
     StrataError,
     ValidationFailed,
 )
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.engine import duck, one, quote_ident, quote_literal
-from strataml.spine.events import append_event
-from strataml.spine.faults import failpoint
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import (
+    Workspace,
+    append_event,
+    check_name,
+    duck,
+    failpoint,
+    one,
+    quote_ident,
+    quote_literal,
+    schema,
+    utcnow,
+)
 
 _TARGET_FILE_BYTES = "256MB"
 #: a row's key as one 64-bit number (equal keys, equal numbers) to find repeats cheaply
@@ -167,7 +178,7 @@ class _Ingestion:
             bad.register(con)
             # An append checks every key against the dataset, and re-delivered rows are common:
             # staging every row at once (as the checks would) beats writing them twice.
-            appending = bool(known and known["files"])
+            appending = bool(known and known.files)
             try:
                 first = [] if appending else self._first_pass(con, plan.select, stage / "pass")
                 bad.close()
@@ -266,7 +277,7 @@ class _Ingestion:
         )
         return parts(out)
 
-    def _clashes(self, con: duckdb.DuckDBPyConnection, files: list[Path], parent: dict[str, Any] | None) -> bool:
+    def _clashes(self, con: duckdb.DuckDBPyConnection, files: list[Path], parent: DatasetVersion | None) -> bool:
         """Whether the first pass's good rows repeat a key or a unique value, or clash with the dataset."""
         src = f"read_parquet({file_list(files)})"
         rows = sum(pq.read_metadata(f).num_rows for f in files)
@@ -277,55 +288,45 @@ class _Ingestion:
             k = ", ".join(quote_ident(c) for c in cols)
             if len(_repeats(con, f"SELECT {_KEY_HASH.format(k)} AS h FROM {src} WHERE {where}", rows)):
                 return True
-            existing = self._existing(parent, cols) if parent and set(cols) <= {c["name"] for c in parent["schema"]} else None
+            existing = self._existing(parent, cols) if parent and set(cols) <= {c["name"] for c in parent.schema} else None
             if existing:
                 on = " AND ".join(f"f.{quote_ident(c)} = e.{quote_ident(c)}" for c in cols)
                 if one(con, f"SELECT count(*) FROM (SELECT * FROM {src} f SEMI JOIN {existing} e ON {on} LIMIT 1)")[0]:
                     return True
         return False
 
-    def _parent(self) -> tuple[dict[str, Any] | None, bool]:
-        """The latest version (as a row) and whether this batch starts the dataset over."""
-        t = schema.dataset_versions
-        with self.ws.catalog.read() as conn:
-            n = latest_number(conn, self.dataset)
-            if n is None:
-                return None, False
-            row = dict(conn.execute(sa.select(t).where(t.c.dataset == self.dataset, t.c.number == n)).mappings().one())
-            old_def = None
-            if row["contract_name"] and row["contract_version"] != self.contract.version:
-                old_def = conn.execute(
-                    sa.select(schema.contracts.c.definition).where(
-                        schema.contracts.c.name == row["contract_name"],
-                        schema.contracts.c.version == row["contract_version"],
-                    )
-                ).scalar()
-        if old_def is None:
-            return row, False
-        problems = breaking_changes(Contract.from_dict(old_def), self.contract)
+    def _parent(self) -> tuple[DatasetVersion | None, bool]:
+        """The latest version and whether this batch starts the dataset over."""
+        parent = latest_version(self.ws, self.dataset)
+        if parent is None:
+            return None, False
+        old = parent.contract if parent.contract_version != self.contract.version else None
+        if old is None:
+            return parent, False
+        problems = breaking_changes(old, self.contract)
         if problems and not self.allow_breaking:
             raise ContractError(
-                f"contract {self.contract.name!r} changed incompatibly since {self.dataset}@v{n}: " + "; ".join(problems),
+                f"contract {self.contract.name!r} changed incompatibly since {parent.ref}: " + "; ".join(problems),
                 hint="make the change compatible (add columns as nullable), or pass --allow-breaking to start "
                 "the dataset over from this batch under the new contract (older versions stay readable)",
             )
-        return row, bool(problems)
+        return parent, bool(problems)
 
-    def _existing(self, parent: dict[str, Any] | None, columns: list[str]) -> str | None:
-        if parent is None or not parent["files"]:
+    def _existing(self, parent: DatasetVersion | None, columns: list[str]) -> str | None:
+        if parent is None or not parent.files:
             return None
-        paths = [self.ws.artifacts.local_path(f["sha256"]) for f in parent["files"]]
+        paths = [self.ws.artifacts.local_path(f["sha256"]) for f in parent.files]
         files = "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
         cols = ", ".join(quote_ident(c) for c in columns)
         return f"(SELECT {cols} FROM read_parquet({files}, union_by_name=true))"
 
-    def _check_unique(self, con: duckdb.DuckDBPyConnection, parent: dict[str, Any] | None) -> None:
+    def _check_unique(self, con: duckdb.DuckDBPyConnection, parent: DatasetVersion | None) -> None:
         key = set(self.contract.key_columns)
         for col in self.contract.columns:
             if not col.unique or (len(key) == 1 and col.name in key):
                 continue
             q = quote_ident(col.name)
-            existing = self._existing(parent, [col.name]) if parent and col.name in {c["name"] for c in parent["schema"]} else None
+            existing = self._existing(parent, [col.name]) if parent and col.name in {c["name"] for c in parent.schema} else None
             clash = f" OR s.{q} IN (SELECT {q} FROM {existing})" if existing else ""
             raw = "[" + ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in self.contract.column_names) + "]"
             con.execute(
@@ -338,7 +339,7 @@ class _Ingestion:
                     WHERE s._errors IS NULL AND (s.rowid <> f._first{clash}))"""
             )
 
-    def _find_duplicates(self, con: duckdb.DuckDBPyConnection, parent: dict[str, Any] | None) -> None:
+    def _find_duplicates(self, con: duckdb.DuckDBPyConnection, parent: DatasetVersion | None) -> None:
         key = list(self.contract.key_columns)
         if not key:
             con.execute("CREATE TEMP TABLE _dup (_row BIGINT)")
@@ -505,17 +506,6 @@ class _Ingestion:
 
     # --- catalog ---------------------------------------------------------------------
 
-    def _register_contract(self, conn: sa.Connection) -> None:
-        t = schema.contracts
-        exists = conn.execute(
-            sa.select(t.c.version).where(t.c.name == self.contract.name, t.c.version == self.contract.version)
-        ).first()
-        if not exists:
-            conn.execute(t.insert().values(
-                name=self.contract.name, version=self.contract.version, definition=self.contract.to_dict(), created_at=utcnow()
-            ))
-            append_event(conn, "contract.registered", self.contract.name, {"version": self.contract.version})
-
     def _insert_ingest(self, conn: sa.Connection, report: IngestReport, number: int | None) -> None:
         sha = report.quarantine.rsplit("/", 1)[1] if report.quarantine else None
         conn.execute(schema.ingests.insert().values(
@@ -526,49 +516,44 @@ class _Ingestion:
 
     def _record_failure(self, report: IngestReport) -> None:
         with self.ws.catalog.write() as conn:
-            self._register_contract(conn)
+            register_contract(conn, self.contract)
             self._insert_ingest(conn, report, None)
             append_event(conn, "dataset.batch_rejected", self.dataset, {
                 "ingest": self.id, "source": report.source,
                 "checks": [t for t in report.table_checks if not t["passed"]],
             })
 
-    def _commit(self, parent: dict[str, Any] | None, files: list[dict[str, Any]], report: IngestReport, reset: bool) -> None:
-        t = schema.dataset_versions
-        with self.ws.catalog.write() as conn:
-            current = latest_number(conn, self.dataset)
-            expected = parent["number"] if parent else None
-            if current != expected:
-                raise ConcurrencyError(f"{self.dataset} changed during ingestion (v{current} appeared)", hint="retry")
-            self._register_contract(conn)
-            if parent is None:
-                exists = conn.execute(sa.select(schema.datasets.c.name).where(schema.datasets.c.name == self.dataset)).first()
-                if not exists:
-                    conn.execute(schema.datasets.insert().values(name=self.dataset, kind="ingest", created_at=utcnow()))
-            if not files:
+    def _commit(self, parent: DatasetVersion | None, files: list[dict[str, Any]], report: IngestReport, reset: bool) -> None:
+        expected = parent.number if parent else None
+        if not files:
+            with self.ws.catalog.write() as conn:
+                if latest_number(conn, self.dataset) != expected:
+                    raise ConcurrencyError(f"{self.dataset} changed during ingestion", hint="retry")
+                register_contract(conn, self.contract)
                 self._insert_ingest(conn, report, None)
                 append_event(conn, "dataset.ingest_unchanged", self.dataset, {"ingest": self.id, "rows_read": report.rows_read})
-                return
-            number = (current or 0) + 1
-            all_files = ([] if parent is None or reset else list(parent["files"])) + files
-            report.version = f"v{number}"
-            rows = sum(f["rows"] for f in all_files)
-            conn.execute(t.insert().values(
-                dataset=self.dataset, number=number, sha256=version_sha(all_files), rows=rows,
-                schema=[{"name": c.name, "type": c.sql_type} for c in self.contract.columns],
-                files=all_files, contract_name=self.contract.name, contract_version=self.contract.version,
-                source=report.source, parent=expected,
+            return
+        all_files = ([] if parent is None or reset else list(parent.files)) + files
+        report.version = f"v{(expected or 0) + 1}"
+
+        def record(conn: sa.Connection, number: int) -> None:
+            self._insert_ingest(conn, report, number)
+            failpoint("ingest.before_commit")
+
+        try:
+            commit_version(
+                self.ws, self.dataset, all_files, kind="ingest", parent=expected, contract=self.contract,
+                columns=[{"name": c.name, "type": c.sql_type} for c in self.contract.columns], source=report.source,
                 stats={k: v for k, v in report.to_dict().items() if k in ("rows_read", "accepted", "rejected", "duplicates", "rejected_by_rule")}
                 | {"reset": reset},
                 lineage={"ingest": self.id, "source": report.source, "parent": f"{self.dataset}@v{expected}" if expected else None},
-                created_at=utcnow(),
-            ))
-            self._insert_ingest(conn, report, number)
-            append_event(conn, "dataset.version_created", self.dataset, {
-                "version": f"v{number}", "rows": rows, "accepted": report.accepted, "rejected": report.rejected,
-                "duplicates": report.duplicates, "ingest": self.id, "contract_version": self.contract.version,
-            })
-            failpoint("ingest.before_commit")
+                event={"accepted": report.accepted, "rejected": report.rejected, "duplicates": report.duplicates,
+                       "ingest": self.id, "contract_version": self.contract.version},
+                within=record,
+            )
+        except BaseException:
+            report.version = None
+            raise
         failpoint("ingest.after_commit")
 
 

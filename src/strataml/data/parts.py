@@ -7,8 +7,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from strataml.spine.artifacts import sha256_file
-from strataml.spine.engine import quote_literal
+from strataml.spine import quote_literal, sha256_file
 
 
 def parts(out: Path) -> list[Path]:

@@ -22,8 +22,7 @@ import duckdb
 import orjson
 
 from strataml.errors import MissingExtra, SourceError, UnsafePath
-from strataml.spine import owner_tag
-from strataml.spine.engine import quote_ident, quote_literal
+from strataml.spine import owner_tag, quote_ident, quote_literal
 
 _FILE_FORMATS = {
     ".csv": "csv",

@@ -17,7 +17,7 @@ import duckdb
 
 from strataml.data.contract import Column, Contract
 from strataml.errors import ContractError, SourceError
-from strataml.spine.engine import quote_ident, quote_literal
+from strataml.spine import quote_ident, quote_literal
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,7 @@ from typing import Any
 
 from strataml.data.contract import TYPES
 from strataml.errors import ConfigError
-from strataml.spine.hashing import definition_hash
-from strataml.spine.paths import check_name
+from strataml.spine import check_name, definition_hash
 
 #: aggregation name → DuckDB aggregate (``{c}`` is the column, ``{o}`` the event order)
 AGGREGATIONS: dict[str, str] = {

@@ -21,7 +21,7 @@ from strataml.features.definitions import FeatureView, RequestFeature
 from strataml.features.online import OnlineStore, open_online_store
 from strataml.features.registry import FeatureError, engine, resolve_source, resolve_view
 from strataml.features.sql import request_select
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace
 
 
 @dataclass

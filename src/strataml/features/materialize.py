@@ -39,12 +39,16 @@ from strataml.features.registry import (
     resolve_view,
 )
 from strataml.features.sql import agg_sql
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.engine import one, quote_ident, quote_literal
-from strataml.spine.events import append_event
-from strataml.spine.faults import failpoint
-from strataml.spine.workspace import Workspace
+from strataml.spine import (
+    Workspace,
+    append_event,
+    failpoint,
+    one,
+    quote_ident,
+    quote_literal,
+    schema,
+    utcnow,
+)
 
 BATCH_ROWS = 50_000
 

@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 
-from strataml.data import DatasetVersion, get_version
-from strataml.data.datasets import latest_number, version_sha
+from strataml.data import DatasetVersion, commit_version, get_version, list_versions
+from strataml.errors import StrataError
 from strataml.features.definitions import FeatureView, RequestFeature
 from strataml.features.registry import (
     KEY_TYPES,
@@ -48,13 +47,7 @@ from strataml.features.registry import (
     resolve_view,
 )
 from strataml.features.sql import agg_sql, request_select
-from strataml.spine import schema
-from strataml.spine.atomic_parquet import write_parquet
-from strataml.spine.catalog import utcnow
-from strataml.spine.engine import quote_ident, quote_literal
-from strataml.spine.events import append_event
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, check_name, quote_ident, quote_literal, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -370,15 +363,11 @@ def build_training_set(
 
 def _recorded(ws: Workspace, name: str, lineage: dict[str, Any]) -> DatasetVersion | None:
     """The newest version of training set ``name`` built from exactly ``lineage``, if any."""
-    t = schema.dataset_versions
-    with ws.catalog.read() as conn:
-        rows = conn.execute(
-            sa.select(t.c.number, t.c.lineage).where(t.c.dataset == name).order_by(t.c.number.desc())
-        ).all()
-    for number, recorded in rows:
-        if recorded == lineage:
-            return get_version(ws, f"{name}@v{number}")
-    return None
+    try:
+        versions = list_versions(ws, name)
+    except StrataError:  # a name that cannot be a dataset is refused when recording
+        return None
+    return next((v for v in reversed(versions) if v.lineage == lineage), None)
 
 
 def _record(ws: Workspace, name: str, path: Path, table: pa.Table, lineage: dict[str, Any]) -> str:
@@ -386,31 +375,13 @@ def _record(ws: Workspace, name: str, path: Path, table: pa.Table, lineage: dict
     check_name(name, "training set name")
     rows = table.num_rows
     sha = ws.artifacts.put_file(path, move=True)
-    files = [{"sha256": sha, "rows": rows}]
-    t = schema.dataset_versions
-    with ws.catalog.write() as conn:
-        kind = conn.execute(sa.select(schema.datasets.c.kind).where(schema.datasets.c.name == name)).scalar()
-        if kind is None:
-            conn.execute(schema.datasets.insert().values(name=name, kind="training_set", created_at=utcnow()))
-        elif kind != "training_set":
-            raise FeatureError(f"dataset {name!r} exists and is not a training set", hint="choose another name")
-        current = latest_number(conn, name)
-        if current is not None:
-            prev = conn.execute(sa.select(t.c.sha256, t.c.lineage).where(t.c.dataset == name, t.c.number == current)).one()
-            if prev.sha256 == version_sha(files) and prev.lineage == lineage:
-                return f"{name}@v{current}"
-        number = (current or 0) + 1
-        conn.execute(t.insert().values(
-            dataset=name, number=number, sha256=version_sha(files), rows=rows,
-            schema=[{"name": f.name, "type": _duck_type(f.type)} for f in table.schema],
-            files=files, contract_name=None, contract_version=None, source=lineage["labels"], parent=current,
-            stats={"rows": rows}, lineage=lineage, created_at=utcnow(),
-        ))
-        append_event(conn, "dataset.version_created", name, {
-            "version": f"v{number}", "rows": rows, "kind": "training_set",
-            "labels": lineage["labels"], "views": lineage["views"],
-        })
-    return f"{name}@v{number}"
+    version = commit_version(
+        ws, name, [{"sha256": sha, "rows": rows}], kind="training_set", reuse_identical=True,
+        columns=[{"name": f.name, "type": _duck_type(f.type)} for f in table.schema],
+        source=lineage["labels"], stats={"rows": rows}, lineage=lineage,
+        event={"kind": "training_set", "labels": lineage["labels"], "views": lineage["views"]},
+    )
+    return version.ref
 
 
 def _duck_type(t: pa.DataType) -> str:

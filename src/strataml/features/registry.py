@@ -17,15 +17,11 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 
-from strataml.data import Contract, DatasetVersion, get_version
+from strataml.data import DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
 from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
 from strataml.features.sql import agg_sql, request_select
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.engine import duck, quote_ident
-from strataml.spine.events import append_event
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, append_event, duck, quote_ident, schema, utcnow
 
 #: DuckDB types an entity key may have (online keys are their text form)
 KEY_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"}
@@ -67,18 +63,9 @@ class Source:
         return f"(SELECT {cols} WHERE false)"
 
 
-def _contract(ws: Workspace, name: str | None, version: str | None) -> Contract | None:
-    if not name or not version:
-        return None
-    t = schema.contracts
-    with ws.catalog.read() as conn:
-        d = conn.execute(sa.select(t.c.definition).where(t.c.name == name, t.c.version == version)).scalar()
-    return Contract.from_dict(d) if d else None
-
-
 def dataset_timestamp(ws: Workspace, dv: DatasetVersion) -> str | None:
     """The event-time column a dataset version's contract declares (None when it has none)."""
-    c = _contract(ws, dv.contract_name, dv.contract_version)
+    c = dv.contract
     return c.timestamp if c else None
 
 

@@ -27,8 +27,7 @@ from strataml.features.registry import (
     resolve_source,
     resolve_view,
 )
-from strataml.spine.engine import quote_ident
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, quote_ident
 
 REL_TOL = 1e-9
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from strataml.errors import ConfigError
 from strataml.models.metrics import METRICS, higher_is_better
-from strataml.spine import user_code
-from strataml.spine.paths import check_name
+from strataml.spine import check_name, user_code
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from strataml._version import __version__
-from strataml.spine.workspace import DEFINITIONS_FILE, Workspace
+from strataml.spine import DEFINITIONS_FILE, Workspace
 
 PACKAGES = ("strataml", "numpy", "pandas", "pyarrow", "duckdb", "scikit-learn", "lightgbm", "skops", "optuna", "xgboost", "torch", "safetensors")
 

@@ -32,10 +32,7 @@ from strataml.errors import ConfigError, MissingExtra, StrataError
 from strataml.models.onnx_runtime import load_onnx, require_onnx
 from strataml.models.predictor import Predictor, prepare
 from strataml.models.registry import export_dict, load_model, resolve_version
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.events import append_event, current_actor
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, append_event, current_actor, schema, utcnow
 
 #: how a deployment may run a version: its native artifact or one of its ONNX exports
 QUANTIZATIONS = ("int8",)
@@ -269,7 +266,7 @@ def _sample(
             continue
         try:
             from strataml.data import get_version
-            from strataml.spine.engine import duck, quote_ident
+            from strataml.spine import duck, quote_ident
 
             dv = get_version(ws, str(ref))
             if not set(names) <= set(dv.columns):

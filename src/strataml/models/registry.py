@@ -20,11 +20,7 @@ from strataml.errors import ConfigError, NotFound, StrataError
 from strataml.models.definitions import Model
 from strataml.models.predictor import Predictor
 from strataml.models.serialization import Serialized
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.events import append_event, current_actor
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, append_event, check_name, current_actor, schema, utcnow
 
 CHAMPION = "champion"
 #: formats whose artifact holds weights only; loading rebuilds the network from the definition

@@ -24,10 +24,7 @@ import orjson
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound, StrataError
-from strataml.spine import schema
-from strataml.spine.catalog import utcnow
-from strataml.spine.events import append_event
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, append_event, schema, utcnow
 
 _FLUSH_POINTS = 5_000
 _FLUSH_SECONDS = 1.0

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound, StrataError
 from strataml.models.definitions import Model
@@ -42,8 +41,7 @@ from strataml.models.registry import (
 )
 from strataml.models.serialization import dump, flavor
 from strataml.models.tracking import Run
-from strataml.spine import schema
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace
 
 
 @dataclass
@@ -85,24 +83,13 @@ class TrainResult:
 # --- training data -------------------------------------------------------------------
 
 
-def labels_contract(ws: Workspace, contract_name: str | None, contract_version: str | None) -> tuple[list[str], str | None]:
-    """The key columns and timestamp column of the contract a labels dataset was ingested with."""
-    if not contract_name:
-        return [], None
-    t = schema.contracts
-    with ws.catalog.read() as conn:
-        d = conn.execute(sa.select(t.c.definition).where(t.c.name == contract_name, t.c.version == contract_version)).scalar()
-    if not d:
-        return [], None
-    return list(d.get("key") or []), d.get("timestamp")
-
-
 def load_training_data(ws: Workspace, model: Model) -> TrainingData:
     """The model's training rows: from its feature views, or from its labels dataset's columns."""
     from strataml.data import get_version
 
     dv = get_version(ws, model.labels)
-    keys, ts = labels_contract(ws, dv.contract_name, dv.contract_version)
+    contract = dv.contract
+    keys, ts = (list(contract.key_columns), contract.timestamp) if contract else ([], None)
     if model.features:
         from strataml.features import build_training_set
 

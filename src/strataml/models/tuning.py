@@ -21,8 +21,7 @@ from strataml.models.definitions import Model, Tune
 from strataml.models.metrics import higher_is_better
 from strataml.models.serialization import flavor
 from strataml.models.tracking import Run
-from strataml.spine import user_code
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, user_code
 
 #: the search space used when a LightGBM model declares none
 LIGHTGBM_SPACE = Tune(

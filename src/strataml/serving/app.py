@@ -40,8 +40,7 @@ from strataml.serving.gateway import Gateway, GatewayConfig, RateLimited
 from strataml.serving.openapi import openapi_document
 from strataml.serving.resilience import DeadlineExceeded, Overloaded, Unavailable
 from strataml.serving.servable import InputError, ModelProvider
-from strataml.spine.paths import check_name
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace, check_name
 
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _RID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")

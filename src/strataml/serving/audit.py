@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from strataml.serving.resilience import Unavailable
-from strataml.spine.engine import duck, quote_literal
+from strataml.spine import duck, quote_literal
 
 COLUMNS = {
     "request_id": "VARCHAR",

@@ -23,11 +23,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from strataml.errors import NotFound, StrataError
-from strataml.spine import schema
-from strataml.spine.catalog import Catalog, utcnow
-from strataml.spine.data_version import DataVersion
-from strataml.spine.events import append_event, current_actor
-from strataml.spine.paths import check_name
+from strataml.spine import (
+    Catalog,
+    DataVersion,
+    append_event,
+    check_name,
+    current_actor,
+    schema,
+    utcnow,
+)
 
 _KEY = re.compile(r"^sk_([0-9a-f]{16})_([A-Za-z0-9_\-]{20,128})$")
 _DUMMY_HASH = hashlib.sha256(b"strata-dummy-key").hexdigest()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from strataml.serving.resilience import BackendPool, CircuitBreaker
     from strataml.serving.servable import ModelProvider
     from strataml.serving.traffic import Traffic, TrafficTable
-    from strataml.spine.workspace import Workspace
+    from strataml.spine import Workspace
 
 log = logging.getLogger("strataml.serving")
 

@@ -24,8 +24,7 @@ import pyarrow.parquet as pq
 
 from strataml.errors import ConfigError, MissingExtra, NotFound, StrataError
 from strataml.serving.servable import ModelProvider, RegistryModels, Servable, normalise
-from strataml.spine.atomic_parquet import AtomicParquet
-from strataml.spine.workspace import Workspace
+from strataml.spine import AtomicParquet, Workspace
 
 
 def _input_files(ws: Workspace, source: str) -> tuple[list[str], str | None]:
@@ -42,13 +41,9 @@ def _input_files(ws: Workspace, source: str) -> tuple[list[str], str | None]:
         v = get_version(ws, source)
     except StrataError as exc:
         raise NotFound(f"{source!r} is neither a Parquet path nor a dataset: {exc.message}", hint="pass a Parquet file, a folder of them, or DATASET[@VERSION]") from None
-    key: str | None = None
-    if v.contract_name:
-        try:
-            contract = ws.definitions.get("contract", v.contract_name)
-            key = contract.key_columns[0] if len(contract.key_columns) == 1 else None
-        except StrataError:
-            key = None
+    # the contract the version was committed under: definitions.py may have moved on since
+    contract = v.contract
+    key = contract.key_columns[0] if contract and len(contract.key_columns) == 1 else None
     return [str(x) for x in v.paths()], key
 
 

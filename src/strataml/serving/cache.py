@@ -19,8 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from strataml.spine import Backend, BackendKind
-from strataml.spine.clients import redis_client
+from strataml.spine import Backend, BackendKind, redis_client
 
 #: keys up to this long are kept as they are; longer ones by their SHA-256
 _RAW_KEY_BYTES = 256

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute
 
 from strataml.serving.app import create_app
 from strataml.serving.gateway import GatewayConfig
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace
 
 
 def app_from_env(mounts: Callable[[Workspace], Sequence[BaseRoute]] | None = None) -> Starlette:

@@ -65,7 +65,7 @@ from strataml.serving.traffic import (
     set_traffic,
     traffic_check,
 )
-from strataml.spine.workspace import Workspace
+from strataml.spine import Workspace
 
 log = logging.getLogger("strataml.serving")
 
@@ -544,7 +544,7 @@ class Gateway(BackendCalls):
 
     def set_traffic(self, name: str, changes: dict[str, Any], replace: bool, reason: str | None, actor: str) -> Traffic:
         """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
-        from strataml.spine.events import current_actor  # noqa: F401  (actor is recorded by append_event)
+        from strataml.spine import current_actor  # noqa: F401  (actor is recorded by append_event)
 
         if name not in self.models.names():  # a deployment serves a model of its name
             raise NotFound(f"no model named {name!r} to deploy", hint="GET /v1/models lists the models")

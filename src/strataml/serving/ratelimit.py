@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from strataml.errors import ConfigError, StrataError
-from strataml.spine import Backend, BackendKind
-from strataml.spine.clients import redis_client
-from strataml.spine.sqlite_wal import use_wal
+from strataml.spine import Backend, BackendKind, redis_client, use_wal
 
 log = logging.getLogger("strataml.serving")
 

@@ -28,10 +28,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from strataml.errors import ConfigError, IntegrityError, NotFound
-from strataml.spine import schema
-from strataml.spine.catalog import Catalog, utcnow
-from strataml.spine.events import append_event
-from strataml.spine.paths import check_name
+from strataml.spine import Catalog, append_event, check_name, schema, utcnow
 
 
 class Variant(BaseModel):

@@ -12,17 +12,22 @@ from strataml.spine.lazy import LazyModule, lazy_exports
 if TYPE_CHECKING:
     from strataml.spine.alert_tables import monitor_alerts
     from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
+    from strataml.spine.atomic_parquet import AtomicParquet, write_parquet
     from strataml.spine.backends import Backend, BackendKind, scheme_of
     from strataml.spine.catalog import Catalog, utcnow
-    from strataml.spine.engine import duck, quote_ident, quote_literal
+    from strataml.spine.clients import redis_client
+    from strataml.spine.data_version import DataVersion
+    from strataml.spine.engine import duck, one, quote_ident, quote_literal
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
+    from strataml.spine.hashing import definition_hash
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
     from strataml.spine.workspace import (
+        DEFINITIONS_FILE,
         Definitions,
         Workspace,
         find_workspace,
@@ -31,51 +36,61 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "monitor_alerts": "alert_tables",
     "ArtifactStore": "artifacts",
     "owner_tag": "artifacts",
     "sha256_file": "artifacts",
+    "AtomicParquet": "atomic_parquet",
+    "write_parquet": "atomic_parquet",
     "Backend": "backends",
     "BackendKind": "backends",
     "scheme_of": "backends",
     "Catalog": "catalog",
     "utcnow": "catalog",
+    "redis_client": "clients",
+    "DataVersion": "data_version",
+    "duck": "engine",
+    "one": "engine",
     "quote_ident": "engine",
+    "quote_literal": "engine",
     "Event": "events",
     "append_event": "events",
     "current_actor": "events",
     "list_events": "events",
-    "check_name": "paths",
-    "confine": "paths",
-    "confine_key": "paths",
-    "Settings": "settings",
-    "load_settings": "settings",
-    "Definitions": "workspace",
-    "Workspace": "workspace",
-    "find_workspace": "workspace",
-    "load_definitions": "workspace",
-    "user_code": "workspace",
-    "monitor_alerts": "alert_tables",
-    "duck": "engine",
-    "quote_literal": "engine",
+    "failpoint": "faults",
+    "definition_hash": "hashing",
     "monitor_log_offsets": "monitor_tables",
     "monitor_profiles": "monitor_tables",
     "monitor_windows": "monitor_tables",
-    "failpoint": "faults",
+    "check_name": "paths",
+    "confine": "paths",
+    "confine_key": "paths",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
     "Queue": "queue",
     "QueueError": "queue",
     "open_queue": "queue",
+    "Settings": "settings",
+    "load_settings": "settings",
     "use_wal": "sqlite_wal",
+    "DEFINITIONS_FILE": "workspace",
+    "Definitions": "workspace",
+    "Workspace": "workspace",
+    "find_workspace": "workspace",
+    "load_definitions": "workspace",
+    "user_code": "workspace",
 }
 lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "DEFINITIONS_FILE",
     "ArtifactStore",
+    "AtomicParquet",
     "Backend",
     "BackendKind",
     "Catalog",
+    "DataVersion",
     "DeadLetter",
     "Definitions",
     "Delivery",
@@ -91,6 +106,7 @@ __all__ = [
     "confine",
     "confine_key",
     "current_actor",
+    "definition_hash",
     "duck",
     "failpoint",
     "find_workspace",
@@ -102,13 +118,16 @@ __all__ = [
     "monitor_log_offsets",
     "monitor_profiles",
     "monitor_windows",
+    "one",
     "open_queue",
     "owner_tag",
     "quote_ident",
     "quote_literal",
+    "redis_client",
     "scheme_of",
     "sha256_file",
     "use_wal",
     "user_code",
     "utcnow",
+    "write_parquet",
 ]

@@ -12,8 +12,7 @@ import orjson
 from strataml.errors import MissingExtra, StrataError
 from strataml.features.online.codec import Layout, check_merge, encode_keys
 from strataml.features.online.protocol import OnlineStoreError
-from strataml.spine.clients import redis_client
-from strataml.spine.paths import check_name
+from strataml.spine import check_name, redis_client
 
 #: seconds a Redis online-store call may wait on its socket
 REDIS_TIMEOUT_S = 10.0

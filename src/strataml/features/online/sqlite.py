@@ -19,9 +19,7 @@ import orjson
 from strataml.errors import ConfigError
 from strataml.features.online.codec import Layout, check_merge, encode_keys
 from strataml.features.online.protocol import OnlineStoreError
-from strataml.spine.data_version import DataVersion
-from strataml.spine.paths import check_name
-from strataml.spine.sqlite_wal import use_wal
+from strataml.spine import DataVersion, check_name, use_wal
 
 MMAP_BYTES = 1 << 34  # address space only; the OS pages in what lookups touch
 CACHE_KIB = 65536
