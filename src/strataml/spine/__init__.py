@@ -11,9 +11,9 @@ from strataml.spine.lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
     from strataml.spine.alert_tables import monitor_alerts
-    from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
+    from strataml.spine.artifacts import ArtifactStore, open_artifact_store, owner_tag, sha256_file
     from strataml.spine.backends import Backend, BackendKind, scheme_of
-    from strataml.spine.catalog import Catalog, utcnow
+    from strataml.spine.catalog import Catalog, open_catalog, utcnow
     from strataml.spine.engine import duck, quote_ident, quote_literal
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
@@ -32,12 +32,14 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "ArtifactStore": "artifacts",
+    "open_artifact_store": "artifacts",
     "owner_tag": "artifacts",
     "sha256_file": "artifacts",
     "Backend": "backends",
     "BackendKind": "backends",
     "scheme_of": "backends",
     "Catalog": "catalog",
+    "open_catalog": "catalog",
     "utcnow": "catalog",
     "quote_ident": "engine",
     "Event": "events",
@@ -102,6 +104,8 @@ __all__ = [
     "monitor_log_offsets",
     "monitor_profiles",
     "monitor_windows",
+    "open_artifact_store",
+    "open_catalog",
     "open_queue",
     "owner_tag",
     "quote_ident",
