@@ -34,7 +34,7 @@ LAYER_NAMES = {
     "strataml.spine": {
         "ArtifactStore", "Backend", "BackendKind", "Catalog", "Definitions", "Event", "LazyModule", "Settings",
         "Workspace", "append_event", "check_name", "confine", "confine_key", "current_actor", "find_workspace",
-        "lazy_exports", "list_events", "load_definitions", "load_settings", "quote_ident", "scheme_of", "sha256_file",
+        "lazy_exports", "list_events", "load_definitions", "load_settings", "open_artifact_store", "open_catalog", "quote_ident", "scheme_of", "sha256_file",
         "utcnow",
     },
     "strataml.features": {
