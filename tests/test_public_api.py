@@ -37,8 +37,9 @@ LAYER_NAMES = {
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "confine", "confine_key",
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
         "list_events", "load_definitions", "load_settings", "monitor_alerts", "monitor_log_offsets",
-        "monitor_profiles", "monitor_windows", "one", "open_queue", "owner_tag", "quote_ident", "quote_literal",
-        "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
+        "monitor_profiles", "monitor_windows", "one", "open_artifact_store", "open_catalog", "open_queue",
+        "owner_tag", "quote_ident", "quote_literal", "redis_client", "scheme_of", "sha256_file", "use_wal",
+        "user_code", "utcnow", "write_parquet",
     },
     "strataml.features": {
         "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView",

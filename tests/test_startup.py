@@ -33,7 +33,11 @@ def _heavy_imports(python: str, env: dict[str, str], cwd: Path, args: list[str])
     return list(json.loads(line.removeprefix("HEAVY=")))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["events"], ["datasets", "list"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["events"], ["datasets", "list"], ["monitor", "--help"], ["queue", "--help"], ["worker", "--help"]],
+    ids=" ".join,
+)
 def test_light_commands_import_no_heavy_library(args: list[str], python: str, cli_env: dict[str, str], tmp_path: Path) -> None:
     subprocess.run([python, "-m", "strataml.cli.main", "init", str(tmp_path / "ws")], env=cli_env, check=True, capture_output=True)
     assert _heavy_imports(python, cli_env, tmp_path / "ws", args) == []
@@ -44,3 +48,22 @@ def test_import_strataml_is_light(python: str, cli_env: dict[str, str]) -> None:
     out = subprocess.run([python, "-c", code], env=cli_env, capture_output=True, text=True, check=True).stdout
     loaded = set(json.loads(out.replace("'", '"')))
     assert loaded.isdisjoint({*HEAVY, "sqlalchemy", "duckdb", "pyarrow", "numpy"})
+
+
+def test_top_level_help_converts_no_command(python: str, cli_env: dict[str, str]) -> None:
+    """``strata --help`` lists every command without converting their signatures (the slow part)."""
+    code = (
+        "import sys\n"
+        "from strataml.cli.main import app, main\n"
+        "import typer.main\n"
+        "calls = []\n"
+        "real = typer.main.get_params_from_function\n"
+        "typer.main.get_params_from_function = lambda f: (calls.append(f.__name__), real(f))[1]\n"
+        "sys.argv = ['strata', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('CONVERTED=' + ','.join(c for c in calls if c not in ('summary', '_root')) + '\\n')\n"
+    )
+    proc = subprocess.run([python, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert "Commands" in proc.stdout and "ingest" in proc.stdout and "monitor" in proc.stdout, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("CONVERTED="))
+    assert line == "CONVERTED=", line

@@ -29,8 +29,40 @@ if TYPE_CHECKING:
     from strataml.features import OnlineStore
     from strataml.serving.cache import ResponseCache
     from strataml.serving.ratelimit import Buckets
+    from strataml.spine import ArtifactStore, Catalog
 
-__all__ = ["check_online_store", "check_queue", "check_rate_limit_buckets", "check_response_cache"]
+__all__ = [
+    "check_artifact_store",
+    "check_catalog",
+    "check_online_store",
+    "check_queue",
+    "check_rate_limit_buckets",
+    "check_response_cache",
+]
+
+
+def check_artifact_store(new_store: Callable[[], ArtifactStore]) -> None:
+    """Assert what every artifact store keeps, on fresh empty stores from ``new_store``.
+
+    Objects are keyed by the sha256 of their content and written once; reads verify the
+    hash (tampered bytes are refused); concurrent writes never expose a partial object;
+    keys that are not a lowercase sha256 are refused before they reach a path.
+    """
+    from strataml.spine.conformance import check_artifact_store as check
+
+    check(new_store)
+
+
+def check_catalog(new_catalog: Callable[[], Catalog]) -> None:
+    """Assert what every catalog keeps, on fresh migrated catalogs from ``new_catalog``.
+
+    Every migration is applied once and recorded; a write transaction commits whole or
+    not at all; concurrent writers lose and damage nothing; events are listed in the
+    order they were appended.
+    """
+    from strataml.spine.conformance import check_catalog as check
+
+    check(new_catalog)
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from strataml.errors import IntegrityError, NotFound, UnsafePath
-from strataml.spine import ArtifactStore, confine, confine_key
+from strataml.spine import ArtifactStore, confine, confine_key, open_artifact_store
 
 
 def test_put_and_read_are_content_addressed(tmp_path: Path) -> None:
@@ -91,5 +91,5 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setitem(sys.modules, "s3fs", None)  # as if the package were not installed
     with pytest.raises(MissingExtra) as err:
-        ArtifactStore("s3://bucket/prefix")
+        open_artifact_store("s3://bucket/prefix")
     assert "pip install 'strataml[s3]'" in str(err.value)

@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from strataml.errors import CatalogError
-from strataml.spine import Catalog, append_event, list_events
+from strataml.spine import Catalog, append_event, list_events, open_catalog
 from strataml.spine.migrations import migration_ids
 
 
@@ -94,4 +94,4 @@ def test_postgres_without_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingExtra, match=r"pip install 'strataml\[postgres\]'"):
-        Catalog("postgresql://127.0.0.1/test", migrate=False)
+        open_catalog("postgresql://127.0.0.1/test", migrate=False)

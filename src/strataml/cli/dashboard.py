@@ -9,11 +9,12 @@ import typer
 
 from strataml.cli.common import WorkspaceOpt, open_workspace
 from strataml.cli.output import console
-from strataml.spine import Workspace
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.routing import BaseRoute
+
+    from strataml.spine import Workspace
 
 
 def dashboard_mounts(ws: Workspace) -> list[BaseRoute]:
@@ -35,6 +36,7 @@ def gateway_with_dashboard() -> Starlette:
 def dashboard_from_env() -> Starlette:
     """The ASGI factory ``strata ui`` hands to uvicorn (the workspace from ``STRATA_UI_WORKSPACE``)."""
     from strataml.dashboard import standalone_app
+    from strataml.spine import Workspace
 
     return standalone_app(Workspace.open(os.environ["STRATA_UI_WORKSPACE"]))
 

@@ -16,38 +16,50 @@ from strataml.cli import (
     queue,
     serving,
 )
+from strataml.cli.lazy_group import lazy_group
 from strataml.cli.output import err_console
 from strataml.errors import StrataError
 
+# The commands are registered on ``commands``; ``app`` converts one only when it is used,
+# so ``strata --help`` does not inspect the signature of every command in the tree.
+commands = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
 app = typer.Typer(
     name="strata",
     help="strataml: data → features → models → serving → monitoring, in one tool.",
+    cls=lazy_group(commands),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("init")(data.init)
-app.command("ingest")(data.ingest)
-app.command("events")(data.events)
-app.command("gc")(data.gc)
-app.add_typer(data.datasets_app, name="datasets")
-app.add_typer(data.contracts_app, name="contracts")
-app.add_typer(features.features_app, name="features")
-app.command("train")(models.train)
-app.add_typer(models.runs_app, name="runs")
-app.add_typer(models.models_app, name="models")
-app.command("serve")(serving.serve)
-app.command("predict")(serving.predict)
-app.add_typer(serving.keys_app, name="keys")
-app.add_typer(serving.deploy_app, name="deploy")
-app.add_typer(serving.predictions_app, name="predictions")
-app.add_typer(monitor.monitor_app, name="monitor")
-app.command("ui")(dashboard.ui)
-app.add_typer(queue.queue_app, name="queue")
-app.command("worker")(queue.worker)
 
 
-@app.command("demo")
+@app.callback()
+def _root() -> None:
+    pass
+
+
+commands.command("init")(data.init)
+commands.command("ingest")(data.ingest)
+commands.command("events")(data.events)
+commands.command("gc")(data.gc)
+commands.add_typer(data.datasets_app, name="datasets")
+commands.add_typer(data.contracts_app, name="contracts")
+commands.add_typer(features.features_app, name="features")
+commands.command("train")(models.train)
+commands.add_typer(models.runs_app, name="runs")
+commands.add_typer(models.models_app, name="models")
+commands.command("serve")(serving.serve)
+commands.command("predict")(serving.predict)
+commands.add_typer(serving.keys_app, name="keys")
+commands.add_typer(serving.deploy_app, name="deploy")
+commands.add_typer(serving.predictions_app, name="predictions")
+commands.add_typer(monitor.monitor_app, name="monitor")
+commands.command("ui")(dashboard.ui)
+commands.add_typer(queue.queue_app, name="queue")
+commands.command("worker")(queue.worker)
+
+
+@commands.command("demo")
 def demo(
     keep: bool = typer.Option(False, "--keep", help="keep the demo workspace instead of deleting it"),
     directory: str | None = typer.Option(None, "--dir", help="where to create the demo workspace"),

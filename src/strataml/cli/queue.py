@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -29,6 +28,8 @@ def queue_url(workspace: Any, url: str | None) -> str:
 
 
 def _run(url: str, action: Callable[[Any], Awaitable[T]]) -> T:
+    import asyncio
+
     from strataml.spine import open_queue
 
     async def go() -> T:
@@ -112,6 +113,8 @@ def worker(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Consume a queue: scoring requests through the gateway's path, or events into dataset versions."""
+    import asyncio
+
     from strataml.pipelines import WorkerConfig, run_worker
 
     if mode not in ("score", "ingest"):

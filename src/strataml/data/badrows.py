@@ -70,8 +70,8 @@ class BadRows:
     def _flush(self) -> None:
         if not self._rows:
             return
-        arrays = [pa.array([e for e, _ in self._rows], pa.string())]
-        arrays += [pa.array([r[i] for _, r in self._rows], pa.string()) for i in range(len(self.columns))]
+        arrays = [_strings([e for e, _ in self._rows])]
+        arrays += [_strings([r[i] for _, r in self._rows]) for i in range(len(self.columns))]
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self._schema)
         self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
@@ -85,3 +85,10 @@ class BadRows:
                 self._writer.close()
                 self._writer = None
         return self.count > 0
+
+
+def _strings(values: list[str | None]) -> pa.Array:
+    """A string array; built directly because ``pa.array`` imports pandas to probe its input."""
+    builder = pa.lib.StringBuilder()
+    builder.append_values(values)
+    return builder.finish()

@@ -11,10 +11,10 @@ from strataml.spine.lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
     from strataml.spine.alert_tables import monitor_alerts
-    from strataml.spine.artifacts import ArtifactStore, owner_tag, sha256_file
+    from strataml.spine.artifacts import ArtifactStore, open_artifact_store, owner_tag, sha256_file
     from strataml.spine.atomic_parquet import AtomicParquet, write_parquet
     from strataml.spine.backends import Backend, BackendKind, scheme_of
-    from strataml.spine.catalog import Catalog, utcnow
+    from strataml.spine.catalog import Catalog, open_catalog, utcnow
     from strataml.spine.clients import redis_client
     from strataml.spine.data_version import DataVersion
     from strataml.spine.engine import duck, one, quote_ident, quote_literal
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "monitor_alerts": "alert_tables",
     "ArtifactStore": "artifacts",
+    "open_artifact_store": "artifacts",
     "owner_tag": "artifacts",
     "sha256_file": "artifacts",
     "AtomicParquet": "atomic_parquet",
@@ -46,6 +47,7 @@ _EXPORTS = {
     "BackendKind": "backends",
     "scheme_of": "backends",
     "Catalog": "catalog",
+    "open_catalog": "catalog",
     "utcnow": "catalog",
     "redis_client": "clients",
     "DataVersion": "data_version",
@@ -119,6 +121,8 @@ __all__ = [
     "monitor_profiles",
     "monitor_windows",
     "one",
+    "open_artifact_store",
+    "open_catalog",
     "open_queue",
     "owner_tag",
     "quote_ident",

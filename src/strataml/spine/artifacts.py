@@ -20,12 +20,30 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from strataml.errors import IntegrityError, MissingExtra, NotFound, StrataError, UnsafePath
+from strataml.errors import IntegrityError, NotFound, StrataError, UnsafePath
+from strataml.spine.backends import Backend, BackendKind, scheme_of
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 
-_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
+_STORE = "strataml.spine.artifacts:ArtifactStore"
+#: the artifact-store backends, by URL scheme (a path without a scheme is a local folder)
+BACKENDS = BackendKind(
+    "artifact_store",
+    "setting 'artifacts' / STRATA_ARTIFACTS",
+    {
+        "": Backend(_STORE),
+        "file": Backend(_STORE),
+        "local": Backend(_STORE),
+        "memory": Backend(_STORE),
+        "s3": Backend(_STORE, ("s3fs", "s3")),
+        "s3a": Backend(_STORE, ("s3fs", "s3")),
+        "gs": Backend(_STORE, ("gcsfs", "gcs")),
+        "gcs": Backend(_STORE, ("gcsfs", "gcs")),
+        "az": Backend(_STORE, ("adlfs", "azure")),
+        "abfs": Backend(_STORE, ("adlfs", "azure")),
+    },
+)
 
 
 #: an untagged staging entry (written before entries named their owner) is an orphan after this
@@ -129,20 +147,23 @@ def check_sha(sha: str) -> str:
     return sha
 
 
+def open_artifact_store(url: str, *, cache_dir: Path | None = None, storage_options: dict[str, Any] | None = None) -> ArtifactStore:
+    """The artifact store a path or URL names (``s3://…`` and the others of :data:`BACKENDS`)."""
+    store: ArtifactStore = BACKENDS.resolve(url)(url, cache_dir=cache_dir, storage_options=storage_options)
+    return store
+
+
 class ArtifactStore:
-    """Write-once, hash-verified file storage at a local path or fsspec URL."""
+    """Write-once, hash-verified file storage at a local path or fsspec URL.
+
+    Open one with :func:`open_artifact_store`, which checks the scheme's extra is installed.
+    """
 
     def __init__(self, url: str, *, cache_dir: Path | None = None, storage_options: dict[str, Any] | None = None) -> None:
         import fsspec
 
         self.url = url.rstrip("/")
-        scheme = url.split("://", 1)[0] if "://" in url else "file"
-        if scheme in _EXTRAS:
-            package, extra = _EXTRAS[scheme]
-            try:
-                __import__(package)
-            except ImportError as exc:
-                raise MissingExtra(package, extra, f"an artifact store at {scheme}://") from exc
+        scheme = scheme_of(url) or "file"
         options = dict(storage_options or {})
         if scheme in ("s3", "s3a") and "endpoint_url" not in options and os.environ.get("STRATA_S3_ENDPOINT"):
             options["endpoint_url"] = os.environ["STRATA_S3_ENDPOINT"]

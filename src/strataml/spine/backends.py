@@ -5,12 +5,15 @@ scheme → import path (``"package.module:Class"``), declared by the layer that 
 kind. Third-party backends add schemes through the ``strataml.backends`` entry-point
 group, named ``KIND:SCHEME`` (``online_store:memcached = mypkg.store:MemcachedStore``).
 The URL's scheme is parsed here, once, and an implementation whose optional
-dependency is missing raises :class:`~strataml.errors.MissingExtra` here, once.
+dependency is missing raises :class:`~strataml.errors.MissingExtra` here, once (before its
+module is imported: one class may serve several schemes with different extras, as the
+artifact store does for ``s3://`` and ``gs://``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -57,6 +60,8 @@ class BackendKind:
                 f"{self.kind.replace('_', ' ')} URL {safe_url(url)!r} has an unknown scheme {scheme!r}",
                 hint=f"use one of {', '.join(s + '://' for s in backends)} ({self.setting})",
             )
+        if backend.extra is not None and not _installed(backend.extra[0]):
+            raise MissingExtra(backend.extra[0], backend.extra[1], f"the {scheme}:// {self.kind.replace('_', ' ')}")
         module, _, attr = backend.path.partition(":")
         try:
             return getattr(importlib.import_module(module), attr)
@@ -64,6 +69,14 @@ class BackendKind:
             if backend.extra is None or exc.name is None or exc.name.split(".")[0] != backend.extra[0]:
                 raise
             raise MissingExtra(backend.extra[0], backend.extra[1], f"the {scheme}:// {self.kind.replace('_', ' ')}") from exc
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def scheme_of(url: str) -> str:

@@ -17,8 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from strataml.errors import CatalogError, MissingExtra
+from strataml.errors import CatalogError
 from strataml.spine import schema
+from strataml.spine.backends import Backend, BackendKind
 from strataml.spine.migrations import all_migrations, migration_ids
 from strataml.spine.sqlite_wal import use_wal
 
@@ -43,8 +44,27 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+_CATALOG = "strataml.spine.catalog:Catalog"
+#: the catalog backends, by URL scheme
+BACKENDS = BackendKind(
+    "catalog",
+    "setting 'catalog' / STRATA_CATALOG",
+    {
+        "sqlite": Backend(_CATALOG),
+        "postgresql": Backend(_CATALOG, ("psycopg", "postgres")),
+        "postgresql+psycopg": Backend(_CATALOG, ("psycopg", "postgres")),
+    },
+)
+
+
+def open_catalog(url: str, *, migrate: bool = True) -> Catalog:
+    """The catalog a URL names (``sqlite:///…`` or ``postgresql://…``), migrated unless told not to."""
+    catalog: Catalog = BACKENDS.resolve(url)(url, migrate=migrate)
+    return catalog
+
+
 class Catalog:
-    """Transactions over the catalog database.
+    """Transactions over the catalog database (open one with :func:`open_catalog`).
 
     ``write()`` opens a serialised write transaction; ``read()`` a consistent read.
     Everything written inside one ``write()`` block commits together or not at all.
@@ -62,10 +82,6 @@ class Catalog:
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
-            try:
-                import psycopg  # noqa: F401
-            except ImportError as exc:
-                raise MissingExtra("psycopg", "postgres", "a PostgreSQL catalog") from exc
             kwargs["pool_pre_ping"] = True
         try:
             self.engine = sa.create_engine(parsed, **kwargs)

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from strataml.errors import ConfigError, NotFound, StrataError, UserCodeError, WorkspaceNotFound
-from strataml.spine.artifacts import ArtifactStore
-from strataml.spine.catalog import Catalog
+from strataml.spine.artifacts import ArtifactStore, open_artifact_store
+from strataml.spine.catalog import Catalog, open_catalog
 from strataml.spine.settings import CONFIG_FILE, Settings, load_settings
 
 DEFINITIONS_FILE = "definitions.py"
@@ -233,14 +233,14 @@ class Workspace:
     def catalog(self) -> Catalog:
         """The catalog, opened and migrated on first use."""
         if self._catalog is None:
-            self._catalog = Catalog(self.resolve_url(self.settings.catalog))
+            self._catalog = open_catalog(self.resolve_url(self.settings.catalog))
         return self._catalog
 
     @property
     def artifacts(self) -> ArtifactStore:
         """The artifact store, opened on first use."""
         if self._artifacts is None:
-            self._artifacts = ArtifactStore(
+            self._artifacts = open_artifact_store(
                 self.resolve_url(self.settings.artifacts), cache_dir=self.state_dir / "cache"
             )
         return self._artifacts
