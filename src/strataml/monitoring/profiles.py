@@ -163,7 +163,12 @@ def _build_dataset_profile(ws: Workspace, ref: str) -> Profile:
 
     dv = get_version(ws, ref)
     paths = dv.paths()
-    table = pq.ParquetDataset([str(p) for p in paths]).read() if paths else pa.table({})
+    if paths:  # text columns read as dictionaries: counting their values then copies no strings
+        schema = pq.read_schema(paths[0])
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        table = pq.ParquetDataset([str(p) for p in paths], read_dictionary=text).read()
+    else:
+        table = pa.table({})
     return Profile(f"dataset:{dv.ref}", "dataset", table.num_rows, summarise(table))
 
 
