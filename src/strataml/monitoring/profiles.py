@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound
 from strataml.monitoring.sketches import Summary, from_state, new_summary, summarise
-from strataml.spine import Workspace, monitor_profiles, utcnow
+from strataml.spine import Workspace, model_names, monitor_profiles, utcnow
 
 PREDICTION = "__prediction__"
 
@@ -132,9 +132,9 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 
 def _is_model(ws: Workspace, name: str) -> bool:
-    from strataml.models import list_models
-
-    return any(m["name"] == name for m in list_models(ws))
+    # the catalog's table, not the models layer's registry, whose import costs a command seconds
+    with ws.catalog.read() as conn:
+        return conn.execute(sa.select(model_names.c.name).where(model_names.c.name == name)).first() is not None
 
 
 def profile(ws: Workspace, ref: str, *, rebuild: bool = False) -> Profile:
@@ -163,7 +163,12 @@ def _build_dataset_profile(ws: Workspace, ref: str) -> Profile:
 
     dv = get_version(ws, ref)
     paths = dv.paths()
-    table = pq.ParquetDataset([str(p) for p in paths]).read() if paths else pa.table({})
+    if paths:  # text columns read as dictionaries: counting their values then copies no strings
+        schema = pq.read_schema(paths[0])
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        table = pq.ParquetDataset([str(p) for p in paths], read_dictionary=text).read()
+    else:
+        table = pa.table({})
     return Profile(f"dataset:{dv.ref}", "dataset", table.num_rows, summarise(table))
 
 

@@ -195,17 +195,21 @@ def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict
     if len(y) == 0:
         return {}
     if kind == "binary":
-        hard = (p >= threshold).astype(np.int64)
-        yi = y.astype(np.int64)
-        tn, fp, _, _ = skm.confusion_matrix(yi, hard, labels=[0, 1]).ravel()
-        both = len(np.unique(yi)) == 2
+        # one pass of counts rather than sklearn's per-metric label checks (each sorts every row)
+        hard = p >= threshold
+        pos = y == 1
+        tp, fp = int(np.count_nonzero(hard & pos)), int(np.count_nonzero(hard & ~pos))
+        fn = int(np.count_nonzero(pos)) - tp
+        tn = len(y) - tp - fp - fn
+        both = 0 < tp + fn < len(y)
+        q = np.clip(p, 1e-15, 1 - 1e-15)
         return {
-            "roc_auc": float(skm.roc_auc_score(yi, p)) if both else None,
-            "log_loss": float(skm.log_loss(yi, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
-            "accuracy": float(skm.accuracy_score(yi, hard)),
-            "precision": float(skm.precision_score(yi, hard, zero_division=0)),
-            "recall": float(skm.recall_score(yi, hard, zero_division=0)),
-            "fpr": float(fp / (fp + tn)) if fp + tn else None,
+            "roc_auc": float(skm.roc_auc_score(pos, p)) if both else None,
+            "log_loss": float(-np.mean(np.where(pos, np.log(q), np.log(1 - q)))),
+            "accuracy": (tp + tn) / len(y),
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0,
+            "fpr": fp / (fp + tn) if fp + tn else None,
         }
     return {
         "mae": float(skm.mean_absolute_error(y, p)),
@@ -274,8 +278,8 @@ def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version
     kinds: dict[int, str] = {}
     cals: dict[int, Calibrator | None] = {}
     report = QualityReport(model, labels or "", "", by, how, None)
-    pairs = np.unique(np.column_stack([version.astype(np.int64), window]), axis=0) if len(version) else np.empty((0, 2), np.int64)
-    groups = [(int(v), int(w)) for v, w in pairs]
+    keys = pa.table({"v": version.astype(np.int64), "w": window}).group_by(["v", "w"]).aggregate([])
+    groups = sorted(zip(keys["v"].to_pylist(), keys["w"].to_pylist(), strict=True))
     for v, w in groups:
         mask = (version == v) & (window == w)
         if v not in kinds:

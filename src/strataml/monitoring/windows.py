@@ -145,8 +145,12 @@ def fold(ws: Workspace) -> FoldResult:
                 "version": pc.fill_null(table["version"].cast(pa.int64()), 0), "minute": pa.array(_minutes(table["ts"])),
                 "i": pa.array(np.arange(table.num_rows)),
             }).group_by(["deployment", "model", "version", "minute"]).aggregate([("i", "list")])
+            rows = table.select([c for c in ("features", "output") if c in table.column_names])
             for d, m, v, mi, idx in zip(*(keys[c].to_pylist() for c in ("deployment", "model", "version", "minute", "i_list")), strict=True):
-                windows[(d, m, v, mi)] = _profile_rows(table.take(pa.array(idx)), f"window:{m}@v{v}")
+                # the log is in time order, so a window is mostly one run of rows: a slice copies nothing
+                lo = min(idx)
+                part = rows.slice(lo, len(idx)) if max(idx) - lo + 1 == len(idx) else rows.take(pa.array(idx))
+                windows[(d, m, v, mi)] = _profile_rows(part, f"window:{m}@v{v}")
         with ws.catalog.write() as conn:
             for (d, m, v, mi), p in windows.items():
                 where = sa.and_(w.c.deployment == d, w.c.model == m, w.c.version == v, w.c.minute == mi)

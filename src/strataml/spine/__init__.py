@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
+    from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
     from strataml.spine.workspace import (
@@ -67,6 +68,7 @@ _EXPORTS = {
     "check_name": "paths",
     "confine": "paths",
     "confine_key": "paths",
+    "model_names": "schema:models",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -116,6 +118,7 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "model_names",
     "monitor_alerts",
     "monitor_log_offsets",
     "monitor_profiles",
