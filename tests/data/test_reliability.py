@@ -173,3 +173,55 @@ def test_a_rule_with_a_trailing_comment_still_checks_every_row(workspace, write)
     c = contract(rules={"positive": "amount > 10 -- big ones only"})
     r = ingest(workspace, write("a.csv", "tx1,u,1,,US,m,2026-01-01", "tx2,u,20,,US,m,2026-01-01"), contract=c)
     assert (r.accepted, r.rejected_by_rule) == (1, {"positive": 1})
+
+
+# --- CSV records counted apart from the reader -------------------------------------------
+
+
+def _awkward_csv(path: Path) -> int:
+    """A file with quoted newlines and delimiters, doubled quotes, blank and malformed lines: its record count."""
+    path.write_text(
+        HEADER + "\n"
+        + f"tx1,{ROW}\n"
+        + 'tx2,"u\nwith a newline",1,,US,"m, ""quoted""",2026-01-01\n'
+        + "\n"
+        + "tx3,u,1\n"  # too few fields: a record the reader quarantines
+        + 'tx4,u,2,,US,"two\nlines\nand more",2026-01-01\n'
+        + f"tx5,{ROW},extra\n"  # too many fields
+        + f"tx6,{ROW}"  # no final newline
+    )
+    return 6
+
+
+def test_a_csv_with_quoted_newlines_is_counted_like_the_reader_reads_it(workspace, tx_contract, tmp_path: Path) -> None:
+    from strataml.data.records import count_records
+
+    p = tmp_path / "awkward.csv"
+    n = _awkward_csv(p)
+    assert count_records(str(p), ",", '"', '"', len(HEADER.split(","))) == n
+    r = ingest(workspace, st.SourceSpec(str(p), delimiter=","), contract=tx_contract)
+    _counts_hold(r)
+    assert (r.rows_read, r.accepted, r.rejected_by_rule) == (n, 4, {"_row.parse": 2})
+
+
+def test_a_csv_whose_reader_accounts_for_fewer_records_is_refused_naming_both_counts(tmp_path: Path) -> None:
+    from strataml.data.ingest import check_read_all
+    from strataml.data.records import count_records
+
+    p = tmp_path / "awkward.csv"
+    n = _awkward_csv(p)
+    counted = count_records(str(p), ",", '"', '"', len(HEADER.split(",")))
+    check_read_all(str(p), "transactions", counted, n)
+    # a reader that dropped one record unreported (as it once did for a long line)
+    with pytest.raises(SourceError, match=rf"{p.name} holds {n:,} records but {n - 1:,} were read; nothing was added"):
+        check_read_all(str(p), "transactions", counted, n - 1)
+
+
+def test_a_semicolon_csv_quoted_with_single_quotes_is_counted_in_its_dialect(tmp_path: Path) -> None:
+    from strataml.data.records import count_records
+
+    p = tmp_path / "semi.csv"
+    p.write_text("a;b\n'x;\ny';1\n'it''s';2\n3;4\n")
+    assert count_records(str(p), ";", "'", "'", 2) == 3
+    # read in the wrong dialect, the same bytes hold another number of records
+    assert count_records(str(p), ",", '"', '"', 2) != 3

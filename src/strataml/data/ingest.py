@@ -226,7 +226,7 @@ class _Ingestion:
             self._check_unique(con, known)
             self._find_duplicates(con, known)
             counts = self._counts(con, bad, [] if staged else first)
-            self._check_read_all(scan.source_rows(), counts["rows_read"])
+            check_read_all(self.spec.display, self.dataset, scan.source_rows(), counts["rows_read"])
             self.dropped = [c for c in scan.columns if c not in self.contract.column_names]
             table_checks = self._table_checks(counts)
             quarantine = self._write_quarantine(con, stage, bad) if counts["rejected"] + counts["duplicates"] else None
@@ -258,14 +258,6 @@ class _Ingestion:
                 scan.close()
             con.close()
             shutil.rmtree(stage, ignore_errors=True)
-
-    def _check_read_all(self, source_rows: int | None, rows_read: int) -> None:
-        """Refuse the batch when the reader saw fewer (or more) records than the source holds."""
-        if source_rows is not None and source_rows != rows_read:
-            raise SourceError(
-                f"{self.spec.display} holds {source_rows:,} records but {rows_read:,} were read; nothing was added to {self.dataset!r}",
-                hint="the source changed while it was read, or the reader skipped records: ingest it again, or convert it to Parquet",
-            )
 
     def _first_pass(self, con: duckdb.DuckDBPyConnection, select: str, out: Path) -> list[Path]:
         """Validate every row once: good rows straight to Parquet files, bad ones set aside."""
@@ -555,6 +547,15 @@ class _Ingestion:
             report.version = None
             raise
         failpoint("ingest.after_commit")
+
+
+def check_read_all(source: str, dataset: str, source_rows: int | None, rows_read: int) -> None:
+    """Refuse the batch when the reader saw fewer (or more) records than the source holds."""
+    if source_rows is not None and source_rows != rows_read:
+        raise SourceError(
+            f"{source} holds {source_rows:,} records but {rows_read:,} were read; nothing was added to {dataset!r}",
+            hint="the source changed while it was read, or the reader skipped records: ingest it again, or convert it to Parquet",
+        )
 
 
 def _repeats(con: duckdb.DuckDBPyConnection, hashes_sql: str, rows: int) -> np.ndarray[Any, Any]:

@@ -14,13 +14,16 @@ import glob
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
+from pyarrow.lib import ArrowException
 
+from strataml.data.records import count_later, countable
 from strataml.errors import MissingExtra, SourceError, UnsafePath
 from strataml.spine import owner_tag, quote_ident, quote_literal
 
@@ -105,9 +108,16 @@ class Scan:
     expected: int | None = None
     #: for a streamed source: how many records it yielded so far
     streamed: Callable[[], int] | None = None
+    #: for local CSV files: their records, being counted by another parser meanwhile
+    counting: Future[int] | None = None
 
     def source_rows(self) -> int | None:
         """The records in the source as counted apart from the engine (None when unknown)."""
+        if self.counting is not None:
+            try:
+                return self.counting.result()
+            except ArrowException:
+                return None  # a record too long for the counter's block: long_lines covers it
         return self.streamed() if self.streamed is not None else self.expected
 
     def finish(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -246,14 +256,16 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
     if len(files) > 1:
         # Files may order their columns differently: each is read with its own dialect and
         # matched by name (the reader's union_by_name cannot keep rejects), all as text.
-        readers, columns = [], []
+        readers, columns, dialects = [], [], []
         for f in files:
             d = _checked_dialect(con, f, spec)
+            dialects.append(d)
             readers.append(f"SELECT * FROM {_csv_reader([f], d, dict.fromkeys(d.columns, 'VARCHAR'), common)}")
             columns += [c for c in d.columns if c not in columns]
         check_width(files[0], columns)
         con.execute("CREATE OR REPLACE TEMP VIEW _src AS " + " UNION ALL BY NAME ".join(readers))
-        return Scan(columns=columns, text=True, files=files, csv=True, skipped=skipped)
+        counting = _count(files, dialects, spec)
+        return Scan(columns=columns, text=True, files=files, csv=True, skipped=skipped, counting=counting)
     dialect = _checked_dialect(con, files[0], spec)
     # Numbers, booleans and dates are typed by the reader itself (its parser is faster
     # than casting text in SQL); a value it cannot type makes the line a CAST reject,
@@ -261,7 +273,17 @@ def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec
     cols = {c: types.get(c, "VARCHAR") for c in dialect.columns}
     src = _csv_reader(files, dialect, cols, common)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
-    return Scan(columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common, skipped=skipped)
+    return Scan(
+        columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common, skipped=skipped,
+        counting=_count(files, [dialect] * len(files), spec),
+    )
+
+
+def _count(files: list[str], dialects: list[CsvDialect], spec: SourceSpec) -> Future[int] | None:
+    """Count the files' records with another parser, while the engine reads them (local files only)."""
+    if not all(countable(f) for f in files):
+        return None
+    return count_later([(f, d.delim, d.quote, d.escape, len(d.columns), spec.encoding) for f, d in zip(files, dialects, strict=True)])
 
 
 def _checked_dialect(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:
