@@ -92,3 +92,20 @@ def test_openapi_documents_missing_features() -> None:
 
     schemas = openapi_document()["components"]["schemas"]
     assert "missing_features" in schemas["PredictResponse"]["properties"]
+
+
+def test_v2_infer_names_missing_features_as_v1_predict_does(known_ws) -> None:
+    set_traffic(known_ws.catalog, "fraud", {"unknown_entity": "degrade"})
+    key = create_key(known_ws.catalog, ["predict:fraud"])[1]
+    inputs = [
+        {"name": "user_id", "shape": [2], "datatype": "BYTES", "data": [KNOWN["user_id"], UNKNOWN["user_id"]]},
+        {"name": "amount_now", "shape": [2], "datatype": "FP64", "data": [KNOWN["amount_now"], UNKNOWN["amount_now"]]},
+    ]
+    with make_client(known_ws, None, preload=("fraud",)) as c:
+        r = c.post("/v2/models/fraud/infer", json={"inputs": inputs}, headers=bearer(key))
+        v1 = c.post("/v1/models/fraud/predict", json={"instances": [KNOWN, UNKNOWN]}, headers=bearer(key)).json()
+    assert r.status_code == 200, r.text
+    params = r.json()["parameters"]
+    assert params["degraded"] is True
+    assert params["missing_features"] == v1["missing_features"] == [{"instance": 1, "features": STORED}]
+    assert r.json()["outputs"][0]["data"] == v1["predictions"]
