@@ -70,9 +70,6 @@ from strataml.spine.workspace import Workspace
 log = logging.getLogger("strataml.serving")
 
 
-
-
-
 @dataclass
 class GatewayConfig:
     """Tuning and safety knobs of a gateway (``strata serve`` options map onto these)."""
