@@ -42,11 +42,11 @@ LAYER_NAMES = {
         "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
     },
     "strataml.features": {
-        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView",
-        "OnlineStore", "OnlineStoreError", "RedisOnlineStore", "RequestFeature", "SQLiteOnlineStore",
-        "TrainingSet", "ViewReader", "apply", "build_training_set", "check_skew", "compute_request_features",
-        "get_online_features", "list_views", "materialize", "online_store", "open_online_store",
-        "parse_duration", "register", "resolve_view", "show_view",
+        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureInputError",
+        "FeatureView", "OnlineStore", "OnlineStoreError", "RedisOnlineStore", "RequestFeature",
+        "SQLiteOnlineStore", "TrainingSet", "ViewReader", "apply", "build_training_set", "check_skew",
+        "compute_request_features", "get_online_features", "list_views", "materialize", "online_store",
+        "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
     },
     "strataml.models": {
         "CHAMPION", "METRICS", "ExportRefused", "Gate", "LoadedModel", "Model", "Predictor", "Run",

@@ -77,7 +77,7 @@ def test_views_are_found_in_definitions_py_and_applied(tmp_path: Path) -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(features.__all__) == sorted([
-        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView", "OnlineStore",
+        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureInputError", "FeatureView", "OnlineStore",
         "OnlineStoreError", "RedisOnlineStore", "RequestFeature", "SQLiteOnlineStore", "TrainingSet", "ViewReader", "apply",
         "build_training_set", "check_skew", "compute_request_features", "get_online_features", "list_views",
         "materialize", "online_store", "open_online_store", "parse_duration", "register", "resolve_view", "show_view",

@@ -17,7 +17,7 @@ import strataml as st
 from features.conftest import LABELS, TX, USER, at, labels, put, tx
 from strataml import synth
 from strataml.features import (
-    FeatureError,
+    FeatureInputError,
     OnlineStore,
     ViewReader,
     build_training_set,
@@ -137,9 +137,9 @@ def test_lookups_refuse_wrong_key_types_and_missing_columns(fws: st.Workspace, s
     put(fws, tx([("u1", 1.0, at(1))]), TX)
     fws.definitions.add(user_view())
     materialize(fws, ["user_spend"], as_of=at(2), store=store)
-    with pytest.raises(FeatureError, match="user_id=7 is of type int, but feature view 'user_spend' keys 'user_id' as a string"):
+    with pytest.raises(FeatureInputError, match="user_id=7 is of type int, but feature view 'user_spend' keys 'user_id' as a string"):
         get_online_features(fws, ["user_spend"], [{"user_id": 7}], store=store)
-    with pytest.raises(FeatureError, match="lacks 'user_id'"):
+    with pytest.raises(FeatureInputError, match="lacks 'user_id'"):
         get_online_features(fws, ["user_spend"], [{"uid": "u1"}], store=store)
     from strataml.errors import NotFound
 
@@ -158,9 +158,9 @@ def test_a_view_reader_answers_as_the_lookup_does(fws: st.Workspace) -> None:
         assert read(keys) == get_online_features(fws, ["user_spend"], keys)
     assert read([{"user_id": "nobody"}]) == [dict.fromkeys(read.features)]
     assert [read([k])[0] for k in batch] == read(batch) and read(batch)[0]["last_amount_x2"] == 4.0  # one key at a time, as serving reads, or a batch
-    with pytest.raises(FeatureError, match="user_id=7 is of type int"):
+    with pytest.raises(FeatureInputError, match="user_id=7 is of type int"):
         read([{"user_id": 7}])
-    with pytest.raises(FeatureError, match="lacks 'user_id'"):
+    with pytest.raises(FeatureInputError, match="lacks 'user_id'"):
         read([{"uid": "u1"}])
 
 
@@ -176,7 +176,7 @@ def test_request_features_use_the_training_expression(fws: st.Workspace) -> None
     served = [r["amount_over_10"] for r in compute_request_features(view, [{"amount": a} for a in amounts])]
     assert trained == served == [False, False, True, None]
     assert compute_request_features(view.request_features, [{"amount": 11}]) == [{"amount_over_10": True}]
-    with pytest.raises(FeatureError, match="failed on the payload"):
+    with pytest.raises(FeatureInputError, match="failed on the payload"):
         compute_request_features(view, [{"amount": "lots"}])
 
 

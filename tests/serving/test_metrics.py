@@ -44,10 +44,15 @@ def test_tallies_publish_what_direct_updates_would() -> None:
         assert samples(got, name) == samples(want, name), name
 
 
-def test_a_histogram_laid_out_unlike_prometheus_client_s_is_refused_when_tallied() -> None:
-    class OtherHistogram:  # what a prometheus_client release without the fields publish adds to would look like
-        def observe(self, value: float) -> None:
-            pass
+def test_a_prometheus_client_laying_out_histograms_otherwise_is_refused_by_the_import_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prometheus_client
 
-    with pytest.raises(RuntimeError, match="pin prometheus-client"):
-        GatewayMetrics().tally(OtherHistogram())
+    from strataml.serving import metrics as metrics_module
+
+    def other_layout(self: object) -> None:  # what a release keeping its buckets elsewhere would look like
+        self.__dict__["values"] = []
+
+    metrics_module._check_histogram_internals()  # the installed release passes
+    monkeypatch.setattr(prometheus_client.Histogram, "_metric_init", other_layout)
+    with pytest.raises(ImportError, match=r"pip install 'prometheus-client"):
+        metrics_module._check_histogram_internals()

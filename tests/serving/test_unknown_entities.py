@@ -91,3 +91,62 @@ def test_openapi_documents_missing_features() -> None:
 
     schemas = openapi_document()["components"]["schemas"]
     assert "missing_features" in schemas["PredictResponse"]["properties"]
+
+
+def test_v2_infer_names_missing_features_as_v1_predict_does(known_ws) -> None:
+    set_traffic(known_ws.catalog, "fraud", {"unknown_entity": "degrade"})
+    key = create_key(known_ws.catalog, ["predict:fraud"])[1]
+    inputs = [
+        {"name": "user_id", "shape": [2], "datatype": "BYTES", "data": [KNOWN["user_id"], UNKNOWN["user_id"]]},
+        {"name": "amount_now", "shape": [2], "datatype": "FP64", "data": [KNOWN["amount_now"], UNKNOWN["amount_now"]]},
+    ]
+    with make_client(known_ws, None, preload=("fraud",)) as c:
+        r = c.post("/v2/models/fraud/infer", json={"inputs": inputs}, headers=bearer(key))
+        v1 = c.post("/v1/models/fraud/predict", json={"instances": [KNOWN, UNKNOWN]}, headers=bearer(key)).json()
+    assert r.status_code == 200, r.text
+    params = r.json()["parameters"]
+    assert params["degraded"] is True
+    assert params["missing_features"] == v1["missing_features"] == [{"instance": 1, "features": STORED}]
+    assert r.json()["outputs"][0]["data"] == v1["predictions"]
+
+
+def _answer(r) -> tuple[int, dict]:
+    doc = r.json()
+    doc.pop("request_id", None)
+    return r.status_code, doc
+
+
+@pytest.mark.parametrize("how", ["mount", "root_path"])
+def test_predict_answers_alike_under_a_root_path(known_ws, how: str) -> None:
+    """The app under ``/api`` (a Starlette Mount, or a proxy's root path as uvicorn passes
+    it) answers predict as it does at the root: values, missing features, errors, 405."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from strataml.serving import GatewayConfig, create_app
+
+    set_traffic(known_ws.catalog, "fraud", {"unknown_entity": "degrade"})
+    key = create_key(known_ws.catalog, ["predict:fraud"])[1]
+    bodies = [{"instances": [KNOWN, UNKNOWN]}, {"instances": [{"user_id": 7, "amount_now": 1.0}]}, {"instances": [{**KNOWN, "spend_7d": 1.0}]}]
+    with make_client(known_ws, None, preload=("fraud",)) as c:
+        expected = [_answer(c.post("/v1/models/fraud/predict", json=b, headers=bearer(key))) for b in bodies]
+    assert [s for s, _ in expected] == [200, 422, 422]
+    assert expected[0][1]["missing_features"] == [{"instance": 1, "features": STORED}]
+
+    app = create_app(known_ws, None, GatewayConfig(ratelimit_url="memory://", preload=("fraud",)))
+    if how == "mount":
+        @asynccontextmanager
+        async def lifespan(outer: Starlette):  # type: ignore[no-untyped-def]
+            async with app.router.lifespan_context(app):
+                yield
+
+        client = TestClient(Starlette(routes=[Mount("/api", app=app)], lifespan=lifespan), raise_server_exceptions=False)
+    else:
+        client = TestClient(app, root_path="/api", raise_server_exceptions=False)
+    with client as c:
+        got = [_answer(c.post("/api/v1/models/fraud/predict", json=b, headers=bearer(key))) for b in bodies]
+        assert c.get("/api/v1/models/fraud/predict", headers=bearer(key)).status_code == 405
+    assert got == expected

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from strataml.features.registry import (
         FeatureError,
+        FeatureInputError,
         apply,
         list_views,
         register,
@@ -66,6 +67,7 @@ _EXPORTS = {
     "open_online_store": "online",
     "RedisOnlineStore": "online",
     "FeatureError": "registry",
+    "FeatureInputError": "registry",
     "apply": "registry",
     "list_views": "registry",
     "register": "registry",
@@ -81,6 +83,7 @@ __all__ = [
     "Feature",
     "FeatureDefinitionError",
     "FeatureError",
+    "FeatureInputError",
     "FeatureView",
     "OnlineStore",
     "OnlineStoreError",

@@ -19,7 +19,13 @@ import pyarrow as pa
 
 from strataml.features.definitions import FeatureView, RequestFeature
 from strataml.features.online import OnlineStore, open_online_store
-from strataml.features.registry import FeatureError, engine, resolve_source, resolve_view
+from strataml.features.registry import (
+    FeatureError,
+    FeatureInputError,
+    engine,
+    resolve_source,
+    resolve_view,
+)
 from strataml.features.sql import request_select
 from strataml.spine import Workspace
 
@@ -85,12 +91,12 @@ def _check_keys(info: _ViewInfo, keys: Sequence[Mapping[str, Any]]) -> None:
             if type(value) is typ:  # the common case, checked fast
                 continue
             if col not in key:
-                raise FeatureError(
+                raise FeatureInputError(
                     f"key #{i} {repr(dict(key))[:200]} lacks {col!r}, a key column of feature view {info.view.name!r}",
                     hint=f"give every key as {{{', '.join(repr(k) + ': …' for k in info.key_types)}}}",
                 )
             if not isinstance(value, typ) or isinstance(value, bool):
-                raise FeatureError(
+                raise FeatureInputError(
                     f"key #{i}: {col}={value!r} is of type {type(value).__name__}, but feature view {info.view.name!r} "
                     f"keys {col!r} as {'a string' if typ is str else 'an integer'}",
                     hint="pass the key with the source column's type",
@@ -207,14 +213,14 @@ def compute_request_features(
         try:
             columns[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise FeatureError(f"request field {name!r} holds values of mixed types: {exc}") from exc
+            raise FeatureInputError(f"request field {name!r} holds values of mixed types: {exc}") from exc
     payload = pa.table(columns)
     con = _con()
     try:
         con.register("_payload", payload)
         table = con.sql(request_select(feats, "_payload")).to_arrow_table()
     except duckdb.Error as exc:
-        raise FeatureError(
+        raise FeatureInputError(
             f"request features {[f.name for f in feats]} failed on the payload: {str(exc).splitlines()[0]}",
             hint=f"send fields {', '.join(f'{n}: {t}' for rf in feats for n, t in rf.fields.items())}",
         ) from exc

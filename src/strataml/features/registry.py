@@ -41,6 +41,12 @@ class FeatureError(StrataError):
     """Features cannot be computed from the data given (bad labels, keys, sources)."""
 
 
+class FeatureInputError(FeatureError):
+    """A lookup's keys or request fields are wrong (a missing key column, a key of the
+    wrong type, request fields the request features cannot use): the caller's input is
+    at fault, not the definitions or the store."""
+
+
 @dataclass
 class Source:
     """A view's source dataset version, resolved and checked."""

@@ -99,6 +99,11 @@ def error_response(exc: BaseException, request_id: str) -> Response:
     return json_response({"error": err, "request_id": request_id}, status, headers)
 
 
+def missing_features(missing: dict[int, list[str]]) -> list[dict[str, Any]]:
+    """An answer's ``missing_features``: each instance whose entity the store does not know, with the features it lacked."""
+    return [{"instance": i, "features": f} for i, f in sorted(missing.items())]
+
+
 @dataclass(slots=True)
 class AwaitingLog:
     """A handler's answer that may be sent once ``flushed`` (the prediction log's flush of
@@ -324,12 +329,6 @@ class HttpGateway:
 
         return await self.handle(request, "v1.models", lambda r: "", body)
 
-    async def predict(self, request: Request) -> Response:
-        async def body(r: Request, rid: str, key: ApiKey | None) -> tuple[Any, dict[str, str]]:
-            return await self._predict(r.path_params["name"], rid, functools.partial(self.bodies.parse, r.headers.get("content-length"), r.stream()), key)
-
-        return await self.handle(request, "v1.predict", self._predict_scope, body)
-
     async def _predict(self, raw_name: str, rid: str, read: Callable[[], Awaitable[Any]], key: ApiKey | None) -> tuple[Any, dict[str, str]]:
         assert key is not None  # the route needs a key
         name = self._checked_name(raw_name)
@@ -343,7 +342,7 @@ class HttpGateway:
         if res.degraded:
             doc["fallback"] = res.fallback
         if res.missing is not None:
-            doc["missing_features"] = [{"instance": i, "features": f} for i, f in sorted(res.missing.items())]
+            doc["missing_features"] = missing_features(res.missing)
         return (doc if logged is None else AwaitingLog(doc, logged)), {"model": name, "version": str(res.version)}
 
     async def infer(self, request: Request) -> Response:
@@ -366,7 +365,10 @@ class HttpGateway:
                 out = {"name": "predictions", "datatype": "FP64", "shape": [len(preds), len(labels)], "data": data, "parameters": {"classes": labels}}
             else:
                 out = {"name": "predictions", "datatype": "FP64", "shape": [len(preds)], "data": preds}
-            resp = {"model_name": res.model, "model_version": str(res.version), "id": client_id or rid, "outputs": [out], "parameters": {"request_id": rid, "degraded": res.degraded}}
+            params: dict[str, Any] = {"request_id": rid, "degraded": res.degraded}
+            if res.missing is not None:
+                params["missing_features"] = missing_features(res.missing)
+            resp = {"model_name": res.model, "model_version": str(res.version), "id": client_id or rid, "outputs": [out], "parameters": params}
             series = {"model": name, "version": str(res.version)}
             if not oip.wants_binary(doc):
                 return resp, series
@@ -427,7 +429,7 @@ class HttpGateway:
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
-            Route("/v1/models/{name}/predict", self.predict, methods=["POST"]),
+            Route("/v1/models/{name}/predict", PredictRoute(self), methods=["POST"]),
             Route("/v1/models/{name}/rollback", self.rollback, methods=["POST"]),
             Route("/v2", self.server_metadata, methods=["GET"]),
             Route("/v2/health/live", self.live_v2, methods=["GET"]),
@@ -440,21 +442,40 @@ class HttpGateway:
         ]
 
 
+class PredictRoute:
+    """The route table's entry for ``POST /v1/models/{name}/predict``: an ASGI app (not a
+    function, which Starlette would hand a Request) running :meth:`HttpGateway.predict_asgi`,
+    the one predict handler, for a request that reaches it through the router."""
+
+    __slots__ = ("http",)
+
+    def __init__(self, http: HttpGateway) -> None:
+        self.http = http
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.http.predict_asgi(scope, receive, send, scope["path_params"]["name"])
+
+
 class GatewayApp(Starlette):
     """The gateway's ASGI application.
 
     ``POST /v1/models/{name}/predict``, the busiest route, goes straight to its handler,
     past route matching and the error and exception middleware: the handler turns every
-    error into its JSON answer itself. Everything else (other routes, a mounted root
-    path, lifespan) goes through Starlette's router."""
+    error into its JSON answer itself. Under a root path (uvicorn's ``--root-path``, or a
+    ``Mount``) the path is read below it, as the router reads it. Everything else (other
+    routes, lifespan) goes through Starlette's router, whose predict route runs the same
+    handler."""
 
     def __init__(self, http: HttpGateway, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.http = http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
             if path.startswith("/v1/models/") and path.endswith("/predict"):
                 name = path[11:-8]
                 if name and "/" not in name:

@@ -62,7 +62,7 @@ async def without_champion(
         if prev is not None:
             s = await gw.servable(name, f"v{prev.version}")
             s.check_instances(instances)
-            _, preds = await gw._run(s, instances, Deadline((tr.timeout_ms or gw.config.timeout_ms) / 1000.0))
+            _, preds = await gw.run_model(s, instances, Deadline((tr.timeout_ms or gw.config.timeout_ms) / 1000.0))
             gw.metrics.fallbacks.labels(name, "previous_champion").inc()
             return s.version, preds, "previous_champion", failures
     except InputError:

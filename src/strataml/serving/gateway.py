@@ -35,7 +35,7 @@ from strataml.serving.continuity import (
     champion_or_earlier,
     without_champion,
 )
-from strataml.serving.lookup import Features, lookup_features
+from strataml.serving.lookup import FeatureLookup, Features
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Decision, Limit, RateLimiter, open_buckets
 from strataml.serving.ratelimit import RateLimited as RateLimited  # where the HTTP layer finds it
@@ -68,9 +68,6 @@ from strataml.serving.traffic import (
 from strataml.spine import Workspace
 
 log = logging.getLogger("strataml.serving")
-
-
-
 
 
 @dataclass
@@ -167,6 +164,7 @@ class Gateway(BackendCalls):
         self._log_series: dict[tuple[str, int, str, bool, str, str], tuple[Any, SeriesLines]] = {}
         self._limits: dict[tuple[float, float], Limit] = {}  # deployments' limits by shape, made once
         self._lookup_cost = CallCost()  # of one feature lookup
+        self.lookup = FeatureLookup(ws)
         self._embedded_store = ws.resolve_url(ws.settings.online).startswith("sqlite")
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -218,8 +216,10 @@ class Gateway(BackendCalls):
                     await self._poll()
                     if self._catalog_seen is not seen:
                         self.unservable.clear()  # a new version or alias is tried again
+                        self.lookup.clear()
                 elif self._model_watcher.changed():
                     self.unservable.clear()  # a restored artifact or a new version is tried again
+                    self.lookup.clear()
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
@@ -348,18 +348,9 @@ class Gateway(BackendCalls):
         clock = CallCost.clock(inline)
         t0 = clock()
         missing: dict[int, list[str]] = {}
-        rows = lookup_features(self.ws, s, instances, missing)
+        rows = self.lookup(s, instances, missing)
         self._lookup_cost.add(clock() - t0)
         return rows, missing or None
-
-    def _run_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]] | None:
-        """:meth:`_run` when both of its steps can run on the loop at once (the usual
-        single-instance request), without a coroutine; None when one of them cannot."""
-        batcher, breaker = self._lane(s)
-        if not batcher.can_inline(instances) or deadline.remaining() <= 0:  # rows and instances are as many
-            return None
-        got = self._features_now(s, instances, deadline)
-        return None if got is None else (got, breaker.call_sync(batcher.run_inline, got[0]))
 
     def _features_now(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> Features | None:
         """The instances with their features when they can be had on the loop (None: they need a thread)."""
@@ -369,16 +360,31 @@ class Gateway(BackendCalls):
             return self._store_breaker.call_sync(self._lookup_features, s, instances, True)
         return None
 
-    async def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]]:
+    def _run(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]] | Awaitable[tuple[Features, list[Any]]]:
+        """Look the features up and predict: the answer when both steps could run on the
+        loop at once (the usual small request, without a coroutine), else an awaitable of it."""
         got = self._features_now(s, instances, deadline)
+        if got is not None:
+            batcher, breaker = self._lane(s)
+            if batcher.can_inline(got[0]) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
+                return got, breaker.call_sync(batcher.run_inline, got[0])
+        return self._run_later(s, instances, deadline, got)
+
+    async def _run_later(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline, got: Features | None) -> tuple[Features, list[Any]]:
+        """:meth:`_run` for what needs a thread: the features (unless ``got``) or the model."""
         if got is None:
             got = await self._features_in_thread(s, instances, deadline)
         rows = got[0]
         batcher, breaker = self._lane(s)
-        if batcher.can_inline(rows) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
+        if batcher.can_inline(rows) and deadline.remaining() > 0:
             return got, breaker.call_sync(batcher.run_inline, rows)
         preds = await deadline.run(breaker.call(lambda: batcher.submit(rows)), f"model {s.ref}")
         return got, preds
+
+    async def run_model(self, s: Servable, instances: list[dict[str, Any]], deadline: Deadline) -> tuple[Features, list[Any]]:
+        """The instances' features and predictions by ``s`` (:meth:`_run`, awaited)."""
+        ran = self._run(s, instances, deadline)
+        return ran if type(ran) is tuple else await ran  # type: ignore[misc]
 
     # --- the pipeline ----------------------------------------------------------------
 
@@ -422,8 +428,8 @@ class Gateway(BackendCalls):
                 result = Prediction(name, s.version, hit, False, arm, cached=True)
                 return result, self._log(result, instances, key, request_id, route_name, t0, "live")
         try:
-            ran = self._run_now(s, instances, deadline)
-            (rows, missing), preds = ran if ran is not None else await self._run(s, instances, deadline)
+            ran = self._run(s, instances, deadline)
+            (rows, missing), preds = ran if type(ran) is tuple else await ran  # type: ignore[misc]
             result = Prediction(name, s.version, preds, False, arm)
             if missing is not None:
                 self._unknown_entities(s, tr, instances, missing, result)
@@ -473,7 +479,7 @@ class Gateway(BackendCalls):
                 failures.append({"step": f"previous champion {prev.ref}", "error": "Skipped", "message": "it needs the failing online store"})
             else:
                 try:
-                    (_, missing), preds = await self._run(prev, instances, deadline)
+                    (_, missing), preds = await self.run_model(prev, instances, deadline)
                     self.metrics.fallbacks.labels(name, "previous_champion").inc()
                     return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures, missing=missing)
                 except Exception as exc:
@@ -498,7 +504,7 @@ class Gateway(BackendCalls):
         try:
             s = await self.servable(name, ref)
             s.check_instances(instances)
-            (rows, _), preds = await self._run(s, instances, Deadline(self.config.timeout_ms / 1000.0))
+            (rows, _), preds = await self.run_model(s, instances, Deadline(self.config.timeout_ms / 1000.0))
         except Exception as exc:
             log.warning("shadow %s@%s failed for request %s: %s", name, ref, request_id, exc)
             return

@@ -29,6 +29,43 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+# A Tally publishes a histogram's gathered observations by adding to its buckets and sum
+# directly, which prometheus_client offers no public call for: the three functions below
+# are the only code that touches its internals, checked once here, at import.
+def _check_histogram_internals() -> None:
+    # read from the code that makes a series, not from a series made here: with several
+    # workers a series is a shared file, and a probe would show in /metrics
+    from prometheus_client import values
+
+    made = Histogram._metric_init.__code__.co_names
+    if not ({"_upper_bounds", "_buckets", "_sum"} <= set(made) and hasattr(values.ValueClass, "inc")):
+        from importlib.metadata import version
+
+        raise ImportError(
+            f"prometheus_client {version('prometheus-client')} lays out histograms differently from what the gateway's "
+            "metrics expect (_upper_bounds, and _buckets and _sum values with inc()); "
+            "install a release that has them: pip install 'prometheus-client>=0.20,<0.27'"
+        )
+
+
+_check_histogram_internals()
+
+
+def histogram_bounds(child: Any) -> list[float]:
+    """The upper bounds of a labelled histogram series' buckets (the last is +Inf)."""
+    bounds: list[float] = child._upper_bounds
+    return bounds
+
+
+def add_to_histogram(child: Any, counts: list[int], total: float) -> None:
+    """Add ``counts`` observations per bucket (cumulative counts are computed at
+    exposition), summing to ``total``, to a labelled histogram series."""
+    child._sum.inc(total)
+    for bucket, n in zip(child._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
+
+
 class Tally:
     """Increments of one counter (or observations of one histogram) of labelled series
     ``child``, gathered until :meth:`publish`. Used from the event loop's thread only."""
@@ -38,14 +75,7 @@ class Tally:
     def __init__(self, child: Any) -> None:
         self.child = child
         self.pending = 0.0  # counter increments, or the histogram's sum of observations
-        self._bounds: tuple[float, ...] | list[float] = ()
-        if hasattr(child, "observe"):  # a histogram: publishing adds to its buckets and sum directly
-            if not all(hasattr(child, a) for a in ("_upper_bounds", "_buckets", "_sum")):
-                raise RuntimeError(
-                    "this prometheus_client release lays out histograms differently (no _upper_bounds, _buckets or _sum); "
-                    "pin prometheus-client to a release that has them (0.20 to 0.26 do)"
-                )
-            self._bounds = child._upper_bounds
+        self._bounds: tuple[float, ...] | list[float] = histogram_bounds(child) if hasattr(child, "observe") else ()
         self._counts = [0] * len(self._bounds)
         self._n = 0  # observations gathered
 
@@ -70,10 +100,7 @@ class Tally:
             return
         counts, total = self._counts, self.pending
         self._counts, self.pending, self._n = [0] * len(counts), 0.0, 0
-        self.child._sum.inc(total)
-        for bucket, n in zip(self.child._buckets, counts, strict=True):
-            if n:
-                bucket.inc(n)
+        add_to_histogram(self.child, counts, total)
 
 
 class GatewayMetrics:

@@ -72,7 +72,9 @@ class InferResponse(BaseModel):
     model_version: str
     id: str
     outputs: list[Tensor]
-    parameters: dict[str, Any]
+    parameters: dict[str, Any] = Field(
+        description="request_id, degraded, and missing_features (as in the v1 predict answer) when the online store "
+        "did not know an instance's entity")
 
 
 class ErrorBody(BaseModel):

@@ -88,9 +88,6 @@ class Servable:
     request_views: list[Any] = field(default_factory=list)
     #: how the version runs: ``native``, ``onnx`` or ``onnx-int8`` (registry models)
     runtime: str = "native"
-    #: the feature layer's reader of the model's one view, with the workspace it reads
-    #: (made on the first lookup, as resolving the view costs more than reading it)
-    view_reader: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
     _checks: tuple[Any, tuple[tuple[str, frozenset[type] | None], ...]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
