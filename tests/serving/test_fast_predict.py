@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strataml.serving.fast_lightgbm import LightGBMRows
+from strataml.models import LightGBMRows
 
 from .conftest import FEATURES, instance, train_booster
 

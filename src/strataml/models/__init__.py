@@ -9,6 +9,8 @@ from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
     from strataml.models.definitions import Gate, Model, Split, Tune
+    from strataml.models.formats import FORMATS, ModelFormat, row_predictor
+    from strataml.models.formats.lightgbm import LightGBMRows
     from strataml.models.lineage import code_version, model_lineage, package_versions
     from strataml.models.metrics import METRICS, higher_is_better
     from strataml.models.onnx_export import ExportRefused, export_model, list_exports
@@ -47,6 +49,10 @@ _EXPORTS = {
     "Model": "definitions",
     "Split": "definitions",
     "Tune": "definitions",
+    "FORMATS": "formats",
+    "ModelFormat": "formats",
+    "row_predictor": "formats",
+    "LightGBMRows": "formats.lightgbm",
     "code_version": "lineage",
     "model_lineage": "lineage",
     "package_versions": "lineage",
@@ -85,11 +91,14 @@ lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "CHAMPION",
+    "FORMATS",
     "METRICS",
     "ExportRefused",
     "Gate",
+    "LightGBMRows",
     "LoadedModel",
     "Model",
+    "ModelFormat",
     "Predictor",
     "Run",
     "SignatureError",
@@ -117,6 +126,7 @@ __all__ = [
     "resolve_run_id",
     "resolve_version",
     "rollback",
+    "row_predictor",
     "set_alias",
     "split_indices",
     "start_run",

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from strataml.models.formats import format_of, get_format
 from strataml.models.metrics import compute
 from strataml.models.predictor import Predictor
-from strataml.models.serialization import flavor
 from strataml.spine import user_code
 
 
@@ -53,18 +53,7 @@ def configure(estimator: Any, params: dict[str, Any], seed: int) -> Any:
         est.set_params(**params)
     current = est.get_params(deep=True)
     extra: dict[str, Any] = {k: seed for k, v in current.items() if (k == "random_state" or k.endswith("__random_state")) and v is None}
-    kind = flavor(est)
-    if kind == "xgboost" and current.get("enable_categorical") is False:
-        # string inputs arrive as pandas categories; the flag changes nothing without them
-        extra["enable_categorical"] = True
-    if kind == "lightgbm":
-        # reproducible bytes: no timing-based choice between row- and column-wise histograms
-        if "force_row_wise" not in current and "force_col_wise" not in current:
-            extra["force_col_wise"] = True
-        if "deterministic" not in current:
-            extra["deterministic"] = True
-        if "verbose" not in current and "verbosity" not in current:
-            extra["verbosity"] = -1
+    extra.update(format_of(est).configure(current))
     if extra:
         est.set_params(**extra)
     return est
@@ -83,11 +72,7 @@ def fit_target(y: np.ndarray, fmt: str, signature: dict[str, Any]) -> np.ndarray
     """The target as the estimator is fitted on it: XGBoost classifiers take class indices
     (0..k-1, in the signature's class order)."""
     classes = signature["output"].get("classes") or []
-    if fmt == "xgboost" and classes:
-        from strataml.models.xgboost_format import encode_target
-
-        return encode_target(y, classes)
-    return y
+    return get_format(fmt).fit_target(y, classes)
 
 
 def fit(estimator: Any, prepared: Prepared, model_name: str) -> Any:
@@ -113,11 +98,7 @@ def evaluate(predictor: Predictor, prepared: Prepared, metrics: list[str], x: pd
 
 def native_predictor(estimator: Any, prepared: Prepared) -> Predictor:
     """A predictor over a just-fitted estimator (no serialisation), for tuning trials."""
-    native = estimator.booster_ if prepared.fmt == "lightgbm" else estimator
-    if prepared.fmt == "xgboost":
-        from strataml.models.xgboost_format import native as xgboost_native
-
-        native = xgboost_native(estimator)
+    native = get_format(prepared.fmt).native(estimator)
     return Predictor(native, prepared.fmt, prepared.signature, threads=threads_of(estimator))
 
 

@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 
 from strataml.errors import ConfigError, StrataError
+from strataml.models.formats import FORMATS as _FORMATS
+from strataml.models.formats import get_format
 from strataml.models.serialization import Serialized, load
 
 
@@ -101,7 +103,7 @@ def prepare(rows: Any, signature: Mapping[str, Any], fmt: str) -> pd.DataFrame:
                 frame[n] = pd.to_numeric(col, errors="raise").astype("float64")
             elif kind == "bool":
                 frame[n] = col.astype("float64")
-            elif fmt in ("lightgbm", "xgboost"):
+            elif fmt in _CATEGORICAL:
                 frame[n] = col.astype("category")
             else:
                 frame[n] = col.astype(object).where(col.notna(), None)
@@ -110,16 +112,18 @@ def prepare(rows: Any, signature: Mapping[str, Any], fmt: str) -> pd.DataFrame:
     return frame
 
 
+#: the formats whose models take string inputs as pandas categories
+_CATEGORICAL = frozenset(f.name for f in _FORMATS.values() if f.categorical)
+
+
 class Predictor:
     """A loaded model: native object, format and signature."""
-
-    #: LightGBM: below this many rows a prediction runs on one thread (thread start-up costs more)
-    SMALL_BATCH = 2_000
 
     def __init__(self, native: Any, fmt: str, signature: Mapping[str, Any], threads: int | None = None) -> None:
         self.native = native
         self.threads = threads
         self.format = fmt
+        self._format = get_format(fmt)
         self.signature = dict(signature)
         self.kind: str = self.signature["output"]["kind"]
         self.classes: list[Any] = list(self.signature["output"].get("classes") or [])
@@ -140,18 +144,7 @@ class Predictor:
         """Raw outputs for a prepared frame: positive-class probabilities, a probability matrix or values."""
         if len(frame) == 0:
             return np.empty((0, len(self.classes))) if self.kind == "multiclass" else np.empty(0)
-        if self.format == "onnx":
-            return np.asarray(self.native.predict_matrix(frame, self.kind, self.classes))
-        if self.format == "lightgbm":
-            threads = 1 if len(frame) < self.SMALL_BATCH else (self.threads or 0)
-            return np.asarray(self.native.predict(frame, num_threads=threads))
-        if self.kind == "regression":
-            return np.asarray(self.native.predict(frame), dtype="float64")
-        proba = np.asarray(self.native.predict_proba(frame), dtype="float64")
-        est_classes = [_plain(c) for c in getattr(self.native, "classes_", self.classes)]
-        if est_classes != self.classes:
-            proba = proba[:, [est_classes.index(c) for c in self.classes]]
-        return proba[:, 1] if self.kind == "binary" else proba
+        return self._format.predict_matrix(self.native, frame, self.kind, self.classes, self.threads)
 
     def predict(self, rows: Any) -> Any:
         """Predictions for rows: an ndarray (binary, regression) or a list of class → probability dicts."""

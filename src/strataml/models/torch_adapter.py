@@ -11,7 +11,7 @@ standardisation, missing-value filling and the output head's meaning (``loss``):
         estimator=st.TorchEstimator(lambda n_inputs: Net(n_inputs), loss="bce", epochs=20),
     )
 
-The artifact (:mod:`strataml.models.torch_format`) is data only: one safetensors file whose tensors are the network's
+The artifact (:mod:`strataml.models.formats.torch`) is data only: one safetensors file whose tensors are the network's
 ``state_dict`` and whose metadata holds a JSON header (input names, standardisation
 statistics, class labels, hyper-parameters). It never names code. Loading rebuilds
 the network from the model's definition in the workspace, checks that its parameters

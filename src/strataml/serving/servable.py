@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from strataml.errors import NotFound, StrataError
-from strataml.serving.fast_lightgbm import LightGBMRows, lightgbm_fast_path
+from strataml.models import LightGBMRows, row_predictor
 
 OutputKind = Literal["binary", "regression", "multiclass"]
 FEATURE_TYPES = ("float", "int", "string", "bool", "timestamp")
@@ -231,7 +231,7 @@ def from_loaded(loaded: Any) -> Servable:
     def predict_rows(rows: list[dict[str, Any]]) -> Any:
         return loaded.predict([{n: r.get(n) for n in names} for r in rows])
 
-    fast = lightgbm_fast_path(loaded, feats, predict_rows)
+    fast = row_predictor(loaded, feats, predict_rows)
 
     def predict_table(table: Any) -> Any:
         if fast is not None:  # verified equal to the generic path; skips the DataFrame

@@ -10,11 +10,13 @@ the model's definition (never from the file) and loads the weights into it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from strataml.errors import ConfigError, UnsafeModel
+from strataml.models.formats.base import EstimatorFormat, Serialized
 from strataml.models.pickle_guard import refuse_pickle
 from strataml.models.torch_adapter import (
     FORMAT,
@@ -240,3 +242,31 @@ def load(data: bytes, definition: Any, where: str) -> TorchEstimator:
     net.eval()
     est.module_ = net
     return est
+
+
+class TorchFormat(EstimatorFormat):
+    """``st.TorchEstimator`` networks: safetensors weights plus a JSON header; the network
+    itself is rebuilt from the model's definition at load time."""
+
+    name = "torch"
+    extra: str | None = "torch"
+
+    def claims(self, estimator: Any) -> bool:
+        return getattr(type(estimator), "__strata_format__", None) == "torch"
+
+    def dump(self, estimator: Any, trusted: Iterable[str] = ()) -> Serialized:
+        return Serialized(dump(estimator), self.name)
+
+    def verify(self, data: bytes, where: str) -> None:
+        verify(data, where)
+
+    def load(self, data: bytes, *, trusted_types: Iterable[str] = (), where: str = "model artifact", estimator: Any = None) -> Any:
+        # the layout is checked before anything else and a pickle reported by verify itself:
+        # a header length can begin with the bytes of a pickle PROTO opcode
+        verify(data, where)
+        if estimator is None:
+            raise ConfigError(
+                f"{where} holds torch weights only; loading it needs the model's definition, whose st.TorchEstimator builds the network",
+                hint="declare the model in definitions.py (or pass its definition when loading)",
+            )
+        return load(data, estimator, where)

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from strataml.errors import MissingExtra, UnsafeModel
+from strataml.models.formats.base import EstimatorFormat, Serialized
+from strataml.models.pickle_guard import refuse_pickle
 
 #: the objectives whose predictions a classifier's probabilities are read from
 CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
@@ -198,3 +200,35 @@ def load(data: bytes, where: str) -> XGBoostModel:
     except Exception as exc:
         raise UnsafeModel(f"{where} is not a valid XGBoost model: {exc}") from exc
     return XGBoostModel(booster, objective)
+
+
+class XGBoostFormat(EstimatorFormat):
+    """XGBoost models in XGBoost's own JSON format."""
+
+    name = "xgboost"
+    extra: str | None = "xgboost"
+    categorical = True
+
+    def claims(self, estimator: Any) -> bool:
+        return is_xgboost(estimator)
+
+    def configure(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # string inputs arrive as pandas categories; the flag changes nothing without them
+        return {"enable_categorical": True} if params.get("enable_categorical") is False else {}
+
+    def fit_target(self, y: np.ndarray, classes: Sequence[Any]) -> np.ndarray:
+        return encode_target(y, classes) if classes else y
+
+    def dump(self, estimator: Any, trusted: Iterable[str] = ()) -> Serialized:
+        return Serialized(dump(estimator), self.name)
+
+    def verify(self, data: bytes, where: str) -> None:
+        refuse_pickle(data, where)
+        verify(data, where)
+
+    def load(self, data: bytes, *, trusted_types: Iterable[str] = (), where: str = "model artifact", estimator: Any = None) -> Any:
+        refuse_pickle(data, where)
+        return load(data, where)
+
+    def native(self, estimator: Any) -> Any:
+        return native(estimator)
