@@ -19,6 +19,32 @@ def test_top_level_names() -> None:
         assert getattr(strataml, name) is not None
 
 
+TOP_LEVEL = {
+    "Alert", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
+    "LoadedModel", "Model", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
+    "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
+    "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
+    "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
+}
+
+
+def test_one_user_surface() -> None:
+    # everything the README and `strata demo` show is reachable as st.NAME
+    import strataml.features
+    import strataml.models
+    import strataml.monitoring
+    import strataml.serving
+
+    assert set(strataml.__all__) == TOP_LEVEL
+    assert strataml.training_set is strataml.features.build_training_set
+    assert strataml.materialize is strataml.features.materialize
+    assert strataml.set_alias is strataml.models.set_alias
+    assert strataml.score is strataml.serving.score
+    assert strataml.create_app is strataml.serving.create_app
+    assert strataml.Alert is strataml.monitoring.AlertRule
+    assert set(dir(strataml)) >= TOP_LEVEL - {"__version__"}
+
+
 def test_layer_doors_export_what_they_list() -> None:
     for module in (strataml.spine, strataml.data):
         for name in module.__all__:
@@ -35,7 +61,9 @@ LAYER_NAMES = {
         "ArtifactStore", "Backend", "BackendKind", "Catalog", "Definitions", "Event", "LazyModule", "Settings",
         "Workspace", "append_event", "check_name", "confine", "confine_key", "current_actor", "find_workspace",
         "lazy_exports", "list_events", "load_definitions", "load_settings", "quote_ident", "scheme_of", "sha256_file",
-        "utcnow",
+        "utcnow", "use_wal", "QueueError", "quote_literal", "duck", "owner_tag", "open_queue", "DeadLetter",
+        "monitor_profiles", "Delivery", "user_code", "failpoint", "monitor_alerts", "Outgoing", "Queue",
+        "monitor_windows", "monitor_log_offsets",
     },
     "strataml.features": {
         "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureView", "OnlineStore",
@@ -48,13 +76,14 @@ LAYER_NAMES = {
         "Split", "TorchEstimator", "TrainResult", "Tune", "UnsafeModel", "code_version", "compare_runs", "export_model",
         "get_model", "get_run", "higher_is_better", "list_exports", "list_models", "list_runs", "load_model",
         "metric_history", "model_lineage", "package_versions", "prepare", "resolve_run_id", "resolve_version",
-        "rollback", "set_alias", "start_run", "train",
+        "rollback", "set_alias", "start_run", "train", "load_training_data", "split_indices", "resolve_model",
     },
     "strataml.serving": {
         "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig", "InMemoryModels", "InputError",
         "ModelProvider", "PUBLIC", "RegistryModels", "Servable", "Traffic", "Variant", "create_app", "create_key",
         "from_lightgbm", "from_loaded", "get_traffic", "list_keys", "list_traffic", "openapi_document",
-        "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
+        "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic", "KeyStore", "error_log_dir", "error_log_sql",
+        "prediction_log_dir", "prediction_log_sql",
     },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",
