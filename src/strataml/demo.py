@@ -314,7 +314,7 @@ def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]
     ws.definitions.add(DRIFT_ALERT)  # as if declared in definitions.py
     events = monitoring.check_alerts(ws)
     for e in events:
-        console.print(f"[bold yellow]alert {e.rule} {e.kind}[/]: {e.message}")
+        console.print(f"[bold yellow]{e.severity} alert {e.rule} {e.kind}[/] (rule st.Alert in definitions): {e.message}")
     if not events:
         console.print("no alert fired")
 
