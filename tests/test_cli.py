@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from strataml import synth
+import strataml as st
+from strataml import monitoring, synth
 
 
 def run(python: str, env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -121,6 +122,23 @@ def test_contracts_infer_drafts_pasteable_python(ws: Path, python: str, cli_env:
 
 
 def test_demo_runs(python: str, cli_env: dict[str, str], tmp_path: Path) -> None:
-    r = run(python, cli_env, "demo", "--dir", str(tmp_path / "demo"))
+    r = run(python, {**cli_env, "COLUMNS": "200"}, "demo", "--dir", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "demo finished" in r.stdout
+    out = r.stdout
+    assert "sent 300 predictions over 8 connections" in out and "200: 300" in out
+    # monitoring sees the shift of the second half: the amount's mean and a new country
+    drifted = next(ln for ln in out.splitlines() if ln.startswith("drifted features:"))
+    assert {"amount", "country"} <= set(drifted.split(":", 1)[1].replace(" ", "").split(","))
+    assert "last_amount" not in drifted  # the user's history did not move
+    # quality per version: the first half's delayed labels joined by request id, estimates beside them
+    section = out[out.index("quality of fraud's live predictions"):out.index("slo fraud:")]
+    quality = next(ln for ln in section.splitlines() if ln.lstrip("│ ").startswith("v1"))
+    cells = [c.strip() for c in quality.split("│") if c.strip()]
+    assert cells[:3] == ["v1", "303", "150"]
+    assert all(0.0 < float(c) <= 1.0 for c in cells[3:7]), cells
+    assert "alert fraud-amount-drift fired" in out and "feature_drift/amount" in out
+    with st.Workspace.open(tmp_path / "demo") as ws:
+        firing = monitoring.list_alerts(ws, state="firing")
+        assert [a.rule for a in firing] == ["fraud-amount-drift"]
+        assert st.dataset("fraud_outcomes", ws).rows == 150

@@ -19,6 +19,32 @@ def test_top_level_names() -> None:
         assert getattr(strataml, name) is not None
 
 
+TOP_LEVEL = {
+    "Alert", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
+    "LoadedModel", "Model", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
+    "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
+    "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
+    "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
+}
+
+
+def test_one_user_surface() -> None:
+    # everything the README and `strata demo` show is reachable as st.NAME
+    import strataml.features
+    import strataml.models
+    import strataml.monitoring
+    import strataml.serving
+
+    assert set(strataml.__all__) == TOP_LEVEL
+    assert strataml.training_set is strataml.features.build_training_set
+    assert strataml.materialize is strataml.features.materialize
+    assert strataml.set_alias is strataml.models.set_alias
+    assert strataml.score is strataml.serving.score
+    assert strataml.create_app is strataml.serving.create_app
+    assert strataml.Alert is strataml.monitoring.AlertRule
+    assert set(dir(strataml)) >= TOP_LEVEL - {"__version__"}
+
+
 def test_layer_doors_export_what_they_list() -> None:
     for module in (strataml.spine, strataml.data):
         for name in module.__all__:
@@ -49,12 +75,12 @@ LAYER_NAMES = {
         "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
     },
     "strataml.models": {
-        "CHAMPION", "METRICS", "ExportRefused", "Gate", "LoadedModel", "Model", "Predictor", "Run",
-        "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune", "UnsafeModel", "code_version",
-        "compare_runs", "export_model", "get_model", "get_run", "higher_is_better", "list_exports",
-        "list_models", "list_runs", "load_model", "load_training_data", "metric_history", "model_lineage",
-        "package_versions", "prepare", "resolve_model", "resolve_run_id", "resolve_version", "rollback",
-        "set_alias", "split_indices", "start_run", "train",
+        "CHAMPION", "FORMATS", "METRICS", "ExportRefused", "Gate", "LightGBMRows", "LoadedModel", "Model",
+        "ModelFormat", "Predictor", "Run", "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune",
+        "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
+        "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
+        "metric_history", "model_lineage", "package_versions", "prepare", "resolve_model", "resolve_run_id",
+        "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices", "start_run", "train",
     },
     "strataml.serving": {
         "PUBLIC", "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig",

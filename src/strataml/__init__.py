@@ -12,9 +12,27 @@ from strataml._version import __version__
 from strataml.spine.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.data import Column, Contract, DatasetVersion, IngestReport, SourceSpec, ingest
+    from strataml.data import (
+        Column,
+        Contract,
+        DatasetVersion,
+        IngestReport,
+        SourceSpec,
+        ingest,
+        quarantine_rows,
+    )
     from strataml.errors import StrataError
-    from strataml.features import Entity, Feature, FeatureView, RequestFeature
+    from strataml.features import (
+        Entity,
+        Feature,
+        FeatureView,
+        RequestFeature,
+        apply,
+        check_skew,
+        get_online_features,
+        materialize,
+    )
+    from strataml.features import build_training_set as training_set
     from strataml.models import (
         Gate,
         LoadedModel,
@@ -22,12 +40,16 @@ if TYPE_CHECKING:
         Split,
         TorchEstimator,
         Tune,
+        get_model,
         load_model,
+        model_lineage,
+        set_alias,
         start_run,
         train,
     )
     from strataml.monitoring import AlertRule as Alert
-    from strataml.spine import Settings, Workspace
+    from strataml.serving import create_app, create_key, score, set_traffic
+    from strataml.spine import Settings, Workspace, list_events
 
 _EXPORTS = {
     "Column": "data",
@@ -36,23 +58,37 @@ _EXPORTS = {
     "IngestReport": "data",
     "SourceSpec": "data",
     "ingest": "data",
+    "quarantine_rows": "data",
     "StrataError": "errors",
     "Entity": "features",
     "Feature": "features",
     "FeatureView": "features",
     "RequestFeature": "features",
+    "apply": "features",
+    "check_skew": "features",
+    "get_online_features": "features",
+    "materialize": "features",
+    "training_set": "features:build_training_set",
     "Gate": "models",
     "LoadedModel": "models",
     "Model": "models",
     "Split": "models",
     "TorchEstimator": "models",
     "Tune": "models",
+    "get_model": "models",
     "load_model": "models",
+    "model_lineage": "models",
+    "set_alias": "models",
     "start_run": "models",
     "train": "models",
+    "Alert": "monitoring:AlertRule",
+    "create_app": "serving",
+    "create_key": "serving",
+    "score": "serving",
+    "set_traffic": "serving",
     "Settings": "spine",
     "Workspace": "spine",
-    "Alert": "monitoring:AlertRule",
+    "list_events": "spine",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -87,9 +123,23 @@ __all__ = [
     "Tune",
     "Workspace",
     "__version__",
+    "apply",
+    "check_skew",
+    "create_app",
+    "create_key",
     "dataset",
+    "get_model",
+    "get_online_features",
     "ingest",
+    "list_events",
     "load_model",
+    "materialize",
+    "model_lineage",
+    "quarantine_rows",
+    "score",
+    "set_alias",
+    "set_traffic",
     "start_run",
     "train",
+    "training_set",
 ]

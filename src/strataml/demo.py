@@ -5,22 +5,20 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+import strataml as st
 from strataml import synth
-from strataml.data import Column, Contract, get_version, ingest, quarantine_rows
-from strataml.data.ingest import IngestReport
-from strataml.spine.events import list_events
-from strataml.spine.workspace import Workspace
 
 console = Console()
 
 
-def _report_table(title: str, r: IngestReport) -> None:
+def _report_table(title: str, r: st.IngestReport) -> None:
     t = Table(title=title, title_justify="left")
     for col in ("version", "rows_read", "accepted", "rejected", "duplicates"):
         t.add_column(col, justify="right")
@@ -34,20 +32,11 @@ def _report_table(title: str, r: IngestReport) -> None:
     console.print(rules)
 
 
-def _features_step(ws: Workspace, root: Path) -> None:
+def _features_step(ws: st.Workspace, root: Path) -> None:
     """Features: a view over the transactions, a point-in-time training set, the online store."""
     import datetime as dt
 
     import numpy as np
-
-    import strataml as st
-    from strataml.features import (
-        apply,
-        build_training_set,
-        check_skew,
-        get_online_features,
-        materialize,
-    )
 
     user = st.Entity("user", key="user_id")
     user_spend = st.FeatureView(
@@ -60,7 +49,7 @@ def _features_step(ws: Workspace, root: Path) -> None:
         ],
     )
     ws.definitions.add(user_spend)
-    registered = apply(ws)
+    registered = st.apply(ws)
     console.print(f"\n[bold]4. features[/] registered view user_spend@{registered[0]['version']}")
 
     # labels: which user was flagged when (generated), ingested as a dataset like any other
@@ -76,8 +65,8 @@ def _features_step(ws: Workspace, root: Path) -> None:
         "fraud_labels", timestamp="ts",
         columns=[st.Column("user_id", "string"), st.Column("ts", "timestamp"), st.Column("is_fraud", "int")],
     )
-    ingest(ws, str(synth.write_csv(labels, root / "fraud_labels.csv")), contract=labels_contract)
-    ts = build_training_set(ws, "fraud_labels", ["user_spend"])
+    st.ingest(ws, str(synth.write_csv(labels, root / "fraud_labels.csv")), contract=labels_contract)
+    ts = st.training_set(ws, "fraud_labels", ["user_spend"])
     console.print(
         f"training set {ts.ref}: {ts.table.num_rows:,} label rows, features {', '.join(ts.feature_columns)} "
         f"(each from data strictly before its label's time; {ts.seconds:.2f}s)"
@@ -89,10 +78,10 @@ def _features_step(ws: Workspace, root: Path) -> None:
         t.add_row(*("—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()))
     console.print(t)
 
-    as_of = get_version(ws, "transactions@latest").to_duckdb().aggregate("max(ts)").fetchall()[0][0] + dt.timedelta(seconds=1)
-    m = materialize(ws, ["user_spend"], as_of=as_of)["views"][0]
+    as_of = st.dataset("transactions@latest", ws).to_duckdb().aggregate("max(ts)").fetchall()[0][0] + dt.timedelta(seconds=1)
+    m = st.materialize(ws, ["user_spend"], as_of=as_of)["views"][0]
     console.print(f"materialised {m['entities']:,} users to the online store as of {as_of} ({m['seconds']}s)")
-    online = get_online_features(ws, ["user_spend"], [{"user_id": "u42"}, {"user_id": "nobody"}])
+    online = st.get_online_features(ws, ["user_spend"], [{"user_id": "u42"}, {"user_id": "nobody"}])
     o = Table(title="online lookup", title_justify="left")
     o.add_column("user_id")
     for col in online[0]:
@@ -100,15 +89,15 @@ def _features_step(ws: Workspace, root: Path) -> None:
     for key, row in zip(("u42", "nobody"), online, strict=True):
         o.add_row(key, *("—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()))
     console.print(o)
-    skew = check_skew(ws, "user_spend", sample=100)
+    skew = st.check_skew(ws, "user_spend", sample=100)
     console.print(f"training/serving skew over {skew['checked']} users: {len(skew['mismatches'])} mismatches")
 
 
-FRAUD_CASES = Contract(
+FRAUD_CASES = st.Contract(
     "fraud_cases", key="tx_id", timestamp="ts",
     columns=[
-        Column("tx_id", "string"), Column("user_id", "string"), Column("ts", "timestamp"),
-        Column("amount", "float"), Column("country", "string"), Column("is_fraud", "int"),
+        st.Column("tx_id", "string"), st.Column("user_id", "string"), st.Column("ts", "timestamp"),
+        st.Column("amount", "float"), st.Column("country", "string"), st.Column("is_fraud", "int"),
     ],
 )
 
@@ -131,22 +120,19 @@ def fraud_labels(transactions: pa.Table, n: int, seed: int = 3) -> pa.Table:
     })
 
 
-def demo_models(ws: Workspace, root: Path) -> None:
+def demo_models(ws: st.Workspace, root: Path) -> None:
     """Train a champion with a small tuning study, then show the registry and the model's lineage."""
     import pyarrow.parquet as pq
     from lightgbm import LGBMClassifier
-
-    import strataml as st
-    from strataml.models import get_model, load_model, model_lineage, train
 
     views = [v.name for v in ws.definitions.all("feature_view") if v.name == "user_spend"]
     console.print(
         "\n[bold]5. models[/] label 8,000 transactions (fraud cases), tune (5 trials), train"
         + (" on the user_spend view plus amount and country" if views else " on amount and country") + ", gate, register"
     )
-    table = fraud_labels(get_version(ws, "transactions@latest").to_arrow(), 8_000)
+    table = fraud_labels(st.dataset("transactions@latest", ws).to_arrow(), 8_000)
     pq.write_table(table, root / "fraud_cases.parquet")
-    ingest(ws, str(root / "fraud_cases.parquet"), contract=FRAUD_CASES)
+    st.ingest(ws, str(root / "fraud_cases.parquet"), contract=FRAUD_CASES)
     model = st.Model(
         "fraud", features=views, labels="fraud_cases", target="is_fraud", columns=["amount", "country"],
         estimator=LGBMClassifier(n_estimators=60, n_jobs=1), metrics=["roc_auc", "log_loss"],
@@ -154,7 +140,7 @@ def demo_models(ws: Workspace, root: Path) -> None:
         tune=st.Tune(params={"num_leaves": ("int", 4, 32, "log"), "learning_rate": ("float", 0.02, 0.2, "log")}, trials=5),
     )
     ws.definitions.add(model)
-    result = train(ws, "fraud")
+    result = st.train(ws, "fraud")
     t = Table(title=f"training run {result.run[:12]}: gate {result.gate['status']}", title_justify="left")
     for col in ("metric", "holdout"):
         t.add_column(col)
@@ -164,7 +150,7 @@ def demo_models(ws: Workspace, root: Path) -> None:
     if result.tuning:
         tu = result.tuning
         console.print(f"tuning: {tu['trials']} child runs, best {tu['metric']} {tu['best_value']:.4f} with {tu['best_params']}")
-    reg = get_model(ws, "fraud")
+    reg = st.get_model(ws, "fraud")
     r = Table(title="registry: fraud", title_justify="left")
     for col in ("version", "aliases", "sha256", "roc_auc", "run"):
         r.add_column(col)
@@ -172,7 +158,7 @@ def demo_models(ws: Workspace, root: Path) -> None:
         aliases = ", ".join(a for a, n in reg["aliases"].items() if n == v["version"])
         r.add_row(f"v{v['version']}", aliases, v["sha256"][:16] + "…", f"{v['metrics'].get('roc_auc', 0):.4f}", (v["run"] or "")[:12])
     console.print(r)
-    lin = model_lineage(ws, "fraud")
+    lin = st.model_lineage(ws, "fraud")
     li = Table(title=f"lineage of fraud v{lin['version']} (champion)", title_justify="left", show_header=False)
     li.add_column("what", style="bold")
     li.add_column("value")
@@ -187,69 +173,83 @@ def demo_models(ws: Workspace, root: Path) -> None:
     li.add_row("packages", ", ".join(f"{k} {v}" for k, v in lin["packages"].items() if k in ("python", "lightgbm", "scikit-learn", "strataml")))
     li.add_row("seed", str(lin["seed"]))
     console.print(li)
-    champion = load_model(ws, "fraud")
-    rows = get_version(ws, lin["training_set"]).to_arrow() if lin["training_set"] else table
+    champion = st.load_model(ws, "fraud")
+    rows = st.dataset(lin["training_set"], ws).to_arrow() if lin["training_set"] else table
     scores = champion.predict(rows.slice(rows.num_rows - 3))
     console.print("champion scores for the 3 latest labelled transactions: " + ", ".join(f"{p:.3f}" for p in scores))
 
 
-def demo_serving(ws: Workspace) -> None:
-    """Serve the champion on a free loopback port, send real HTTP traffic, show the stats."""
-    import asyncio
+def _start_gateway(app: Any, port: int = 0) -> tuple[Any, Any, int]:
+    """Run an ASGI app with uvicorn on loopback in a thread; returns (server, thread, port)."""
     import socket
     import threading
     import time
 
-    import httpx
     import uvicorn
 
-    from strataml.serving import (
-        GatewayConfig,
-        RegistryModels,
-        create_app,
-        create_key,
-        prediction_stats,
-        set_traffic,
-    )
-    from strataml.serving.audit import log_dir
-
-    console.print("\n[bold]6. serving[/] the fraud champion behind the gateway (auth, rate limits, audit log, metrics)")
-    key_rec, key = create_key(ws.catalog, ["predict:fraud"], name="demo")
-    set_traffic(ws.catalog, "fraud", {"rate": 2000, "burst": 2000, "default": 0.0}, reason="demo launch")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    app = create_app(ws, None, GatewayConfig(preload=("fraud",)))
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    return server, thread, port
+
+
+def shifted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The second half of the demo's traffic: amounts three times larger, a country never seen in training."""
+    return [{**r, "amount": float(r["amount"]) * 3.0, "country": "JP" if i % 3 == 0 else r["country"]} for i, r in enumerate(rows)]
+
+
+def demo_serving(ws: st.Workspace) -> list[tuple[str, int]]:
+    """Serve the champion on a free loopback port and send real HTTP traffic whose distribution shifts midway.
+
+    Returns the request id and true label of each prediction of the first half (their labels
+    arrive later, in :func:`demo_monitoring`)."""
+    import asyncio
+    import time
+
+    import httpx
+
+    console.print("\n[bold]6. serving[/] the fraud champion behind the gateway (auth, rate limits, audit log, metrics)")
+    key_rec, key = st.create_key(ws.catalog, ["predict:fraud"], name="demo")
+    st.set_traffic(ws.catalog, "fraud", {"rate": 2000, "burst": 2000, "default": 0.0}, reason="demo launch")
+    server, thread, port = _start_gateway(st.create_app(ws))
+    base = f"http://127.0.0.1:{port}"
+    firsts: list[tuple[str, int]] = []
     try:
-        champion = RegistryModels(ws).get("fraud", "champion")
-        fields = list(champion.entity_keys) + list(champion.request_fields) if champion.views else champion.feature_names()
-        labels = get_version(ws, ws.definitions.get("model", "fraud").labels).to_arrow()  # the model's own labelled rows
-        rows = labels.slice(0, 300).select(fields).to_pylist()
+        model = ws.definitions.get("model", "fraud")
+        fields = (["user_id"] if model.features else []) + list(model.columns)
+        labelled = st.dataset(model.labels, ws).to_arrow().slice(0, 300)  # the model's own labelled rows
+        rows = labelled.select(fields).to_pylist()
+        truth = labelled["is_fraud"].to_pylist()
+        half = len(rows) // 2
         headers = {"authorization": f"Bearer {key}"}
 
-        async def traffic() -> list[int]:
+        async def traffic(batch: list[dict[str, Any]]) -> list[tuple[int, str]]:
             limits = httpx.Limits(max_connections=8)
             async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=10) as client:
                 sem = asyncio.Semaphore(8)
 
-                async def one(row: dict[str, object]) -> int:
+                async def one(row: dict[str, Any]) -> tuple[int, str]:
                     async with sem:
                         r = await client.post("/v1/models/fraud/predict", json={"instances": [row]})
-                        return r.status_code
+                        return r.status_code, (r.json().get("request_id", "") if r.status_code == 200 else "")
 
-                return list(await asyncio.gather(*(one(r) for r in rows)))
+                return list(await asyncio.gather(*(one(r) for r in batch)))
 
         t0 = time.perf_counter()
-        codes = asyncio.run(traffic())
+        before = asyncio.run(traffic(rows[:half]))
+        after = asyncio.run(traffic(shifted(rows[half:])))
         took = time.perf_counter() - t0
+        codes = [c for c, _ in before + after]
+        firsts = [(rid, int(y)) for (c, rid), y in zip(before, truth[:half], strict=True) if c == 200]
         console.print(f"sent {len(codes)} predictions over 8 connections in {took:.2f}s: " + ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes))))
+        console.print(f"midway the traffic shifts: the last {len(after)} have amounts three times larger and a third come from JP, a country training never saw")
         sample = httpx.post(f"{base}/v1/models/fraud/predict", json={"instances": rows[:3]}, headers=headers).json()
         console.print(f"POST /v1/models/fraud/predict → v{sample['version']}: " + ", ".join(f"{p:.3f}" for p in sample["predictions"]) + f"  (request {sample['request_id'][:12]}…)")
         anon = httpx.post(f"{base}/v1/models/fraud/predict", json={"instances": rows[:1]})
@@ -257,45 +257,96 @@ def demo_serving(ws: Workspace) -> None:
         console.print(f"without a key → {anon.status_code}; amount as text → {bad.status_code}: {bad.json()['error']['message']}")
         metrics = [ln for ln in httpx.get(f"{base}/metrics").text.splitlines() if ln.startswith("strata_requests_total")]
         console.print("metrics: " + "; ".join(metrics[:3]))
+        console.print(f"key {key_rec.id} (predict:fraud)")
     finally:
         server.should_exit = True
         thread.join(30)
-    stats = prediction_stats(log_dir(ws.state_dir), "fraud")
-    t = Table(title=f"prediction log (strata predictions stats --model fraud), key {key_rec.id}", title_justify="left")
-    for col in ("count", "by_version", "p50 ms", "p95 ms", "p99 ms", "degraded"):
-        t.add_column(col, justify="right")
-    t.add_row(f"{stats['count']:,}", str(stats["by_version"]), str(stats["p50"]), str(stats["p95"]), str(stats["p99"]), str(stats["degraded"]))
+    return firsts
+
+
+LABEL_OUTCOMES = st.Contract(
+    "fraud_outcomes", key="request_id",
+    columns=[st.Column("request_id", "string"), st.Column("is_fraud", "int")],
+)
+DRIFT_ALERT = st.Alert("fraud-amount-drift", model="fraud", metric="feature_drift", feature="amount", threshold=0.2,
+                       window="1h", severity="warning", description="the amounts sent to fraud moved away from training")
+
+
+def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]]) -> None:
+    """What monitoring finds in the shifted traffic: drift, quality with delayed labels, an alert."""
+    from strataml import monitoring
+
+    console.print("\n[bold]7. monitoring[/] drift against training, quality as labels arrive, alerts")
+    # the outcomes of the first half arrive later, as a dataset keyed by the gateway's request id
+    path = root / "fraud_outcomes.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"request_id": [r for r, _ in outcomes], "is_fraud": [y for _, y in outcomes]}), path)
+    st.ingest(ws, str(path), contract=LABEL_OUTCOMES)
+
+    d = monitoring.drift(ws, "fraud")
+    t = Table(title=f"drift: {d.current} vs training ({d.rows['current']} vs {d.rows['reference']} rows), "
+                    f"share {d.drift_share if isinstance(d.drift_share, str) else f'{d.drift_share:.2f}'}", title_justify="left")
+    for col in ("feature", "test", "statistic", "p-value", "PSI", "drifted"):
+        t.add_column(col, justify="right" if col not in ("feature", "test") else "left")
+
+    def num(v: Any) -> str:
+        return "—" if v is None else f"{v:.3g}"
+
+    for name, f in d.features.items():
+        t.add_row(name, f.get("test") or "—", num(f.get("statistic")), num(f.get("p_value")), num(f.get("psi")),
+                  "[red]yes[/]" if f["drifted"] else "no")
     console.print(t)
+    console.print("drifted features: " + (", ".join(d.drifted_features) or "none"))
+
+    q = monitoring.quality(ws, "fraud", "fraud_outcomes")
+    qt = Table(title=f"quality of fraud's live predictions (labels fraud_outcomes, joined by {q.join})", title_justify="left")
+    for col in ("version", "predictions", "labelled", "roc_auc", "estimated roc_auc", "accuracy", "estimated accuracy"):
+        qt.add_column(col, justify="right")
+    for row in q.rows:
+        est = row.get("estimated") or {}
+        qt.add_row(f"v{row['version']}", str(row["predictions"]), str(row["labelled"]), num(row.get("roc_auc")),
+                   num(est.get("roc_auc")), num(row.get("accuracy")), num(est.get("accuracy")))
+    console.print(qt)
+
+    totals = monitoring.slo(ws, "fraud", window="1h", bucket="1h").totals()
+    console.print(f"slo fraud: {totals['requests']} requests, {totals['errors']} errors, worst p99 {totals['p99_max']} ms")
+    ws.definitions.add(DRIFT_ALERT)  # as if declared in definitions.py
+    events = monitoring.check_alerts(ws)
+    for e in events:
+        console.print(f"[bold yellow]{e.severity} alert {e.rule} {e.kind}[/] (rule st.Alert in definitions): {e.message}")
+    if not events:
+        console.print("no alert fired")
 
 
-def demo_monitoring(ws: Workspace) -> None:
-    """Service levels of the demo's traffic and an error-rate alert evaluated once.
+def serve_forever(ws: st.Workspace, port: int) -> None:
+    """Keep the gateway with the dashboard at /ui running until Ctrl-C or SIGTERM."""
+    import uvicorn
 
-    The distribution shift midway, delayed labels and drift/quality figures are not part
-    of the demo yet (marked place: drift via ``monitoring.drift`` and quality via
-    ``monitoring.quality`` go here)."""
-    from strataml.monitoring import AlertRule, check_alerts, slo
+    from strataml.cli.dashboard import dashboard_mounts
 
-    console.print("\n[bold]monitoring[/]")
-    t = slo(ws, "fraud", window="1h", bucket="1h").totals()
-    console.print(f"slo fraud: {t['requests']} requests, {t['errors']} errors, worst p99 {t['p99_max']} ms")
-    rule = AlertRule("fraud-errors", model="fraud", metric="error_rate", threshold=0.001, severity="warning")
-    for e in check_alerts(ws, [rule]):
-        console.print(f"alert {e.rule} {e.kind}: {e.message}")
+    _, key = st.create_key(ws.catalog, ["read"], name="demo-dashboard")
+    app = st.create_app(ws, mounts=dashboard_mounts(ws))
+    console.print(f"\n[bold]dashboard[/] http://127.0.0.1:{port}/ui  log in with the key (scope read):\n{key}")
+    console.print("the gateway keeps serving at the same address; Ctrl-C or SIGTERM stops it", highlight=False)
+    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)).run()
 
 
-def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_000) -> Path:
-    """Run the demo; returns the workspace folder (deleted afterwards unless ``keep``)."""
+def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_000, serve: int | None = None) -> Path:
+    """Run the demo; returns the workspace folder (deleted afterwards unless ``keep``).
+
+    With ``serve`` (a port), the gateway and its dashboard keep running there afterwards
+    until Ctrl-C or SIGTERM."""
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="strata-demo-"))
     try:
         console.print(Panel.fit("strataml demo: ingestion, quarantine and versioned datasets", style="bold"))
-        ws = Workspace.init(root)
+        ws = st.Workspace.init(root)
         console.print(f"workspace: {ws.root}")
 
         first = synth.transactions(rows, seed=1, bad_fraction=0.01)
         path1 = synth.write_csv(first, root / "transactions_day1.csv")
         console.print(f"\n[bold]1. ingest[/] {path1.name} ({rows:,} rows, ~1% broken)")
-        r1 = ingest(ws, str(path1), contract="transactions")
+        r1 = st.ingest(ws, str(path1), contract="transactions")
         _report_table("first batch", r1)
 
         # The second export overlaps the first: 10% of its rows are re-sent duplicates.
@@ -303,13 +354,13 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         second = pa.concat_tables([overlap, synth.transactions(rows // 2, seed=2, start_id=rows, bad_fraction=0.01)])
         path2 = synth.write_csv(second, root / "transactions_day2.csv")
         console.print(f"\n[bold]2. append[/] {path2.name} ({second.num_rows:,} rows: {overlap.num_rows:,} re-sent, the rest new)")
-        r2 = ingest(ws, str(path2), contract="transactions")
+        r2 = st.ingest(ws, str(path2), contract="transactions")
         _report_table("second batch", r2)
         assert r2.accepted + r2.rejected + r2.duplicates == r2.rows_read
 
-        v = get_version(ws, "transactions@latest")
+        v = st.dataset("transactions@latest", ws)
         console.print(f"\n[bold]3. dataset[/] {v.ref}: {v.rows:,} rows in {len(v.files)} files, sha256 {v.sha256[:16]}…")
-        sample = quarantine_rows(ws, "transactions@v2", limit=5)
+        sample = st.quarantine_rows(ws, "transactions@v2", limit=5)
         q = Table(title="a few quarantined rows of v2", title_justify="left")
         for col in ("_errors", "tx_id", "amount", "country", "refund"):
             q.add_column(col)
@@ -320,16 +371,18 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         _features_step(ws, root)
 
         demo_models(ws, root)
-        demo_serving(ws)
-        demo_monitoring(ws)
+        outcomes = demo_serving(ws)
+        demo_monitoring(ws, root, outcomes)
 
         ev = Table(title="event log", title_justify="left")
         for col in ("id", "kind", "subject", "payload"):
             ev.add_column(col)
-        for e in list_events(ws.catalog, limit=10):
+        for e in st.list_events(ws.catalog, limit=10):
             ev.add_row(str(e.id), e.kind, e.subject, str(e.payload)[:70])
         console.print(ev)
         console.print("\n[green]demo finished[/]")
+        if serve is not None:
+            serve_forever(ws, serve)
         ws.close()
         return root
     finally:

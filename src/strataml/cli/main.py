@@ -63,11 +63,13 @@ commands.command("worker")(queue.worker)
 def demo(
     keep: bool = typer.Option(False, "--keep", help="keep the demo workspace instead of deleting it"),
     directory: str | None = typer.Option(None, "--dir", help="where to create the demo workspace"),
+    serve: bool = typer.Option(False, "--serve", help="afterwards keep the gateway and the dashboard (/ui) running until Ctrl-C"),
+    port: int = typer.Option(8080, "--port", help="loopback port for --serve"),
 ) -> None:
     """Run the end-to-end demo in a temporary workspace."""
     from strataml.demo import run_demo
 
-    run_demo(directory=directory, keep=keep)
+    run_demo(directory=directory, keep=keep, serve=port if serve else None)
 
 
 def main() -> None:
