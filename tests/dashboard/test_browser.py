@@ -81,7 +81,9 @@ def server(dash: tuple[st.Workspace, dict[str, Any]]) -> Iterator[str]:
         proc.wait(20)
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps an event loop running in this thread while it
+# is open, and later tests call asyncio.run
+@pytest.fixture(scope="module")
 def browser_page(server: str) -> Iterator[Any]:
     """One logged-out Chromium page; console errors and page errors are collected on it."""
     sync_playwright = _need_browser()
