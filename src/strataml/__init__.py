@@ -48,8 +48,10 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
+    from strataml.monitoring import check_alerts, drift, quality, slo
+    from strataml.pipelines import Worker, WorkerConfig
     from strataml.serving import create_app, create_key, score, set_traffic
-    from strataml.spine import Settings, Workspace, list_events
+    from strataml.spine import Outgoing, Settings, Workspace, list_events, open_queue
 
 _EXPORTS = {
     "Column": "data",
@@ -82,6 +84,12 @@ _EXPORTS = {
     "start_run": "models",
     "train": "models",
     "Alert": "monitoring:AlertRule",
+    "check_alerts": "monitoring",
+    "drift": "monitoring",
+    "quality": "monitoring",
+    "slo": "monitoring",
+    "Worker": "pipelines",
+    "WorkerConfig": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "score": "serving",
@@ -89,6 +97,8 @@ _EXPORTS = {
     "Settings": "spine",
     "Workspace": "spine",
     "list_events": "spine",
+    "Outgoing": "spine",
+    "open_queue": "spine",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -114,6 +124,7 @@ __all__ = [
     "IngestReport",
     "LoadedModel",
     "Model",
+    "Outgoing",
     "RequestFeature",
     "Settings",
     "SourceSpec",
@@ -121,13 +132,17 @@ __all__ = [
     "StrataError",
     "TorchEstimator",
     "Tune",
+    "Worker",
+    "WorkerConfig",
     "Workspace",
     "__version__",
     "apply",
+    "check_alerts",
     "check_skew",
     "create_app",
     "create_key",
     "dataset",
+    "drift",
     "get_model",
     "get_online_features",
     "ingest",
@@ -135,10 +150,13 @@ __all__ = [
     "load_model",
     "materialize",
     "model_lineage",
+    "open_queue",
+    "quality",
     "quarantine_rows",
     "score",
     "set_alias",
     "set_traffic",
+    "slo",
     "start_run",
     "train",
     "training_set",

@@ -17,6 +17,7 @@ from strataml import synth
 from strataml.demo._data import features_step
 from strataml.demo._models import demo_models
 from strataml.demo._monitoring import demo_monitoring
+from strataml.demo._queue import demo_queue
 from strataml.demo._serving import demo_serving, serve_forever
 from strataml.demo._show import console, report_table
 
@@ -62,7 +63,8 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         features_step(ws, root)
 
         demo_models(ws, root)
-        outcomes = demo_serving(ws)
+        outcomes, key, later = demo_serving(ws)
+        demo_queue(ws, key, later)
         demo_monitoring(ws, root, outcomes)
 
         ev = Table(title="event log", title_justify="left")

@@ -20,8 +20,6 @@ DRIFT_ALERT = st.Alert("fraud-amount-drift", model="fraud", metric="feature_drif
 
 def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]]) -> None:
     """What monitoring finds in the shifted traffic: drift, quality with delayed labels, an alert."""
-    from strataml import monitoring
-
     console.print("\n[bold]7. monitoring[/] drift against training, quality as labels arrive, alerts")
     # the outcomes of the first half arrive later, as a dataset keyed by the gateway's request id
     path = root / "fraud_outcomes.parquet"
@@ -30,7 +28,7 @@ def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]
     pq.write_table(pa.table({"request_id": [r for r, _ in outcomes], "is_fraud": [y for _, y in outcomes]}), path)
     st.ingest(ws, str(path), contract=LABEL_OUTCOMES)
 
-    d = monitoring.drift(ws, "fraud")
+    d = st.drift(ws, "fraud")
     t = Table(title=f"drift: {d.current} vs training ({d.rows['current']} vs {d.rows['reference']} rows), "
                     f"share {d.drift_share if isinstance(d.drift_share, str) else f'{d.drift_share:.2f}'}", title_justify="left")
     for col in ("feature", "test", "statistic", "p-value", "PSI", "drifted"):
@@ -42,7 +40,7 @@ def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]
     console.print(t)
     console.print("drifted features: " + (", ".join(d.drifted_features) or "none"))
 
-    q = monitoring.quality(ws, "fraud", "fraud_outcomes")
+    q = st.quality(ws, "fraud", "fraud_outcomes")
     qt = Table(title=f"quality of fraud's live predictions (labels fraud_outcomes, joined by {q.join})", title_justify="left")
     for col in ("version", "predictions", "labelled", "roc_auc", "estimated roc_auc", "accuracy", "estimated accuracy"):
         qt.add_column(col, justify="right")
@@ -52,10 +50,10 @@ def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]
                    num(est.get("roc_auc")), num(row.get("accuracy")), num(est.get("accuracy")))
     console.print(qt)
 
-    totals = monitoring.slo(ws, "fraud", window="1h", bucket="1h").totals()
+    totals = st.slo(ws, "fraud", window="1h", bucket="1h").totals()
     console.print(f"slo fraud: {totals['requests']} requests, {totals['errors']} errors, worst p99 {totals['p99_max']} ms")
     ws.definitions.add(DRIFT_ALERT)  # as if declared in definitions.py
-    events = monitoring.check_alerts(ws)
+    events = st.check_alerts(ws)
     for e in events:
         console.print(f"[bold yellow]{e.severity} alert {e.rule} {e.kind}[/] (rule st.Alert in definitions): {e.message}")
     if not events:

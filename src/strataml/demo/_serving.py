@@ -34,11 +34,11 @@ def shifted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "amount": float(r["amount"]) * 3.0, "country": "JP" if i % 3 == 0 else r["country"]} for i, r in enumerate(rows)]
 
 
-def demo_serving(ws: st.Workspace) -> list[tuple[str, int]]:
+def demo_serving(ws: st.Workspace) -> tuple[list[tuple[str, int]], str, list[dict[str, Any]]]:
     """Serve the champion on a free loopback port and send real HTTP traffic whose distribution shifts midway.
 
     Returns the request id and true label of each prediction of the first half (their labels
-    arrive later, in :func:`demo_monitoring`)."""
+    arrive later, in :func:`demo_monitoring`), the key and the shifted rows (for the queue)."""
     import asyncio
     import time
 
@@ -50,6 +50,7 @@ def demo_serving(ws: st.Workspace) -> list[tuple[str, int]]:
     server, thread, port = start_gateway(st.create_app(ws))
     base = f"http://127.0.0.1:{port}"
     firsts: list[tuple[str, int]] = []
+    later: list[dict[str, Any]] = []
     try:
         model = ws.definitions.get("model", "fraud")
         fields = (["user_id"] if model.features else []) + list(model.columns)
@@ -73,7 +74,8 @@ def demo_serving(ws: st.Workspace) -> list[tuple[str, int]]:
 
         t0 = time.perf_counter()
         before = asyncio.run(traffic(rows[:half]))
-        after = asyncio.run(traffic(shifted(rows[half:])))
+        later = shifted(rows[half:])
+        after = asyncio.run(traffic(later))
         took = time.perf_counter() - t0
         codes = [c for c, _ in before + after]
         firsts = [(rid, int(y)) for (c, rid), y in zip(before, truth[:half], strict=True) if c == 200]
@@ -90,7 +92,7 @@ def demo_serving(ws: st.Workspace) -> list[tuple[str, int]]:
     finally:
         server.should_exit = True
         thread.join(30)
-    return firsts
+    return firsts, key, later
 
 
 def serve_forever(ws: st.Workspace, port: int) -> None:
