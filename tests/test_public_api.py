@@ -25,7 +25,7 @@ TOP_LEVEL = {
     "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
     "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
-    "check_alerts", "drift", "quality", "slo", "Worker", "WorkerConfig", "Outgoing", "open_queue",
+    "check_alerts", "drift", "quality", "slo", "Worker", "WorkerConfig", "Outgoing", "open_queue", "prediction_lineage", "get_traffic", "list_alerts", "list_datasets",
 }
 
 

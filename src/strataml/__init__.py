@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         IngestReport,
         SourceSpec,
         ingest,
+        list_datasets,
         quarantine_rows,
     )
     from strataml.errors import StrataError
@@ -48,9 +49,16 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
-    from strataml.monitoring import check_alerts, drift, quality, slo
+    from strataml.monitoring import (
+        check_alerts,
+        drift,
+        list_alerts,
+        prediction_lineage,
+        quality,
+        slo,
+    )
     from strataml.pipelines import Worker, WorkerConfig
-    from strataml.serving import create_app, create_key, score, set_traffic
+    from strataml.serving import create_app, create_key, get_traffic, score, set_traffic
     from strataml.spine import Outgoing, Settings, Workspace, list_events, open_queue
 
 _EXPORTS = {
@@ -60,6 +68,7 @@ _EXPORTS = {
     "IngestReport": "data",
     "SourceSpec": "data",
     "ingest": "data",
+    "list_datasets": "data",
     "quarantine_rows": "data",
     "StrataError": "errors",
     "Entity": "features",
@@ -86,12 +95,15 @@ _EXPORTS = {
     "Alert": "monitoring:AlertRule",
     "check_alerts": "monitoring",
     "drift": "monitoring",
+    "list_alerts": "monitoring",
+    "prediction_lineage": "monitoring",
     "quality": "monitoring",
     "slo": "monitoring",
     "Worker": "pipelines",
     "WorkerConfig": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
+    "get_traffic": "serving",
     "score": "serving",
     "set_traffic": "serving",
     "Settings": "spine",
@@ -145,12 +157,16 @@ __all__ = [
     "drift",
     "get_model",
     "get_online_features",
+    "get_traffic",
     "ingest",
+    "list_alerts",
+    "list_datasets",
     "list_events",
     "load_model",
     "materialize",
     "model_lineage",
     "open_queue",
+    "prediction_lineage",
     "quality",
     "quarantine_rows",
     "score",

@@ -173,6 +173,13 @@ def test_lineage_of_one_prediction(client: TestClient, dash: tuple[st.Workspace,
             assert view in page
         for d in lin["datasets"]:
             assert f">{d['ref']}</a>" in page
+        # and back to the raw rows the features were computed from: the entity's source rows up to the prediction
+        chain = st.prediction_lineage(ws, rid)
+        assert set(chain["raw_rows"]) == set(lin["feature_views"]) - {"request"}  # request features come with the request
+        for raw in chain["raw_rows"].values():
+            logged = chain["predictions"][0]
+            assert raw["rows"] and all(all(r[k] == v for k, v in raw["key"].items()) for r in raw["rows"])
+            assert all(str(r["ts"]) <= str(logged["ts"]).replace("T", " ") for r in raw["rows"])
     missing = client.get("/ui/lineage?request_id=nope", headers=h)
     assert missing.status_code == 404 and "no logged prediction has request id" in missing.text
 

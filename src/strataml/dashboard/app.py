@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strataml.dashboard import observed, views
 from strataml.dashboard.session import COOKIE, LIFETIME_S, Sessions
 from strataml.errors import NotFound, StrataError, UnsafePath
+from strataml.monitoring import prediction_lineage
 from strataml.serving import ApiKey, AuthError
 from strataml.spine import Workspace, check_name
 
@@ -298,7 +299,7 @@ class Dashboard:
 
     async def lineage(self, request: Request, key: ApiKey) -> Response:
         rid = request.query_params.get("request_id", "").strip()
-        lin = await self.call(views.prediction_lineage, self.ws, rid) if rid else None
+        lin = await self.call(prediction_lineage, self.ws, rid) if rid else None
         return self.render(request, "lineage.html", title="Prediction lineage", request_id=rid, lin=lin)
 
     # --- JSON for the charts ---------------------------------------------------------------

@@ -11,10 +11,9 @@ import datetime as dt
 from typing import Any
 
 from strataml.data import get_version, list_datasets, list_versions
-from strataml.errors import NotFound
-from strataml.models import get_model, get_run, list_models, model_lineage
+from strataml.models import get_model, list_models
 from strataml.serving import list_traffic, prediction_log_dir, query_predictions
-from strataml.spine import Workspace, check_name, list_events
+from strataml.spine import Workspace, list_events
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -166,29 +165,3 @@ def events_chart(evts: list[dict[str, Any]]) -> dict[str, Any]:
     for t, r in pts:
         series[r][index[t]] = float(r)
     return {"x": xs, "families": families, "series": [{"label": f, "values": series[i]} for i, f in enumerate(families)]}
-
-
-def prediction_lineage(ws: Workspace, request_id: str) -> dict[str, Any]:
-    """One prediction's chain: request → model version → run → training set → feature views → dataset versions."""
-    records = query_predictions(prediction_log_dir(ws.state_dir), request_id=request_id, limit=None)
-    if not records:
-        raise NotFound(
-            f"no logged prediction has request id {request_id[:80]!r}",
-            hint="request ids are in each answer's 'request_id' field and X-Request-ID header",
-        )
-    live = [r for r in records if r.get("mode") == "live"] or records
-    first = live[0]
-    name, version = check_name(str(first["model"]), "model name"), int(first["version"])
-    lin = model_lineage(ws, name, version)
-    run = None
-    if lin["run"]:
-        r = get_run(ws, lin["run"]["id"], history=False)
-        run = {"id": r["id"], "name": r["name"], "status": r["status"], "started_at": r["started_at"], "metrics": r["metrics"], "params": r["params"]}
-    ts = lin.get("training_set") or None
-    return {
-        "request_id": request_id,
-        "predictions": [{k: r.get(k) for k in ("ts", "deployment", "model", "version", "instance", "output", "latency_ms", "degraded", "mode", "features")} for r in records],
-        "model": name, "version": version, "sha256": lin["sha256"], "run": run,
-        "training_set": ts if isinstance(ts, str) else (ts or {}).get("ref") if isinstance(ts, dict) else None,
-        "feature_views": lin["feature_views"], "datasets": lin["datasets"], "code": lin["code"],
-    }

@@ -20,6 +20,7 @@ from strataml.demo._monitoring import demo_monitoring
 from strataml.demo._queue import demo_queue
 from strataml.demo._serving import demo_serving, serve_forever
 from strataml.demo._show import console, report_table
+from strataml.demo._summary import summary
 
 __all__ = ["run_demo"]
 
@@ -64,7 +65,7 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
 
         demo_models(ws, root)
         outcomes, key, later = demo_serving(ws)
-        demo_queue(ws, key, later)
+        queued = demo_queue(ws, key, later)
         demo_monitoring(ws, root, outcomes)
 
         ev = Table(title="event log", title_justify="left")
@@ -73,6 +74,7 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         for e in st.list_events(ws.catalog, limit=10):
             ev.add_row(str(e.id), e.kind, e.subject, str(e.payload)[:70])
         console.print(ev)
+        summary(ws, queued[0] if queued else None)
         console.print("\n[green]demo finished[/]")
         if serve is not None:
             serve_forever(ws, serve)

@@ -8,6 +8,7 @@ for multiple testing (Benjamini-Hochberg), the defaults and where figures are
 approximate.
 """
 
+from strataml.monitoring._lineage import prediction_lineage
 from strataml.monitoring.alerts import (
     Alert,
     AlertEvent,
@@ -43,6 +44,7 @@ __all__ = [
     "drift",
     "fold",
     "list_alerts",
+    "prediction_lineage",
     "profile",
     "quality",
     "run_monitor",
