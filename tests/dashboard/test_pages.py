@@ -180,6 +180,7 @@ def test_lineage_of_one_prediction(client: TestClient, dash: tuple[st.Workspace,
             logged = chain["predictions"][0]
             assert raw["rows"] and all(all(r[k] == v for k, v in raw["key"].items()) for r in raw["rows"])
             assert all(str(r["ts"]) <= str(logged["ts"]).replace("T", " ") for r in raw["rows"])
+            assert "Raw rows behind" in page and html.escape(str(raw["rows"][0]["ts"])) in page
     missing = client.get("/ui/lineage?request_id=nope", headers=h)
     assert missing.status_code == 404 and "no logged prediction has request id" in missing.text
 
