@@ -66,14 +66,19 @@ LAYER_NAMES = {
         "list_events", "load_definitions", "load_settings", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
         "open_catalog", "open_queue", "owner_tag", "quote_ident", "quote_literal", "redis_client", "scheme_of",
-        "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
+        "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet"
+    },
+    "strataml.data": {
+        "LATEST", "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec",
+        "breaking_changes", "commit_version", "diff", "get_version", "infer_contract", "ingest",
+        "latest_version", "list_datasets", "list_versions", "parse_ref", "quarantine_rows", "resolve_contract"
     },
     "strataml.features": {
         "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureInputError",
         "FeatureView", "OnlineStore", "OnlineStoreError", "RedisOnlineStore", "RequestFeature",
         "SQLiteOnlineStore", "TrainingSet", "ViewReader", "apply", "build_training_set", "check_skew",
         "compute_request_features", "get_online_features", "list_views", "materialize", "online_store",
-        "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
+        "open_online_store", "parse_duration", "register", "resolve_view", "show_view"
     },
     "strataml.models": {
         "CHAMPION", "FORMATS", "METRICS", "ExportRefused", "Gate", "LightGBMRows", "LoadedModel", "Model",
@@ -81,18 +86,27 @@ LAYER_NAMES = {
         "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
         "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
         "metric_history", "model_lineage", "package_versions", "prepare", "resolve_model", "resolve_run_id",
-        "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices", "start_run", "train",
+        "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices", "start_run", "train"
     },
     "strataml.serving": {
         "PUBLIC", "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig",
         "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels", "Servable", "Traffic",
         "Variant", "create_app", "create_key", "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded",
         "get_traffic", "list_keys", "list_traffic", "openapi_document", "prediction_log_dir",
-        "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
+        "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic"
+    },
+    "strataml.monitoring": {
+        "KLL_K", "MAX_CATEGORIES", "Alert", "AlertEvent", "AlertRule", "CategoricalSummary", "DriftReport",
+        "FoldResult", "NumericSummary", "Profile", "QualityReport", "SloReport", "Thresholds", "check_alerts",
+        "dataset_drift", "drift", "fold", "list_alerts", "prediction_lineage", "profile", "quality",
+        "run_monitor", "slo", "window_profile"
+    },
+    "strataml.pipelines": {
+        "Ledger", "Worker", "WorkerConfig", "run_worker"
     },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",
-        "SQLiteOnlineStore", "encode_key", "encode_value", "key_sql", "open_online_store",
+        "SQLiteOnlineStore", "encode_key", "encode_value", "key_sql", "open_online_store"
     },
 }
 
