@@ -13,12 +13,12 @@ from strataml.features import FeatureDefinitionError, parse_duration
 from strataml.features.definitions import FeatureView
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("24h", 86400), ("7d", 604800), ("2w", 1209600)])
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("24h", 86400), ("7d", 604800), ("2w", 1209600), ("1.5h", 5400)])
 def test_durations_parse(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "1", "h", "1.5h", "-1d", "0d", "1 day", "1y", "24 hours"])
+@pytest.mark.parametrize("text", ["", "1", "h", "1.5s", "-1d", "0d", "1 day", "1y", "24 hours"])
 def test_bad_durations_are_clear_errors(text: str) -> None:
     with pytest.raises(FeatureDefinitionError) as info:
         parse_duration(text)

@@ -136,9 +136,9 @@ def drift(ws: Workspace, model: str, since: str | None = None) -> dict[str, Any]
 
 def _minute_since(since: str) -> int:
     """The first minute of a span reaching ``since`` back from now (as the drift check counts it)."""
-    from strataml.features import parse_duration
+    from strataml.spine import parse_duration
 
-    return int(time.time() // 60) - max(1, -(-parse_duration(since, "since") // 60))
+    return int(time.time() // 60) - max(1, int(-(-parse_duration(since, "since") // 60)))
 
 
 def distributions(ws: Workspace, model: str, column: str, since: str | None = None) -> dict[str, Any]:

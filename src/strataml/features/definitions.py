@@ -27,6 +27,7 @@ from typing import Any
 from strataml.data.contract import TYPES
 from strataml.errors import ConfigError
 from strataml.spine import check_name, definition_hash
+from strataml.spine import parse_duration as spine_duration
 
 #: aggregation name → DuckDB aggregate (``{c}`` is the column, ``{o}`` the event order)
 AGGREGATIONS: dict[str, str] = {
@@ -43,7 +44,6 @@ AGGREGATIONS: dict[str, str] = {
 #: request field types → DuckDB types: the same names as contract column types
 FIELD_TYPES: dict[str, str] = TYPES
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -53,22 +53,14 @@ class FeatureDefinitionError(ConfigError):
 
 
 def parse_duration(value: str | int | dt.timedelta, what: str = "duration") -> int:
-    """Seconds in a duration such as ``90s``, ``15m``, ``24h``, ``7d`` or ``2w``."""
-    if isinstance(value, dt.timedelta):
-        seconds = int(value.total_seconds())
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        m = _DURATION.fullmatch(value) if isinstance(value, str) else None
-        if not m:
-            raise FeatureDefinitionError(
-                f"{what} {value!r} is not a duration",
-                hint="write a whole number followed by a unit: s, m, h, d or w (e.g. '24h', '7d', '30d')",
-            )
-        seconds = int(m[1]) * _UNITS[m[2]]
-    if seconds <= 0:
-        raise FeatureDefinitionError(f"{what} {value!r} must be longer than zero")
-    return seconds
+    """Whole seconds in a duration such as ``90s``, ``15m``, ``24h``, ``7d`` or ``2w``."""
+    try:
+        seconds = spine_duration(value, what)
+    except ConfigError as exc:
+        raise FeatureDefinitionError(exc.message, hint=exc.hint) from None
+    if seconds != int(seconds):
+        raise FeatureDefinitionError(f"{what} {value!r} is not a whole number of seconds", hint="feature windows and TTLs count whole seconds")
+    return int(seconds)
 
 
 def format_duration(seconds: int) -> str:

@@ -30,8 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError
-from strataml.monitoring.quality import parse_duration
-from strataml.spine import Workspace, append_event, monitor_alerts, utcnow
+from strataml.spine import Workspace, append_event, monitor_alerts, parse_duration, utcnow
 
 log = logging.getLogger("strataml.monitoring.alerts")
 

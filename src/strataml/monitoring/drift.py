@@ -11,13 +11,11 @@ from strataml.errors import ConfigError
 from strataml.monitoring.profiles import profile
 from strataml.monitoring.stats import DriftReport, Thresholds, report
 from strataml.monitoring.windows import fold, last_minute, window_profile
-from strataml.spine import Workspace
+from strataml.spine import Workspace, parse_duration
 
 
 def _minutes_of(value: str, what: str) -> int:
-    from strataml.features import parse_duration
-
-    return max(1, -(-parse_duration(value, what) // 60))
+    return max(1, int(-(-parse_duration(value, what) // 60)))
 
 
 def _since_minute(since: str) -> int:

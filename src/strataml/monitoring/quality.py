@@ -19,7 +19,6 @@ time within a horizon — in DuckDB, and computes per model version and window:
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,25 +26,9 @@ import numpy as np
 import pyarrow as pa
 
 from strataml.errors import ConfigError
-from strataml.spine import Workspace, duck, quote_ident, quote_literal
+from strataml.spine import Workspace, duck, parse_duration, quote_ident, quote_literal
 
 BY = ("version", "day", "hour")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | float | int, what: str = "duration", *, zero: bool = False) -> float:
-    """Seconds in ``"30d"``, ``"1h"``, ``"5m"``, ``"90s"`` (or a number of seconds)."""
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        m = _DURATION.match(value)
-        if not m:
-            raise ConfigError(f"{what} {value!r} is not a duration", hint="write a number and a unit: 90s, 5m, 1h, 30d, 2w")
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    if seconds < 0 or (seconds == 0 and not zero):
-        raise ConfigError(f"{what} must be positive, got {value!r}")
-    return seconds
 
 
 @dataclass

@@ -13,8 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataml.monitoring.quality import parse_duration
-from strataml.spine import Workspace, duck, quote_literal
+from strataml.spine import Workspace, duck, parse_duration, quote_literal
 
 
 @dataclass

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from strataml.spine.catalog import Catalog, open_catalog, utcnow
     from strataml.spine.clients import redis_client
     from strataml.spine.data_version import DataVersion
+    from strataml.spine.durations import parse_duration
     from strataml.spine.engine import duck, one, quote_ident, quote_literal
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
@@ -52,6 +53,7 @@ _EXPORTS = {
     "utcnow": "catalog",
     "redis_client": "clients",
     "DataVersion": "data_version",
+    "parse_duration": "durations",
     "duck": "engine",
     "one": "engine",
     "quote_ident": "engine",
@@ -128,6 +130,7 @@ __all__ = [
     "open_catalog",
     "open_queue",
     "owner_tag",
+    "parse_duration",
     "quote_ident",
     "quote_literal",
     "redis_client",
