@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strataml.spine.lazy import lazy_exports
+from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline, Step, step
