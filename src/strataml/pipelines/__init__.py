@@ -17,7 +17,16 @@ if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline, Step, step
     from strataml.pipelines._recovery import cancel_run, recover_runs
     from strataml.pipelines._refs import Input, PipelineError
-    from strataml.pipelines._runs import PipelineRun, StepRun, create_run, get_run, list_runs
+    from strataml.pipelines._runs import (
+        PipelineRun,
+        StepRun,
+        create_run,
+        get_run,
+        list_runs,
+        resolve_pipeline,
+        run_attempts,
+        run_logs,
+    )
     from strataml.pipelines._task import StepContext
     from strataml.pipelines.ledger import Ledger
     from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
@@ -40,6 +49,9 @@ _EXPORTS = {
     "create_run": "_runs",
     "get_run": "_runs",
     "list_runs": "_runs",
+    "resolve_pipeline": "_runs",
+    "run_attempts": "_runs",
+    "run_logs": "_runs",
     "Ledger": "ledger",
     "Worker": "worker",
     "WorkerConfig": "worker",
@@ -65,7 +77,10 @@ __all__ = [
     "get_run",
     "list_runs",
     "recover_runs",
+    "resolve_pipeline",
     "resume_run",
+    "run_attempts",
+    "run_logs",
     "run_pipeline",
     "run_worker",
     "step",

@@ -213,18 +213,3 @@ def load_value(workspace: Workspace, desc: dict[str, Any]) -> Any:
     if desc.get("stored") == "artifact":
         return orjson.loads(workspace.artifacts.read_bytes(desc["sha256"]))
     return desc.get("value")
-
-
-def output_summary(desc: dict[str, Any] | None) -> Any:
-    """A short human description of a stored output."""
-    if desc is None:
-        return None
-    kind = desc.get("kind")
-    if kind == "multi":
-        return {k: output_summary(d) for k, d in desc["outputs"].items()}
-    if kind == "table":
-        return f"table ({desc.get('rows')} rows, {desc['sha256'][:12]})"
-    if desc.get("stored") == "artifact":
-        return f"json ({desc.get('bytes')} bytes, {desc['sha256'][:12]})"
-    text = orjson.dumps(desc.get("value")).decode()
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -144,7 +144,10 @@ class RayEngine:
             )
             if address:
                 ray.init(
-                    address=address, runtime_env=env, logging_level=logging.WARNING, log_to_driver=False
+                    address=address,
+                    runtime_env=env,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
                 )
             else:
                 ray.init(

@@ -475,17 +475,19 @@ def resume_run(
 
 
 def run_pipeline(
+    workspace: Workspace | str | Path | None,
     pipeline: str | Pipeline,
     *,
-    workspace: Workspace | str | Path | None = None,
     params: dict[str, Any] | None = None,
     engine: str = "local",
     run_key: str | None = None,
     trigger: dict[str, Any] | None = None,
     workers: int | None = None,
 ) -> PipelineRun:
-    """Create a run of ``pipeline`` (a name declared in ``definitions.py`` or an object) and
-    execute it; returns the finished run (check ``run.state``)."""
+    """Create a run of ``pipeline`` (a name declared in ``definitions.py`` or an object) in
+    ``workspace`` (a :class:`Workspace`, a folder, or None for the current one) and execute
+    it; returns the finished run (check ``run.state``; all steps ``cached`` means nothing
+    changed since a run with the same inputs and code)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     run_id, _ = create_run(
         ws, pipeline, params=params, run_key=run_key, trigger=trigger or {"kind": "manual"}
