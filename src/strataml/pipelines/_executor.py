@@ -206,11 +206,17 @@ class _Execution:
             "params": self.params,
             "run_id": self.run["id"],
         }
+        a = pipeline_attempts
+        with self.ws.catalog.read() as conn:  # a resumed step numbers its attempts on
+            q = sa.select(sa.func.max(a.c.attempt)).where(
+                a.c.run_id == self.run["id"], a.c.step == name
+            )
+            base = int(conn.execute(q).scalar() or 0)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(s.retries + 1),
-            wait=tenacity.wait_exponential_jitter(
-                initial=s.backoff, max=s.max_backoff, jitter=s.backoff
-            ),
+            # exponential backoff plus up to one base interval of random jitter
+            wait=tenacity.wait_exponential(multiplier=s.backoff, max=s.max_backoff)
+            + tenacity.wait_random(0, s.backoff),
             retry=tenacity.retry_if_exception_type(_Retry),
             sleep=self._sleep,
             reraise=True,
@@ -220,7 +226,7 @@ class _Execution:
             for attempt in retrying:
                 with attempt:
                     value = self._attempt(
-                        s, {**task, "attempt": attempt.retry_state.attempt_number}
+                        s, {**task, "attempt": base + attempt.retry_state.attempt_number}
                     )
             output = store_value(self.ws, s, value)
         except Interrupted as exc:

@@ -181,8 +181,9 @@ def check_inputs(workspace: Any, pipeline: Pipeline) -> None:
             if source.kind == "dataset":
                 if datasets is None:
                     datasets = {
-                        d["name"] if isinstance(d, dict) else d.name
-                        for d in list_datasets(workspace)
+                        d["name"]
+                        for d in list_datasets(workspace.catalog)
+                        if d.get("number") is not None
                     }
                 if base not in datasets:
                     raise PipelineError(
@@ -198,9 +199,7 @@ def check_inputs(workspace: Any, pipeline: Pipeline) -> None:
                     )
             elif source.kind == "model":
                 if models is None:
-                    models = {
-                        m["name"] if isinstance(m, dict) else m.name for m in list_models(workspace)
-                    }
+                    models = {m["name"] for m in list_models(workspace) if m.get("versions")}
                 if base not in models:
                     raise PipelineError(
                         f"{where} reads model {base!r}, which has no registered version",
