@@ -152,13 +152,22 @@ def test_create_run_is_idempotent_on_its_key_and_records_events(tmp_path: Path) 
         p = st.Pipeline("p", [a], params={"n": 1})
         """,
     )
-    first, created = create_run(ws, "p", params={"n": 2}, run_key="tick-1", trigger={"kind": "schedule"})
+    first, created = create_run(
+        ws, "p", params={"n": 2}, run_key="tick-1", trigger={"kind": "schedule"}
+    )
     again, created_again = create_run(ws, "p", params={"n": 3}, run_key="tick-1")
     assert created and not created_again and again == first
     run = get_run(ws, first[:8])
-    assert (run.state, run.params, run.trigger, run.run_key) == ("queued", {"n": 2}, {"kind": "schedule"}, "tick-1")
+    assert (run.state, run.params, run.trigger, run.run_key) == (
+        "queued",
+        {"n": 2},
+        {"kind": "schedule"},
+        "tick-1",
+    )
     events = list_events(ws.catalog, kind="pipeline.run.created")
-    assert [(e.subject, e.payload["run_id"], e.payload["run_key"]) for e in events] == [("p", first, "tick-1")]
+    assert [(e.subject, e.payload["run_id"], e.payload["run_key"]) for e in events] == [
+        ("p", first, "tick-1")
+    ]
     with pytest.raises(st.StrataError, match="no parameter"):
         create_run(ws, "p", params={"m": 1})
     ws.close()

@@ -51,7 +51,9 @@ def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "ws"
 
 
-def test_a_run_stores_outputs_and_logs_and_a_rerun_with_nothing_changed_does_nothing(marks: Path) -> None:
+def test_a_run_stores_outputs_and_logs_and_a_rerun_with_nothing_changed_does_nothing(
+    marks: Path,
+) -> None:
     ws = pipeline_workspace(marks, BASIC)
     run = st.run_pipeline(ws, "basic")
     assert run.state == "succeeded", run.error
@@ -63,7 +65,11 @@ def test_a_run_stores_outputs_and_logs_and_a_rerun_with_nothing_changed_does_not
     lines = [(x["step"], x["stream"], x["line"]) for x in run_logs(ws, run.id)]
     assert ("load", "stdout", "loading 4") in lines
     assert ("total", "log", "INFO total: summing 4 rows") in lines
-    kinds = [e.kind for e in list_events(ws.catalog, kind="pipeline.") if e.payload.get("run_id") == run.id]
+    kinds = [
+        e.kind
+        for e in list_events(ws.catalog, kind="pipeline.")
+        if e.payload.get("run_id") == run.id
+    ]
     assert kinds[0] == "pipeline.run.created" and kinds[1] == "pipeline.run.started"
     assert kinds[-1] == "pipeline.run.succeeded" and kinds.count("pipeline.step.succeeded") == 3
 
@@ -82,7 +88,11 @@ def test_a_run_stores_outputs_and_logs_and_a_rerun_with_nothing_changed_does_not
     body = BASIC.replace("* scale + len", "* scale * 2 + len")
     ws = pipeline_workspace(marks, body)
     edited = st.run_pipeline(ws, "basic")
-    assert {s.name: s.state for s in edited.steps} == {"load": "cached", "frame": "cached", "total": "succeeded"}
+    assert {s.name: s.state for s in edited.steps} == {
+        "load": "cached",
+        "frame": "cached",
+        "total": "succeeded",
+    }
     assert edited.step("total").output["value"] == 12.0 + 4  # type: ignore[index]
     ws.close()
 
@@ -119,12 +129,24 @@ def test_retries_only_for_declared_errors_and_a_failed_step_leaves_no_output(mar
     flaky, broken, after = run.step("flaky"), run.step("broken"), run.step("after")
     assert (flaky.state, flaky.attempts, flaky.output["value"]) == ("succeeded", 3, "ok")  # type: ignore[index]
     attempts = [(a["step"], a["attempt"], a["state"]) for a in run_attempts(ws, run.id)]
-    assert attempts[:3] == [("flaky", 1, "failed"), ("flaky", 2, "failed"), ("flaky", 3, "succeeded")]
-    retried = [e for e in list_events(ws.catalog, kind="pipeline.step.retrying") if e.payload["run_id"] == run.id]
+    assert attempts[:3] == [
+        ("flaky", 1, "failed"),
+        ("flaky", 2, "failed"),
+        ("flaky", 3, "succeeded"),
+    ]
+    retried = [
+        e
+        for e in list_events(ws.catalog, kind="pipeline.step.retrying")
+        if e.payload["run_id"] == run.id
+    ]
     assert len(retried) == 2 and "ConnectionError" in retried[0].payload["error"]
     # ValueError is not declared retryable: one attempt, and nothing stored
     assert (broken.state, broken.attempts, broken.output) == ("failed", 1, None)
-    raise_line = next(i for i, line in enumerate((marks / "definitions.py").read_text().splitlines(), 1) if "bad row 7" in line)
+    raise_line = next(
+        i
+        for i, line in enumerate((marks / "definitions.py").read_text().splitlines(), 1)
+        if "bad row 7" in line
+    )
     assert f"definitions.py:{raise_line}: ValueError: bad row 7" in (broken.error or "")
     assert "step 'broken' failed" in (run.error or "")
     assert (after.state, counts(marks, "after")) == ("skipped", 0)
@@ -215,7 +237,11 @@ def test_resume_continues_from_the_last_completed_step(marks: Path) -> None:
     assert resumed.id == run.id and resumed.state == "succeeded"
     assert resumed.step("second").output["value"] == 2  # type: ignore[index]
     assert counts(marks, "first") == 1 and counts(marks, "second") == 2
-    started = [e for e in list_events(ws.catalog, kind="pipeline.run.started") if e.payload["run_id"] == run.id]
+    started = [
+        e
+        for e in list_events(ws.catalog, kind="pipeline.run.started")
+        if e.payload["run_id"] == run.id
+    ]
     assert started[-1].payload["completed_steps"] == ["first"]
     with pytest.raises(st.StrataError, match="already succeeded"):
         resume_run(ws, run.id)
@@ -237,6 +263,11 @@ def test_cancel_kills_the_running_step(marks: Path, monkeypatch: pytest.MonkeyPa
     cancelled = cancel_run(ws, run_id, wait=60)
     runner.join(60)
     assert cancelled.state == "cancelled" and result[0].state == "cancelled"
-    assert result[0].step("first").state == "succeeded" and result[0].step("second").state == "cancelled"
-    assert [e.payload["run_id"] for e in list_events(ws.catalog, kind="pipeline.run.cancelled")] == [run_id]
+    assert (
+        result[0].step("first").state == "succeeded"
+        and result[0].step("second").state == "cancelled"
+    )
+    assert [
+        e.payload["run_id"] for e in list_events(ws.catalog, kind="pipeline.run.cancelled")
+    ] == [run_id]
     ws.close()
