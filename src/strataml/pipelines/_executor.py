@@ -28,7 +28,7 @@ from strataml.pipelines._cache import (
     store_value,
 )
 from strataml.pipelines._engines import Engine, Interrupted, open_engine
-from strataml.pipelines._graph import check_inputs
+from strataml.pipelines._graph import check_inputs, run_edges, topological
 from strataml.pipelines._recovery import Heartbeat, finish_run, owner, owner_alive, recover_runs
 from strataml.pipelines._refs import PipelineError
 from strataml.pipelines._runs import PipelineRun, create_run, get_run, resolve_pipeline
@@ -166,7 +166,7 @@ class _Execution:
         """Run one step to its end: ``("succeeded" | "cached" | "failed" | "cancelled", error)``."""
         s = self.pipeline.steps[name]
         args, material = resolve_inputs(self.ws, self.pipeline, name, self.params, self.done)
-        extra = s.fingerprint(self.ws, self.params) if s.fingerprint is not None else None
+        extra = s.fingerprint(self.ws, s.config) if s.fingerprint is not None else None
         key = cache_key(s, material, extra)
         hit = cached_output(self.ws, key) if s.cache else None
         now = utcnow()
@@ -344,7 +344,8 @@ class _Execution:
 
     def run_all(self) -> tuple[str, str | None]:
         """Run every step not yet completed; the run's final state and error."""
-        upstream = self.pipeline.upstream
+        upstream = run_edges(self.ws, self.pipeline)
+        order = topological(upstream)
         started = set(self.done)
         failure: str | None = None
         running: dict[Future[tuple[str, str | None]], str] = {}
@@ -353,7 +354,7 @@ class _Execution:
         ) as pool:
             while True:
                 if failure is None and not self.cancelled.is_set():
-                    for name in self.pipeline.order():
+                    for name in order:
                         if name not in started and upstream[name] <= set(self.done):
                             started.add(name)
                             running[pool.submit(self.step, name)] = name

@@ -31,6 +31,8 @@ class StepContext:
     params: dict[str, Any]
     workspace: Any
     """The :class:`~strataml.spine.Workspace` the step runs in."""
+    config: dict[str, Any]
+    """The step's own settings (what a built-in step was made with)."""
 
     def log(self, message: str) -> None:
         """Record one log line for this step (kept with the run)."""
@@ -140,7 +142,12 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             kwargs = {name: _value(workspace, desc) for name, desc in task["args"].items()}
             if step.wants_context():
                 kwargs["context"] = StepContext(
-                    task["run_id"], step.name, task["attempt"], task["params"], workspace
+                    task["run_id"],
+                    step.name,
+                    task["attempt"],
+                    task["params"],
+                    workspace,
+                    dict(step.config),
                 )
             value = step.fn(**kwargs)
         return {"ok": True, "value": value, "logs": logs}
