@@ -11,6 +11,7 @@ state change is an event. A resumed run keeps the steps it already completed.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -205,6 +206,7 @@ class _Execution:
             "args": args,
             "params": self.params,
             "run_id": self.run["id"],
+            "sys_path": [p for p in sys.path if p],
         }
         a = pipeline_attempts
         with self.ws.catalog.read() as conn:  # a resumed step numbers its attempts on

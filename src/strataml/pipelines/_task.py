@@ -135,6 +135,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
     logs: list[dict[str, Any]] = []
     step = None
+    # modules the owner could import (a pipeline built in Python names its steps by module)
+    sys.path.extend(p for p in task.get("sys_path", []) if p not in sys.path)
     workspace = Workspace(Path(task["root"]), settings=task["settings"])
     try:
         with _captured(logs):
@@ -188,7 +190,6 @@ def _main(out: str) -> None:
     _die_with_parent()
     if os.getppid() != task.get("parent_pid", os.getppid()):
         os._exit(3)  # the owner died before this process could ask to follow it
-    sys.path[:0] = [p for p in task.get("sys_path", []) if p not in sys.path]
     result = run_task(task)
     try:
         data = pickle.dumps(result)
