@@ -305,3 +305,27 @@ def test_a_new_dataset_version_reruns_the_steps_reading_it(marks: Path) -> None:
     assert first.step("big").inputs["rows"]["dataset"] == "tx@v1"
     assert counts(marks, "big") == 2
     ws.close()
+
+
+def test_an_output_that_cannot_be_stored_fails_the_step_and_writes_nothing(marks: Path) -> None:
+    ws = pipeline_workspace(
+        marks,
+        """
+        @st.step(outputs=["table", "tags"])
+        def split():
+            import pandas as pd
+
+            return {"table": pd.DataFrame({"a": [1, 2]}), "tags": {"x", "y"}}
+
+        p = st.Pipeline("p", [split])
+        """,
+    )
+    store = Path(ws.resolve_url(ws.settings.artifacts))
+    before = sorted(p.name for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    run = st.run_pipeline(ws, "p")
+    assert run.state == "failed"
+    assert "returned a set, which cannot be stored" in (run.step("split").error or "")
+    assert run.step("split").output is None
+    after = sorted(p.name for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    assert after == before  # the DataFrame output was not written either
+    ws.close()
