@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,9 @@ class _Execution:
             engine,
             source,
         )
-        self.params: dict[str, Any] = dict(run["params"] or {})
+        # parameters declared after the run was created take their defaults
+        self.params: dict[str, Any] = {**pipeline.params, **(run["params"] or {})}
+        self.progress: Callable[[str, str, str | None], None] | None = None
         self.cancelled = threading.Event()
         self.done: dict[str, dict[str, Any]] = {}
         t = pipeline_steps
@@ -372,6 +375,8 @@ class _Execution:
                         self._end(name, "failed", error)
                     if state == "failed" and failure is None:
                         failure = f"step {name!r} failed: {error}"
+                    if self.progress is not None:
+                        self.progress(name, state, error)
         leftover = [n for n in self.pipeline.steps if n not in started]
         if self.cancelled.is_set():
             final, error = "cancelled", "cancelled"
@@ -403,11 +408,13 @@ def execute_run(
     engine: str = "local",
     pipeline: Pipeline | None = None,
     workers: int | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
 ) -> PipelineRun:
     """Run a queued, failed or cancelled run to its end and return it.
 
     Steps completed by an earlier execution of the same run are kept; the others run
     (or reuse a cached result). Runs whose owner died are marked failed first.
+    ``progress(step, state, error)`` is called as each step ends.
     """
     recover_runs(workspace)
     run = get_run(workspace, run_id)
@@ -438,6 +445,7 @@ def execute_run(
             finish_run(conn, row, "failed", exc.message)
         raise
     execution = _Execution(workspace, row, built, eng, source)
+    execution.progress = progress
     try:
         with Heartbeat(workspace, run.id, execution.cancelled):
             state, error = execution.run_all()
@@ -461,7 +469,12 @@ def execute_run(
 
 
 def resume_run(
-    workspace: Workspace, run_id: str, *, engine: str = "local", workers: int | None = None
+    workspace: Workspace,
+    run_id: str,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
 ) -> PipelineRun:
     """Continue a failed or cancelled run from its last completed step."""
     recover_runs(workspace)
@@ -480,7 +493,7 @@ def resume_run(
                 f"run {run.id} is still running",
                 hint=f"cancel it first: 'strata pipelines cancel {run.id}'",
             )
-    return execute_run(workspace, run.id, engine=engine, workers=workers)
+    return execute_run(workspace, run.id, engine=engine, workers=workers, progress=progress)
 
 
 def run_pipeline(
