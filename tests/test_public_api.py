@@ -26,6 +26,7 @@ TOP_LEVEL = {
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
     "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
     "check_alerts", "drift", "quality", "slo", "Worker", "WorkerConfig", "Outgoing", "open_queue", "prediction_lineage", "get_traffic", "list_alerts", "list_datasets",
+    "Pipeline", "run_pipeline", "step",
 }
 
 
@@ -65,8 +66,9 @@ LAYER_NAMES = {
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
         "list_events", "load_definitions", "load_settings", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
-        "open_catalog", "open_queue", "owner_tag", "parse_duration", "quote_ident", "quote_literal",
-        "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet"
+        "open_catalog", "open_queue", "owner_tag", "parse_duration", "pipeline_attempts", "pipeline_cache",
+        "pipeline_logs", "pipeline_runs", "pipeline_steps", "quote_ident", "quote_literal", "redis_client",
+        "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet"
     },
     "strataml.data": {
         "LATEST", "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec",
@@ -102,7 +104,11 @@ LAYER_NAMES = {
         "run_monitor", "slo", "window_profile"
     },
     "strataml.pipelines": {
-        "Ledger", "Worker", "WorkerConfig", "run_worker"
+        "DriftDetected", "Input", "Ledger", "Pipeline", "PipelineError", "PipelineRun", "Step", "StepContext",
+        "StepOutputError", "StepRun", "Worker", "WorkerConfig", "cancel_run", "create_run", "drift_step",
+        "execute_run", "export_step", "get_run", "ingest_step", "list_runs", "materialize_step", "recover_runs",
+        "resolve_pipeline", "resume_run", "run_attempts", "run_logs", "run_pipeline", "run_worker",
+        "score_step", "step", "train_step"
     },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",

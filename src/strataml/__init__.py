@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         quality,
         slo,
     )
-    from strataml.pipelines import Worker, WorkerConfig
+    from strataml.pipelines import Pipeline, Worker, WorkerConfig, run_pipeline, step
     from strataml.serving import create_app, create_key, get_traffic, score, set_traffic
     from strataml.spine import Outgoing, Settings, Workspace, list_events, open_queue
 
@@ -101,6 +101,9 @@ _EXPORTS = {
     "slo": "monitoring",
     "Worker": "pipelines",
     "WorkerConfig": "pipelines",
+    "Pipeline": "pipelines",
+    "run_pipeline": "pipelines",
+    "step": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "get_traffic": "serving",
@@ -137,6 +140,7 @@ __all__ = [
     "LoadedModel",
     "Model",
     "Outgoing",
+    "Pipeline",
     "RequestFeature",
     "Settings",
     "SourceSpec",
@@ -169,11 +173,13 @@ __all__ = [
     "prediction_lineage",
     "quality",
     "quarantine_rows",
+    "run_pipeline",
     "score",
     "set_alias",
     "set_traffic",
     "slo",
     "start_run",
+    "step",
     "train",
     "training_set",
 ]

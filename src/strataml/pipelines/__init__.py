@@ -1,6 +1,110 @@
-"""Pipelines: queue workers (scoring requests, event ingestion) over the other layers."""
+"""Pipelines: DAGs of steps with caching, retries and timeouts; the run store; queue workers.
 
-from strataml.pipelines.ledger import Ledger
-from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
+A pipeline is declared in ``definitions.py`` (:class:`Pipeline`, :func:`step`); runs are
+recorded in the catalog (:func:`create_run`, :func:`get_run`, :func:`list_runs`) and every
+state change is an event. Names are imported on first use.
+"""
 
-__all__ = ["Ledger", "Worker", "WorkerConfig", "run_worker"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strataml.spine import lazy_exports
+
+if TYPE_CHECKING:
+    from strataml.pipelines._builtin import (
+        DriftDetected,
+        drift_step,
+        export_step,
+        ingest_step,
+        materialize_step,
+        score_step,
+        train_step,
+    )
+    from strataml.pipelines._cache import StepOutputError
+    from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
+    from strataml.pipelines._pipeline import Pipeline, Step, step
+    from strataml.pipelines._recovery import cancel_run, recover_runs
+    from strataml.pipelines._refs import Input, PipelineError
+    from strataml.pipelines._runs import (
+        PipelineRun,
+        StepRun,
+        create_run,
+        get_run,
+        list_runs,
+        resolve_pipeline,
+        run_attempts,
+        run_logs,
+    )
+    from strataml.pipelines._task import StepContext
+    from strataml.pipelines.ledger import Ledger
+    from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
+
+_EXPORTS = {
+    "DriftDetected": "_builtin",
+    "drift_step": "_builtin",
+    "export_step": "_builtin",
+    "ingest_step": "_builtin",
+    "materialize_step": "_builtin",
+    "score_step": "_builtin",
+    "train_step": "_builtin",
+    "StepOutputError": "_cache",
+    "execute_run": "_executor",
+    "resume_run": "_executor",
+    "run_pipeline": "_executor",
+    "cancel_run": "_recovery",
+    "recover_runs": "_recovery",
+    "StepContext": "_task",
+    "Pipeline": "_pipeline",
+    "Step": "_pipeline",
+    "step": "_pipeline",
+    "Input": "_refs",
+    "PipelineError": "_refs",
+    "PipelineRun": "_runs",
+    "StepRun": "_runs",
+    "create_run": "_runs",
+    "get_run": "_runs",
+    "list_runs": "_runs",
+    "resolve_pipeline": "_runs",
+    "run_attempts": "_runs",
+    "run_logs": "_runs",
+    "Ledger": "ledger",
+    "Worker": "worker",
+    "WorkerConfig": "worker",
+    "run_worker": "worker",
+}
+lazy_exports(__name__, _EXPORTS)
+
+__all__ = [
+    "DriftDetected",
+    "Input",
+    "Ledger",
+    "Pipeline",
+    "PipelineError",
+    "PipelineRun",
+    "Step",
+    "StepContext",
+    "StepOutputError",
+    "StepRun",
+    "Worker",
+    "WorkerConfig",
+    "cancel_run",
+    "create_run",
+    "drift_step",
+    "execute_run",
+    "export_step",
+    "get_run",
+    "ingest_step",
+    "list_runs",
+    "materialize_step",
+    "recover_runs",
+    "resolve_pipeline",
+    "resume_run",
+    "run_attempts",
+    "run_logs",
+    "run_pipeline",
+    "run_worker",
+    "score_step",
+    "step",
+    "train_step",
+]
