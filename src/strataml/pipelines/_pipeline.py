@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, overload
 
+from strataml.errors import ConfigError
 from strataml.pipelines._graph import check_pipeline, topological
 from strataml.pipelines._refs import Input, PipelineError
+from strataml.spine import parse_duration
 
 
 def _code_site(fn: Callable[..., Any]) -> str:
@@ -38,18 +40,12 @@ def _caller_site(depth: int = 2) -> str:
 
 
 def _seconds(value: float | str | None) -> float | None:
-    if value is None or isinstance(value, int | float):
-        return None if value is None else float(value)
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    for suffix in sorted(units, key=len, reverse=True):
-        if value.endswith(suffix):
-            try:
-                return float(value[: -len(suffix)]) * units[suffix]
-            except ValueError:
-                break
-    raise PipelineError(
-        f"timeout {value!r} is not a duration", hint="write seconds (30) or '30s', '10m', '2h'"
-    )
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, "timeout")
+    except ConfigError as exc:
+        raise PipelineError(exc.message, hint="write seconds (30) or '30s', '10m', '2h'") from None
 
 
 class Step:
