@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from strataml.errors import ConfigError, MissingExtra
+from strataml.errors import ConfigError, MissingExtra, StrataError
 
 #: seconds between checks for a result, a timeout or a cancel
 POLL = 0.1
@@ -187,26 +187,22 @@ class RayEngine:
         address = address or os.environ.get("STRATA_RAY") or None
         self._started = False
         if not ray.is_initialized():
-            env = (
-                {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}}
-                if os.environ.get("PYTHONPATH")
-                else None
-            )
-            if address:
+            pythonpath = os.environ.get("PYTHONPATH")
+            env = {"env_vars": {"PYTHONPATH": pythonpath}} if pythonpath else None
+            options: dict[str, Any] = {"address": address} if address else {"num_cpus": 1}
+            try:
                 ray.init(
-                    address=address,
-                    runtime_env=env,
-                    logging_level=logging.WARNING,
-                    log_to_driver=False,
-                )
-            else:
-                ray.init(
-                    num_cpus=1,
+                    **options,
                     include_dashboard=False,
                     runtime_env=env,
                     logging_level=logging.WARNING,
                     log_to_driver=False,
                 )
+            except Exception as exc:
+                raise StrataError(
+                    f"cannot start or reach Ray{' at ' + address if address else ''}: {exc}",
+                    hint="set STRATA_RAY=ray://host:10001 for a cluster, or leave it unset for a local instance",
+                ) from exc
             self._started = True
         self._remote = ray.remote(max_retries=0)(run_task)
 
@@ -244,10 +240,11 @@ class RayEngine:
             self._ray.shutdown()
 
 
-def open_engine(name: str, *, workers: int | None = None) -> Engine:
-    """The engine ``name`` (``local`` or ``ray``)."""
+def open_engine(name: str, *, workers: int | None = None, ray_address: str | None = None) -> Engine:
+    """The engine ``name`` (``local`` or ``ray``; Ray at ``ray_address`` or ``STRATA_RAY``,
+    else a local instance)."""
     if name == "local":
         return LocalEngine(workers)
     if name == "ray":
-        return RayEngine()
+        return RayEngine(ray_address)
     raise ConfigError(f"unknown engine {name!r}", hint="use --engine local or --engine ray")

@@ -442,7 +442,7 @@ def execute_run(
             finish_run(conn, row, "failed", exc.message)
         raise
     try:
-        eng = open_engine(engine, workers=workers)
+        eng = open_engine(engine, workers=workers, ray_address=workspace.settings.ray)
     except StrataError as exc:
         with workspace.catalog.write() as conn:
             finish_run(conn, row, "failed", exc.message)
