@@ -6,7 +6,7 @@ import strataml.monitoring
 def test_monitoring_exports() -> None:
     assert set(strataml.monitoring.__all__) == {
         "KLL_K", "MAX_CATEGORIES", "CategoricalSummary", "DriftReport", "FoldResult", "NumericSummary", "Profile", "Thresholds",
-        "dataset_drift", "drift", "fold", "profile", "window_profile",
+        "dataset_drift", "drift", "fold", "profile", "version_drift", "window_profile",
         # quality, SLOs and alerts
         "Alert", "AlertEvent", "AlertRule", "QualityReport", "SloReport", "check_alerts", "list_alerts", "quality", "run_monitor", "slo",
     }

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
     from strataml.spine.hashing import definition_hash
+    from strataml.spine.loop_tables import loop_runs
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
@@ -62,6 +63,7 @@ _EXPORTS = {
     "list_events": "events",
     "failpoint": "faults",
     "definition_hash": "hashing",
+    "loop_runs": "loop_tables",
     "monitor_log_offsets": "monitor_tables",
     "monitor_profiles": "monitor_tables",
     "monitor_windows": "monitor_tables",
@@ -118,6 +120,7 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "loop_runs",
     "model_names",
     "monitor_alerts",
     "monitor_log_offsets",
