@@ -20,7 +20,7 @@ def test_top_level_names() -> None:
 
 
 TOP_LEVEL = {
-    "Alert", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
+    "Alert", "Canary", "Check", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
     "LoadedModel", "Model", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
     "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
+    from strataml.pipelines import Canary, Check
     from strataml.serving import create_app, create_key, score, set_traffic
     from strataml.spine import Settings, Workspace, list_events
 
@@ -82,6 +83,8 @@ _EXPORTS = {
     "start_run": "models",
     "train": "models",
     "Alert": "monitoring:AlertRule",
+    "Canary": "pipelines",
+    "Check": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "score": "serving",
@@ -104,6 +107,8 @@ def dataset(ref: str, workspace: Workspace | str | None = None) -> DatasetVersio
 
 __all__ = [
     "Alert",
+    "Canary",
+    "Check",
     "Column",
     "Contract",
     "DatasetVersion",

@@ -189,7 +189,7 @@ def _watch(ws: Workspace, run: LoopRun, now: dt.datetime) -> LoopRun | None:
 
 def _checked(ws: Workspace, run: LoopRun, now: dt.datetime, rounds: list[dict[str, Any]], rnd: dict[str, Any]) -> LoopRun | None:
     def checked(conn: sa.Connection, fresh: LoopRun) -> None:
-        event(conn, fresh, "canary.checked", {"round": len(rounds), "figures": rnd["figures"],
+        event(conn, fresh, "bake.checked" if run.state == "baking" else "canary.checked", {"round": len(rounds), "figures": rnd["figures"],
                                               "outcomes": {x["check"]: x["outcome"] for x in (*rnd["promote_if"], *rnd["rollback_if"])}})
 
     return commit(ws, run, {"rounds": rounds, "next_check_at": _later(now, run.canary.interval_s)}, checked)
