@@ -12,7 +12,16 @@ import pytest
 
 import strataml as st
 from strataml.models import get_model, train
-from strataml.pipelines import Canary, Check, abort, advance, advance_loops, approve, get_loop, list_loops, start_canary
+from strataml.pipelines import (
+    Canary,
+    Check,
+    abort,
+    advance,
+    advance_loops,
+    get_loop,
+    list_loops,
+    start_canary,
+)
 from strataml.serving import get_traffic
 from strataml.spine import list_events
 
@@ -70,7 +79,7 @@ def test_a_healthy_canary_is_promoted_after_its_watch(ws: st.Workspace) -> None:
     over = advance(ws, run.id, now=at(run, 2 + 3601))
     assert over.state == "promoted" and not over.active and over.ended_at is not None
     assert loop_kinds(ws, run.id) == ["loop.canary.started", "loop.canary.checked", "loop.promoted", "loop.bake.checked", "loop.bake.finished"]
-    promoted = [e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.promoted"][0]
+    promoted = next(e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.promoted")
     assert promoted.payload["reasons"] and promoted.payload["figures"]["canary"]["version"] == 2
 
 
@@ -121,7 +130,7 @@ def test_approval_by_the_cli_promotes_and_a_missed_approval_rolls_back(ws: st.Wo
     waiting = advance(ws, run.id, now=at(run, 2))
     assert waiting.state == "approval" and waiting.approval_until == at(run, 2 + 3600)
     assert advance(ws, run.id, now=at(run, 100)).state == "approval"
-    asked = [e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.approval.requested"][0]
+    asked = next(e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.approval.requested")
     assert asked.payload["command"] == "strata models approve churn@2"
     out = subprocess.run([python, "-m", "strataml", "models", "approve", "churn@2", "--json", "-w", str(ws.root)],
                          env={**cli_env, "STRATA_ACTOR": "alice"}, capture_output=True, text=True, timeout=120)

@@ -15,7 +15,12 @@ from strataml.spine import Workspace, duck, quote_literal
 
 
 def _traffic(ws: Workspace, deployment: str, versions: list[int], since: dt.datetime, obs: Observation) -> None:
-    from strataml.serving import error_log_dir, error_log_sql, prediction_log_dir, prediction_log_sql
+    from strataml.serving import (
+        error_log_dir,
+        error_log_sql,
+        prediction_log_dir,
+        prediction_log_sql,
+    )
 
     since_sql = f"CAST({quote_literal(since.isoformat())} AS TIMESTAMPTZ)"
     listed = ", ".join(str(int(v)) for v in versions)
@@ -55,8 +60,9 @@ def _labels_of(ws: Workspace, model: str, canary: Canary) -> str | None:
 
 
 def _quality(ws: Workspace, model: str, deployment: str, since: dt.datetime, canary: Canary, obs: Observation) -> None:
-    from strataml.monitoring import quality
+    import strataml.monitoring as monitoring  # its quality() shares a name with its module
 
+    quality = monitoring.quality
     labels = _labels_of(ws, model, canary)
     try:
         report = quality(ws, model, labels, deployment=deployment, since=since)
