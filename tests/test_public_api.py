@@ -21,10 +21,10 @@ def test_top_level_names() -> None:
 
 TOP_LEVEL = {
     "Alert", "Canary", "Check", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
-    "LoadedModel", "Model", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
+    "LoadedModel", "Model", "Pipeline", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
     "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
-    "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
+    "run_pipeline", "score", "set_alias", "set_traffic", "start_run", "step", "train", "training_set",
 }
 
 
@@ -42,6 +42,10 @@ def test_one_user_surface() -> None:
     assert strataml.score is strataml.serving.score
     assert strataml.create_app is strataml.serving.create_app
     assert strataml.Alert is strataml.monitoring.AlertRule
+    import strataml.pipelines
+
+    assert strataml.Pipeline is strataml.pipelines.Pipeline and strataml.step is strataml.pipelines.step
+    assert strataml.run_pipeline is strataml.pipelines.run_pipeline
     assert set(dir(strataml)) >= TOP_LEVEL - {"__version__"}
 
 
@@ -62,9 +66,10 @@ LAYER_NAMES = {
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "confine", "confine_key",
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
-        "list_events", "load_definitions", "load_settings", "model_names", "monitor_alerts",
+        "list_events", "load_definitions", "load_settings", "loop_runs", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
-        "open_catalog", "open_queue", "owner_tag", "quote_ident", "quote_literal", "redis_client", "scheme_of",
+        "open_catalog", "open_queue", "owner_tag", "pipeline_attempts", "pipeline_cache", "pipeline_logs",
+        "pipeline_runs", "pipeline_steps", "quote_ident", "quote_literal", "redis_client", "scheme_of",
         "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
     },
     "strataml.features": {
@@ -79,7 +84,7 @@ LAYER_NAMES = {
         "ModelFormat", "Predictor", "Run", "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune",
         "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
         "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
-        "metric_history", "model_lineage", "package_versions", "prepare", "resolve_model", "resolve_run_id",
+        "metric_history", "model_lineage", "move_alias", "package_versions", "prepare", "resolve_model", "resolve_run_id",
         "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices", "start_run", "train",
     },
     "strataml.serving": {
@@ -88,6 +93,7 @@ LAYER_NAMES = {
         "Variant", "create_app", "create_key", "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded",
         "get_traffic", "list_keys", "list_traffic", "openapi_document", "prediction_log_dir",
         "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
+        "write_traffic",
     },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",

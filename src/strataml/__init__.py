@@ -48,7 +48,7 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
-    from strataml.pipelines import Canary, Check
+    from strataml.pipelines import Canary, Check, Pipeline, run_pipeline, step
     from strataml.serving import create_app, create_key, score, set_traffic
     from strataml.spine import Settings, Workspace, list_events
 
@@ -85,6 +85,9 @@ _EXPORTS = {
     "Alert": "monitoring:AlertRule",
     "Canary": "pipelines",
     "Check": "pipelines",
+    "Pipeline": "pipelines",
+    "run_pipeline": "pipelines",
+    "step": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "score": "serving",
@@ -119,6 +122,7 @@ __all__ = [
     "IngestReport",
     "LoadedModel",
     "Model",
+    "Pipeline",
     "RequestFeature",
     "Settings",
     "SourceSpec",
@@ -141,10 +145,12 @@ __all__ = [
     "materialize",
     "model_lineage",
     "quarantine_rows",
+    "run_pipeline",
     "score",
     "set_alias",
     "set_traffic",
     "start_run",
+    "step",
     "train",
     "training_set",
 ]

@@ -1,5 +1,10 @@
-"""Pipelines: queue workers (scoring requests, event ingestion) over the other layers, and
-the closed loop: retrain, gate, canary, promote or roll back."""
+"""Pipelines: DAGs of steps with caching, retries and timeouts; the run store; queue workers;
+and the closed loop: retrain, gate, canary, promote or roll back.
+
+A pipeline is declared in ``definitions.py`` (:class:`Pipeline`, :func:`step`); runs are
+recorded in the catalog (:func:`create_run`, :func:`get_run`, :func:`list_runs`) and every
+state change is an event. Names are imported on first use.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,25 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.pipelines._cache import StepOutputError
     from strataml.pipelines._canary import Canary, Check, CheckResult
+    from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
     from strataml.pipelines._loop import abort, advance, advance_loops, approve, start_canary
     from strataml.pipelines._loop_store import LoopRun, get_loop, list_loops
+    from strataml.pipelines._pipeline import Pipeline, Step, step
+    from strataml.pipelines._recovery import cancel_run, recover_runs
+    from strataml.pipelines._refs import Input, PipelineError
+    from strataml.pipelines._runs import (
+        PipelineRun,
+        StepRun,
+        create_run,
+        get_run,
+        list_runs,
+        resolve_pipeline,
+        run_attempts,
+        run_logs,
+    )
+    from strataml.pipelines._task import StepContext
     from strataml.pipelines.ledger import Ledger
     from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
 
@@ -26,6 +47,26 @@ _EXPORTS = {
     "LoopRun": "_loop_store",
     "get_loop": "_loop_store",
     "list_loops": "_loop_store",
+    "StepOutputError": "_cache",
+    "execute_run": "_executor",
+    "resume_run": "_executor",
+    "run_pipeline": "_executor",
+    "cancel_run": "_recovery",
+    "recover_runs": "_recovery",
+    "StepContext": "_task",
+    "Pipeline": "_pipeline",
+    "Step": "_pipeline",
+    "step": "_pipeline",
+    "Input": "_refs",
+    "PipelineError": "_refs",
+    "PipelineRun": "_runs",
+    "StepRun": "_runs",
+    "create_run": "_runs",
+    "get_run": "_runs",
+    "list_runs": "_runs",
+    "resolve_pipeline": "_runs",
+    "run_attempts": "_runs",
+    "run_logs": "_runs",
     "Ledger": "ledger",
     "Worker": "worker",
     "WorkerConfig": "worker",
@@ -37,16 +78,36 @@ __all__ = [
     "Canary",
     "Check",
     "CheckResult",
+    "Input",
     "Ledger",
     "LoopRun",
+    "Pipeline",
+    "PipelineError",
+    "PipelineRun",
+    "Step",
+    "StepContext",
+    "StepOutputError",
+    "StepRun",
     "Worker",
     "WorkerConfig",
     "abort",
     "advance",
     "advance_loops",
     "approve",
+    "cancel_run",
+    "create_run",
+    "execute_run",
     "get_loop",
+    "get_run",
     "list_loops",
+    "list_runs",
+    "recover_runs",
+    "resolve_pipeline",
+    "resume_run",
+    "run_attempts",
+    "run_logs",
+    "run_pipeline",
     "run_worker",
     "start_canary",
+    "step",
 ]

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from strataml.spine.loop_tables import loop_runs
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
+    from strataml.spine.pipeline_tables import (
+        pipeline_attempts,
+        pipeline_cache,
+        pipeline_logs,
+        pipeline_runs,
+        pipeline_steps,
+    )
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
     from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
@@ -71,6 +78,11 @@ _EXPORTS = {
     "confine": "paths",
     "confine_key": "paths",
     "model_names": "schema:models",
+    "pipeline_attempts": "pipeline_tables",
+    "pipeline_cache": "pipeline_tables",
+    "pipeline_logs": "pipeline_tables",
+    "pipeline_runs": "pipeline_tables",
+    "pipeline_steps": "pipeline_tables",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -131,6 +143,11 @@ __all__ = [
     "open_catalog",
     "open_queue",
     "owner_tag",
+    "pipeline_attempts",
+    "pipeline_cache",
+    "pipeline_logs",
+    "pipeline_runs",
+    "pipeline_steps",
     "quote_ident",
     "quote_literal",
     "redis_client",
