@@ -21,7 +21,7 @@ def test_top_level_names() -> None:
 
 TOP_LEVEL = {
     "Alert", "Canary", "Check", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
-    "LoadedModel", "Model", "Pipeline", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
+    "LoadedModel", "Model", "Pipeline", "Retrain", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
     "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
     "run_pipeline", "score", "set_alias", "set_traffic", "start_run", "step", "train", "training_set",

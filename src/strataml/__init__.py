@@ -48,7 +48,7 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
-    from strataml.pipelines import Canary, Check, Pipeline, run_pipeline, step
+    from strataml.pipelines import Canary, Check, Pipeline, Retrain, run_pipeline, step
     from strataml.serving import create_app, create_key, score, set_traffic
     from strataml.spine import Settings, Workspace, list_events
 
@@ -86,6 +86,7 @@ _EXPORTS = {
     "Canary": "pipelines",
     "Check": "pipelines",
     "Pipeline": "pipelines",
+    "Retrain": "pipelines",
     "run_pipeline": "pipelines",
     "step": "pipelines",
     "create_app": "serving",
@@ -124,6 +125,7 @@ __all__ = [
     "Model",
     "Pipeline",
     "RequestFeature",
+    "Retrain",
     "Settings",
     "SourceSpec",
     "Split",

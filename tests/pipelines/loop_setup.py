@@ -93,3 +93,35 @@ def serve(ws: st.Workspace, instances: list[dict[str, Any]]) -> dict[int, int]:
             v = int(r.json()["version"])
             seen[v] = seen.get(v, 0) + 1
     return seen
+
+
+
+DEFINITIONS = """
+\"\"\"The churn model and its closed loop.\"\"\"
+
+from lightgbm import LGBMClassifier
+
+import strataml as st
+
+customers = st.Contract("customers", key="id", columns=[
+    st.Column("id", "string"), st.Column("tenure", "float"), st.Column("spend", "float", nullable=True),
+    st.Column("plan", "string"), st.Column("churned", "int"),
+])
+churn = st.Model("churn", labels="customers", target="churned", columns=["tenure", "spend", "plan"],
+                 estimator=LGBMClassifier(n_estimators=30, num_leaves=7, verbose=-1), gate=st.Gate(min=GATE_MIN))
+loop = st.Retrain(
+    "churn", schedule="0 * * * *", sources=[dict(path=INCOMING, contract="customers")],
+    canary=st.Canary(weight=0.5, watch="2s", interval="1s", bake="0s",
+                     promote_if=[st.Check("error_rate", min_requests=20)], rollback_if=[]),
+)
+"""
+
+
+def copy_with_loop(template: Path, dest: Path, gate_min: dict[str, float]) -> st.Workspace:
+    """A copy of the template whose definitions.py declares churn (gated by ``gate_min``)
+    and its Retrain loop, which ingests ``incoming/*.parquet`` first."""
+    shutil.copytree(template, dest)
+    (dest / "incoming").mkdir()
+    text = DEFINITIONS.replace("GATE_MIN", repr(gate_min)).replace("INCOMING", repr(str(dest / "incoming" / "*.parquet")))
+    (dest / "definitions.py").write_text(text)
+    return st.Workspace.open(dest)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline, Step, step
     from strataml.pipelines._recovery import cancel_run, recover_runs
     from strataml.pipelines._refs import Input, PipelineError
+    from strataml.pipelines._retrain import Retrain
     from strataml.pipelines._runs import (
         PipelineRun,
         StepRun,
@@ -59,6 +60,7 @@ _EXPORTS = {
     "step": "_pipeline",
     "Input": "_refs",
     "PipelineError": "_refs",
+    "Retrain": "_retrain",
     "PipelineRun": "_runs",
     "StepRun": "_runs",
     "create_run": "_runs",
@@ -84,6 +86,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "PipelineRun",
+    "Retrain",
     "Step",
     "StepContext",
     "StepOutputError",

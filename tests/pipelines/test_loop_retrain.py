@@ -1,0 +1,83 @@
+"""st.Retrain: the closed loop as a pipeline — ingest, materialise, train, gate, canary —
+whose canary is then watched by ticks and promoted or rolled back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import strataml as st
+from strataml.models import get_model
+from strataml.pipelines import Retrain, advance_loops, list_loops, resolve_pipeline, run_pipeline
+from strataml.serving import get_traffic
+from strataml.spine import list_events
+
+from .loop_setup import build_template, copy_with_loop, customers, rows, serve
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_template(tmp_path_factory.mktemp("loopr") / "tpl")
+
+
+@pytest.fixture
+def loop_ws(template: Path, tmp_path: Path) -> Iterator[st.Workspace]:
+    ws = copy_with_loop(template, tmp_path / "ws", {"roc_auc": 0.5})
+    yield ws
+    ws.close()
+
+
+def test_retrain_is_a_declared_pipeline_of_the_loop_steps(loop_ws: st.Workspace) -> None:
+    declared = loop_ws.definitions.get("pipeline", "retrain_churn")
+    assert isinstance(declared, Retrain) and declared.schedule == "0 * * * *"
+    built = resolve_pipeline(loop_ws, "retrain_churn")
+    assert built.order() == ["ingest", "materialize", "train", "gate", "canary"]
+    assert built.params["model"] == "churn" and built.params["canary"]["weight"] == 0.5
+    assert st.Retrain is Retrain
+    with pytest.raises(st.StrataError, match="path and a contract"):
+        Retrain("churn", sources=[{"path": "x.parquet"}])
+    approving = Retrain("churn", approval="4h")
+    assert approving.canary.approval and approving.canary.approval_timeout == "4h"
+
+
+def test_new_labels_retrain_gate_canary_and_promote(loop_ws: st.Workspace) -> None:
+    ws = loop_ws
+    pq.write_table(customers(1500, 42), Path(ws.root) / "incoming" / "batch1.parquet")
+    run = run_pipeline(ws, "retrain_churn", trigger={"kind": "dataset", "dataset": "customers"})
+    assert run.state == "succeeded", run.error
+    assert {s.name for s in run.steps} == {"ingest", "materialize", "train", "gate", "canary"}
+    m = get_model(ws, "churn")
+    assert [v["version"] for v in m["versions"]] == [1, 2, 3] and m["aliases"]["challenger"] == 3
+    assert m["versions"][2]["lineage"]["labels"] == "customers@v2"  # trained on what was just ingested
+    gate = next(e for e in list_events(ws.catalog, kind="loop.gate.") if e.payload["pipeline_run"] == run.id)
+    assert gate.kind == "loop.gate.passed" and gate.payload["champion"] == 1 and gate.payload["metrics"]["roc_auc"] >= 0.5
+    (loop,) = list_loops(ws, active=True)
+    assert loop.pipeline_run == run.id and loop.canary_version == 3 and loop.champion_version == 1
+    assert loop.trigger is not None and loop.trigger["pipeline_run"] == run.id
+    t = get_traffic(ws.catalog, "churn")
+    assert t is not None and t.canary is not None and t.canary.ref == "v3"
+    serve(ws, rows(120, 31))
+    advance_loops(ws, now=loop.started_at + dt.timedelta(seconds=1))
+    (done,) = advance_loops(ws, now=loop.started_at + dt.timedelta(seconds=2))
+    assert done.state == "promoted" and get_model(ws, "churn")["aliases"]["champion"] == 3
+    # the run's timeline: the pipeline's steps, then the loop's decisions
+    kinds = [e.kind for e in list_events(ws.catalog, limit=None) if e.kind.startswith(("pipeline.run", "loop."))]
+    assert kinds.index("pipeline.run.started") < kinds.index("loop.gate.passed") < kinds.index("loop.canary.started") < kinds.index("loop.promoted")
+
+
+def test_a_challenger_that_fails_its_gate_is_never_deployed(template: Path, tmp_path: Path) -> None:
+    ws = copy_with_loop(template, tmp_path / "strict", {"roc_auc": 0.999})
+    try:
+        run = run_pipeline(ws, "retrain_churn")
+        assert run.state == "succeeded", run.error
+        gate = next(e for e in list_events(ws.catalog, kind="loop.gate."))
+        assert gate.kind == "loop.gate.failed" and "below the minimum 0.999" in gate.payload["reasons"][0]
+        assert list_loops(ws) == [] and get_traffic(ws.catalog, "churn") is None
+        assert get_model(ws, "churn")["aliases"]["champion"] == 1
+    finally:
+        ws.close()
+
