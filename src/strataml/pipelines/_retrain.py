@@ -35,7 +35,7 @@ def ingest_new(sources: list[dict[str, Any]], labels: str, context: StepContext)
     from strataml.data import get_version, ingest
 
     ws = context.workspace
-    reports = []
+    reports: list[dict[str, Any]] = []
     for s in sources:
         path = str(s["path"])
         if "://" not in path and any(c in path for c in "*?[") and not glob.glob(path):
@@ -86,14 +86,15 @@ def gate_challenger(model: str, train: dict[str, Any], context: StepContext) -> 
     ws = context.workspace
     gate = dict(train.get("gate") or {})
     champion = train.get("champion") or {}
-    verdict = {
-        "passed": bool(gate.get("passed")), "version": train.get("version"), "reasons": list(gate.get("reasons") or []),
+    reasons = [str(r) for r in gate.get("reasons") or []]
+    verdict: dict[str, Any] = {
+        "passed": bool(gate.get("passed")), "version": train.get("version"), "reasons": reasons,
         "metrics": train.get("metrics"), "champion": champion.get("version"), "champion_metrics": champion.get("metrics"),
         "run": train.get("run"), "pipeline_run": context.run_id, "labels": train.get("labels"),
     }
     with ws.catalog.write() as conn:
         append_event(conn, "loop.gate." + ("passed" if verdict["passed"] else "failed"), f"model:{model}", verdict)
-    context.log(f"gate {'passed' if verdict['passed'] else 'failed'}: " + ("; ".join(verdict["reasons"]) or "every rule held"))
+    context.log(f"gate {'passed' if verdict['passed'] else 'failed'}: " + ("; ".join(reasons) or "every rule held"))
     return verdict
 
 
