@@ -200,3 +200,30 @@ def test_a_canary_needs_a_champion_and_a_different_version(ws: st.Workspace) -> 
         start_canary(ws, "churn", 1)
     with pytest.raises(st.StrataError, match="no version 9"):
         start_canary(ws, "churn", 9)
+
+
+def test_the_cli_lists_advances_and_aborts_loops(ws: st.Workspace, cli_env: dict[str, str], python: str) -> None:
+    import orjson
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([python, "-m", "strataml", "pipelines", *args, "-w", str(ws.root)], env=cli_env,
+                              capture_output=True, text=True, timeout=120)
+
+    from strataml.spine import utcnow
+
+    # started ten minutes ago: its first round (every minute) is due, its watch (an hour) is not over
+    run = start_canary(ws, "churn", 2, Canary(weight=0.2, watch="1h", interval="1m", rollback_if=[]), now=utcnow() - dt.timedelta(minutes=10))
+    listed = cli("loops", "--active", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (doc,) = orjson.loads(listed.stdout)
+    assert (doc["id"], doc["state"], doc["canary_version"], doc["canary"]["weight"]) == (run.id, "canary", 2, 0.2)
+    advanced = cli("advance", "--json")
+    assert advanced.returncode == 0, advanced.stderr
+    (after,) = orjson.loads(advanced.stdout)
+    assert after["state"] == "canary" and len(after["rounds"]) == 1
+    assert cli("abort", "zzz").returncode != 0
+    aborted = cli("abort", run.id[:10], "--reason", "changed our mind", "--json")
+    assert aborted.returncode == 0, aborted.stderr
+    assert orjson.loads(aborted.stdout)["state"] == "rolled_back"
+    t = get_traffic(ws.catalog, "churn")
+    assert t is not None and t.canary is None

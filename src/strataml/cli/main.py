@@ -10,6 +10,7 @@ from strataml.cli import (
     dashboard,
     data,
     features,
+    loops,  # noqa: F401  (adds loops, advance and abort to pipelines_app)
     models,
     monitor,
     monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
