@@ -54,7 +54,7 @@ def _pipeline_events(ws: Workspace, run_id: str | None) -> tuple[list[dict[str, 
 
 
 def _step_label(e: dict[str, Any]) -> str:
-    kind, p = e["kind"], e["payload"]
+    kind, p = str(e["kind"]), e["payload"]
     if kind.startswith("pipeline.step."):
         return f"step {p.get('step')}: {kind.rsplit('.', 1)[-1]}"
     if kind.startswith("pipeline.run."):

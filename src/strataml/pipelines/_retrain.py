@@ -32,7 +32,7 @@ STEPS = ("ingest", "materialize", "train", "gate", "canary")
 @step(name="ingest", cache=False)
 def ingest_new(sources: list[dict[str, Any]], labels: str, context: StepContext) -> dict[str, Any]:
     """Ingest each declared source (unchanged sources add nothing); report the labels' latest version."""
-    from strataml.data import get_version, ingest
+    import strataml.data as data  # ingest() shares a name with its module
 
     ws = context.workspace
     reports: list[dict[str, Any]] = []
@@ -41,10 +41,10 @@ def ingest_new(sources: list[dict[str, Any]], labels: str, context: StepContext)
         if "://" not in path and any(c in path for c in "*?[") and not glob.glob(path):
             reports.append({"source": path, "status": "nothing new"})
             continue
-        r = ingest(ws, path, contract=str(s["contract"]), dataset=s.get("dataset"))
+        r = data.ingest(ws, path, contract=str(s["contract"]), dataset=s.get("dataset"))
         reports.append({"dataset": r.dataset, "version": r.version, "status": r.status, "accepted": r.accepted, "rejected": r.rejected})
         context.log(f"ingested {s['path']} into {r.dataset}: {r.status} ({r.accepted} rows accepted)")
-    latest = get_version(ws, labels)
+    latest = data.get_version(ws, labels)
     return {"ingested": reports, "labels": latest.ref}
 
 
@@ -56,9 +56,9 @@ def materialize_features(model: str, ingest: dict[str, Any], context: StepContex
     views = [v for v in definition.features if getattr(ws.definitions.get("feature_view", v), "source", None)]
     if not views:
         return {"views": [], "labels": ingest["labels"]}
-    from strataml.features import materialize
+    import strataml.features as features  # materialize() shares a name with its module
 
-    report = materialize(ws, views)
+    report = features.materialize(ws, views)
     context.log(f"materialised {', '.join(views)}")
     return {"views": views, "labels": ingest["labels"], "entities": {r.get("view"): r.get("entities") for r in report.get("views", [])}}
 
@@ -67,10 +67,10 @@ def materialize_features(model: str, ingest: dict[str, Any], context: StepContex
 def train_challenger(model: str, materialize: dict[str, Any], context: StepContext) -> dict[str, Any]:
     """Train a challenger; the models layer gates it against the champion on the same
     held-out rows and registers it (alias ``challenger``) only when it passes."""
-    from strataml.models import train
+    import strataml.models as models  # train() shares a name with its module
 
     ws = context.workspace
-    result = train(ws, model, promote=False)
+    result = models.train(ws, model, promote=False)
     if result.version is not None:
         from strataml.monitoring import profile
 

@@ -29,7 +29,14 @@ if TYPE_CHECKING:
         from_lightgbm,
         from_loaded,
     )
-    from strataml.serving.traffic import Traffic, Variant, get_traffic, list_traffic, set_traffic, write_traffic
+    from strataml.serving.traffic import (
+        Traffic,
+        Variant,
+        get_traffic,
+        list_traffic,
+        set_traffic,
+        write_traffic,
+    )
 
 _EXPORTS = {
     "PUBLIC": "app",
