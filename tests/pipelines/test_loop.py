@@ -227,3 +227,38 @@ def test_the_cli_lists_advances_and_aborts_loops(ws: st.Workspace, cli_env: dict
     assert orjson.loads(aborted.stdout)["state"] == "rolled_back"
     t = get_traffic(ws.catalog, "churn")
     assert t is not None and t.canary is None
+
+
+def test_a_running_gateway_rolls_back_during_the_bake_without_loading_anything(ws: st.Workspace) -> None:
+    import time
+
+    from starlette.testclient import TestClient
+
+    from strataml.serving import GatewayConfig, create_app, create_key
+
+    key = create_key(ws.catalog, ["predict:churn"])[1]
+    h = {"authorization": f"Bearer {key}"}
+    insts = rows(40, 13)
+    spec = Canary(weight=0.5, watch="2s", interval="1s", bake="1h", promote_if=[Check("error_rate", min_requests=5)], rollback_if=[])
+    run = start_canary(ws, "churn", 2, spec)
+
+    def versions(c: TestClient) -> set[int]:
+        return {c.post("/v1/models/churn/predict", json={"instances": [i]}, headers=h).json()["version"] for i in insts}
+
+    def until(c: TestClient, want: set[int]) -> set[int]:
+        deadline = time.monotonic() + 60
+        got = versions(c)
+        while got != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+            got = versions(c)
+        return got
+
+    with TestClient(create_app(ws, None, GatewayConfig(ratelimit_url="memory://"))) as c:
+        assert versions(c) == {1, 2}  # both versions loaded and answering
+        assert advance(ws, run.id, now=at(run, 2)).state == "baking"
+        assert until(c, {2}) == {2}
+        # the artifacts leave the disk: a rollback that had to load a version would fail now
+        for v in get_model(ws, "churn")["versions"]:
+            Path(ws.artifacts.uri(v["sha256"])).unlink()
+        abort(ws, run.id, reason="regret")
+        assert until(c, {1}) == {1}
