@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.pipelines._builtin import (
+        DriftDetected,
+        drift_step,
+        export_step,
+        ingest_step,
+        materialize_step,
+        score_step,
+        train_step,
+    )
     from strataml.pipelines._cache import StepOutputError
     from strataml.pipelines._canary import Canary, Check, CheckResult
     from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
@@ -48,6 +57,13 @@ _EXPORTS = {
     "LoopRun": "_loop_store",
     "get_loop": "_loop_store",
     "list_loops": "_loop_store",
+    "DriftDetected": "_builtin",
+    "drift_step": "_builtin",
+    "export_step": "_builtin",
+    "ingest_step": "_builtin",
+    "materialize_step": "_builtin",
+    "score_step": "_builtin",
+    "train_step": "_builtin",
     "StepOutputError": "_cache",
     "execute_run": "_executor",
     "resume_run": "_executor",
@@ -80,6 +96,7 @@ __all__ = [
     "Canary",
     "Check",
     "CheckResult",
+    "DriftDetected",
     "Input",
     "Ledger",
     "LoopRun",
@@ -99,11 +116,15 @@ __all__ = [
     "approve",
     "cancel_run",
     "create_run",
+    "drift_step",
     "execute_run",
+    "export_step",
     "get_loop",
     "get_run",
+    "ingest_step",
     "list_loops",
     "list_runs",
+    "materialize_step",
     "recover_runs",
     "resolve_pipeline",
     "resume_run",
@@ -111,6 +132,8 @@ __all__ = [
     "run_logs",
     "run_pipeline",
     "run_worker",
+    "score_step",
     "start_canary",
     "step",
+    "train_step",
 ]

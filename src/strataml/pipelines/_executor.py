@@ -11,6 +11,7 @@ state change is an event. A resumed run keeps the steps it already completed.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -28,7 +29,7 @@ from strataml.pipelines._cache import (
     store_value,
 )
 from strataml.pipelines._engines import Engine, Interrupted, open_engine
-from strataml.pipelines._graph import check_inputs
+from strataml.pipelines._graph import check_inputs, run_edges, topological
 from strataml.pipelines._recovery import Heartbeat, finish_run, owner, owner_alive, recover_runs
 from strataml.pipelines._refs import PipelineError
 from strataml.pipelines._runs import PipelineRun, create_run, get_run, resolve_pipeline
@@ -166,7 +167,7 @@ class _Execution:
         """Run one step to its end: ``("succeeded" | "cached" | "failed" | "cancelled", error)``."""
         s = self.pipeline.steps[name]
         args, material = resolve_inputs(self.ws, self.pipeline, name, self.params, self.done)
-        extra = s.fingerprint(self.ws, self.params) if s.fingerprint is not None else None
+        extra = s.fingerprint(self.ws, s.config) if s.fingerprint is not None else None
         key = cache_key(s, material, extra)
         hit = cached_output(self.ws, key) if s.cache else None
         now = utcnow()
@@ -205,12 +206,19 @@ class _Execution:
             "args": args,
             "params": self.params,
             "run_id": self.run["id"],
+            "sys_path": [p for p in sys.path if p],
         }
+        a = pipeline_attempts
+        with self.ws.catalog.read() as conn:  # a resumed step numbers its attempts on
+            q = sa.select(sa.func.max(a.c.attempt)).where(
+                a.c.run_id == self.run["id"], a.c.step == name
+            )
+            base = int(conn.execute(q).scalar() or 0)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(s.retries + 1),
-            wait=tenacity.wait_exponential_jitter(
-                initial=s.backoff, max=s.max_backoff, jitter=s.backoff
-            ),
+            # exponential backoff plus up to one base interval of random jitter
+            wait=tenacity.wait_exponential(multiplier=s.backoff, max=s.max_backoff)
+            + tenacity.wait_random(0, s.backoff),
             retry=tenacity.retry_if_exception_type(_Retry),
             sleep=self._sleep,
             reraise=True,
@@ -220,7 +228,7 @@ class _Execution:
             for attempt in retrying:
                 with attempt:
                     value = self._attempt(
-                        s, {**task, "attempt": attempt.retry_state.attempt_number}
+                        s, {**task, "attempt": base + attempt.retry_state.attempt_number}
                     )
             output = store_value(self.ws, s, value)
         except Interrupted as exc:
@@ -338,7 +346,8 @@ class _Execution:
 
     def run_all(self) -> tuple[str, str | None]:
         """Run every step not yet completed; the run's final state and error."""
-        upstream = self.pipeline.upstream
+        upstream = run_edges(self.ws, self.pipeline)
+        order = topological(upstream)
         started = set(self.done)
         failure: str | None = None
         running: dict[Future[tuple[str, str | None]], str] = {}
@@ -347,7 +356,7 @@ class _Execution:
         ) as pool:
             while True:
                 if failure is None and not self.cancelled.is_set():
-                    for name in self.pipeline.order():
+                    for name in order:
                         if name not in started and upstream[name] <= set(self.done):
                             started.add(name)
                             running[pool.submit(self.step, name)] = name

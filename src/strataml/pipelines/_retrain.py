@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ def ingest_new(sources: list[dict[str, Any]], labels: str, context: StepContext)
     reports: list[dict[str, Any]] = []
     for s in sources:
         path = str(s["path"])
+        if "://" not in path and not Path(path).is_absolute():
+            path = str(Path(ws.root) / path)  # relative to the workspace, like definitions.py
         if "://" not in path and any(c in path for c in "*?[") and not glob.glob(path):
             reports.append({"source": path, "status": "nothing new"})
             continue
