@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from strataml.errors import ConfigError
