@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
+    from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
     from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
@@ -69,6 +70,9 @@ _EXPORTS = {
     "confine": "paths",
     "confine_key": "paths",
     "model_names": "schema:models",
+    "scheduler_cursors": "scheduler_tables",
+    "scheduler_leases": "scheduler_tables",
+    "scheduler_ticks": "scheduler_tables",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -131,6 +135,9 @@ __all__ = [
     "quote_ident",
     "quote_literal",
     "redis_client",
+    "scheduler_cursors",
+    "scheduler_leases",
+    "scheduler_ticks",
     "scheme_of",
     "sha256_file",
     "use_wal",
