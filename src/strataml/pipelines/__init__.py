@@ -1,4 +1,9 @@
-"""Pipelines: queue workers, schedules and triggers over the other layers."""
+"""Pipelines: DAGs of steps with caching, retries and timeouts; the run store; queue workers.
+
+A pipeline is declared in ``definitions.py`` (:class:`Pipeline`, :func:`step`); runs are
+recorded in the catalog (:func:`create_run`, :func:`get_run`, :func:`list_runs`) and every
+state change is an event. Names are imported on first use.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,24 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.pipelines._pipeline import Pipeline, Step, step
+    from strataml.pipelines._refs import Input, PipelineError
+    from strataml.pipelines._runs import PipelineRun, StepRun, create_run, get_run, list_runs
     from strataml.pipelines._schedule import Schedule
     from strataml.pipelines.ledger import Ledger
     from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
 
 _EXPORTS = {
+    "Pipeline": "_pipeline",
+    "Step": "_pipeline",
+    "step": "_pipeline",
+    "Input": "_refs",
+    "PipelineError": "_refs",
+    "PipelineRun": "_runs",
+    "StepRun": "_runs",
+    "create_run": "_runs",
+    "get_run": "_runs",
+    "list_runs": "_runs",
     "Schedule": "_schedule",
     "Ledger": "ledger",
     "Worker": "worker",
@@ -20,4 +38,20 @@ _EXPORTS = {
 }
 lazy_exports(__name__, _EXPORTS)
 
-__all__ = ["Ledger", "Schedule", "Worker", "WorkerConfig", "run_worker"]
+__all__ = [
+    "Input",
+    "Ledger",
+    "Pipeline",
+    "PipelineError",
+    "PipelineRun",
+    "Schedule",
+    "Step",
+    "StepRun",
+    "Worker",
+    "WorkerConfig",
+    "create_run",
+    "get_run",
+    "list_runs",
+    "run_worker",
+    "step",
+]

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from strataml.spine.hashing import definition_hash
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
+    from strataml.spine.pipeline_tables import (
+        pipeline_attempts,
+        pipeline_cache,
+        pipeline_logs,
+        pipeline_runs,
+        pipeline_steps,
+    )
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
     from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
     from strataml.spine.schema import models as model_names
@@ -70,6 +77,11 @@ _EXPORTS = {
     "confine": "paths",
     "confine_key": "paths",
     "model_names": "schema:models",
+    "pipeline_attempts": "pipeline_tables",
+    "pipeline_cache": "pipeline_tables",
+    "pipeline_logs": "pipeline_tables",
+    "pipeline_runs": "pipeline_tables",
+    "pipeline_steps": "pipeline_tables",
     "scheduler_cursors": "scheduler_tables",
     "scheduler_leases": "scheduler_tables",
     "scheduler_ticks": "scheduler_tables",
@@ -132,6 +144,11 @@ __all__ = [
     "open_catalog",
     "open_queue",
     "owner_tag",
+    "pipeline_attempts",
+    "pipeline_cache",
+    "pipeline_logs",
+    "pipeline_runs",
+    "pipeline_steps",
     "quote_ident",
     "quote_literal",
     "redis_client",
