@@ -21,10 +21,10 @@ def test_top_level_names() -> None:
 
 TOP_LEVEL = {
     "Alert", "Column", "Contract", "DatasetVersion", "Entity", "Feature", "FeatureView", "Gate", "IngestReport",
-    "LoadedModel", "Model", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
+    "LoadedModel", "Model", "Pipeline", "RequestFeature", "Settings", "SourceSpec", "Split", "StrataError", "TorchEstimator", "Tune",
     "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
-    "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
+    "run_pipeline", "score", "set_alias", "set_traffic", "start_run", "step", "train", "training_set",
 }
 
 
@@ -42,6 +42,10 @@ def test_one_user_surface() -> None:
     assert strataml.score is strataml.serving.score
     assert strataml.create_app is strataml.serving.create_app
     assert strataml.Alert is strataml.monitoring.AlertRule
+    import strataml.pipelines
+
+    assert strataml.Pipeline is strataml.pipelines.Pipeline and strataml.step is strataml.pipelines.step
+    assert strataml.run_pipeline is strataml.pipelines.run_pipeline
     assert set(dir(strataml)) >= TOP_LEVEL - {"__version__"}
 
 

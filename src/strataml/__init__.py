@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
+    from strataml.pipelines import Pipeline, run_pipeline, step
     from strataml.serving import create_app, create_key, score, set_traffic
     from strataml.spine import Settings, Workspace, list_events
 
@@ -82,6 +83,9 @@ _EXPORTS = {
     "start_run": "models",
     "train": "models",
     "Alert": "monitoring:AlertRule",
+    "Pipeline": "pipelines",
+    "run_pipeline": "pipelines",
+    "step": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "score": "serving",
@@ -114,6 +118,7 @@ __all__ = [
     "IngestReport",
     "LoadedModel",
     "Model",
+    "Pipeline",
     "RequestFeature",
     "Settings",
     "SourceSpec",
@@ -136,10 +141,12 @@ __all__ = [
     "materialize",
     "model_lineage",
     "quarantine_rows",
+    "run_pipeline",
     "score",
     "set_alias",
     "set_traffic",
     "start_run",
+    "step",
     "train",
     "training_set",
 ]

@@ -13,6 +13,7 @@ from strataml.cli import (
     models,
     monitor,
     monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
+    pipelines,
     queue,
     serving,
 )
@@ -57,6 +58,7 @@ commands.add_typer(monitor.monitor_app, name="monitor")
 commands.command("ui")(dashboard.ui)
 commands.add_typer(queue.queue_app, name="queue")
 commands.command("worker")(queue.worker)
+commands.add_typer(pipelines.pipelines_app, name="pipelines")
 
 
 @commands.command("demo")

@@ -12,14 +12,34 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.pipelines._cache import StepOutputError
+    from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
     from strataml.pipelines._pipeline import Pipeline, Step, step
+    from strataml.pipelines._recovery import cancel_run, recover_runs
     from strataml.pipelines._refs import Input, PipelineError
-    from strataml.pipelines._runs import PipelineRun, StepRun, create_run, get_run, list_runs
+    from strataml.pipelines._runs import (
+        PipelineRun,
+        StepRun,
+        create_run,
+        get_run,
+        list_runs,
+        resolve_pipeline,
+        run_attempts,
+        run_logs,
+    )
+    from strataml.pipelines._task import StepContext
     from strataml.pipelines._schedule import Schedule
     from strataml.pipelines.ledger import Ledger
     from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
 
 _EXPORTS = {
+    "StepOutputError": "_cache",
+    "execute_run": "_executor",
+    "resume_run": "_executor",
+    "run_pipeline": "_executor",
+    "cancel_run": "_recovery",
+    "recover_runs": "_recovery",
+    "StepContext": "_task",
     "Pipeline": "_pipeline",
     "Step": "_pipeline",
     "step": "_pipeline",
@@ -30,6 +50,9 @@ _EXPORTS = {
     "create_run": "_runs",
     "get_run": "_runs",
     "list_runs": "_runs",
+    "resolve_pipeline": "_runs",
+    "run_attempts": "_runs",
+    "run_logs": "_runs",
     "Schedule": "_schedule",
     "Ledger": "ledger",
     "Worker": "worker",
@@ -46,12 +69,22 @@ __all__ = [
     "PipelineRun",
     "Schedule",
     "Step",
+    "StepContext",
+    "StepOutputError",
     "StepRun",
     "Worker",
     "WorkerConfig",
+    "cancel_run",
     "create_run",
+    "execute_run",
     "get_run",
     "list_runs",
+    "recover_runs",
+    "resolve_pipeline",
+    "resume_run",
+    "run_attempts",
+    "run_logs",
+    "run_pipeline",
     "run_worker",
     "step",
 ]

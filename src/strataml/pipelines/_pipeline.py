@@ -75,7 +75,8 @@ class Step:
         max_backoff: float = 60.0,
         timeout: float | str | None = None,
         cache: bool = True,
-        fingerprint: Callable[[Any], Any] | None = None,
+        fingerprint: Callable[[Any, dict[str, Any]], Any] | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(fn):
             raise PipelineError(
@@ -105,11 +106,22 @@ class Step:
             raise PipelineError(f"{prefix}timeout must be positive")
         self.cache = cache
         self.fingerprint = fingerprint
+        self.config = dict(config or {})
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a decorated module-level function is found again by its module and name;
+        # otherwise (built-in steps) the step travels as its state
+        module = sys.modules.get(getattr(self.fn, "__module__", "") or "")
+        qualname = getattr(self.fn, "__qualname__", "")
+        if module is not None and getattr(module, qualname, None) is self:
+            return (_step_by_name, (module.__name__, qualname))
+        state = {k: v for k, v in self.__dict__.items() if k != "signature"}
+        return (_step_from_state, (state,))
 
     def __repr__(self) -> str:
         return f"Step({self.name!r})"
@@ -117,6 +129,21 @@ class Step:
     def wants_context(self) -> bool:
         """Whether the function takes a ``context`` parameter (a :class:`StepContext`)."""
         return "context" in self.signature.parameters and "context" not in self.inputs
+
+
+def _step_by_name(module: str, qualname: str) -> Step:
+    import importlib
+
+    found = getattr(importlib.import_module(module), qualname)
+    assert isinstance(found, Step)
+    return found
+
+
+def _step_from_state(state: dict[str, Any]) -> Step:
+    obj = Step.__new__(Step)
+    obj.__dict__.update(state)
+    obj.signature = inspect.signature(obj.fn)
+    return obj
 
 
 @overload

@@ -12,10 +12,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 
 from strataml.errors import NotFound, StrataError
-from strataml.spine import append_event, pipeline_runs, pipeline_steps, utcnow
+from strataml.spine import (
+    append_event,
+    pipeline_attempts,
+    pipeline_logs,
+    pipeline_runs,
+    pipeline_steps,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline
@@ -50,6 +58,11 @@ class StepRun:
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     error: str | None = None
+
+    @property
+    def summary(self) -> Any:
+        """A short description of the stored output."""
+        return output_summary(self.output)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -283,3 +296,59 @@ def list_runs(
         rows = conn.execute(q).mappings().all()
         steps = _steps_of(conn, [r["id"] for r in rows])
     return [_run_from_row(r, steps[r["id"]]) for r in rows]
+
+
+def run_attempts(workspace: Workspace, run_id: str) -> list[dict[str, Any]]:
+    """Every attempt of every step of a run, in the order they started."""
+    a = pipeline_attempts
+    with workspace.catalog.read() as conn:
+        full = _find_id(conn, run_id)
+        rows = conn.execute(
+            sa.select(a).where(a.c.run_id == full).order_by(a.c.started_at, a.c.step, a.c.attempt)
+        )
+        return [
+            {
+                "step": r["step"],
+                "attempt": r["attempt"],
+                "state": r["state"],
+                "started_at": _iso(_aware(r["started_at"])),
+                "finished_at": _iso(_aware(r["finished_at"])),
+                "error": r["error"],
+            }
+            for r in rows.mappings()
+        ]
+
+
+def run_logs(workspace: Workspace, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
+    """The lines a run's steps printed or logged (``stream``: stdout, stderr or log)."""
+    t = pipeline_logs
+    with workspace.catalog.read() as conn:
+        full = _find_id(conn, run_id)
+        q = sa.select(t).where(t.c.run_id == full).order_by(t.c.id)
+        if step is not None:
+            q = q.where(t.c.step == step)
+        return [
+            {
+                "step": r["step"],
+                "attempt": r["attempt"],
+                "ts": _iso(_aware(r["ts"])),
+                "stream": r["stream"],
+                "line": r["line"],
+            }
+            for r in conn.execute(q).mappings()
+        ]
+
+
+def output_summary(desc: dict[str, Any] | None) -> Any:
+    """A short human description of a stored output."""
+    if desc is None:
+        return None
+    kind = desc.get("kind")
+    if kind == "multi":
+        return {k: output_summary(d) for k, d in desc["outputs"].items()}
+    if kind == "table":
+        return f"table ({desc.get('rows')} rows, {desc['sha256'][:12]})"
+    if desc.get("stored") == "artifact":
+        return f"json ({desc.get('bytes')} bytes, {desc['sha256'][:12]})"
+    text = orjson.dumps(desc.get("value")).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
