@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     )
     from strataml.monitoring import AlertRule as Alert
     from strataml.pipelines import Pipeline, run_pipeline, step
+    from strataml.pipelines import Schedule, Trigger, on_alert, on_dataset, on_files, on_pipeline, on_queue
     from strataml.serving import create_app, create_key, score, set_traffic
     from strataml.spine import Settings, Workspace, list_events
 
@@ -86,6 +87,13 @@ _EXPORTS = {
     "Pipeline": "pipelines",
     "run_pipeline": "pipelines",
     "step": "pipelines",
+    "Schedule": "pipelines",
+    "Trigger": "pipelines",
+    "on_alert": "pipelines",
+    "on_dataset": "pipelines",
+    "on_files": "pipelines",
+    "on_pipeline": "pipelines",
+    "on_queue": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "score": "serving",
@@ -120,11 +128,13 @@ __all__ = [
     "Model",
     "Pipeline",
     "RequestFeature",
+    "Schedule",
     "Settings",
     "SourceSpec",
     "Split",
     "StrataError",
     "TorchEstimator",
+    "Trigger",
     "Tune",
     "Workspace",
     "__version__",
@@ -140,6 +150,11 @@ __all__ = [
     "load_model",
     "materialize",
     "model_lineage",
+    "on_alert",
+    "on_dataset",
+    "on_files",
+    "on_pipeline",
+    "on_queue",
     "quarantine_rows",
     "run_pipeline",
     "score",
