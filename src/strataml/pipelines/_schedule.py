@@ -51,6 +51,8 @@ def _seconds(value: str | int | float | dt.timedelta, what: str) -> float:
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
+    elif isinstance(value, str) and value.strip().rstrip("smhdw").strip() in ("0", ""):
+        seconds = 0.0 if value.strip() else -1.0
     else:
         from strataml.features import parse_duration
 
