@@ -222,7 +222,13 @@ class Scheduler:
         cursor = ticks.get_cursor(self.ws.catalog, s.id)
         skipped: dict[str, Any] | None = None
         if s.schedule is not None:
-            start = _parse_iso(cursor) if cursor else since
+            # ticks are recorded before the cursor moves: the last one recorded counts too
+            last = ticks.last_due(self.ws.catalog, s.id)
+            start = (
+                max(t for t in (_parse_iso(cursor) if cursor else None, last) if t is not None)
+                if cursor or last
+                else since
+            )
             plan = s.schedule.plan(start, since, now)
             fires = [
                 Fire(
@@ -267,7 +273,8 @@ class Scheduler:
                     append_event(
                         conn, "scheduler.ticks_skipped", s.pipeline, {"source": s.id, **skipped}
                     )
-            failpoint("scheduler.cursor_committed")
+            if new:
+                failpoint("scheduler.cursor_committed")
         if batch.after_commit is not None:
             batch.after_commit()
 

@@ -37,28 +37,49 @@ def scheduler_status(workspace: Workspace, *, last: int = 20) -> dict[str, Any]:
     sources = declared_sources(workspace)
     positions = ticks.cursors(workspace.catalog)
     with workspace.catalog.read() as conn:
-        rows = conn.execute(sa.select(scheduler_leases).order_by(scheduler_leases.c.name)).mappings().all()
+        rows = (
+            conn.execute(sa.select(scheduler_leases).order_by(scheduler_leases.c.name))
+            .mappings()
+            .all()
+        )
     leases = {r["name"]: r for r in rows}
     writer = leases.get(WRITER)
-    out: dict[str, Any] = {"schedules": [], "triggers": [], "leases": [], "schedulers": [], "last_runs": []}
+    out: dict[str, Any] = {
+        "schedules": [],
+        "triggers": [],
+        "leases": [],
+        "schedulers": [],
+        "last_runs": [],
+    }
     for s in sources:
         lease = leases.get(SOURCE + s.id) or writer
         held_by = lease["holder"] if lease is not None and _alive(lease, now) else None
         cursor = positions.get(s.id)
         entry: dict[str, Any] = {
-            "pipeline": s.pipeline, "source": s.id, "held_by": held_by,
-            "cursor": cursor[0] if cursor else None, "cursor_moved_at": _iso(cursor[1]) if cursor else None,
+            "pipeline": s.pipeline,
+            "source": s.id,
+            "held_by": held_by,
+            "cursor": cursor[0] if cursor else None,
+            "cursor_moved_at": _iso(cursor[1]) if cursor else None,
         }
         if s.schedule is not None:
             start = max(_parse_iso(cursor[0]), now) if cursor else now
-            entry |= {"schedule": s.schedule.describe(), **s.schedule.to_dict(), "next_tick": _iso(s.schedule.next_after(start))}
+            entry |= {
+                "schedule": s.schedule.describe(),
+                **s.schedule.to_dict(),
+                "next_tick": _iso(s.schedule.next_after(start)),
+            }
             out["schedules"].append(entry)
         elif s.trigger is not None:
             out["triggers"].append(entry | {"trigger": s.trigger.describe(), **s.trigger.to_dict()})
     for r in rows:
         item = {
-            "name": r["name"], "holder": r["holder"], "alive": _alive(r, now), "acquired_at": _iso(r["acquired_at"]),
-            "heartbeat_at": _iso(r["heartbeat_at"]), "expires_at": _iso(r["expires_at"]),
+            "name": r["name"],
+            "holder": r["holder"],
+            "alive": _alive(r, now),
+            "acquired_at": _iso(r["acquired_at"]),
+            "heartbeat_at": _iso(r["heartbeat_at"]),
+            "expires_at": _iso(r["expires_at"]),
         }
         (out["schedulers"] if r["name"].startswith(MEMBER) else out["leases"]).append(item)
     out["schedulers"] = [s for s in out["schedulers"] if s["alive"]]

@@ -183,6 +183,16 @@ def recent(catalog: Catalog, limit: int = 20, *, pipeline: str | None = None) ->
         return [Tick.from_row(r) for r in conn.execute(q).mappings()]
 
 
+def last_due(catalog: Catalog, source: str) -> dt.datetime | None:
+    """When the last recorded tick of ``source`` was due (None before the first)."""
+    t = scheduler_ticks
+    with catalog.read() as conn:
+        value = conn.execute(
+            sa.select(sa.func.max(t.c.due_at)).where(t.c.source == source)
+        ).scalar()
+    return _aware(value) if value is not None else None
+
+
 def cursors(catalog: Catalog) -> dict[str, tuple[str, dt.datetime]]:
     """Every source's cursor and when it moved."""
     t = scheduler_cursors
