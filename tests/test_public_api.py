@@ -25,6 +25,8 @@ TOP_LEVEL = {
     "Workspace", "__version__", "apply", "check_skew", "create_app", "create_key", "dataset", "get_model",
     "get_online_features", "ingest", "list_events", "load_model", "materialize", "model_lineage", "quarantine_rows",
     "run_pipeline", "score", "set_alias", "set_traffic", "start_run", "step", "train", "training_set",
+    # schedules and triggers
+    "Schedule", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue",
 }
 
 
@@ -61,6 +63,20 @@ def test_layer_doors_export_what_they_list() -> None:
 
 
 LAYER_NAMES = {
+    "strataml.pipelines": {
+        "Input", "Ledger", "Pipeline", "PipelineError", "PipelineRun", "Step", "StepContext", "StepOutputError",
+        "StepRun", "Worker", "WorkerConfig", "cancel_run", "create_run", "execute_run", "get_run", "list_runs",
+        "recover_runs", "resolve_pipeline", "resume_run", "run_attempts", "run_logs", "run_pipeline", "run_worker",
+        "step",
+        # schedules, triggers and the scheduler
+        "Schedule", "Scheduler", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue",
+        "run_scheduler", "scheduler_status",
+        # built-in steps
+        "DriftDetected", "drift_step", "export_step", "ingest_step", "materialize_step", "score_step", "train_step",
+        # the closed loop
+        "Canary", "Check", "CheckResult", "LoopRun", "Retrain", "abort", "advance", "advance_loops", "approve", "get_loop",
+        "list_loops", "start_canary",
+    },
     "strataml.spine": {
         "DEFINITIONS_FILE", "ArtifactStore", "AtomicParquet", "Backend", "BackendKind", "Catalog",
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
@@ -69,7 +85,8 @@ LAYER_NAMES = {
         "list_events", "load_definitions", "load_settings", "loop_runs", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
         "open_catalog", "open_queue", "owner_tag", "pipeline_attempts", "pipeline_cache", "pipeline_logs",
-        "pipeline_runs", "pipeline_steps", "quote_ident", "quote_literal", "redis_client", "scheme_of",
+        "pipeline_runs", "pipeline_steps", "quote_ident", "quote_literal", "redis_client", "scheduler_cursors",
+        "scheduler_leases", "scheduler_ticks", "scheme_of",
         "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
     },
     "strataml.features": {

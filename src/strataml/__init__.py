@@ -48,7 +48,21 @@ if TYPE_CHECKING:
         train,
     )
     from strataml.monitoring import AlertRule as Alert
-    from strataml.pipelines import Canary, Check, Pipeline, Retrain, run_pipeline, step
+    from strataml.pipelines import (
+        Canary,
+        Check,
+        Pipeline,
+        Retrain,
+        Schedule,
+        Trigger,
+        on_alert,
+        on_dataset,
+        on_files,
+        on_pipeline,
+        on_queue,
+        run_pipeline,
+        step,
+    )
     from strataml.serving import create_app, create_key, score, set_traffic
     from strataml.spine import Settings, Workspace, list_events
 
@@ -89,6 +103,13 @@ _EXPORTS = {
     "Retrain": "pipelines",
     "run_pipeline": "pipelines",
     "step": "pipelines",
+    "Schedule": "pipelines",
+    "Trigger": "pipelines",
+    "on_alert": "pipelines",
+    "on_dataset": "pipelines",
+    "on_files": "pipelines",
+    "on_pipeline": "pipelines",
+    "on_queue": "pipelines",
     "create_app": "serving",
     "create_key": "serving",
     "score": "serving",
@@ -126,11 +147,13 @@ __all__ = [
     "Pipeline",
     "RequestFeature",
     "Retrain",
+    "Schedule",
     "Settings",
     "SourceSpec",
     "Split",
     "StrataError",
     "TorchEstimator",
+    "Trigger",
     "Tune",
     "Workspace",
     "__version__",
@@ -146,6 +169,11 @@ __all__ = [
     "load_model",
     "materialize",
     "model_lineage",
+    "on_alert",
+    "on_dataset",
+    "on_files",
+    "on_pipeline",
+    "on_queue",
     "quarantine_rows",
     "run_pipeline",
     "score",

@@ -41,7 +41,18 @@ if TYPE_CHECKING:
         run_attempts,
         run_logs,
     )
+    from strataml.pipelines._schedule import Schedule
+    from strataml.pipelines._scheduler import Scheduler, run_scheduler
+    from strataml.pipelines._scheduler_status import scheduler_status
     from strataml.pipelines._task import StepContext
+    from strataml.pipelines._triggers import (
+        Trigger,
+        on_alert,
+        on_dataset,
+        on_files,
+        on_pipeline,
+        on_queue,
+    )
     from strataml.pipelines.ledger import Ledger
     from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
 
@@ -85,6 +96,16 @@ _EXPORTS = {
     "resolve_pipeline": "_runs",
     "run_attempts": "_runs",
     "run_logs": "_runs",
+    "Schedule": "_schedule",
+    "Scheduler": "_scheduler",
+    "run_scheduler": "_scheduler",
+    "scheduler_status": "_scheduler_status",
+    "Trigger": "_triggers",
+    "on_alert": "_triggers",
+    "on_dataset": "_triggers",
+    "on_files": "_triggers",
+    "on_pipeline": "_triggers",
+    "on_queue": "_triggers",
     "Ledger": "ledger",
     "Worker": "worker",
     "WorkerConfig": "worker",
@@ -104,10 +125,13 @@ __all__ = [
     "PipelineError",
     "PipelineRun",
     "Retrain",
+    "Schedule",
+    "Scheduler",
     "Step",
     "StepContext",
     "StepOutputError",
     "StepRun",
+    "Trigger",
     "Worker",
     "WorkerConfig",
     "abort",
@@ -125,13 +149,20 @@ __all__ = [
     "list_loops",
     "list_runs",
     "materialize_step",
+    "on_alert",
+    "on_dataset",
+    "on_files",
+    "on_pipeline",
+    "on_queue",
     "recover_runs",
     "resolve_pipeline",
     "resume_run",
     "run_attempts",
     "run_logs",
     "run_pipeline",
+    "run_scheduler",
     "run_worker",
+    "scheduler_status",
     "score_step",
     "start_canary",
     "step",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         pipeline_steps,
     )
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
+    from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
     from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
@@ -83,6 +84,9 @@ _EXPORTS = {
     "pipeline_logs": "pipeline_tables",
     "pipeline_runs": "pipeline_tables",
     "pipeline_steps": "pipeline_tables",
+    "scheduler_cursors": "scheduler_tables",
+    "scheduler_leases": "scheduler_tables",
+    "scheduler_ticks": "scheduler_tables",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -151,6 +155,9 @@ __all__ = [
     "quote_ident",
     "quote_literal",
     "redis_client",
+    "scheduler_cursors",
+    "scheduler_leases",
+    "scheduler_ticks",
     "scheme_of",
     "sha256_file",
     "use_wal",
