@@ -201,3 +201,39 @@ def test_a_gateway_killed_mid_canary_leaves_the_split_and_its_answers_count(ws: 
     seen = advance(ws, run.id, now=run.started_at + dt.timedelta(seconds=1)).rounds[-1]["figures"]
     assert seen["champion"]["requests"] == answered[1] and seen["canary"]["requests"] == answered[2]
     assert advance(ws, run.id, now=run.started_at + dt.timedelta(seconds=2)).state == "promoted"
+
+
+def _wait(check, what: str, timeout: float = 180.0):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _scheduler(ws: st.Workspace) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "strataml", "scheduler", "-w", str(ws.root), "--poll", "0.2"],
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_the_scheduler_watches_a_canary_and_a_killed_one_resumes_on_restart(ws: st.Workspace) -> None:
+    run = start_canary(ws, "churn", 2, Canary(weight=0.5, watch="20s", interval="1s", bake="0s",
+                                              promote_if=[Check("error_rate", min_requests=10)], rollback_if=[]))
+    proc = _scheduler(ws)
+    try:
+        _serve_a_little(ws)
+        _wait(lambda: len(get_loop(ws, run.id).rounds) >= 1, "the scheduler's first round")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        mid = get_loop(ws, run.id)
+        assert mid.state == "canary" and _valid_split(ws) == "champion+canary"
+        proc = _scheduler(ws)  # a new scheduler resumes the watch from the catalog
+        done = _wait(lambda: (r := get_loop(ws, run.id)).state != "canary" and r, "the decision")
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert done.state == "promoted" and len(done.rounds) > len(mid.rounds)
+    assert _valid_split(ws) == "champion" and get_model(ws, "churn")["aliases"]["champion"] == 2

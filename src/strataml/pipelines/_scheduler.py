@@ -200,6 +200,19 @@ class Scheduler:
                 self._warn(s.id, exc.message)
             except OSError as exc:  # a landing folder or a queue unreachable
                 self._warn(s.id, f"{type(exc).__name__}: {exc}")
+        self._advance_loops()
+
+    def _advance_loops(self) -> None:
+        """Advance the closed loop's live canary analyses (each step is idempotent and
+        guarded, so any number of schedulers may do it; one that was killed left none half-made)."""
+        if self.stopping.is_set():
+            return
+        from strataml.pipelines._loop import advance_loops
+
+        try:
+            advance_loops(self.ws)
+        except StrataError as exc:
+            self._warn("loops", exc.message)
 
     def _warn(self, source: str, message: str) -> None:
         last = self._errors.get(source, 0.0)
