@@ -40,6 +40,11 @@ def test_retrain_is_a_declared_pipeline_of_the_loop_steps(loop_ws: st.Workspace)
     assert st.Retrain is Retrain
     with pytest.raises(st.StrataError, match="path and a contract"):
         Retrain("churn", sources=[{"path": "x.parquet"}])
+    with pytest.raises(st.StrataError, match="takes triggers"):
+        Retrain("churn", on=["labels"])
+    with pytest.raises(st.StrataError):
+        Retrain("churn", schedule="every full moon")
+    assert Retrain("churn", on=[st.on_dataset("customers")]).triggers[0].kind == "dataset"
     approving = Retrain("churn", approval="4h")
     assert approving.canary.approval and approving.canary.approval_timeout == "4h"
 

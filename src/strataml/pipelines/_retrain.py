@@ -134,6 +134,16 @@ class Retrain:
         self.model = check_name(model if isinstance(model, str) else getattr(model, "name", ""), "model name")
         self.name = check_name(name or f"retrain_{self.model}", "pipeline name")
         self.deployment = check_name(deployment or self.model, "deployment name")
+        if schedule is not None:
+            from strataml.pipelines._schedule import Schedule
+
+            Schedule.parse(schedule)  # a bad cron string fails here, at its declaration
+        from strataml.pipelines._triggers import Trigger
+
+        for t in on:
+            if not isinstance(t, Trigger):
+                raise ConfigError(f"Retrain {self.name!r}: on= takes triggers, got {t!r}",
+                                  hint="e.g. on=[st.on_dataset('labels'), st.on_alert('churn-auc')]")
         self.schedule = schedule
         self.triggers = list(on)
         spec = canary or Canary()
