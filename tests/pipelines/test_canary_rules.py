@@ -32,6 +32,7 @@ def test_rules_round_trip_as_data_and_bad_rules_say_how_to_fix_them() -> None:
         (lambda: Canary(watch="soon"), "not a duration"),
         (lambda: Canary(failure_limit="3 of 2"), "K of N"),
         (lambda: Canary(promote_if=["error_rate"]), "st.Check"),  # type: ignore[list-item]
+        (lambda: Canary(promote_if=[]), "no evidence"),
     ]:
         with pytest.raises(ConfigError, match=words) as info:
             bad()

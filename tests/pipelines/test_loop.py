@@ -200,6 +200,10 @@ def test_a_canary_needs_a_champion_and_a_different_version(ws: st.Workspace) -> 
         start_canary(ws, "churn", 1)
     with pytest.raises(st.StrataError, match="no version 9"):
         start_canary(ws, "churn", 9)
+    st.set_traffic(ws.catalog, "churn", {"ab": [{"ref": "v1", "weight": 0.95}]})
+    with pytest.raises(st.StrataError, match="does not fit"):
+        start_canary(ws, "churn", 2, Canary(weight=0.1))
+    assert list_loops(ws) == []
 
 
 def test_the_cli_lists_advances_and_aborts_loops(ws: st.Workspace, cli_env: dict[str, str], python: str) -> None:

@@ -388,6 +388,9 @@ class Canary:
         }
         for k, v in values.items():
             object.__setattr__(self, k, v)
+        if not values["promote_if"]:
+            raise ConfigError("a canary with no promote_if check would be promoted on no evidence",
+                              hint="keep the defaults or name at least one st.Check, e.g. st.Check('error_rate')")
         watch_s, interval_s = seconds(watch, "canary watch"), seconds(interval, "canary interval")
         if interval_s > watch_s:
             raise ConfigError(f"canary interval {interval} is longer than its watch {watch}")

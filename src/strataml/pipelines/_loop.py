@@ -63,12 +63,17 @@ def start_canary(
     name) at ``canary.weight`` and start watching it; a live canary of the deployment is
     superseded (its analysis ends, the new one starts from nothing)."""
     from strataml.models import resolve_version
-    from strataml.serving import write_traffic
+    from strataml.serving import get_traffic, write_traffic
 
     spec = canary or Canary()
     dep = deployment or model
     version = resolve_version(ws, model, int(version))
     champion, _ = _champion_version(ws, model, dep)
+    current = get_traffic(ws.catalog, dep)
+    shared = sum(v.weight for v in current.ab) if current is not None else 0.0
+    if shared + spec.weight > 1.0 + 1e-9:
+        raise ConfigError(f"deployment {dep!r} gives {shared:g} of its traffic to A/B variants: a canary at {spec.weight:g} does not fit",
+                          hint="lower the canary's weight or end the A/B split first")
     if champion == version:
         raise ConfigError(f"model {model} v{version} is already the champion of deployment {dep!r}", hint="train a challenger first")
     now = now or utcnow()
