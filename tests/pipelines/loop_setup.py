@@ -15,10 +15,17 @@ from starlette.testclient import TestClient
 
 import strataml as st
 
-CUSTOMERS = st.Contract("customers", key="id", columns=[
-    st.Column("id", "string"), st.Column("tenure", "float"), st.Column("spend", "float", nullable=True),
-    st.Column("plan", "string"), st.Column("churned", "int"),
-])
+CUSTOMERS = st.Contract(
+    "customers",
+    key="id",
+    columns=[
+        st.Column("id", "string"),
+        st.Column("tenure", "float"),
+        st.Column("spend", "float", nullable=True),
+        st.Column("plan", "string"),
+        st.Column("churned", "int"),
+    ],
+)
 
 
 def customers(n: int, seed: int) -> pa.Table:
@@ -28,7 +35,15 @@ def customers(n: int, seed: int) -> pa.Table:
     spend = rng.normal(50, 15, n)
     plan = rng.choice(["basic", "plus", "pro"], p=[0.5, 0.3, 0.2], size=n)
     churned = (rng.random(n) < 1 / (1 + np.exp(0.08 * tenure - 1))).astype(np.int64)
-    return pa.table({"id": [f"c{seed}_{i}" for i in range(n)], "tenure": tenure, "spend": spend, "plan": plan, "churned": churned})
+    return pa.table(
+        {
+            "id": [f"c{seed}_{i}" for i in range(n)],
+            "tenure": tenure,
+            "spend": spend,
+            "plan": plan,
+            "churned": churned,
+        }
+    )
 
 
 def put(ws: st.Workspace, table: pa.Table) -> str:
@@ -44,8 +59,13 @@ def churn(trees: int) -> st.Model:
     """The churn model over tenure, spend and plan."""
     from lightgbm import LGBMClassifier
 
-    return st.Model("churn", labels="customers", target="churned", columns=["tenure", "spend", "plan"],
-                    estimator=LGBMClassifier(n_estimators=trees, num_leaves=7, verbose=-1))
+    return st.Model(
+        "churn",
+        labels="customers",
+        target="churned",
+        columns=["tenure", "spend", "plan"],
+        estimator=LGBMClassifier(n_estimators=trees, num_leaves=7, verbose=-1),
+    )
 
 
 def build_template(root: Path) -> Path:
@@ -77,7 +97,10 @@ def copy_of(template: Path, dest: Path) -> st.Workspace:
 def rows(n: int, seed: int) -> list[dict[str, Any]]:
     """Instances for the gateway, each a different customer."""
     t = customers(n, seed)
-    return [{"id": r["id"], "tenure": r["tenure"], "spend": r["spend"], "plan": r["plan"]} for r in t.to_pylist()]
+    return [
+        {"id": r["id"], "tenure": r["tenure"], "spend": r["spend"], "plan": r["plan"]}
+        for r in t.to_pylist()
+    ]
 
 
 def serve(ws: st.Workspace, instances: list[dict[str, Any]]) -> dict[int, int]:
@@ -86,14 +109,20 @@ def serve(ws: st.Workspace, instances: list[dict[str, Any]]) -> dict[int, int]:
 
     key = create_key(ws.catalog, ["predict:churn"])[1]
     seen: dict[int, int] = {}
-    with TestClient(create_app(ws, None, GatewayConfig(ratelimit_url="memory://")), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(ws, None, GatewayConfig(ratelimit_url="memory://")),
+        raise_server_exceptions=False,
+    ) as c:
         for inst in instances:
-            r = c.post("/v1/models/churn/predict", json={"instances": [inst]}, headers={"authorization": f"Bearer {key}"})
+            r = c.post(
+                "/v1/models/churn/predict",
+                json={"instances": [inst]},
+                headers={"authorization": f"Bearer {key}"},
+            )
             assert r.status_code == 200, r.text
             v = int(r.json()["version"])
             seen[v] = seen.get(v, 0) + 1
     return seen
-
 
 
 DEFINITIONS = """
@@ -122,6 +151,8 @@ def copy_with_loop(template: Path, dest: Path, gate_min: dict[str, float]) -> st
     and its Retrain loop, which ingests ``incoming/*.parquet`` first."""
     shutil.copytree(template, dest)
     (dest / "incoming").mkdir()
-    text = DEFINITIONS.replace("GATE_MIN", repr(gate_min)).replace("INCOMING", repr(str(dest / "incoming" / "*.parquet")))
+    text = DEFINITIONS.replace("GATE_MIN", repr(gate_min)).replace(
+        "INCOMING", repr(str(dest / "incoming" / "*.parquet"))
+    )
     (dest / "definitions.py").write_text(text)
     return st.Workspace.open(dest)

@@ -8,16 +8,32 @@ import pytest
 import strataml as st
 from strataml.errors import ConfigError
 from strataml.pipelines import Canary, Check
-from strataml.pipelines._canary import Observation, evaluate, failed_rounds, parse_limit
+from strataml.pipelines._canary import failed_rounds, parse_limit
+from strataml.pipelines._checks import Observation, evaluate
 
 
-def obs(req: dict[int, int], err: dict[int, int] | None = None, lat: dict[int, np.ndarray] | None = None, **kw) -> Observation:
-    return Observation(champion=1, canary=2, requests=req, errors=err or {}, latencies=lat or {}, **kw)
+def obs(
+    req: dict[int, int],
+    err: dict[int, int] | None = None,
+    lat: dict[int, np.ndarray] | None = None,
+    **kw,
+) -> Observation:
+    return Observation(
+        champion=1, canary=2, requests=req, errors=err or {}, latencies=lat or {}, **kw
+    )
 
 
 def test_rules_round_trip_as_data_and_bad_rules_say_how_to_fix_them() -> None:
-    c = Canary(weight=0.2, watch="10m", interval="30s", promote_if=[Check("error_rate"), Check("roc_auc", margin=0.02)],
-               rollback_if=[Check("latency_p99", vs=None, max=300)], failure_limit="2 of 4", approval=True, bake="0s")
+    c = Canary(
+        weight=0.2,
+        watch="10m",
+        interval="30s",
+        promote_if=[Check("error_rate"), Check("roc_auc", margin=0.02)],
+        rollback_if=[Check("latency_p99", vs=None, max=300)],
+        failure_limit="2 of 4",
+        approval=True,
+        bake="0s",
+    )
     again = Canary.from_dict(c.to_dict())
     assert again == c and again.to_dict() == c.to_dict()
     assert (c.watch_s, c.interval_s, c.max_watch_s) == (600, 30, 1800)
@@ -61,10 +77,23 @@ def test_error_rate_is_a_two_proportion_test_on_the_same_traffic() -> None:
     r = evaluate(check, obs({1: 1000, 2: 1000}, {1: 5, 2: 7}))
     assert r.outcome == "pass" and r.figures["p_value"] > 0.05
     # the margin tolerates a small significant rise
-    assert evaluate(Check("error_rate", margin=0.05), obs({1: 1000, 2: 1000}, {1: 5, 2: 40})).outcome == "pass"
+    assert (
+        evaluate(Check("error_rate", margin=0.05), obs({1: 1000, 2: 1000}, {1: 5, 2: 40})).outcome
+        == "pass"
+    )
     # a threshold rule needs no champion
-    assert evaluate(Check("error_rate", vs=None, max=0.01, min_requests=10), obs({2: 100}, {2: 5})).outcome == "fail"
-    assert evaluate(Check("error_rate", vs=None, max=0.1, min_requests=10), obs({2: 100}, {2: 5})).outcome == "pass"
+    assert (
+        evaluate(
+            Check("error_rate", vs=None, max=0.01, min_requests=10), obs({2: 100}, {2: 5})
+        ).outcome
+        == "fail"
+    )
+    assert (
+        evaluate(
+            Check("error_rate", vs=None, max=0.1, min_requests=10), obs({2: 100}, {2: 5})
+        ).outcome
+        == "pass"
+    )
 
 
 def test_latency_compares_p99_within_a_margin_backed_by_mann_whitney() -> None:
@@ -80,28 +109,60 @@ def test_latency_compares_p99_within_a_margin_backed_by_mann_whitney() -> None:
     tail[:30] = base.max() * 3
     unsure = evaluate(check, obs({1: 2000, 2: 2000}, lat={1: base, 2: tail}))
     assert unsure.outcome == "inconclusive" and unsure.figures["p_value"] > 0.05
-    assert evaluate(check, obs({1: 2000, 2: 10}, lat={1: base, 2: base[:10]})).outcome == "inconclusive"
-    assert evaluate(Check("latency_p99", vs=None, max=5.0, min_requests=10), obs({2: 2000}, lat={2: base})).outcome == "fail"
+    assert (
+        evaluate(check, obs({1: 2000, 2: 10}, lat={1: base, 2: base[:10]})).outcome
+        == "inconclusive"
+    )
+    assert (
+        evaluate(
+            Check("latency_p99", vs=None, max=5.0, min_requests=10), obs({2: 2000}, lat={2: base})
+        ).outcome
+        == "fail"
+    )
 
 
 def test_prediction_drift_and_quality_outcomes() -> None:
     check = Check("prediction_drift")
     assert evaluate(check, obs({}, drift=None)).outcome == "inconclusive"
-    assert evaluate(check, obs({}, drift={"p_value": None, "reason": "insufficient_data"})).reason.endswith("insufficient_data")
-    assert evaluate(check, obs({}, drift={"test": "ks", "p_value": 1e-9, "distance": 0.5, "drifted": True})).outcome == "fail"
-    assert evaluate(check, obs({}, drift={"test": "ks", "p_value": 0.4, "distance": 0.01, "drifted": False})).outcome == "pass"
+    assert evaluate(
+        check, obs({}, drift={"p_value": None, "reason": "insufficient_data"})
+    ).reason.endswith("insufficient_data")
+    assert (
+        evaluate(
+            check, obs({}, drift={"test": "ks", "p_value": 1e-9, "distance": 0.5, "drifted": True})
+        ).outcome
+        == "fail"
+    )
+    assert (
+        evaluate(
+            check, obs({}, drift={"test": "ks", "p_value": 0.4, "distance": 0.01, "drifted": False})
+        ).outcome
+        == "pass"
+    )
     q = Check("roc_auc", min_requests=50)
     # realised figures once enough labels arrived on both sides
-    realised = {1: {"labelled": 80, "predictions": 90, "roc_auc": 0.80}, 2: {"labelled": 70, "predictions": 90, "roc_auc": 0.70}}
+    realised = {
+        1: {"labelled": 80, "predictions": 90, "roc_auc": 0.80},
+        2: {"labelled": 70, "predictions": 90, "roc_auc": 0.70},
+    }
     r = evaluate(q, obs({}, quality=realised))
-    assert r.outcome == "fail" and r.figures["canary_source"] == "realised" and r.figures["worse_by"] == pytest.approx(0.1)
+    assert (
+        r.outcome == "fail"
+        and r.figures["canary_source"] == "realised"
+        and r.figures["worse_by"] == pytest.approx(0.1)
+    )
     # before labels: the estimate, compared like with like
-    est = {1: {"labelled": 0, "predictions": 90, "estimated": {"roc_auc": 0.75}},
-           2: {"labelled": 0, "predictions": 90, "estimated": {"roc_auc": 0.755}}}
+    est = {
+        1: {"labelled": 0, "predictions": 90, "estimated": {"roc_auc": 0.75}},
+        2: {"labelled": 0, "predictions": 90, "estimated": {"roc_auc": 0.755}},
+    }
     r = evaluate(q, obs({}, quality=est))
     assert r.outcome == "pass" and r.figures["champion_source"] == "estimated"
     # neither labels nor an estimate: inconclusive
-    assert evaluate(q, obs({}, quality={2: {"labelled": 3, "predictions": 10}})).outcome == "inconclusive"
+    assert (
+        evaluate(q, obs({}, quality={2: {"labelled": 3, "predictions": 10}})).outcome
+        == "inconclusive"
+    )
     # lower-is-better metrics turn the comparison round
     ll = {1: {"labelled": 80, "log_loss": 0.40}, 2: {"labelled": 80, "log_loss": 0.30}}
     assert evaluate(Check("log_loss", min_requests=50), obs({}, quality=ll)).outcome == "pass"

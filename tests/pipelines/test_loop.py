@@ -52,18 +52,34 @@ def loop_kinds(ws: st.Workspace, run_id: str) -> list[str]:
 
 
 def test_a_healthy_canary_is_promoted_after_its_watch(ws: st.Workspace) -> None:
-    spec = Canary(weight=0.5, promote_if=[Check("error_rate", min_requests=20), Check("latency_p99", margin=50.0, min_requests=20)],
-                  rollback_if=[Check("error_rate", vs=None, max=0.05, min_requests=10)], watch="2s", interval="1s", bake="1h")
+    spec = Canary(
+        weight=0.5,
+        promote_if=[
+            Check("error_rate", min_requests=20),
+            Check("latency_p99", margin=50.0, min_requests=20),
+        ],
+        rollback_if=[Check("error_rate", vs=None, max=0.05, min_requests=10)],
+        watch="2s",
+        interval="1s",
+        bake="1h",
+    )
     run = start_canary(ws, "churn", 2, spec)
     t = get_traffic(ws.catalog, "churn")
-    assert t is not None and t.champion == "champion" and t.canary is not None and (t.canary.ref, t.canary.weight) == ("v2", 0.5)
+    assert (
+        t is not None
+        and t.champion == "champion"
+        and t.canary is not None
+        and (t.canary.ref, t.canary.weight) == ("v2", 0.5)
+    )
     seen = serve(ws, rows(160, 1))
     assert set(seen) == {1, 2}  # both versions answered live traffic
     # nothing is due before the first interval: advancing is a no-op, however often
     assert advance(ws, run.id, now=at(run, 0.5)).generation == run.generation
     first = advance(ws, run.id, now=at(run, 1))
     assert first.state == "canary" and len(first.rounds) == 1
-    assert advance(ws, run.id, now=at(run, 1)).rounds == first.rounds  # the same round is not made twice
+    assert (
+        advance(ws, run.id, now=at(run, 1)).rounds == first.rounds
+    )  # the same round is not made twice
     figures = first.rounds[0]["figures"]
     assert figures["champion"]["requests"] == seen[1] and figures["canary"]["requests"] == seen[2]
     assert {r["outcome"] for r in first.rounds[0]["promote_if"]} == {"pass"}
@@ -78,8 +94,16 @@ def test_a_healthy_canary_is_promoted_after_its_watch(ws: st.Workspace) -> None:
     assert advance(ws, run.id, now=at(run, 3)).state == "baking"
     over = advance(ws, run.id, now=at(run, 2 + 3601))
     assert over.state == "promoted" and not over.active and over.ended_at is not None
-    assert loop_kinds(ws, run.id) == ["loop.canary.started", "loop.canary.checked", "loop.promoted", "loop.bake.checked", "loop.bake.finished"]
-    promoted = next(e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.promoted")
+    assert loop_kinds(ws, run.id) == [
+        "loop.canary.started",
+        "loop.canary.checked",
+        "loop.promoted",
+        "loop.bake.checked",
+        "loop.bake.finished",
+    ]
+    promoted = next(
+        e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.promoted"
+    )
     assert promoted.payload["reasons"] and promoted.payload["figures"]["canary"]["version"] == 2
 
 
@@ -89,26 +113,52 @@ def _tamper(ws: st.Workspace, version: int) -> None:
     path.write_bytes(path.read_bytes() + b"tampered")
 
 
-def test_a_failing_canary_is_rolled_back_and_alerts_while_users_get_the_champion(ws: st.Workspace) -> None:
-    _tamper(ws, 2)  # the canary cannot be served: each of its requests fails, and the champion answers
-    spec = Canary(weight=0.5, rollback_if=[Check("error_rate", vs=None, max=0.05, min_requests=10)], failure_limit="1 of 1", **QUICK)
+def test_a_failing_canary_is_rolled_back_and_alerts_while_users_get_the_champion(
+    ws: st.Workspace,
+) -> None:
+    _tamper(
+        ws, 2
+    )  # the canary cannot be served: each of its requests fails, and the champion answers
+    spec = Canary(
+        weight=0.5,
+        rollback_if=[Check("error_rate", vs=None, max=0.05, min_requests=10)],
+        failure_limit="1 of 1",
+        **QUICK,
+    )
     run = start_canary(ws, "churn", 2, spec)
     assert serve(ws, rows(80, 3)) == {1: 80}
     out = advance(ws, run.id, now=at(run, 1))
-    assert out.state == "rolled_back" and out.decision is not None and out.decision["why"] == "checks_failed"
+    assert (
+        out.state == "rolled_back"
+        and out.decision is not None
+        and out.decision["why"] == "checks_failed"
+    )
     failed = out.rounds[-1]["rollback_if"][0]
-    assert failed["outcome"] == "fail" and failed["figures"]["canary_errors"] > 10 and failed["figures"]["canary_rate"] == 1.0
+    assert (
+        failed["outcome"] == "fail"
+        and failed["figures"]["canary_errors"] > 10
+        and failed["figures"]["canary_rate"] == 1.0
+    )
     t = get_traffic(ws.catalog, "churn")
     assert t is not None and t.canary is None
     assert get_model(ws, "churn")["aliases"]["champion"] == 1
-    alerts = [e for e in list_events(ws.catalog, kind="alert.fired") if e.payload["rule"] == "loop:churn"]
+    alerts = [
+        e for e in list_events(ws.catalog, kind="alert.fired") if e.payload["rule"] == "loop:churn"
+    ]
     assert len(alerts) == 1 and "v2 rolled back" in alerts[0].payload["message"]
     assert "loop.rolled_back" in loop_kinds(ws, run.id)
 
 
 def test_too_little_traffic_extends_the_watch_and_never_promotes(ws: st.Workspace) -> None:
-    spec = Canary(weight=0.1, watch="2s", interval="1s", max_watch="4s", bake="0s",
-                  promote_if=[Check("error_rate", min_requests=1000)], rollback_if=[])
+    spec = Canary(
+        weight=0.1,
+        watch="2s",
+        interval="1s",
+        max_watch="4s",
+        bake="0s",
+        promote_if=[Check("error_rate", min_requests=1000)],
+        rollback_if=[],
+    )
     run = start_canary(ws, "churn", 2, spec)
     serve(ws, rows(30, 4))
     r = advance(ws, run.id, now=at(run, 2))
@@ -117,30 +167,54 @@ def test_too_little_traffic_extends_the_watch_and_never_promotes(ws: st.Workspac
     r = advance(ws, run.id, now=at(run, 3))
     assert r.state == "canary" and r.watch_until == at(run, 4)
     r = advance(ws, run.id, now=at(run, 4))
-    assert r.state == "rolled_back" and r.decision is not None and r.decision["why"] == "inconclusive"
+    assert (
+        r.state == "rolled_back" and r.decision is not None and r.decision["why"] == "inconclusive"
+    )
     assert get_model(ws, "churn")["aliases"]["champion"] == 1
     assert loop_kinds(ws, run.id).count("loop.canary.extended") == 2
 
 
-def test_approval_by_the_cli_promotes_and_a_missed_approval_rolls_back(ws: st.Workspace, cli_env: dict[str, str], python: str) -> None:
-    spec = Canary(weight=0.5, promote_if=[Check("error_rate", min_requests=10)], rollback_if=[], approval=True,
-                  approval_timeout="1h", **QUICK)
+def test_approval_by_the_cli_promotes_and_a_missed_approval_rolls_back(
+    ws: st.Workspace, cli_env: dict[str, str], python: str
+) -> None:
+    spec = Canary(
+        weight=0.5,
+        promote_if=[Check("error_rate", min_requests=10)],
+        rollback_if=[],
+        approval=True,
+        approval_timeout="1h",
+        **QUICK,
+    )
     run = start_canary(ws, "churn", 2, spec)
     serve(ws, rows(60, 5))
     waiting = advance(ws, run.id, now=at(run, 2))
     assert waiting.state == "approval" and waiting.approval_until == at(run, 2 + 3600)
     assert advance(ws, run.id, now=at(run, 100)).state == "approval"
-    asked = next(e for e in list_events(ws.catalog, subject=f"loop:{run.id}") if e.kind == "loop.approval.requested")
+    asked = next(
+        e
+        for e in list_events(ws.catalog, subject=f"loop:{run.id}")
+        if e.kind == "loop.approval.requested"
+    )
     assert asked.payload["command"] == "strata models approve churn@2"
-    out = subprocess.run([python, "-m", "strataml", "models", "approve", "churn@2", "--json", "-w", str(ws.root)],
-                         env={**cli_env, "STRATA_ACTOR": "alice"}, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [python, "-m", "strataml", "models", "approve", "churn@2", "--json", "-w", str(ws.root)],
+        env={**cli_env, "STRATA_ACTOR": "alice"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     run = get_loop(ws, run.id)
     assert run.state == "promoted" and run.approved_by == "alice"
     assert get_model(ws, "churn")["aliases"]["champion"] == 2
     # nothing waits for approval any more: the CLI says so
-    again = subprocess.run([python, "-m", "strataml", "models", "approve", "churn@2", "-w", str(ws.root)],
-                           env=cli_env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [python, "-m", "strataml", "models", "approve", "churn@2", "-w", str(ws.root)],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode != 0 and "no canary of churn v2" in again.stderr
     # a second canary whose approval never comes is rolled back when the timeout passes
     ws.definitions.add(churn(40))
@@ -150,12 +224,18 @@ def test_approval_by_the_cli_promotes_and_a_missed_approval_rolls_back(ws: st.Wo
     serve(ws, rows(60, 6))
     assert advance(ws, second.id, now=at(second, 2)).state == "approval"
     timed_out = advance(ws, second.id, now=at(second, 2 + 3601))
-    assert timed_out.state == "rolled_back" and timed_out.decision is not None and timed_out.decision["why"] == "approval_timeout"
+    assert (
+        timed_out.state == "rolled_back"
+        and timed_out.decision is not None
+        and timed_out.decision["why"] == "approval_timeout"
+    )
     assert get_model(ws, "churn")["aliases"]["champion"] == 2
 
 
 def test_a_new_challenger_mid_canary_restarts_the_analysis(ws: st.Workspace) -> None:
-    spec = Canary(weight=0.3, promote_if=[Check("error_rate", min_requests=10)], rollback_if=[], **QUICK)
+    spec = Canary(
+        weight=0.3, promote_if=[Check("error_rate", min_requests=10)], rollback_if=[], **QUICK
+    )
     first = start_canary(ws, "churn", 2, spec)
     serve(ws, rows(40, 7))
     assert len(advance(ws, first.id, now=at(first, 1)).rounds) == 1
@@ -163,7 +243,9 @@ def test_a_new_challenger_mid_canary_restarts_the_analysis(ws: st.Workspace) -> 
     assert train(ws, "churn", promote=False).version == 3
     second = start_canary(ws, "churn", 3, spec)
     old = get_loop(ws, first.id)
-    assert old.state == "superseded" and old.decision is not None and old.decision["by"] == second.id
+    assert (
+        old.state == "superseded" and old.decision is not None and old.decision["by"] == second.id
+    )
     t = get_traffic(ws.catalog, "churn")
     assert t is not None and t.canary is not None and t.canary.ref == "v3"
     assert second.rounds == [] and [r.id for r in list_loops(ws, active=True)] == [second.id]
@@ -173,12 +255,23 @@ def test_a_new_challenger_mid_canary_restarts_the_analysis(ws: st.Workspace) -> 
 
 
 def test_a_rollback_during_the_bake_moves_the_champion_pointer_back(ws: st.Workspace) -> None:
-    spec = Canary(weight=0.5, watch="2s", interval="1s", bake="1h", promote_if=[Check("error_rate", min_requests=10)], rollback_if=[])
+    spec = Canary(
+        weight=0.5,
+        watch="2s",
+        interval="1s",
+        bake="1h",
+        promote_if=[Check("error_rate", min_requests=10)],
+        rollback_if=[],
+    )
     run = start_canary(ws, "churn", 2, spec)
     serve(ws, rows(60, 8))
     assert advance(ws, run.id, now=at(run, 2)).state == "baking"
     out = abort(ws, run.id, reason="a bad night")
-    assert out.state == "rolled_back" and out.decision is not None and out.decision["reasons"] == ["a bad night"]
+    assert (
+        out.state == "rolled_back"
+        and out.decision is not None
+        and out.decision["reasons"] == ["a bad night"]
+    )
     m = get_model(ws, "churn")
     assert m["aliases"]["champion"] == 1 and m["alias_history"][-1]["action"] == "rollback"
     assert serve(ws, rows(10, 9)) == {1: 10}
@@ -187,11 +280,15 @@ def test_a_rollback_during_the_bake_moves_the_champion_pointer_back(ws: st.Works
 def test_a_step_decided_on_a_stale_state_is_not_applied(ws: st.Workspace) -> None:
     from strataml.pipelines._loop_store import commit
 
-    spec = Canary(weight=0.5, promote_if=[Check("error_rate", min_requests=10)], rollback_if=[], **QUICK)
+    spec = Canary(
+        weight=0.5, promote_if=[Check("error_rate", min_requests=10)], rollback_if=[], **QUICK
+    )
     run = start_canary(ws, "churn", 2, spec)
     moved = advance(ws, run.id, now=at(run, 1))
     assert moved.generation == run.generation + 1
-    assert commit(ws, run, {"state": "rolled_back"}) is None  # decided on generation 1, which is gone
+    assert (
+        commit(ws, run, {"state": "rolled_back"}) is None
+    )  # decided on generation 1, which is gone
     assert get_loop(ws, run.id).state == "canary"
 
 
@@ -206,21 +303,39 @@ def test_a_canary_needs_a_champion_and_a_different_version(ws: st.Workspace) -> 
     assert list_loops(ws) == []
 
 
-def test_the_cli_lists_advances_and_aborts_loops(ws: st.Workspace, cli_env: dict[str, str], python: str) -> None:
+def test_the_cli_lists_advances_and_aborts_loops(
+    ws: st.Workspace, cli_env: dict[str, str], python: str
+) -> None:
     import orjson
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([python, "-m", "strataml", "pipelines", *args, "-w", str(ws.root)], env=cli_env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [python, "-m", "strataml", "pipelines", *args, "-w", str(ws.root)],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     from strataml.spine import utcnow
 
     # started ten minutes ago: its first round (every minute) is due, its watch (an hour) is not over
-    run = start_canary(ws, "churn", 2, Canary(weight=0.2, watch="1h", interval="1m", rollback_if=[]), now=utcnow() - dt.timedelta(minutes=10))
+    run = start_canary(
+        ws,
+        "churn",
+        2,
+        Canary(weight=0.2, watch="1h", interval="1m", rollback_if=[]),
+        now=utcnow() - dt.timedelta(minutes=10),
+    )
     listed = cli("loops", "--active", "--json")
     assert listed.returncode == 0, listed.stderr
     (doc,) = orjson.loads(listed.stdout)
-    assert (doc["id"], doc["state"], doc["canary_version"], doc["canary"]["weight"]) == (run.id, "canary", 2, 0.2)
+    assert (doc["id"], doc["state"], doc["canary_version"], doc["canary"]["weight"]) == (
+        run.id,
+        "canary",
+        2,
+        0.2,
+    )
     advanced = cli("advance", "--json")
     assert advanced.returncode == 0, advanced.stderr
     (after,) = orjson.loads(advanced.stdout)
@@ -233,7 +348,9 @@ def test_the_cli_lists_advances_and_aborts_loops(ws: st.Workspace, cli_env: dict
     assert t is not None and t.canary is None
 
 
-def test_a_running_gateway_rolls_back_during_the_bake_without_loading_anything(ws: st.Workspace) -> None:
+def test_a_running_gateway_rolls_back_during_the_bake_without_loading_anything(
+    ws: st.Workspace,
+) -> None:
     import time
 
     from starlette.testclient import TestClient
@@ -243,11 +360,21 @@ def test_a_running_gateway_rolls_back_during_the_bake_without_loading_anything(w
     key = create_key(ws.catalog, ["predict:churn"])[1]
     h = {"authorization": f"Bearer {key}"}
     insts = rows(40, 13)
-    spec = Canary(weight=0.5, watch="2s", interval="1s", bake="1h", promote_if=[Check("error_rate", min_requests=5)], rollback_if=[])
+    spec = Canary(
+        weight=0.5,
+        watch="2s",
+        interval="1s",
+        bake="1h",
+        promote_if=[Check("error_rate", min_requests=5)],
+        rollback_if=[],
+    )
     run = start_canary(ws, "churn", 2, spec)
 
     def versions(c: TestClient) -> set[int]:
-        return {c.post("/v1/models/churn/predict", json={"instances": [i]}, headers=h).json()["version"] for i in insts}
+        return {
+            c.post("/v1/models/churn/predict", json={"instances": [i]}, headers=h).json()["version"]
+            for i in insts
+        }
 
     def until(c: TestClient, want: set[int]) -> set[int]:
         deadline = time.monotonic() + 60

@@ -31,7 +31,14 @@ def ws(template: Path, tmp_path: Path) -> Iterator[st.Workspace]:
 
 
 def test_loop_pages_show_the_timeline_and_canary_against_champion(ws: st.Workspace) -> None:
-    spec = Canary(weight=0.5, watch="2s", interval="1s", bake="1h", promote_if=[Check("error_rate", min_requests=10)], rollback_if=[])
+    spec = Canary(
+        weight=0.5,
+        watch="2s",
+        interval="1s",
+        bake="1h",
+        promote_if=[Check("error_rate", min_requests=10)],
+        rollback_if=[],
+    )
     run = start_canary(ws, "churn", 2, spec)
     seen = serve(ws, rows(60, 12))
     advance(ws, run.id, now=run.started_at + dt.timedelta(seconds=1))
@@ -48,12 +55,21 @@ def test_loop_pages_show_the_timeline_and_canary_against_champion(ws: st.Workspa
         text = page.text
         for step in ("canary started", "canary checked", "promoted", "rolled back"):
             assert step in text, step
-        assert "<script>alert" not in text and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; paged at night" in text
+        assert (
+            "<script>alert" not in text
+            and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; paged at night" in text
+        )
         # the first round's figures for both versions, as counted from the prediction log
         assert f'<td class="num">{seen[2]}</td><td class="num">{seen[1]}</td>' in text
         chart = c.get(f"/ui/api/loops/{run.id}", headers=auth).json()
-        assert [s["values"] for s in chart["requests"]["series"]] == [[seen[2], seen[2]], [seen[1], seen[1]]]
-        assert len(chart["error_rate"]["x"]) == 2 and chart["error_rate"]["series"][0]["label"] == "canary v2"
+        assert [s["values"] for s in chart["requests"]["series"]] == [
+            [seen[2], seen[2]],
+            [seen[1], seen[1]],
+        ]
+        assert (
+            len(chart["error_rate"]["x"]) == 2
+            and chart["error_rate"]["series"][0]["label"] == "canary v2"
+        )
         assert c.get("/ui/loops/not-a-loop", headers=auth).status_code == 404
         assert c.get("/ui/loops/" + "0" * 32, headers=auth).status_code == 404
         assert c.get("/ui/loops").status_code == 303  # no key: to the login page

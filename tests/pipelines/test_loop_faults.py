@@ -85,7 +85,13 @@ def _env(failpoint: str | None = None) -> dict[str, str]:
 
 
 def _child(ws: st.Workspace, *args: str, failpoint: str) -> int:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(ws.root), *args], env=_env(failpoint), capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ws.root), *args],
+        env=_env(failpoint),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     return out.returncode
 
 
@@ -110,9 +116,22 @@ def _serve_a_little(ws: st.Workspace) -> None:
     serve(ws, rows(40, 11))
 
 
-def test_killed_while_promoting_the_split_is_unchanged_and_the_next_step_promotes(ws: st.Workspace) -> None:
-    run = start_canary(ws, "churn", 2, Canary(weight=0.25, watch="2s", interval="1s", bake="0s",
-                                              promote_if=[Check("error_rate", min_requests=5)], rollback_if=[]))
+def test_killed_while_promoting_the_split_is_unchanged_and_the_next_step_promotes(
+    ws: st.Workspace,
+) -> None:
+    run = start_canary(
+        ws,
+        "churn",
+        2,
+        Canary(
+            weight=0.25,
+            watch="2s",
+            interval="1s",
+            bake="0s",
+            promote_if=[Check("error_rate", min_requests=5)],
+            rollback_if=[],
+        ),
+    )
     _serve_a_little(ws)
     assert _child(ws, run.id, "2", failpoint="loop.promote") == -signal.SIGKILL
     assert _valid_split(ws) == "champion+canary"
@@ -126,16 +145,32 @@ def test_killed_while_promoting_the_split_is_unchanged_and_the_next_step_promote
 def test_killed_while_rolling_back_or_starting(ws: st.Workspace) -> None:
     assert _child(ws, "start", failpoint="loop.canary.start") == -signal.SIGKILL
     assert _valid_split(ws) == "champion" and list_loops(ws) == []
-    run = start_canary(ws, "churn", 2, Canary(weight=0.25, watch="2s", interval="1s", max_watch="2s", bake="0s",
-                                              promote_if=[Check("error_rate", min_requests=10_000)], rollback_if=[]))
+    run = start_canary(
+        ws,
+        "churn",
+        2,
+        Canary(
+            weight=0.25,
+            watch="2s",
+            interval="1s",
+            max_watch="2s",
+            bake="0s",
+            promote_if=[Check("error_rate", min_requests=10_000)],
+            rollback_if=[],
+        ),
+    )
     assert _child(ws, run.id, "2", failpoint="loop.rollback") == -signal.SIGKILL
     assert _valid_split(ws) == "champion+canary"
     out = advance(ws, run.id, now=run.started_at + dt.timedelta(seconds=2))
     assert out.state == "rolled_back" and _valid_split(ws) == "champion"
 
 
-def test_a_scheduler_killed_at_any_moment_leaves_a_valid_split_and_resumes(ws: st.Workspace) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", CHURNER, str(ws.root)], env=_env(), stdout=subprocess.PIPE, text=True)
+def test_a_scheduler_killed_at_any_moment_leaves_a_valid_split_and_resumes(
+    ws: st.Workspace,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHURNER, str(ws.root)], env=_env(), stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         for pause in (1.0, 0.7, 1.3):  # kill it three times, mid-whatever it was doing
@@ -146,7 +181,12 @@ def test_a_scheduler_killed_at_any_moment_leaves_a_valid_split_and_resumes(ws: s
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
             _valid_split(ws)
-            proc = subprocess.Popen([sys.executable, "-c", CHURNER, str(ws.root)], env=_env(), stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", CHURNER, str(ws.root)],
+                env=_env(),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     finally:
         proc.kill()
@@ -167,8 +207,27 @@ def _port() -> int:
 
 
 def _gateway(ws: st.Workspace, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "strataml", "serve", "-w", str(ws.root), "--port", str(port), "--rate", "0", "-m", "churn", "--timeout-ms", "60000"],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "strataml",
+            "serve",
+            "-w",
+            str(ws.root),
+            "--port",
+            str(port),
+            "--rate",
+            "0",
+            "-m",
+            "churn",
+            "--timeout-ms",
+            "60000",
+        ],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -180,16 +239,33 @@ def _gateway(ws: st.Workspace, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the gateway did not start")
 
 
-def test_a_gateway_killed_mid_canary_leaves_the_split_and_its_answers_count(ws: st.Workspace) -> None:
+def test_a_gateway_killed_mid_canary_leaves_the_split_and_its_answers_count(
+    ws: st.Workspace,
+) -> None:
     key = create_key(ws.catalog, ["predict:churn"])[1]
-    run = start_canary(ws, "churn", 2, Canary(weight=0.5, watch="2s", interval="1s", bake="0s",
-                                              promote_if=[Check("error_rate", min_requests=20)], rollback_if=[]))
+    run = start_canary(
+        ws,
+        "churn",
+        2,
+        Canary(
+            weight=0.5,
+            watch="2s",
+            interval="1s",
+            bake="0s",
+            promote_if=[Check("error_rate", min_requests=20)],
+            rollback_if=[],
+        ),
+    )
     answered: dict[int, int] = {}
     for batch in range(2):  # one gateway, killed; then another
         port = _port()
         proc = _gateway(ws, port)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {key}"}, timeout=10) as c:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"authorization": f"Bearer {key}"},
+                timeout=10,
+            ) as c:
                 for inst in rows(40, 20 + batch):
                     r = c.post("/v1/models/churn/predict", json={"instances": [inst]})
                     assert r.status_code == 200, r.text
@@ -215,13 +291,30 @@ def _wait(check, what: str, timeout: float = 180.0):  # type: ignore[no-untyped-
 
 
 def _scheduler(ws: st.Workspace) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "strataml", "scheduler", "-w", str(ws.root), "--poll", "0.2"],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "strataml", "scheduler", "-w", str(ws.root), "--poll", "0.2"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def test_the_scheduler_watches_a_canary_and_a_killed_one_resumes_on_restart(ws: st.Workspace) -> None:
-    run = start_canary(ws, "churn", 2, Canary(weight=0.5, watch="20s", interval="1s", bake="0s",
-                                              promote_if=[Check("error_rate", min_requests=10)], rollback_if=[]))
+def test_the_scheduler_watches_a_canary_and_a_killed_one_resumes_on_restart(
+    ws: st.Workspace,
+) -> None:
+    run = start_canary(
+        ws,
+        "churn",
+        2,
+        Canary(
+            weight=0.5,
+            watch="20s",
+            interval="1s",
+            bake="0s",
+            promote_if=[Check("error_rate", min_requests=10)],
+            rollback_if=[],
+        ),
+    )
     proc = _scheduler(ws)
     try:
         _serve_a_little(ws)

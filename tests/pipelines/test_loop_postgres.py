@@ -49,8 +49,19 @@ def pg_ws(postgres_url: str, tmp_path: Path) -> Iterator[st.Workspace]:
 def test_the_loop_on_postgres_steps_once_under_concurrent_advances(pg_ws: st.Workspace) -> None:
     ws = pg_ws
     assert ws.catalog.dialect == "postgresql"
-    run = start_canary(ws, "churn", 2, Canary(weight=0.5, watch="2s", interval="1s", bake="0s",
-                                              promote_if=[Check("error_rate", min_requests=10)], rollback_if=[]))
+    run = start_canary(
+        ws,
+        "churn",
+        2,
+        Canary(
+            weight=0.5,
+            watch="2s",
+            interval="1s",
+            bake="0s",
+            promote_if=[Check("error_rate", min_requests=10)],
+            rollback_if=[],
+        ),
+    )
     t = get_traffic(ws.catalog, "churn")
     assert t is not None and t.canary is not None and t.canary.ref == "v2"
     serve(ws, rows(60, 3))
@@ -68,7 +79,9 @@ def test_the_loop_on_postgres_steps_once_under_concurrent_advances(pg_ws: st.Wor
         th.join()
     after = get_loop(ws, run.id)
     assert len(after.rounds) == 1 and after.generation == run.generation + 1
-    assert [e.kind for e in list_events(ws.catalog, subject=f"loop:{run.id}")].count("loop.canary.checked") == 1
+    assert [e.kind for e in list_events(ws.catalog, subject=f"loop:{run.id}")].count(
+        "loop.canary.checked"
+    ) == 1
     done = advance(ws, run.id, now=run.started_at + dt.timedelta(seconds=2))
     assert done.state == "promoted" and get_model(ws, "churn")["aliases"]["champion"] == 2
     t = get_traffic(ws.catalog, "churn")

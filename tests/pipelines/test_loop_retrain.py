@@ -57,9 +57,17 @@ def test_new_labels_retrain_gate_canary_and_promote(loop_ws: st.Workspace) -> No
     assert {s.name for s in run.steps} == {"ingest", "materialize", "train", "gate", "canary"}
     m = get_model(ws, "churn")
     assert [v["version"] for v in m["versions"]] == [1, 2, 3] and m["aliases"]["challenger"] == 3
-    assert m["versions"][2]["lineage"]["labels"] == "customers@v2"  # trained on what was just ingested
-    gate = next(e for e in list_events(ws.catalog, kind="loop.gate.") if e.payload["pipeline_run"] == run.id)
-    assert gate.kind == "loop.gate.passed" and gate.payload["champion"] == 1 and gate.payload["metrics"]["roc_auc"] >= 0.5
+    assert (
+        m["versions"][2]["lineage"]["labels"] == "customers@v2"
+    )  # trained on what was just ingested
+    gate = next(
+        e for e in list_events(ws.catalog, kind="loop.gate.") if e.payload["pipeline_run"] == run.id
+    )
+    assert (
+        gate.kind == "loop.gate.passed"
+        and gate.payload["champion"] == 1
+        and gate.payload["metrics"]["roc_auc"] >= 0.5
+    )
     (loop,) = list_loops(ws, active=True)
     assert loop.pipeline_run == run.id and loop.canary_version == 3 and loop.champion_version == 1
     assert loop.trigger is not None and loop.trigger["pipeline_run"] == run.id
@@ -70,8 +78,17 @@ def test_new_labels_retrain_gate_canary_and_promote(loop_ws: st.Workspace) -> No
     (done,) = advance_loops(ws, now=loop.started_at + dt.timedelta(seconds=2))
     assert done.state == "promoted" and get_model(ws, "churn")["aliases"]["champion"] == 3
     # the run's timeline: the pipeline's steps, then the loop's decisions
-    kinds = [e.kind for e in list_events(ws.catalog, limit=None) if e.kind.startswith(("pipeline.run", "loop."))]
-    assert kinds.index("pipeline.run.started") < kinds.index("loop.gate.passed") < kinds.index("loop.canary.started") < kinds.index("loop.promoted")
+    kinds = [
+        e.kind
+        for e in list_events(ws.catalog, limit=None)
+        if e.kind.startswith(("pipeline.run", "loop."))
+    ]
+    assert (
+        kinds.index("pipeline.run.started")
+        < kinds.index("loop.gate.passed")
+        < kinds.index("loop.canary.started")
+        < kinds.index("loop.promoted")
+    )
 
 
 def test_a_challenger_that_fails_its_gate_is_never_deployed(template: Path, tmp_path: Path) -> None:
@@ -80,9 +97,11 @@ def test_a_challenger_that_fails_its_gate_is_never_deployed(template: Path, tmp_
         run = run_pipeline(ws, "retrain_churn")
         assert run.state == "succeeded", run.error
         gate = next(e for e in list_events(ws.catalog, kind="loop.gate."))
-        assert gate.kind == "loop.gate.failed" and "below the minimum 0.999" in gate.payload["reasons"][0]
+        assert (
+            gate.kind == "loop.gate.failed"
+            and "below the minimum 0.999" in gate.payload["reasons"][0]
+        )
         assert list_loops(ws) == [] and get_traffic(ws.catalog, "churn") is None
         assert get_model(ws, "churn")["aliases"]["champion"] == 1
     finally:
         ws.close()
-

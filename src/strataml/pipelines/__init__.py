@@ -23,7 +23,8 @@ if TYPE_CHECKING:
         train_step,
     )
     from strataml.pipelines._cache import StepOutputError
-    from strataml.pipelines._canary import Canary, Check, CheckResult
+    from strataml.pipelines._canary import Canary, Check
+    from strataml.pipelines._checks import CheckResult
     from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
     from strataml.pipelines._loop import abort, advance, advance_loops, approve, start_canary
     from strataml.pipelines._loop_store import LoopRun, get_loop, list_loops
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Canary": "_canary",
     "Check": "_canary",
-    "CheckResult": "_canary",
+    "CheckResult": "_checks",
     "abort": "_loop",
     "advance": "_loop",
     "advance_loops": "_loop",

@@ -73,28 +73,65 @@ class LoopRun:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
+
         def iso(t: dt.datetime | None) -> str | None:
             return None if t is None else t.isoformat()
 
         return {
-            "id": self.id, "model": self.model, "deployment": self.deployment, "state": self.state,
-            "champion_version": self.champion_version, "canary_version": self.canary_version, "canary": self.canary.to_dict(),
-            "rounds": self.rounds, "decision": self.decision, "pipeline_run": self.pipeline_run, "trigger": self.trigger,
-            "started_at": iso(self.started_at), "watch_until": iso(self.watch_until), "watch_limit": iso(self.watch_limit),
-            "next_check_at": iso(self.next_check_at), "approval_until": iso(self.approval_until), "approved_by": self.approved_by,
-            "bake_until": iso(self.bake_until), "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+            "id": self.id,
+            "model": self.model,
+            "deployment": self.deployment,
+            "state": self.state,
+            "champion_version": self.champion_version,
+            "canary_version": self.canary_version,
+            "canary": self.canary.to_dict(),
+            "rounds": self.rounds,
+            "decision": self.decision,
+            "pipeline_run": self.pipeline_run,
+            "trigger": self.trigger,
+            "started_at": iso(self.started_at),
+            "watch_until": iso(self.watch_until),
+            "watch_limit": iso(self.watch_limit),
+            "next_check_at": iso(self.next_check_at),
+            "approval_until": iso(self.approval_until),
+            "approved_by": self.approved_by,
+            "bake_until": iso(self.bake_until),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
             "ended_at": iso(self.ended_at),
         }
 
 
 def _from_row(r: Any) -> LoopRun:
-    t = {k: _aware(r[k]) for k in ("started_at", "watch_until", "watch_limit", "next_check_at", "approval_until", "bake_until",
-                                    "created_at", "updated_at", "ended_at")}
+    t = {
+        k: _aware(r[k])
+        for k in (
+            "started_at",
+            "watch_until",
+            "watch_limit",
+            "next_check_at",
+            "approval_until",
+            "bake_until",
+            "created_at",
+            "updated_at",
+            "ended_at",
+        )
+    }
     return LoopRun(
-        id=r["id"], model=r["model"], deployment=r["deployment"], state=r["state"], champion_version=r["champion_version"],
-        canary_version=int(r["canary_version"]), canary=Canary.from_dict(r["spec"]), rounds=list(r["rounds"] or []),
-        decision=r["decision"], pipeline_run=r["pipeline_run"], trigger=r["trigger"], generation=int(r["generation"]),
-        approved_by=r["approved_by"], **t,  # type: ignore[arg-type]
+        id=r["id"],
+        model=r["model"],
+        deployment=r["deployment"],
+        state=r["state"],
+        champion_version=r["champion_version"],
+        canary_version=int(r["canary_version"]),
+        canary=Canary.from_dict(r["spec"]),
+        rounds=list(r["rounds"] or []),
+        decision=r["decision"],
+        pipeline_run=r["pipeline_run"],
+        trigger=r["trigger"],
+        generation=int(r["generation"]),
+        approved_by=r["approved_by"],
+        **t,  # type: ignore[arg-type]
     )
 
 
@@ -112,7 +149,9 @@ def get_loop(ws: Workspace, loop_id: str) -> LoopRun:
     return _from_row(r)
 
 
-def list_loops(ws: Workspace, *, model: str | None = None, active: bool | None = None, limit: int = 50) -> list[LoopRun]:
+def list_loops(
+    ws: Workspace, *, model: str | None = None, active: bool | None = None, limit: int = 50
+) -> list[LoopRun]:
     """Loop runs, newest first, optionally one model's or only the live ones."""
     q = sa.select(loop_runs).order_by(loop_runs.c.created_at.desc(), loop_runs.c.id).limit(limit)
     if model is not None:
@@ -127,26 +166,57 @@ def list_loops(ws: Workspace, *, model: str | None = None, active: bool | None =
 
 def active_loop(conn: sa.Connection, deployment: str) -> LoopRun | None:
     """The deployment's live loop, read inside a transaction."""
-    r = conn.execute(sa.select(loop_runs).where(loop_runs.c.active == deployment)).mappings().first()
+    r = (
+        conn.execute(sa.select(loop_runs).where(loop_runs.c.active == deployment))
+        .mappings()
+        .first()
+    )
     return None if r is None else _from_row(r)
 
 
 def insert(conn: sa.Connection, run: LoopRun) -> None:
     """Store a new loop run."""
-    conn.execute(loop_runs.insert().values(
-        id=run.id, model=run.model, deployment=run.deployment, active=run.deployment if run.active else None, state=run.state,
-        champion_version=run.champion_version, canary_version=run.canary_version, spec=run.canary.to_dict(), rounds=run.rounds,
-        decision=run.decision, pipeline_run=run.pipeline_run, trigger=run.trigger, generation=run.generation,
-        started_at=run.started_at, watch_until=run.watch_until, watch_limit=run.watch_limit, next_check_at=run.next_check_at,
-        approval_until=run.approval_until, approved_by=run.approved_by, bake_until=run.bake_until, created_at=run.created_at,
-        updated_at=run.updated_at, ended_at=run.ended_at,
-    ))
+    conn.execute(
+        loop_runs.insert().values(
+            id=run.id,
+            model=run.model,
+            deployment=run.deployment,
+            active=run.deployment if run.active else None,
+            state=run.state,
+            champion_version=run.champion_version,
+            canary_version=run.canary_version,
+            spec=run.canary.to_dict(),
+            rounds=run.rounds,
+            decision=run.decision,
+            pipeline_run=run.pipeline_run,
+            trigger=run.trigger,
+            generation=run.generation,
+            started_at=run.started_at,
+            watch_until=run.watch_until,
+            watch_limit=run.watch_limit,
+            next_check_at=run.next_check_at,
+            approval_until=run.approval_until,
+            approved_by=run.approved_by,
+            bake_until=run.bake_until,
+            created_at=run.created_at,
+            updated_at=run.updated_at,
+            ended_at=run.ended_at,
+        )
+    )
 
 
-def event(conn: sa.Connection, run: LoopRun, kind: str, payload: dict[str, Any], actor: str | None = None) -> None:
+def event(
+    conn: sa.Connection, run: LoopRun, kind: str, payload: dict[str, Any], actor: str | None = None
+) -> None:
     """Append one of the loop's events (subject ``loop:ID``) with the run's identity."""
-    base = {"loop": run.id, "model": run.model, "deployment": run.deployment, "champion_version": run.champion_version,
-            "canary_version": run.canary_version, "pipeline_run": run.pipeline_run}
+    base = {
+        "loop": run.id,
+        "model": run.model,
+        "deployment": run.deployment,
+        "champion_version": run.champion_version,
+        "canary_version": run.canary_version,
+        "pipeline_run": run.pipeline_run,
+    }
     append_event(conn, f"loop.{kind}", f"loop:{run.id}", {**base, **payload}, actor=actor)
 
 
@@ -158,15 +228,26 @@ def write(conn: sa.Connection, run: LoopRun, changes: dict[str, Any]) -> LoopRun
         values["active"] = run.deployment if changes["state"] in ACTIVE else None
         if changes["state"] in FINAL:
             values["ended_at"] = now
-    res = conn.execute(loop_runs.update().where(loop_runs.c.id == run.id, loop_runs.c.generation == run.generation).values(**values))
+    res = conn.execute(
+        loop_runs.update()
+        .where(loop_runs.c.id == run.id, loop_runs.c.generation == run.generation)
+        .values(**values)
+    )
     if res.rowcount != 1:
-        raise LoopConflict(f"loop run {run.id} changed while this step was deciding", hint="read it again")
+        raise LoopConflict(
+            f"loop run {run.id} changed while this step was deciding", hint="read it again"
+        )
     r = conn.execute(sa.select(loop_runs).where(loop_runs.c.id == run.id)).mappings().one()
     return _from_row(r)
 
 
-def commit(ws: Workspace, run: LoopRun, changes: dict[str, Any], also: Callable[[sa.Connection, LoopRun], None] | None = None,
-           point: str | None = None) -> LoopRun | None:
+def commit(
+    ws: Workspace,
+    run: LoopRun,
+    changes: dict[str, Any],
+    also: Callable[[sa.Connection, LoopRun], None] | None = None,
+    point: str | None = None,
+) -> LoopRun | None:
     """One step: the state change, then ``also`` (traffic, aliases, events) in the same
     transaction; None when another process moved the loop first. ``point`` names the
     failpoint reached just before the commit (for crash tests)."""

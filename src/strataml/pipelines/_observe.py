@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 
 from strataml.errors import NotFound, StrataError
-from strataml.pipelines._canary import TRAFFIC_METRICS, Canary, Observation
+from strataml.pipelines._canary import TRAFFIC_METRICS, Canary
+from strataml.pipelines._checks import Observation
 from strataml.spine import Workspace, duck, quote_literal
 
 
-def _traffic(ws: Workspace, deployment: str, versions: list[int], since: dt.datetime, obs: Observation) -> None:
+def _traffic(
+    ws: Workspace, deployment: str, versions: list[int], since: dt.datetime, obs: Observation
+) -> None:
     from strataml.serving import (
         error_log_dir,
         error_log_sql,
@@ -30,7 +33,8 @@ def _traffic(ws: Workspace, deployment: str, versions: list[int], since: dt.date
         if pdir.is_dir() and any(pdir.glob("*.jsonl")):
             rows = con.execute(
                 f"SELECT version, max(latency_ms) FROM {prediction_log_sql(pdir)} WHERE deployment = {quote_literal(deployment)} "
-                f"AND mode = 'live' AND ts >= {since_sql} AND version IN ({listed}) GROUP BY version, request_id").fetchall()
+                f"AND mode = 'live' AND ts >= {since_sql} AND version IN ({listed}) GROUP BY version, request_id"
+            ).fetchall()
             by: dict[int, list[float]] = {}
             for v, lat in rows:
                 by.setdefault(int(v), []).append(float(lat) if lat is not None else np.nan)
@@ -43,7 +47,8 @@ def _traffic(ws: Workspace, deployment: str, versions: list[int], since: dt.date
             wanted = ", ".join(quote_literal(str(int(v))) for v in versions)
             for v, n in con.execute(
                 f"SELECT version, count(*) FROM {error_log_sql(edir)} WHERE (scope = {quote_literal('predict:' + deployment)} "
-                f"OR model = {quote_literal(deployment)}) AND ts >= {since_sql} AND version IN ({wanted}) GROUP BY version").fetchall():
+                f"OR model = {quote_literal(deployment)}) AND ts >= {since_sql} AND version IN ({wanted}) GROUP BY version"
+            ).fetchall():
                 obs.errors[int(v)] = int(n)
     finally:
         con.close()
@@ -59,7 +64,9 @@ def _labels_of(ws: Workspace, model: str, canary: Canary) -> str | None:
     return labels if isinstance(labels, str) else None
 
 
-def _quality(ws: Workspace, model: str, deployment: str, since: dt.datetime, canary: Canary, obs: Observation) -> None:
+def _quality(
+    ws: Workspace, model: str, deployment: str, since: dt.datetime, canary: Canary, obs: Observation
+) -> None:
     import strataml.monitoring as monitoring  # its quality() shares a name with its module
 
     quality = monitoring.quality
@@ -72,8 +79,17 @@ def _quality(ws: Workspace, model: str, deployment: str, since: dt.datetime, can
         obs.quality[int(row["version"])] = dict(row)
 
 
-def observe(ws: Workspace, *, model: str, deployment: str, champion: int | None, canary_version: int, since: dt.datetime,
-            canary: Canary, only_thresholds: bool = False) -> Observation:
+def observe(
+    ws: Workspace,
+    *,
+    model: str,
+    deployment: str,
+    champion: int | None,
+    canary_version: int,
+    since: dt.datetime,
+    canary: Canary,
+    only_thresholds: bool = False,
+) -> Observation:
     """The figures ``canary``'s rules need, for both versions from ``since`` on."""
     obs = Observation(champion=None if only_thresholds else champion, canary=canary_version)
     versions = [v for v in (obs.champion, canary_version) if v is not None]
@@ -83,25 +99,61 @@ def observe(ws: Workspace, *, model: str, deployment: str, champion: int | None,
     if "prediction_drift" in needs and obs.champion is not None:
         from strataml.monitoring import version_drift
 
-        least = min((c.min_requests for c in (*canary.promote_if, *canary.rollback_if) if c.metric == "prediction_drift"), default=100)
-        rep = version_drift(ws, model, obs.champion, canary_version, deployment=deployment, since=since, thresholds={"min_rows": least})
+        least = min(
+            (
+                c.min_requests
+                for c in (*canary.promote_if, *canary.rollback_if)
+                if c.metric == "prediction_drift"
+            ),
+            default=100,
+        )
+        rep = version_drift(
+            ws,
+            model,
+            obs.champion,
+            canary_version,
+            deployment=deployment,
+            since=since,
+            thresholds={"min_rows": least},
+        )
         obs.drift = dict(rep.prediction) if rep.prediction is not None else None
     if needs - set(TRAFFIC_METRICS):
         _quality(ws, model, deployment, since, canary, obs)
     return obs
 
 
-def round_of(obs: Observation, canary: Canary, at: dt.datetime, *, rollback_only: bool = False) -> dict[str, Any]:
+def round_of(
+    obs: Observation, canary: Canary, at: dt.datetime, *, rollback_only: bool = False
+) -> dict[str, Any]:
     """One round of checks as stored with the loop: when, the figures, each check's result."""
-    from strataml.pipelines._canary import evaluate
+    from strataml.pipelines._checks import evaluate
 
     out: dict[str, Any] = {"at": at.isoformat(), "figures": obs.summary()}
     if obs.drift is not None:
-        out["figures"]["prediction_drift"] = {k: obs.drift.get(k) for k in ("test", "p_value", "distance", "drifted", "reason")}
+        out["figures"]["prediction_drift"] = {
+            k: obs.drift.get(k) for k in ("test", "p_value", "distance", "drifted", "reason")
+        }
     if obs.quality:
-        out["figures"]["quality"] = {str(v): {k: q.get(k) for k in ("predictions", "labelled", "roc_auc", "accuracy", "mae", "rmse", "estimated")}
-                                     for v, q in obs.quality.items()}
-    checks = [c for c in canary.rollback_if if obs.champion is not None or c.vs is None]  # after promotion: thresholds only
+        out["figures"]["quality"] = {
+            str(v): {
+                k: q.get(k)
+                for k in (
+                    "predictions",
+                    "labelled",
+                    "roc_auc",
+                    "accuracy",
+                    "mae",
+                    "rmse",
+                    "estimated",
+                )
+            }
+            for v, q in obs.quality.items()
+        }
+    checks = [
+        c for c in canary.rollback_if if obs.champion is not None or c.vs is None
+    ]  # after promotion: thresholds only
     out["rollback_if"] = [evaluate(c, obs).to_dict() for c in checks]
-    out["promote_if"] = [] if rollback_only else [evaluate(c, obs).to_dict() for c in canary.promote_if]
+    out["promote_if"] = (
+        [] if rollback_only else [evaluate(c, obs).to_dict() for c in canary.promote_if]
+    )
     return out

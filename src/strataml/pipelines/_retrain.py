@@ -45,29 +45,51 @@ def ingest_new(sources: list[dict[str, Any]], labels: str, context: StepContext)
             reports.append({"source": path, "status": "nothing new"})
             continue
         r = data.ingest(ws, path, contract=str(s["contract"]), dataset=s.get("dataset"))
-        reports.append({"dataset": r.dataset, "version": r.version, "status": r.status, "accepted": r.accepted, "rejected": r.rejected})
-        context.log(f"ingested {s['path']} into {r.dataset}: {r.status} ({r.accepted} rows accepted)")
+        reports.append(
+            {
+                "dataset": r.dataset,
+                "version": r.version,
+                "status": r.status,
+                "accepted": r.accepted,
+                "rejected": r.rejected,
+            }
+        )
+        context.log(
+            f"ingested {s['path']} into {r.dataset}: {r.status} ({r.accepted} rows accepted)"
+        )
     latest = data.get_version(ws, labels)
     return {"ingested": reports, "labels": latest.ref}
 
 
 @step(name="materialize", cache=False)
-def materialize_features(model: str, ingest: dict[str, Any], context: StepContext) -> dict[str, Any]:
+def materialize_features(
+    model: str, ingest: dict[str, Any], context: StepContext
+) -> dict[str, Any]:
     """Write the latest values of the model's feature views that read a source."""
     ws = context.workspace
     definition = ws.definitions.get("model", model)
-    views = [v for v in definition.features if getattr(ws.definitions.get("feature_view", v), "source", None)]
+    views = [
+        v
+        for v in definition.features
+        if getattr(ws.definitions.get("feature_view", v), "source", None)
+    ]
     if not views:
         return {"views": [], "labels": ingest["labels"]}
     import strataml.features as features  # materialize() shares a name with its module
 
     report = features.materialize(ws, views)
     context.log(f"materialised {', '.join(views)}")
-    return {"views": views, "labels": ingest["labels"], "entities": {r.get("view"): r.get("entities") for r in report.get("views", [])}}
+    return {
+        "views": views,
+        "labels": ingest["labels"],
+        "entities": {r.get("view"): r.get("entities") for r in report.get("views", [])},
+    }
 
 
 @step(name="train", cache=False)
-def train_challenger(model: str, materialize: dict[str, Any], context: StepContext) -> dict[str, Any]:
+def train_challenger(
+    model: str, materialize: dict[str, Any], context: StepContext
+) -> dict[str, Any]:
     """Train a challenger; the models layer gates it against the champion on the same
     held-out rows and registers it (alias ``challenger``) only when it passes."""
     import strataml.models as models  # train() shares a name with its module
@@ -91,27 +113,55 @@ def gate_challenger(model: str, train: dict[str, Any], context: StepContext) -> 
     champion = train.get("champion") or {}
     reasons = [str(r) for r in gate.get("reasons") or []]
     verdict: dict[str, Any] = {
-        "passed": bool(gate.get("passed")), "version": train.get("version"), "reasons": reasons,
-        "metrics": train.get("metrics"), "champion": champion.get("version"), "champion_metrics": champion.get("metrics"),
-        "run": train.get("run"), "pipeline_run": context.run_id, "labels": train.get("labels"),
+        "passed": bool(gate.get("passed")),
+        "version": train.get("version"),
+        "reasons": reasons,
+        "metrics": train.get("metrics"),
+        "champion": champion.get("version"),
+        "champion_metrics": champion.get("metrics"),
+        "run": train.get("run"),
+        "pipeline_run": context.run_id,
+        "labels": train.get("labels"),
     }
     with ws.catalog.write() as conn:
-        append_event(conn, "loop.gate." + ("passed" if verdict["passed"] else "failed"), f"model:{model}", verdict)
-    context.log(f"gate {'passed' if verdict['passed'] else 'failed'}: " + ("; ".join(reasons) or "every rule held"))
+        append_event(
+            conn,
+            "loop.gate." + ("passed" if verdict["passed"] else "failed"),
+            f"model:{model}",
+            verdict,
+        )
+    context.log(
+        f"gate {'passed' if verdict['passed'] else 'failed'}: "
+        + ("; ".join(reasons) or "every rule held")
+    )
     return verdict
 
 
 @step(name="canary", cache=False)
-def deploy_canary(model: str, deployment: str, canary: dict[str, Any], gate: dict[str, Any], context: StepContext) -> dict[str, Any]:
+def deploy_canary(
+    model: str, deployment: str, canary: dict[str, Any], gate: dict[str, Any], context: StepContext
+) -> dict[str, Any]:
     """Deploy a challenger that passed its gate as the canary; the scheduler's ticks watch it."""
     if not gate["passed"] or gate["version"] is None:
         return {"deployed": False, "reasons": gate["reasons"], "loop": None}
     from strataml.pipelines._loop import start_canary
 
-    run = start_canary(context.workspace, model, int(gate["version"]), Canary.from_dict(canary), deployment=deployment,
-                       pipeline_run=context.run_id, trigger={"pipeline_run": context.run_id, "gate": gate})
+    run = start_canary(
+        context.workspace,
+        model,
+        int(gate["version"]),
+        Canary.from_dict(canary),
+        deployment=deployment,
+        pipeline_run=context.run_id,
+        trigger={"pipeline_run": context.run_id, "gate": gate},
+    )
     context.log(f"canary {model} v{gate['version']} at {run.canary.weight:g}: loop {run.id}")
-    return {"deployed": True, "loop": run.id, "version": int(gate["version"]), "weight": run.canary.weight}
+    return {
+        "deployed": True,
+        "loop": run.id,
+        "version": int(gate["version"]),
+        "weight": run.canary.weight,
+    }
 
 
 class Retrain:
@@ -127,11 +177,21 @@ class Retrain:
     __strata_kind__ = "pipeline"
 
     def __init__(
-        self, model: Any, *, schedule: Any = None, on: Iterable[Any] = (), canary: Canary | None = None,
-        approval: bool | str = False, deployment: str | None = None, name: str | None = None,
-        sources: Sequence[Mapping[str, Any]] = (), description: str = "",
+        self,
+        model: Any,
+        *,
+        schedule: Any = None,
+        on: Iterable[Any] = (),
+        canary: Canary | None = None,
+        approval: bool | str = False,
+        deployment: str | None = None,
+        name: str | None = None,
+        sources: Sequence[Mapping[str, Any]] = (),
+        description: str = "",
     ) -> None:
-        self.model = check_name(model if isinstance(model, str) else getattr(model, "name", ""), "model name")
+        self.model = check_name(
+            model if isinstance(model, str) else getattr(model, "name", ""), "model name"
+        )
         self.name = check_name(name or f"retrain_{self.model}", "pipeline name")
         self.deployment = check_name(deployment or self.model, "deployment name")
         if schedule is not None:
@@ -142,8 +202,10 @@ class Retrain:
 
         for t in on:
             if not isinstance(t, Trigger):
-                raise ConfigError(f"Retrain {self.name!r}: on= takes triggers, got {t!r}",
-                                  hint="e.g. on=[st.on_dataset('labels'), st.on_alert('churn-auc')]")
+                raise ConfigError(
+                    f"Retrain {self.name!r}: on= takes triggers, got {t!r}",
+                    hint="e.g. on=[st.on_dataset('labels'), st.on_alert('churn-auc')]",
+                )
         self.schedule = schedule
         self.triggers = list(on)
         spec = canary or Canary()
@@ -157,21 +219,35 @@ class Retrain:
         self.sources = [dict(s) for s in sources]
         for s in self.sources:
             if not {"path", "contract"} <= set(s):
-                raise ConfigError(f"Retrain {self.name!r}: each source needs a path and a contract, got {s!r}",
-                                  hint="sources=[{'path': 'data/tx-*.parquet', 'contract': 'transactions'}]")
-        self.description = description or f"retrain {self.model}, gate it, canary it, promote or roll back"
+                raise ConfigError(
+                    f"Retrain {self.name!r}: each source needs a path and a contract, got {s!r}",
+                    hint="sources=[{'path': 'data/tx-*.parquet', 'contract': 'transactions'}]",
+                )
+        self.description = (
+            description or f"retrain {self.model}, gate it, canary it, promote or roll back"
+        )
 
     def params(self, labels: str) -> dict[str, Any]:
         """The run parameters the steps read."""
-        return {"model": self.model, "deployment": self.deployment, "canary": self.canary.to_dict(), "sources": self.sources,
-                "labels": labels}
+        return {
+            "model": self.model,
+            "deployment": self.deployment,
+            "canary": self.canary.to_dict(),
+            "sources": self.sources,
+            "labels": labels,
+        }
 
     def build(self, workspace: Any) -> Pipeline:
         """The pipeline: ingest → materialize → train → gate → canary."""
         definition = workspace.definitions.get("model", self.model)
-        return Pipeline(self.name, [ingest_new, materialize_features, train_challenger, gate_challenger, deploy_canary],
-                        params=self.params(str(definition.labels)), description=self.description,
-                        schedule=self.schedule, triggers=self.triggers)
+        return Pipeline(
+            self.name,
+            [ingest_new, materialize_features, train_challenger, gate_challenger, deploy_canary],
+            params=self.params(str(definition.labels)),
+            description=self.description,
+            schedule=self.schedule,
+            triggers=self.triggers,
+        )
 
     def __repr__(self) -> str:
         return f"Retrain({self.model!r}, name={self.name!r}, canary={self.canary!r})"
