@@ -156,3 +156,24 @@ def copy_with_loop(template: Path, dest: Path, gate_min: dict[str, float]) -> st
     )
     (dest / "definitions.py").write_text(text)
     return st.Workspace.open(dest)
+
+
+def serve_answers(ws: st.Workspace, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Like :func:`serve`, but every answer (request id, version, prediction)."""
+    from strataml.serving import GatewayConfig, create_app, create_key
+
+    key = create_key(ws.catalog, ["predict:churn"])[1]
+    out = []
+    with TestClient(
+        create_app(ws, None, GatewayConfig(ratelimit_url="memory://")),
+        raise_server_exceptions=False,
+    ) as c:
+        for inst in instances:
+            r = c.post(
+                "/v1/models/churn/predict",
+                json={"instances": [inst]},
+                headers={"authorization": f"Bearer {key}"},
+            )
+            assert r.status_code == 200, r.text
+            out.append(r.json())
+    return out

@@ -393,3 +393,79 @@ def test_a_running_gateway_rolls_back_during_the_bake_without_loading_anything(
             Path(ws.artifacts.uri(v["sha256"])).unlink()
         abort(ws, run.id, reason="regret")
         assert until(c, {1}) == {1}
+
+
+def test_quality_and_prediction_drift_checks_read_the_monitoring_layer(ws: st.Workspace) -> None:
+    # before labels arrive, quality is the estimate (calibrated on each version's held-out rows), like with like
+    spec = Canary(
+        weight=0.5,
+        rollback_if=[],
+        promote_if=[
+            Check("roc_auc", margin=0.5, min_requests=20),
+            Check("prediction_drift", min_requests=20),
+        ],
+        **QUICK,
+    )
+    run = start_canary(ws, "churn", 2, spec)
+    serve(ws, rows(200, 14))
+    rnd = advance(ws, run.id, now=at(run, 1)).rounds[-1]
+    quality, drift = rnd["promote_if"]
+    assert (
+        quality["outcome"] == "pass"
+        and quality["figures"]["canary_source"]
+        == quality["figures"]["champion_source"]
+        == "estimated"
+    )
+    assert (
+        0.5 <= quality["figures"]["canary"] <= 1.0 and 0.5 <= quality["figures"]["champion"] <= 1.0
+    )
+    assert (
+        drift["outcome"] in ("pass", "fail")
+        and drift["figures"]["test"] == "ks"
+        and drift["figures"]["p_value"] is not None
+    )
+    assert set(rnd["figures"]["quality"]) == {"1", "2"}
+
+
+def test_realised_quality_once_labels_arrive_rolls_back_a_worse_canary(ws: st.Workspace) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .loop_setup import serve_answers
+
+    spec = Canary(
+        weight=0.5,
+        rollback_if=[],
+        promote_if=[Check("roc_auc", margin=0.05, min_requests=20)],
+        labels="churn_labels",
+        **QUICK,
+    )
+    run = start_canary(ws, "churn", 2, spec)
+    answers = serve_answers(ws, rows(160, 15))
+    # the labels say the champion ranked everyone right and the canary everyone wrong
+    truth = [int((a["predictions"][0] >= 0.5) == (a["version"] == 1)) for a in answers]
+    labels = st.Contract(
+        "churn_labels",
+        columns=[
+            st.Column("request_id", "string"),
+            st.Column("instance", "int"),
+            st.Column("churned", "int"),
+        ],
+    )
+    path = Path(ws.scratch_dir()) / "labels.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "request_id": [a["request_id"] for a in answers],
+                "instance": [0] * len(answers),
+                "churned": truth,
+            }
+        ),
+        path,
+    )
+    assert st.ingest(ws, str(path), contract=labels).status == "created"
+    out = advance(ws, run.id, now=at(run, 2))
+    check = out.rounds[-1]["promote_if"][0]
+    assert check["figures"]["canary_source"] == "realised" and check["outcome"] == "fail", check
+    assert check["figures"]["champion"] > check["figures"]["canary"]
+    assert out.state == "rolled_back"
