@@ -139,21 +139,30 @@ customers = st.Contract("customers", key="id", columns=[
 churn = st.Model("churn", labels="customers", target="churned", columns=["tenure", "spend", "plan"],
                  estimator=LGBMClassifier(n_estimators=30, num_leaves=7, verbose=-1), gate=st.Gate(min=GATE_MIN))
 loop = st.Retrain(
-    "churn", schedule="0 * * * *", sources=[dict(path=INCOMING, contract="customers")],
-    canary=st.Canary(weight=0.5, watch="2s", interval="1s", bake="0s",
+    "churn", WHEN, sources=[dict(path=INCOMING, contract="customers")],
+    canary=st.Canary(weight=0.5, watch=WATCH, interval="1s", bake="0s",
                      promote_if=[st.Check("error_rate", min_requests=20)], rollback_if=[]),
 )
 """
 
 
-def copy_with_loop(template: Path, dest: Path, gate_min: dict[str, float]) -> st.Workspace:
+def copy_with_loop(
+    template: Path,
+    dest: Path,
+    gate_min: dict[str, float],
+    when: str = 'schedule="0 * * * *"',
+    watch: str = "2s",
+) -> st.Workspace:
     """A copy of the template whose definitions.py declares churn (gated by ``gate_min``)
     and its Retrain loop, which ingests ``incoming/*.parquet`` first."""
     shutil.copytree(template, dest)
     (dest / "incoming").mkdir()
-    text = DEFINITIONS.replace("GATE_MIN", repr(gate_min)).replace(
-        "INCOMING", repr(str(dest / "incoming" / "*.parquet"))
+    text = (
+        DEFINITIONS.replace("GATE_MIN", repr(gate_min))
+        .replace("WHEN", when)
+        .replace("WATCH", repr(watch))
     )
+    text = text.replace("INCOMING", repr(str(dest / "incoming" / "*.parquet")))
     (dest / "definitions.py").write_text(text)
     return st.Workspace.open(dest)
 

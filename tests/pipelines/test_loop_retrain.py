@@ -105,3 +105,57 @@ def test_a_challenger_that_fails_its_gate_is_never_deployed(template: Path, tmp_
         assert get_model(ws, "churn")["aliases"]["champion"] == 1
     finally:
         ws.close()
+
+
+@pytest.mark.slow
+def test_new_labels_close_the_loop_under_the_scheduler(template: Path, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from strataml.pipelines import Scheduler, get_run
+
+    from .loop_setup import put
+
+    ws = copy_with_loop(
+        template,
+        tmp_path / "sched",
+        {"roc_auc": 0.5},
+        when='on=[st.on_dataset("customers")]',
+        watch="10s",
+    )
+
+    def wait(check, what: str, timeout: float = 400.0):  # type: ignore[no-untyped-def]
+        end = time.monotonic() + timeout
+        while not (value := check()):
+            assert time.monotonic() < end, f"timed out waiting for {what}"
+            time.sleep(0.2)
+        return value
+
+    first = Scheduler(ws, poll_s=0.1, lease_s=5)
+    first.step()  # the trigger is seen from here on
+    first.close()
+    put(ws, customers(1500, 77))  # new labels arrive
+    s = Scheduler(ws, poll_s=0.1, lease_s=5)
+    thread = threading.Thread(target=s.run, daemon=True)
+    thread.start()
+    try:
+        (loop,) = wait(lambda: list_loops(ws), "the canary")
+        serve(ws, rows(120, 16))
+        done = wait(
+            lambda: (r := list_loops(ws)[0]).state in ("promoted", "rolled_back") and r,
+            "the decision",
+        )
+    finally:
+        s.stop()
+        thread.join(120)
+    try:
+        assert done.state == "promoted" and done.canary_version == 3, done.decision
+        run = get_run(ws, loop.pipeline_run)
+        assert (run.trigger["kind"], run.trigger["dataset"], run.trigger["version"]) == (
+            "dataset",
+            "customers",
+            "v2",
+        )
+        assert get_model(ws, "churn")["aliases"]["champion"] == 3
+    finally:
+        ws.close()
