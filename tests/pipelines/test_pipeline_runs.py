@@ -271,3 +271,82 @@ def test_cancel_kills_the_running_step(marks: Path, monkeypatch: pytest.MonkeyPa
         e.payload["run_id"] for e in list_events(ws.catalog, kind="pipeline.run.cancelled")
     ] == [run_id]
     ws.close()
+
+
+DATASET = """
+tx = st.Contract(
+    "tx", key="id", columns=[st.Column("id", "string", unique=True), st.Column("amount", "float", min=0)]
+)
+
+
+@st.step(inputs={"rows": "dataset:tx"})
+def big(rows, threshold):
+    mark("big")
+    df = rows.to_pandas()
+    return {"ref": rows.ref, "big": int((df.amount > threshold).sum())}
+
+
+p = st.Pipeline("p", [big], params={"threshold": 10.0})
+"""
+
+
+def test_a_new_dataset_version_reruns_the_steps_reading_it(marks: Path) -> None:
+    ws = pipeline_workspace(marks, DATASET)
+    (marks / "a.csv").write_text("id,amount\na,5\nb,50\n")
+    st.ingest(ws, str(marks / "a.csv"), contract="tx")
+    first = st.run_pipeline(ws, "p")
+    assert first.step("big").output["value"] == {"ref": "tx@v1", "big": 1}  # type: ignore[index]
+    assert st.run_pipeline(ws, "p").step("big").state == "cached"
+    (marks / "b.csv").write_text("id,amount\nc,500\nd,70\n")
+    st.ingest(ws, str(marks / "b.csv"), contract="tx")
+    third = st.run_pipeline(ws, "p")
+    assert third.step("big").state == "succeeded"
+    assert third.step("big").output["value"]["ref"] == "tx@v2"  # type: ignore[index]
+    assert first.step("big").inputs["rows"]["dataset"] == "tx@v1"
+    assert counts(marks, "big") == 2
+    ws.close()
+
+
+def test_an_output_that_cannot_be_stored_fails_the_step_and_writes_nothing(marks: Path) -> None:
+    ws = pipeline_workspace(
+        marks,
+        """
+        @st.step(outputs=["table", "tags"])
+        def split():
+            import pandas as pd
+
+            return {"table": pd.DataFrame({"a": [1, 2]}), "tags": {"x", "y"}}
+
+        p = st.Pipeline("p", [split])
+        """,
+    )
+    store = Path(ws.resolve_url(ws.settings.artifacts))
+    before = sorted(p.name for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    run = st.run_pipeline(ws, "p")
+    assert run.state == "failed"
+    assert "returned a set, which cannot be stored" in (run.step("split").error or "")
+    assert run.step("split").output is None
+    after = sorted(p.name for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    assert after == before  # the DataFrame output was not written either
+    ws.close()
+
+
+def test_a_worker_that_dies_fails_its_step_and_is_replaced(marks: Path) -> None:
+    ws = pipeline_workspace(
+        marks,
+        """
+        @st.step
+        def crash():
+            if not (MARKS / "crashed").exists():
+                (MARKS / "crashed").touch()
+                os._exit(7)
+            return "back"
+
+        p = st.Pipeline("p", [crash])
+        """,
+    )
+    run = st.run_pipeline(ws, "p")
+    assert run.state == "failed" and "the worker process exited with code 7" in (run.error or "")
+    resumed = resume_run(ws, run.id)
+    assert resumed.state == "succeeded" and resumed.step("crash").output["value"] == "back"  # type: ignore[index]
+    ws.close()

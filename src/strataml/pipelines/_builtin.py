@@ -69,13 +69,15 @@ def _ingest_fingerprint(workspace: Any, config: dict[str, Any]) -> Any:
 
 
 def _ingest(context: StepContext) -> dict[str, Any]:
-    from strataml.data import ingest
+    import strataml.data as data_layer
 
     cfg = context.config
     source = cfg["source"]
     if "://" not in source and not Path(source).is_absolute():
         source = str(Path(context.workspace.root) / source)
-    report = ingest(context.workspace, source, contract=cfg["contract"], dataset=cfg["dataset"])
+    report = data_layer.ingest(
+        context.workspace, source, contract=cfg["contract"], dataset=cfg["dataset"]
+    )
     return report.to_dict()
 
 
@@ -113,10 +115,10 @@ def _materialize_fingerprint(workspace: Any, config: dict[str, Any]) -> Any:
 
 
 def _materialize(context: StepContext) -> dict[str, Any]:
-    from strataml.features import materialize
+    import strataml.features as features_layer
 
     cfg = context.config
-    return materialize(context.workspace, cfg["views"] or None, cfg["incremental"])
+    return features_layer.materialize(context.workspace, cfg["views"] or None, cfg["incremental"])
 
 
 def materialize_step(
@@ -165,10 +167,10 @@ def _train_fingerprint(workspace: Any, config: dict[str, Any]) -> Any:
 
 
 def _train(context: StepContext) -> dict[str, Any]:
-    from strataml.models import train
+    import strataml.models as models_layer
 
     cfg = context.config
-    result = train(
+    result = models_layer.train(
         context.workspace, cfg["model"], tune=cfg["tune"], promote=cfg["promote"], seed=cfg["seed"]
     )
     return result.to_dict()
@@ -298,10 +300,12 @@ def score_step(
 
 
 def _drift(context: StepContext) -> dict[str, Any]:
-    from strataml.monitoring import drift
+    import strataml.monitoring as monitoring_layer
 
     cfg = context.config
-    report = drift(context.workspace, cfg["model"], since=cfg["since"], window=cfg["window"])
+    report = monitoring_layer.drift(
+        context.workspace, cfg["model"], since=cfg["since"], window=cfg["window"]
+    )
     out = report.to_dict()
     if cfg["fail_on_drift"] and report.drifted:
         raise DriftDetected(

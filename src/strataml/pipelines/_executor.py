@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,9 @@ class _Execution:
             engine,
             source,
         )
-        self.params: dict[str, Any] = dict(run["params"] or {})
+        # parameters declared after the run was created take their defaults
+        self.params: dict[str, Any] = {**pipeline.params, **(run["params"] or {})}
+        self.progress: Callable[[str, str, str | None], None] | None = None
         self.cancelled = threading.Event()
         self.done: dict[str, dict[str, Any]] = {}
         t = pipeline_steps
@@ -238,14 +241,19 @@ class _Execution:
             return self._end(name, "failed", str(exc))
         except StepOutputError as exc:
             return self._end(name, "failed", exc.message)
+        try:
+            self._succeed(name, key, output, remember=s.cache)
+        except sa.exc.IntegrityError:  # another run stored the same key first: keep theirs
+            self._succeed(name, key, output, remember=False)
+        self.done[name] = output
+        return "succeeded", None
+
+    def _succeed(self, name: str, key: str, output: dict[str, Any], *, remember: bool) -> None:
+        c = pipeline_cache
         with self.ws.catalog.write() as conn:
             self._set_step(conn, name, state="succeeded", output=output, finished_at=utcnow())
-            c = pipeline_cache
-            if (
-                s.cache
-                and conn.execute(sa.select(c.c.cache_key).where(c.c.cache_key == key)).first()
-                is None
-            ):
+            known = conn.execute(sa.select(c.c.cache_key).where(c.c.cache_key == key)).first()
+            if remember and known is None:
                 conn.execute(
                     c.insert().values(
                         cache_key=key,
@@ -256,8 +264,6 @@ class _Execution:
                     )
                 )
             self._step_event(conn, "succeeded", name, cache_key=key)
-        self.done[name] = output
-        return "succeeded", None
 
     def _sleep(self, seconds: float) -> None:
         self.cancelled.wait(seconds)  # a cancel ends the backoff at once
@@ -372,6 +378,8 @@ class _Execution:
                         self._end(name, "failed", error)
                     if state == "failed" and failure is None:
                         failure = f"step {name!r} failed: {error}"
+                    if self.progress is not None:
+                        self.progress(name, state, error)
         leftover = [n for n in self.pipeline.steps if n not in started]
         if self.cancelled.is_set():
             final, error = "cancelled", "cancelled"
@@ -403,11 +411,13 @@ def execute_run(
     engine: str = "local",
     pipeline: Pipeline | None = None,
     workers: int | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
 ) -> PipelineRun:
     """Run a queued, failed or cancelled run to its end and return it.
 
     Steps completed by an earlier execution of the same run are kept; the others run
     (or reuse a cached result). Runs whose owner died are marked failed first.
+    ``progress(step, state, error)`` is called as each step ends.
     """
     recover_runs(workspace)
     run = get_run(workspace, run_id)
@@ -432,12 +442,13 @@ def execute_run(
             finish_run(conn, row, "failed", exc.message)
         raise
     try:
-        eng = open_engine(engine, workers=workers)
+        eng = open_engine(engine, workers=workers, ray_address=workspace.settings.ray)
     except StrataError as exc:
         with workspace.catalog.write() as conn:
             finish_run(conn, row, "failed", exc.message)
         raise
     execution = _Execution(workspace, row, built, eng, source)
+    execution.progress = progress
     try:
         with Heartbeat(workspace, run.id, execution.cancelled):
             state, error = execution.run_all()
@@ -461,7 +472,12 @@ def execute_run(
 
 
 def resume_run(
-    workspace: Workspace, run_id: str, *, engine: str = "local", workers: int | None = None
+    workspace: Workspace,
+    run_id: str,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
 ) -> PipelineRun:
     """Continue a failed or cancelled run from its last completed step."""
     recover_runs(workspace)
@@ -480,7 +496,7 @@ def resume_run(
                 f"run {run.id} is still running",
                 hint=f"cancel it first: 'strata pipelines cancel {run.id}'",
             )
-    return execute_run(workspace, run.id, engine=engine, workers=workers)
+    return execute_run(workspace, run.id, engine=engine, workers=workers, progress=progress)
 
 
 def run_pipeline(

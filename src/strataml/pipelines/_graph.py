@@ -181,9 +181,7 @@ def check_inputs(workspace: Any, pipeline: Pipeline) -> None:
             if source.kind == "dataset":
                 if datasets is None:
                     datasets = {
-                        d["name"]
-                        for d in list_datasets(workspace.catalog)
-                        if d.get("number") is not None
+                        d["name"] for d in list_datasets(workspace.catalog) if d.get("latest")
                     }
                 if base not in datasets:
                     raise PipelineError(
