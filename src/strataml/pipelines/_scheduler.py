@@ -146,7 +146,7 @@ class Scheduler:
         self.loop = asyncio.new_event_loop()
         for s in self.sources:
             if s.trigger is not None:
-                s.poller = open_source(workspace, s.trigger, self.loop)
+                s.poller = open_source(workspace, s.trigger, self.loop, lease_s)
         self.max_runs = max_runs
         self.inflight: dict[int, threading.Thread] = {}
         self.inflight_sources: dict[int, str] = {}
@@ -263,6 +263,12 @@ class Scheduler:
                 )
             if new and not baseline:
                 failpoint("scheduler.claimed")
+            if s.trigger is not None and s.trigger.kind == "queue" and len(new) < len(batch.fires):
+                log.info(
+                    "%s: %d message(s) redelivered, their ticks already recorded",
+                    s.id,
+                    len(batch.fires) - len(new),
+                )
         for tick in new if not baseline else []:
             self._launch(tick)
         if batch.cursor is not None and (batch.cursor != cursor or skipped):
