@@ -58,7 +58,9 @@ def catalog_url(postgres_url: str) -> Iterator[str]:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(tmp_path: Path, catalog_url: str) -> None:
+def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(
+    tmp_path: Path, catalog_url: str
+) -> None:
     ws = scheduler_workspace(tmp_path / "ws", BODY, catalog=catalog_url)
     procs = [start_scheduler(ws.root, STRATA_CATALOG=catalog_url) for _ in range(3)]
     by_pid = {p.pid: p for p in procs}
@@ -66,9 +68,14 @@ def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(tmp_path
 
         def running_source_holder() -> int | None:
             with ws.catalog.read() as conn:
-                leases = {r[0]: r[1] for r in conn.execute(sa.text("SELECT name, holder FROM scheduler_leases"))}
+                leases = {
+                    r[0]: r[1]
+                    for r in conn.execute(sa.text("SELECT name, holder FROM scheduler_leases"))
+                }
             for p in PIPELINES:
-                if not all(sum(t["state"] == "succeeded" for t in ticks_of(ws, q)) >= 2 for q in PIPELINES):
+                if not all(
+                    sum(t["state"] == "succeeded" for t in ticks_of(ws, q)) >= 2 for q in PIPELINES
+                ):
                     return None
                 if any(r["state"] == "running" for r in runs_of(ws, p)):
                     holder = leases.get(f"source:{p}:schedule") or ""
@@ -90,7 +97,9 @@ def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(tmp_path
                     return False
             return True
 
-        wait_until(caught_up, "the survivors to finish the victim's ticks and run more", timeout=240)
+        wait_until(
+            caught_up, "the survivors to finish the victim's ticks and run more", timeout=240
+        )
     finally:
         codes = [stop(p) for p in procs if p.poll() is None]
         for p in procs:

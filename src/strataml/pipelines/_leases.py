@@ -231,6 +231,25 @@ class Leases:
             room -= 1
         return held
 
+    def renew(self) -> None:
+        """Extend every lease this scheduler holds (its heartbeat between passes)."""
+        t = scheduler_leases
+        now = utcnow()
+        with self.catalog.write() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.holder == self.holder, t.c.expires_at > now)
+                .values(heartbeat_at=now, expires_at=now + self.ttl)
+            )
+
+    def alive(self) -> set[str]:
+        """The holders of the schedulers alive now (heartbeating, and not gone from this host)."""
+        t = scheduler_leases
+        now = utcnow()
+        with self.catalog.read() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.name.startswith(MEMBER))).mappings().all()
+        return {r["holder"] for r in rows if not free(r, now)}
+
     def check(self, conn: sa.Connection, source: str) -> None:
         """Inside a write transaction: raise :class:`LeaseLost` unless this scheduler still
         holds ``source`` (on PostgreSQL the lease row stays locked until the commit)."""
