@@ -58,6 +58,7 @@ def catalog_url(postgres_url: str) -> Iterator[str]:
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(
     tmp_path: Path, catalog_url: str
 ) -> None:
