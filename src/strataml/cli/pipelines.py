@@ -105,6 +105,20 @@ def _summary(run: PipelineRun) -> None:
         )
 
 
+def _progress(json_out: bool) -> Any:
+    """Print each step as it ends (people only; --json prints the run at the end)."""
+    if json_out:
+        return None
+
+    def show(step: str, state: str, error: str | None) -> None:
+        colour = {"succeeded": "green", "cached": "cyan", "failed": "red"}.get(state, "yellow")
+        console.print(
+            f"  {step}: [{colour}]{state}[/]" + (f"  {error}" if error else ""), highlight=False
+        )
+
+    return show
+
+
 def _finish(run: PipelineRun, json_out: bool) -> None:
     emit(run.to_dict(), json_out, lambda _: _summary(run))
     if run.state == "failed":
@@ -160,7 +174,10 @@ def run(
     )
     if not json_out:
         console.print(f"run {run_id} of {name}", highlight=False)
-    _finish(execute_run(ws, run_id, engine=engine, workers=workers), json_out)
+    _finish(
+        execute_run(ws, run_id, engine=engine, workers=workers, progress=_progress(json_out)),
+        json_out,
+    )
 
 
 @pipelines_app.command("runs")
@@ -229,7 +246,11 @@ def resume(
     """Continue a failed or cancelled run from its last completed step."""
     from strataml.pipelines import resume_run
 
-    _finish(resume_run(_open(workspace), run_id, engine=engine, workers=workers), json_out)
+    ws = _open(workspace)
+    _finish(
+        resume_run(ws, run_id, engine=engine, workers=workers, progress=_progress(json_out)),
+        json_out,
+    )
 
 
 @pipelines_app.command("cancel")

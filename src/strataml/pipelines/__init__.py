@@ -12,6 +12,15 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.pipelines._builtin import (
+        DriftDetected,
+        drift_step,
+        export_step,
+        ingest_step,
+        materialize_step,
+        score_step,
+        train_step,
+    )
     from strataml.pipelines._cache import StepOutputError
     from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
     from strataml.pipelines._pipeline import Pipeline, Step, step
@@ -43,6 +52,13 @@ if TYPE_CHECKING:
     from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
 
 _EXPORTS = {
+    "DriftDetected": "_builtin",
+    "drift_step": "_builtin",
+    "export_step": "_builtin",
+    "ingest_step": "_builtin",
+    "materialize_step": "_builtin",
+    "score_step": "_builtin",
+    "train_step": "_builtin",
     "StepOutputError": "_cache",
     "execute_run": "_executor",
     "resume_run": "_executor",
@@ -81,6 +97,7 @@ _EXPORTS = {
 lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "DriftDetected",
     "Input",
     "Ledger",
     "Pipeline",
@@ -97,9 +114,13 @@ __all__ = [
     "WorkerConfig",
     "cancel_run",
     "create_run",
+    "drift_step",
     "execute_run",
+    "export_step",
     "get_run",
+    "ingest_step",
     "list_runs",
+    "materialize_step",
     "on_alert",
     "on_dataset",
     "on_files",
@@ -114,5 +135,7 @@ __all__ = [
     "run_scheduler",
     "run_worker",
     "scheduler_status",
+    "score_step",
     "step",
+    "train_step",
 ]

@@ -142,7 +142,11 @@ def _artifacts_of(desc: dict[str, Any]) -> list[str]:
 
 
 def store_value(workspace: Workspace, step: Step, value: Any) -> dict[str, Any]:
-    """Store what a step returned; the descriptor is what the catalog records."""
+    """Store what a step returned; the descriptor is what the catalog records.
+
+    Every output is encoded before anything is written, so a value that cannot be stored
+    leaves nothing behind."""
+    blobs: list[bytes] = []
     if step.outputs:
         if not isinstance(value, dict) or set(value) != set(step.outputs):
             got = sorted(value) if isinstance(value, dict) else type(value).__name__
@@ -150,28 +154,33 @@ def store_value(workspace: Workspace, step: Step, value: Any) -> dict[str, Any]:
                 f"step {step.name!r} ({step.where}) declares outputs {list(step.outputs)} but returned {got}",
                 hint="return a dict with exactly the declared output names as keys",
             )
-        outputs = {k: _store_one(workspace, step, value[k]) for k in step.outputs}
-        return {
+        outputs = {k: _encode(step, value[k], blobs) for k in step.outputs}
+        desc = {
             "kind": "multi",
             "outputs": outputs,
             "sha256": _sha(_json({k: o["sha256"] for k, o in outputs.items()})),
         }
-    return _store_one(workspace, step, value)
+    else:
+        desc = _encode(step, value, blobs)
+    for data in blobs:
+        workspace.artifacts.put_bytes(data)
+    return desc
 
 
-def _store_one(workspace: Workspace, step: Step, value: Any) -> dict[str, Any]:
+def _encode(step: Step, value: Any, blobs: list[bytes]) -> dict[str, Any]:
+    """The descriptor of one output; bytes for the artifact store are appended to ``blobs``."""
     table, fmt = _as_table(value)
     if table is not None:
         import pyarrow.parquet as pq
 
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        sha = workspace.artifacts.put_bytes(buf.getvalue())
+        blobs.append(buf.getvalue())
         return {
             "kind": "table",
             "format": fmt,
             "stored": "artifact",
-            "sha256": sha,
+            "sha256": _sha(blobs[-1]),
             "rows": table.num_rows,
         }
     try:
@@ -183,7 +192,7 @@ def _store_one(workspace: Workspace, step: Step, value: Any) -> dict[str, Any]:
         ) from exc
     sha = _sha(data)
     if len(data) > INLINE_JSON_BYTES:
-        workspace.artifacts.put_bytes(data)
+        blobs.append(data)
         return {"kind": "json", "stored": "artifact", "sha256": sha, "bytes": len(data)}
     return {"kind": "json", "stored": "inline", "sha256": sha, "value": orjson.loads(data)}
 

@@ -79,7 +79,6 @@ class LocalEngine:
                     payload = {
                         **task,
                         "parent_pid": os.getpid(),
-                        "sys_path": [p for p in sys.path if p],
                     }
                     with contextlib.suppress(BrokenPipeError):
                         process.stdin.write(pickle.dumps(payload))

@@ -11,7 +11,9 @@ state change is an event. A resumed run keeps the steps it already completed.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,7 @@ from strataml.pipelines._cache import (
     store_value,
 )
 from strataml.pipelines._engines import Engine, Interrupted, open_engine
-from strataml.pipelines._graph import check_inputs
+from strataml.pipelines._graph import check_inputs, run_edges, topological
 from strataml.pipelines._recovery import Heartbeat, finish_run, owner, owner_alive, recover_runs
 from strataml.pipelines._refs import PipelineError
 from strataml.pipelines._runs import PipelineRun, create_run, get_run, resolve_pipeline
@@ -132,7 +134,9 @@ class _Execution:
             engine,
             source,
         )
-        self.params: dict[str, Any] = dict(run["params"] or {})
+        # parameters declared after the run was created take their defaults
+        self.params: dict[str, Any] = {**pipeline.params, **(run["params"] or {})}
+        self.progress: Callable[[str, str, str | None], None] | None = None
         self.cancelled = threading.Event()
         self.done: dict[str, dict[str, Any]] = {}
         t = pipeline_steps
@@ -166,7 +170,7 @@ class _Execution:
         """Run one step to its end: ``("succeeded" | "cached" | "failed" | "cancelled", error)``."""
         s = self.pipeline.steps[name]
         args, material = resolve_inputs(self.ws, self.pipeline, name, self.params, self.done)
-        extra = s.fingerprint(self.ws, self.params) if s.fingerprint is not None else None
+        extra = s.fingerprint(self.ws, s.config) if s.fingerprint is not None else None
         key = cache_key(s, material, extra)
         hit = cached_output(self.ws, key) if s.cache else None
         now = utcnow()
@@ -205,12 +209,19 @@ class _Execution:
             "args": args,
             "params": self.params,
             "run_id": self.run["id"],
+            "sys_path": [p for p in sys.path if p],
         }
+        a = pipeline_attempts
+        with self.ws.catalog.read() as conn:  # a resumed step numbers its attempts on
+            q = sa.select(sa.func.max(a.c.attempt)).where(
+                a.c.run_id == self.run["id"], a.c.step == name
+            )
+            base = int(conn.execute(q).scalar() or 0)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(s.retries + 1),
-            wait=tenacity.wait_exponential_jitter(
-                initial=s.backoff, max=s.max_backoff, jitter=s.backoff
-            ),
+            # exponential backoff plus up to one base interval of random jitter
+            wait=tenacity.wait_exponential(multiplier=s.backoff, max=s.max_backoff)
+            + tenacity.wait_random(0, s.backoff),
             retry=tenacity.retry_if_exception_type(_Retry),
             sleep=self._sleep,
             reraise=True,
@@ -220,7 +231,7 @@ class _Execution:
             for attempt in retrying:
                 with attempt:
                     value = self._attempt(
-                        s, {**task, "attempt": attempt.retry_state.attempt_number}
+                        s, {**task, "attempt": base + attempt.retry_state.attempt_number}
                     )
             output = store_value(self.ws, s, value)
         except Interrupted as exc:
@@ -338,7 +349,8 @@ class _Execution:
 
     def run_all(self) -> tuple[str, str | None]:
         """Run every step not yet completed; the run's final state and error."""
-        upstream = self.pipeline.upstream
+        upstream = run_edges(self.ws, self.pipeline)
+        order = topological(upstream)
         started = set(self.done)
         failure: str | None = None
         running: dict[Future[tuple[str, str | None]], str] = {}
@@ -347,7 +359,7 @@ class _Execution:
         ) as pool:
             while True:
                 if failure is None and not self.cancelled.is_set():
-                    for name in self.pipeline.order():
+                    for name in order:
                         if name not in started and upstream[name] <= set(self.done):
                             started.add(name)
                             running[pool.submit(self.step, name)] = name
@@ -363,6 +375,8 @@ class _Execution:
                         self._end(name, "failed", error)
                     if state == "failed" and failure is None:
                         failure = f"step {name!r} failed: {error}"
+                    if self.progress is not None:
+                        self.progress(name, state, error)
         leftover = [n for n in self.pipeline.steps if n not in started]
         if self.cancelled.is_set():
             final, error = "cancelled", "cancelled"
@@ -394,11 +408,13 @@ def execute_run(
     engine: str = "local",
     pipeline: Pipeline | None = None,
     workers: int | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
 ) -> PipelineRun:
     """Run a queued, failed or cancelled run to its end and return it.
 
     Steps completed by an earlier execution of the same run are kept; the others run
     (or reuse a cached result). Runs whose owner died are marked failed first.
+    ``progress(step, state, error)`` is called as each step ends.
     """
     recover_runs(workspace)
     run = get_run(workspace, run_id)
@@ -429,6 +445,7 @@ def execute_run(
             finish_run(conn, row, "failed", exc.message)
         raise
     execution = _Execution(workspace, row, built, eng, source)
+    execution.progress = progress
     try:
         with Heartbeat(workspace, run.id, execution.cancelled):
             state, error = execution.run_all()
@@ -452,7 +469,12 @@ def execute_run(
 
 
 def resume_run(
-    workspace: Workspace, run_id: str, *, engine: str = "local", workers: int | None = None
+    workspace: Workspace,
+    run_id: str,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    progress: Callable[[str, str, str | None], None] | None = None,
 ) -> PipelineRun:
     """Continue a failed or cancelled run from its last completed step."""
     recover_runs(workspace)
@@ -471,7 +493,7 @@ def resume_run(
                 f"run {run.id} is still running",
                 hint=f"cancel it first: 'strata pipelines cancel {run.id}'",
             )
-    return execute_run(workspace, run.id, engine=engine, workers=workers)
+    return execute_run(workspace, run.id, engine=engine, workers=workers, progress=progress)
 
 
 def run_pipeline(

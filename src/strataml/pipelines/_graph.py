@@ -181,8 +181,7 @@ def check_inputs(workspace: Any, pipeline: Pipeline) -> None:
             if source.kind == "dataset":
                 if datasets is None:
                     datasets = {
-                        d["name"] if isinstance(d, dict) else d.name
-                        for d in list_datasets(workspace)
+                        d["name"] for d in list_datasets(workspace.catalog) if d.get("latest")
                     }
                 if base not in datasets:
                     raise PipelineError(
@@ -198,11 +197,47 @@ def check_inputs(workspace: Any, pipeline: Pipeline) -> None:
                     )
             elif source.kind == "model":
                 if models is None:
-                    models = {
-                        m["name"] if isinstance(m, dict) else m.name for m in list_models(workspace)
-                    }
+                    models = {m["name"] for m in list_models(workspace) if m.get("versions")}
                 if base not in models:
                     raise PipelineError(
                         f"{where} reads model {base!r}, which has no registered version",
                         hint=f"train it first ('strata train {base}') or add a step with produces=['model:{base}']",
                     )
+
+
+def run_edges(workspace: Any, pipeline: Pipeline) -> dict[str, set[str]]:
+    """The steps each step waits for in a run: the declared edges, plus those found in the
+    workspace — a step reading a feature view waits for the step producing the view's
+    source dataset, a built-in step for the producers of what its definition reads."""
+    producers = {
+        (t.kind, t.name.split("@")[0]): name
+        for name, s in pipeline.steps.items()
+        for t in s.produces
+    }
+    if not producers:
+        return pipeline.upstream
+    declared_views = {v.name: v for v in workspace.definitions.all("feature_view")}
+    upstream = {name: set(deps) for name, deps in pipeline.upstream.items()}
+    for name, s in pipeline.steps.items():
+        refs = list(pipeline.wiring[name].values())
+        if s.reads is not None:
+            refs += [Input.parse(r) for r in s.reads(workspace, s.config)]
+        keys = set()
+        for ref in refs:
+            base = ref.name.split("@")[0]
+            keys.add((ref.kind, base))
+            view = declared_views.get(base) if ref.kind == "feature_view" else None
+            if view is not None and isinstance(view.source, str):
+                keys.add(("dataset", view.source))
+        for key in keys:
+            producer = producers.get(key)
+            if producer is not None and producer != name:
+                upstream[name].add(producer)
+    cycle = _find_cycle(upstream)
+    if cycle:
+        raise PipelineError(
+            f"{pipeline.where}: pipeline {pipeline.name!r} has a cycle through what its steps read and produce:"
+            f" {' -> '.join(reversed(cycle))}",
+            hint="a step cannot depend, directly or through others, on itself",
+        )
+    return upstream

@@ -76,6 +76,7 @@ class Step:
         timeout: float | str | None = None,
         cache: bool = True,
         fingerprint: Callable[[Any, dict[str, Any]], Any] | None = None,
+        reads: Callable[[Any, dict[str, Any]], list[str]] | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(fn):
@@ -107,6 +108,7 @@ class Step:
         self.cache = cache
         self.fingerprint = fingerprint
         self.config = dict(config or {})
+        self.reads = reads
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
 

@@ -31,6 +31,8 @@ class StepContext:
     params: dict[str, Any]
     workspace: Any
     """The :class:`~strataml.spine.Workspace` the step runs in."""
+    config: dict[str, Any]
+    """The step's own settings (what a built-in step was made with)."""
 
     def log(self, message: str) -> None:
         """Record one log line for this step (kept with the run)."""
@@ -133,6 +135,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
     logs: list[dict[str, Any]] = []
     step = None
+    # modules the owner could import (a pipeline built in Python names its steps by module)
+    sys.path.extend(p for p in task.get("sys_path", []) if p not in sys.path)
     workspace = Workspace(Path(task["root"]), settings=task["settings"])
     try:
         with _captured(logs):
@@ -140,7 +144,12 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             kwargs = {name: _value(workspace, desc) for name, desc in task["args"].items()}
             if step.wants_context():
                 kwargs["context"] = StepContext(
-                    task["run_id"], step.name, task["attempt"], task["params"], workspace
+                    task["run_id"],
+                    step.name,
+                    task["attempt"],
+                    task["params"],
+                    workspace,
+                    dict(step.config),
                 )
             value = step.fn(**kwargs)
         return {"ok": True, "value": value, "logs": logs}
@@ -181,7 +190,6 @@ def _main(out: str) -> None:
     _die_with_parent()
     if os.getppid() != task.get("parent_pid", os.getppid()):
         os._exit(3)  # the owner died before this process could ask to follow it
-    sys.path[:0] = [p for p in task.get("sys_path", []) if p not in sys.path]
     result = run_task(task)
     try:
         data = pickle.dumps(result)
