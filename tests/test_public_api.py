@@ -67,7 +67,8 @@ LAYER_NAMES = {
         "Input", "Ledger", "Pipeline", "PipelineError", "PipelineRun", "Step", "StepContext", "StepOutputError",
         "StepRun", "Worker", "WorkerConfig", "cancel_run", "create_run", "execute_run", "get_run", "list_runs",
         "recover_runs", "resolve_pipeline", "resume_run", "run_attempts", "run_logs", "run_pipeline", "run_worker",
-        "step",
+        "step", "DriftDetected", "drift_step", "export_step", "ingest_step", "materialize_step", "score_step",
+        "train_step",
         # schedules, triggers and the scheduler
         "Schedule", "Scheduler", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue",
         "run_scheduler", "scheduler_status",

@@ -92,3 +92,52 @@ def test_killed_from_outside_while_a_run_executes(tmp_path: Path) -> None:
     )  # left behind by the killed process
     ws.close()
     _restart_and_check(ws.root, at_kill)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["scheduler.claimed", "scheduler.cursor_committed"])
+def test_queue_messages_start_one_run_each_when_killed_before_the_acknowledgement(
+    tmp_path: Path, point: str
+) -> None:
+    import asyncio
+
+    from strataml.spine import Outgoing, open_queue
+
+    url = f"sqlite:///{tmp_path}/queue.db"
+    ws = scheduler_workspace(
+        tmp_path / "ws",
+        f"""
+        @st.step
+        def handle(n=0):
+            return n
+
+
+        queued = st.Pipeline("queued", [handle], params={{"n": 0}}, triggers=[st.on_queue("jobs", url={url!r})])
+        """,
+    )
+
+    async def publish() -> None:
+        q = open_queue(url)
+        await q.publish_many(
+            "jobs", [Outgoing(b'{"params": {"n": %d}}' % i, id=f"job-{i}") for i in range(3)]
+        )
+        await q.close()
+
+    asyncio.run(publish())
+    proc = start_scheduler(ws.root, STRATA_FAILPOINT=point)
+    assert proc.wait(120) == -signal.SIGKILL
+    assert len(ticks_of(ws, "queued")) == 3  # recorded, not acknowledged
+    proc = start_scheduler(ws.root)
+    try:
+        # the messages come back when their lease lapses; their ticks are found, not made again
+        wait_until(
+            lambda: (
+                sum(t["state"] == "succeeded" for t in ticks_of(ws, "queued")) == 3
+                and "redelivered" in (ws.root / "scheduler-1.log").read_text()
+            ),
+            "the runs to finish and the messages to come back",
+        )
+    finally:
+        assert stop(proc) == 0
+    ticks = assert_one_run_per_tick(ws, "queued")
+    assert sorted(t["trigger"]["message_id"] for t in ticks) == ["job-0", "job-1", "job-2"]

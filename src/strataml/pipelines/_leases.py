@@ -23,6 +23,7 @@ import datetime as dt
 import math
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -91,6 +92,9 @@ class Leases:
         self.per_source = catalog.dialect == "postgresql"
         self.since: dict[str, dt.datetime] = {}
         """Sources held now, and since when (this holder took them)."""
+        # one lease transaction at a time in this process (the heartbeat thread and the loop
+        # would otherwise lock this holder's rows in different orders)
+        self._mutex = threading.Lock()
 
     def lease_name(self, source: str) -> str:
         """The lease row guarding ``source``."""
@@ -115,7 +119,7 @@ class Leases:
         now = utcnow()
         expires = now + self.ttl
         t = scheduler_leases
-        with self.catalog.write() as conn:
+        with self._mutex, self.catalog.write() as conn:
             self._upsert(
                 conn,
                 MEMBER + self.holder,
@@ -231,6 +235,25 @@ class Leases:
             room -= 1
         return held
 
+    def renew(self) -> None:
+        """Extend every lease this scheduler holds (its heartbeat between passes)."""
+        t = scheduler_leases
+        now = utcnow()
+        with self._mutex, self.catalog.write() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.holder == self.holder, t.c.expires_at > now)
+                .values(heartbeat_at=now, expires_at=now + self.ttl)
+            )
+
+    def alive(self) -> set[str]:
+        """The holders of the schedulers alive now (heartbeating, and not gone from this host)."""
+        t = scheduler_leases
+        now = utcnow()
+        with self.catalog.read() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.name.startswith(MEMBER))).mappings().all()
+        return {r["holder"] for r in rows if not free(r, now)}
+
     def check(self, conn: sa.Connection, source: str) -> None:
         """Inside a write transaction: raise :class:`LeaseLost` unless this scheduler still
         holds ``source`` (on PostgreSQL the lease row stays locked until the commit)."""
@@ -247,7 +270,7 @@ class Leases:
     def release(self) -> None:
         """Give back every lease (a clean stop: a standby takes over at once)."""
         t = scheduler_leases
-        with self.catalog.write() as conn:
+        with self._mutex, self.catalog.write() as conn:
             conn.execute(
                 t.update()
                 .where(t.c.holder == self.holder, ~t.c.name.startswith(MEMBER))

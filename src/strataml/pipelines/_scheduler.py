@@ -146,7 +146,7 @@ class Scheduler:
         self.loop = asyncio.new_event_loop()
         for s in self.sources:
             if s.trigger is not None:
-                s.poller = open_source(workspace, s.trigger, self.loop)
+                s.poller = open_source(workspace, s.trigger, self.loop, lease_s)
         self.max_runs = max_runs
         self.inflight: dict[int, threading.Thread] = {}
         self.inflight_sources: dict[int, str] = {}
@@ -161,6 +161,10 @@ class Scheduler:
     def run(self, *, duration_s: float | None = None) -> int:
         """Schedule until :meth:`stop` (or ``duration_s``); the runs it launched."""
         deadline = None if duration_s is None else time.monotonic() + duration_s
+        beats = threading.Thread(
+            target=self._heartbeat, name="strata-scheduler-heartbeat", daemon=True
+        )
+        beats.start()
         try:
             while not self.stopping.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -174,6 +178,14 @@ class Scheduler:
             self.close()
         return self.launched
 
+    def _heartbeat(self) -> None:
+        # leases are renewed on their own clock, so a long pass cannot let them lapse
+        while not self.stopping.wait(self.lease_s / 3):
+            try:
+                self.leases.renew()
+            except StrataError as exc:
+                log.warning("scheduler heartbeat failed: %s", exc.message)
+
     def stop(self) -> None:
         """Stop after the current pass (safe from a signal handler or another thread)."""
         self.stopping.set()
@@ -185,9 +197,12 @@ class Scheduler:
             busy = set(self.inflight_sources.values())
             self.leases.beat([s.id for s in self.sources], busy)
             self._next_beat = time.monotonic() + self.lease_s / 3
-        held = self.leases.since
+        held = dict(self.leases.since)
         mine = [s for s in self.sources if s.id in held]
-        self._resume([s.id for s in mine])
+        try:
+            self._resume([s.id for s in mine])
+        except LeaseLost as lost:
+            log.info("lost the lease of %s", lost)
         now = utcnow()
         for s in mine:
             if self.stopping.is_set():
@@ -276,6 +291,12 @@ class Scheduler:
                 )
             if new and not baseline:
                 failpoint("scheduler.claimed")
+            if s.trigger is not None and s.trigger.kind == "queue" and len(new) < len(batch.fires):
+                log.info(
+                    "%s: %d message(s) redelivered, their ticks already recorded",
+                    s.id,
+                    len(batch.fires) - len(new),
+                )
         for tick in new if not baseline else []:
             self._launch(tick)
         if batch.cursor is not None and (batch.cursor != cursor or skipped):
@@ -325,7 +346,14 @@ class Scheduler:
         if tick.state != "started":
             with self.ws.catalog.write() as conn:
                 self.leases.check(conn, tick.source)
-                ticks.set_state(self.ws.catalog, tick.id, "started", run_id=run_id, conn=conn)
+                ticks.set_state(
+                    self.ws.catalog,
+                    tick.id,
+                    "started",
+                    run_id=run_id,
+                    executor=self.holder,
+                    conn=conn,
+                )
             failpoint("scheduler.run_started")
         self._start(tick, run_id)
         self.launched += 1
@@ -344,21 +372,23 @@ class Scheduler:
         thread.start()
 
     def _execute(self, tick_id: int, run_id: str) -> None:
-        from strataml.pipelines import execute_run
+        from strataml.pipelines import execute_run, get_run
 
         try:
-            run = execute_run(self.ws, run_id, engine=self.engine)
+            execute_run(self.ws, run_id, engine=self.engine)
         except ConcurrencyError:
-            return  # another process executes it; the tick follows the run later
+            pass  # another process executes it; the tick follows the run later
         except Exception as exc:
             message = (
                 exc.message if isinstance(exc, StrataError) else f"{type(exc).__name__}: {exc}"
             )
             log.error("run %s: %s", run_id, message)
-            ticks.set_state(self.ws.catalog, tick_id, "failed", error=message)
-            return
-        if run.finished:
-            ticks.set_state(self.ws.catalog, tick_id, run.state, error=run.error)
+        try:
+            run = get_run(self.ws, run_id)
+            if run.finished and not (run.state == "failed" and interrupted(self.ws, run)):
+                ticks.set_state(self.ws.catalog, tick_id, run.state, error=run.error)
+        except StrataError as exc:
+            log.error("run %s: %s", run_id, exc.message)
 
     def _reap(self) -> None:
         for tick_id, thread in list(self.inflight.items()):
@@ -370,6 +400,7 @@ class Scheduler:
         """Finish ticks left pending (by a killed scheduler, or waiting for a free slot)."""
         from strataml.pipelines import get_run
 
+        alive: set[str] | None = None
         for tick in ticks.pending(self.ws.catalog, sources):
             if tick.id in self.inflight or self.stopping.is_set():
                 continue
@@ -384,10 +415,18 @@ class Scheduler:
             if run.finished and not (run.state == "failed" and interrupted(self.ws, run)):
                 ticks.set_state(self.ws.catalog, tick.id, run.state, error=run.error)
                 continue
-            if (
-                len(self.inflight) < self.max_runs
-            ):  # queued, running on a dead process, or interrupted
-                self._start(tick, tick.run_id)
+            if alive is None:
+                alive = self.leases.alive()
+            if tick.claimed_by != self.holder and tick.claimed_by in alive:
+                continue  # the scheduler that started it is alive and executes it
+            if len(self.inflight) >= self.max_runs:
+                continue
+            # queued, running on a dead process, or interrupted: execute it (again)
+            with self.ws.catalog.write() as conn:
+                self.leases.check(conn, tick.source)
+                if not ticks.take(conn, tick, self.holder):
+                    continue
+            self._start(tick, tick.run_id)
 
     # --- shutting down -----------------------------------------------------------------
 

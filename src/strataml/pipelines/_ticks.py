@@ -55,6 +55,8 @@ class Tick:
     error: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    claimed_by: str = ""
+    """The scheduler that recorded the tick, or the one that last started its run."""
 
     @classmethod
     def from_row(cls, r: Any) -> Tick:
@@ -73,6 +75,7 @@ class Tick:
             r["error"],
             _aware(r["created_at"]),
             _aware(r["updated_at"]),
+            r["claimed_by"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class Tick:
             "trigger": self.trigger,
             "error": self.error,
             "updated_at": self.updated_at.isoformat(),
+            "scheduler": self.claimed_by,
         }
 
 
@@ -148,18 +152,31 @@ def set_state(
     *,
     run_id: str | None = None,
     error: str | None = None,
+    executor: str | None = None,
     conn: sa.Connection | None = None,
 ) -> None:
-    """Move a tick to ``state`` (with its run id once known)."""
+    """Move a tick to ``state`` (with its run id once known, and who executes it)."""
     t = scheduler_ticks
     values: dict[str, Any] = {"state": state, "updated_at": utcnow(), "error": error}
     if run_id is not None:
         values["run_id"] = run_id
+    if executor is not None:
+        values["claimed_by"] = executor
     if conn is not None:
         conn.execute(t.update().where(t.c.id == tick_id).values(**values))
         return
     with catalog.write() as c:
         c.execute(t.update().where(t.c.id == tick_id).values(**values))
+
+
+def take(conn: sa.Connection, tick: Tick, holder: str) -> bool:
+    """Inside a write transaction: make ``holder`` the tick's executor, unless another
+    scheduler changed it since ``tick`` was read."""
+    t = scheduler_ticks
+    q = t.update().where(
+        t.c.id == tick.id, t.c.claimed_by == tick.claimed_by, t.c.state == tick.state
+    )
+    return bool(conn.execute(q.values(claimed_by=holder, updated_at=utcnow())).rowcount)
 
 
 def pending(catalog: Catalog, sources: Iterable[str]) -> list[Tick]:

@@ -10,7 +10,8 @@ Declare them on a pipeline (``Pipeline(..., triggers=[st.on_dataset("transaction
 - :func:`on_alert`: an alert firing or resolving (events ``alert.fired``/``alert.resolved``).
 - :func:`on_queue`: a message on a queue (:func:`strataml.spine.open_queue`); a JSON object
   body's ``params`` become the run's parameters. The message is acknowledged once its run
-  is recorded.
+  is recorded; a scheduler that dies first leaves it to be delivered again when its lease
+  (the scheduler's lease time) lapses, and the redelivery finds the recorded tick.
 - :func:`on_pipeline`: another pipeline's run succeeding, failing or either.
 
 A trigger's identity is its definition (kind and target), or ``id=`` when given; the
@@ -372,11 +373,17 @@ class QueueSource:
     """Fetches messages under a lease; they are acknowledged after their ticks commit."""
 
     def __init__(
-        self, ws: Workspace, trigger: Trigger, loop: asyncio.AbstractEventLoop, batch: int = 100
+        self,
+        ws: Workspace,
+        trigger: Trigger,
+        loop: asyncio.AbstractEventLoop,
+        lease_s: float,
+        batch: int = 100,
     ) -> None:
         self.ws = ws
         self.trigger = trigger
         self.loop = loop
+        self.lease_s = lease_s
         self.batch = batch
         self.url = ws.resolve_url(trigger.option("url") or ws.settings.queue)
         self._queue: Queue | None = None
@@ -393,7 +400,7 @@ class QueueSource:
     def poll(self, cursor: str | None, now: dt.datetime) -> Batch:
         """The messages waiting (each a fire keyed by its message id)."""
         got = self.loop.run_until_complete(
-            self.queue.fetch(self.trigger.target, self.batch, wait=0.0, lease=120.0)
+            self.queue.fetch(self.trigger.target, self.batch, wait=0.0, lease=self.lease_s)
         )
         fires = []
         for d in got:
@@ -427,10 +434,12 @@ class QueueSource:
             self._queue = None
 
 
-def open_source(ws: Workspace, trigger: Trigger, loop: asyncio.AbstractEventLoop) -> Any:
-    """The source that polls ``trigger``."""
+def open_source(
+    ws: Workspace, trigger: Trigger, loop: asyncio.AbstractEventLoop, lease_s: float
+) -> Any:
+    """The source that polls ``trigger`` (queue messages are leased for ``lease_s``)."""
     if trigger.kind == "files":
         return FilesSource(ws, trigger)
     if trigger.kind == "queue":
-        return QueueSource(ws, trigger, loop)
+        return QueueSource(ws, trigger, loop, lease_s)
     return EventLogSource(ws, trigger)
