@@ -146,6 +146,21 @@ loop = st.Retrain(
 """
 
 
+def write_loop_definitions(
+    root: Path, gate_min: dict[str, float], when: str = 'schedule="0 * * * *"', watch: str = "2s"
+) -> None:
+    """definitions.py declaring churn (gated by ``gate_min``) and its Retrain loop, which
+    ingests ``incoming/*.parquet`` first."""
+    (root / "incoming").mkdir(exist_ok=True)
+    text = (
+        DEFINITIONS.replace("GATE_MIN", repr(gate_min))
+        .replace("WHEN", when)
+        .replace("WATCH", repr(watch))
+    )
+    text = text.replace("INCOMING", repr(str(root / "incoming" / "*.parquet")))
+    (root / "definitions.py").write_text(text)
+
+
 def copy_with_loop(
     template: Path,
     dest: Path,
@@ -153,17 +168,9 @@ def copy_with_loop(
     when: str = 'schedule="0 * * * *"',
     watch: str = "2s",
 ) -> st.Workspace:
-    """A copy of the template whose definitions.py declares churn (gated by ``gate_min``)
-    and its Retrain loop, which ingests ``incoming/*.parquet`` first."""
+    """A copy of the template with :func:`write_loop_definitions`."""
     shutil.copytree(template, dest)
-    (dest / "incoming").mkdir()
-    text = (
-        DEFINITIONS.replace("GATE_MIN", repr(gate_min))
-        .replace("WHEN", when)
-        .replace("WATCH", repr(watch))
-    )
-    text = text.replace("INCOMING", repr(str(dest / "incoming" / "*.parquet")))
-    (dest / "definitions.py").write_text(text)
+    write_loop_definitions(dest, gate_min, when, watch)
     return st.Workspace.open(dest)
 
 

@@ -107,6 +107,23 @@ def test_a_challenger_that_fails_its_gate_is_never_deployed(template: Path, tmp_
         ws.close()
 
 
+def test_the_first_version_becomes_champion_without_a_canary(tmp_path: Path) -> None:
+    from .loop_setup import put, write_loop_definitions
+
+    st.Workspace.init(tmp_path / "first", example=False).close()
+    write_loop_definitions(tmp_path / "first", {"roc_auc": 0.5})
+    ws = st.Workspace.open(tmp_path / "first")
+    try:
+        put(ws, customers(1500, 5))
+        run = run_pipeline(ws, "retrain_churn")
+        assert run.state == "succeeded", run.error
+        gate = next(e for e in list_events(ws.catalog, kind="loop.gate."))
+        assert gate.kind == "loop.gate.passed" and gate.payload["aliases"] == {"champion": 1}
+        assert get_model(ws, "churn")["aliases"] == {"champion": 1} and list_loops(ws) == []
+    finally:
+        ws.close()
+
+
 @pytest.mark.slow
 def test_new_labels_close_the_loop_under_the_scheduler(template: Path, tmp_path: Path) -> None:
     import threading

@@ -120,6 +120,7 @@ def gate_challenger(model: str, train: dict[str, Any], context: StepContext) -> 
         "champion": champion.get("version"),
         "champion_metrics": champion.get("metrics"),
         "run": train.get("run"),
+        "aliases": dict(train.get("aliases") or {}),
         "pipeline_run": context.run_id,
         "labels": train.get("labels"),
     }
@@ -144,6 +145,14 @@ def deploy_canary(
     """Deploy a challenger that passed its gate as the canary; the scheduler's ticks watch it."""
     if not gate["passed"] or gate["version"] is None:
         return {"deployed": False, "reasons": gate["reasons"], "loop": None}
+    if (gate.get("aliases") or {}).get("champion") == gate[
+        "version"
+    ]:  # the model's first version: nothing to compare with
+        return {
+            "deployed": False,
+            "reasons": [f"v{gate['version']} is the first champion"],
+            "loop": None,
+        }
     from strataml.pipelines._loop import start_canary
 
     run = start_canary(
