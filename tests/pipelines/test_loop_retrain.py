@@ -89,6 +89,27 @@ def test_new_labels_retrain_gate_canary_and_promote(loop_ws: st.Workspace) -> No
         < kinds.index("loop.canary.started")
         < kinds.index("loop.promoted")
     )
+    # the dashboard's loop page shows the same timeline: the run's steps, then the decisions
+    from starlette.testclient import TestClient
+
+    from strataml.dashboard import standalone_app
+    from strataml.serving import create_key
+
+    key = create_key(ws.catalog, ["read"])[1]
+    with TestClient(standalone_app(ws)) as c:
+        page = c.get(f"/ui/loops/{loop.id}", headers={"authorization": f"Bearer {key}"}).text
+    page = page[page.index("<h2>Timeline</h2>") :]
+    shown = [
+        page.index(s)
+        for s in (
+            "pipeline run started",
+            "step train: succeeded",
+            "gate passed",
+            "canary started",
+            "promoted",
+        )
+    ]
+    assert shown == sorted(shown)
 
 
 def test_a_challenger_that_fails_its_gate_is_never_deployed(template: Path, tmp_path: Path) -> None:
