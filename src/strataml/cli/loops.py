@@ -54,8 +54,7 @@ def advance_cmd(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Advance every live loop once (what each scheduler pass does): check the canaries
-    that are due, extend, promote, roll back, end bake periods."""
+    """Advance every live loop once, as each scheduler pass does (check, extend, promote, roll back)."""
     from strataml.pipelines import advance_loops
 
     ws = open_workspace(workspace)
