@@ -469,3 +469,22 @@ def test_realised_quality_once_labels_arrive_rolls_back_a_worse_canary(ws: st.Wo
     assert check["figures"]["canary_source"] == "realised" and check["outcome"] == "fail", check
     assert check["figures"]["champion"] > check["figures"]["canary"]
     assert out.state == "rolled_back"
+
+
+def test_a_running_gateway_loads_the_canary_before_its_first_request(ws: st.Workspace) -> None:
+    import time
+
+    from starlette.testclient import TestClient
+
+    from strataml.serving import GatewayConfig, create_app
+
+    app = create_app(ws, None, GatewayConfig(ratelimit_url="memory://"))
+    with TestClient(app):
+        gw = app.state.gateway
+        assert gw.models.cached("churn", "v2") is None
+        start_canary(ws, "churn", 2, Canary(weight=0.1, **QUICK))
+        deadline = time.monotonic() + 60
+        while gw.models.cached("churn", "v2") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        loaded = gw.models.cached("churn", "v2")
+        assert loaded is not None and loaded.version == 2  # no request was sent

@@ -62,6 +62,7 @@ from strataml.serving.traffic import (
     Traffic,
     TrafficTable,
     delete_traffic,
+    refs,
     route,
     set_traffic,
     traffic_check,
@@ -199,6 +200,7 @@ class Gateway(BackendCalls):
             self.traffic.refresh_if_changed()
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
+        await self._warm()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
         self._closing = False
         self._watch_log()
@@ -219,13 +221,29 @@ class Gateway(BackendCalls):
                     if self._catalog_seen is not seen:
                         self.unservable.clear()  # a new version or alias is tried again
                         self.lookup.clear()
+                        await self._warm()
                 elif self._model_watcher.changed():
                     self.unservable.clear()  # a restored artifact or a new version is tried again
                     self.lookup.clear()
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
+                    await self._warm()
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
                 log.warning("refresh failed: %s", exc)
+
+    async def _warm(self) -> None:
+        """Load the versions configured deployments route to (a canary, A/B variants, a
+        shadow) before their first request, so that none of them answers its first
+        requests late — a canary judged on its latency would be judged on its loading."""
+        loop = asyncio.get_running_loop()
+        for name, traffic in self.traffic.configured().items():
+            for _, ref in refs(traffic):
+                if self.models.cached(name, ref) is not None or f"{name}@{ref}" in self.unservable:
+                    continue
+                try:
+                    await loop.run_in_executor(self.executor, self.models.get, name, ref)
+                except Exception as exc:  # the request path reports it (and records a canary's failure)
+                    log.warning("deployment %s: %s could not be loaded ahead of traffic: %s", name, ref, exc)
 
     async def shutdown(self) -> None:
         """Drain requests in flight, then flush the prediction log and release everything."""
