@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-DEFINITIONS = '''
+DEFINITIONS = """
 import strataml as st
 
 
@@ -40,13 +40,13 @@ def s0(rows: int, salt: int):
 {chain}
 
 bench = st.Pipeline("bench", [s0{names}], params={{"rows": 200_000, "salt": 0}})
-'''
-LINK = '''
+"""
+LINK = """
 
 @st.step(inputs={{"df": "step:s{prev}"}})
 def s{i}(df):
     return df.assign(x=df["x"] + 1)
-'''
+"""
 
 
 def main() -> None:
@@ -62,7 +62,9 @@ def main() -> None:
     names = "".join(f", s{i}" for i in range(1, args.steps))
     root = Path(tempfile.mkdtemp(prefix="strata-pipes-bench-")) / "ws"
     st.Workspace.init(root, example=False).close()
-    (root / "definitions.py").write_text(textwrap.dedent(DEFINITIONS.format(chain=chain, names=names)))
+    (root / "definitions.py").write_text(
+        textwrap.dedent(DEFINITIONS.format(chain=chain, names=names))
+    )
     ws = st.Workspace.open(root)
     pipeline = ws.definitions.get("pipeline", "bench")
 
@@ -97,7 +99,7 @@ def main() -> None:
         f"| cold run (worker processes, stored outputs) | {c:.3f} | {c / args.steps:.3f} |",
         f"| re-run, nothing changed (all cached) | {k:.3f} | {k / args.steps:.3f} |",
         "",
-        f"cold / direct = {c / b:.1f}×; cached / cold = {k / c:.3f}.",
+        f"cold / direct = {c / b:.1f} times; cached / cold = {k / c:.3f}.",
         "",
         f"    PYTHONPATH=src python bench/pipelines_bench.py --steps {args.steps} --reps {args.reps}",
     ]
