@@ -132,3 +132,31 @@ def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(
     assert len({h.split(":")[1] for h in holders}) >= 2  # the work was shared
     assert os.getpid() not in {int(h.split(":")[1]) for h in holders}
     ws.close()
+
+
+@pytest.mark.postgres
+def test_leases_are_shared_out_and_never_held_twice(catalog_url: str) -> None:
+    from strataml.pipelines._leases import Leases
+    from strataml.spine import open_catalog
+
+    catalog = open_catalog(catalog_url)
+    sources = [f"p{i}:schedule" for i in range(5)]
+    a, b, c = (Leases(catalog, f"host-{n}:1:{n}", ttl_s=30) for n in "abc")
+    held_a = a.beat(sources)
+    assert set(held_a) == set(sources)  # alone: it takes everything
+    b.beat(sources)
+    c.beat(sources)
+    for _ in range(4):  # a gives back one idle surplus source per beat; the others take them
+        for leases in (a, b, c):
+            leases.beat(sources)
+    held = [set(x.since) for x in (a, b, c)]
+    assert sorted(len(h) for h in held) == [1, 2, 2]  # each its fair share of 5 among 3
+    assert set().union(*held) == set(sources) and sum(map(len, held)) == len(sources)
+    # a busy source is kept: c's runs of it are still in progress
+    c.beat(sources, busy=set(c.since))
+    assert set(c.since) == held[2]
+    c.release()  # a clean stop: the others take its sources at once
+    a.beat(sources)
+    b.beat(sources)
+    assert set(a.since) | set(b.since) == set(sources) and not set(a.since) & set(b.since)
+    catalog.close()
