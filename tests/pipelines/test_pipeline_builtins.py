@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -77,4 +78,42 @@ def test_ingest_train_and_score_rerun_only_when_the_data_changed(tmp_path: Path)
     exported = third.step("export_risk")
     assert exported.output["value"]["version"] == champion  # type: ignore[index]
     assert exported.state == ("succeeded" if champion == 2 else "cached")
+    ws.close()
+
+
+FEATURES = """
+from strataml.pipelines import ingest_step, materialize_step
+
+tx = st.Contract(
+    "tx", key="tx_id", timestamp="ts",
+    columns=[st.Column("tx_id", "string"), st.Column("user_id", "string"),
+             st.Column("amount", "float"), st.Column("ts", "timestamp")],
+)
+user = st.Entity("user", key="user_id")
+spend = st.FeatureView("spend", entity=user, source="tx", ttl="30d",
+                       features=[st.Feature("spend_24h", agg="sum", column="amount", window="24h")])
+
+# the view's source is the dataset the ingest step produces: materialise waits for it
+online = st.Pipeline("online", [materialize_step("spend"), ingest_step("tx", "data/*.csv")])
+"""
+
+
+def test_materialize_waits_for_the_ingest_of_its_source_and_is_cached_after(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    ws = pipeline_workspace(root, FEATURES)
+    (root / "data").mkdir()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    t1, t2 = (now - dt.timedelta(hours=2)).isoformat(), (now - dt.timedelta(hours=1)).isoformat()
+    (root / "data" / "a.csv").write_text(
+        f"tx_id,user_id,amount,ts\nt1,u1,5.0,{t1}\nt2,u1,7.0,{t2}\n"
+    )
+    first = st.run_pipeline(ws, "online")
+    assert first.state == "succeeded", first.error
+    ingest, mat = first.step("ingest_tx"), first.step("materialize_spend")
+    assert ingest.finished_at is not None and mat.started_at is not None
+    assert ingest.finished_at <= mat.started_at
+    assert mat.output["value"]["views"][0]["entities"] == 1  # type: ignore[index]
+    assert st.get_online_features(ws, ["spend"], [{"user_id": "u1"}])[0]["spend_24h"] == 12.0
+    again = st.run_pipeline(ws, "online")
+    assert [s.state for s in again.steps] == ["cached", "cached"]
     ws.close()

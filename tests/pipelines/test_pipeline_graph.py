@@ -171,3 +171,29 @@ def test_create_run_is_idempotent_on_its_key_and_records_events(tmp_path: Path) 
     with pytest.raises(st.StrataError, match="no parameter"):
         create_run(ws, "p", params={"m": 1})
     ws.close()
+
+
+def test_any_declared_kind_pipeline_with_build_runs(tmp_path: Path) -> None:
+    ws = pipeline_workspace(
+        tmp_path / "ws",
+        """
+        class Nightly:
+            __strata_kind__ = "pipeline"
+
+            def __init__(self, name, n):
+                self.name, self.n = name, n
+
+            def build(self, workspace):
+                @st.step
+                def count(n):
+                    return n * 2
+
+                return st.Pipeline(self.name, [count], params={"n": self.n})
+
+        nightly = Nightly("nightly", 21)
+        """,
+    )
+    run = st.run_pipeline(ws, "nightly")
+    assert run.state == "succeeded", run.error
+    assert run.step("count").output["value"] == 42  # type: ignore[index]
+    ws.close()

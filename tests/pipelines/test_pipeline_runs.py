@@ -329,3 +329,24 @@ def test_an_output_that_cannot_be_stored_fails_the_step_and_writes_nothing(marks
     after = sorted(p.name for p in store.rglob("*") if p.is_file()) if store.exists() else []
     assert after == before  # the DataFrame output was not written either
     ws.close()
+
+
+def test_a_worker_that_dies_fails_its_step_and_is_replaced(marks: Path) -> None:
+    ws = pipeline_workspace(
+        marks,
+        """
+        @st.step
+        def crash():
+            if not (MARKS / "crashed").exists():
+                (MARKS / "crashed").touch()
+                os._exit(7)
+            return "back"
+
+        p = st.Pipeline("p", [crash])
+        """,
+    )
+    run = st.run_pipeline(ws, "p")
+    assert run.state == "failed" and "the worker process exited with code 7" in (run.error or "")
+    resumed = resume_run(ws, run.id)
+    assert resumed.state == "succeeded" and resumed.step("crash").output["value"] == "back"  # type: ignore[index]
+    ws.close()

@@ -2,25 +2,25 @@
 
 An engine runs one attempt and waits for it, bounded by the step's timeout and
 interrupted by a cancel; both end the attempt's process or task. The local engine
-runs at most ``workers`` attempts at once, each in its own fresh interpreter (no state
-shared with the owner's threads, no re-import of the caller's ``__main__``), so a step
-that hangs or is cancelled is killed without disturbing the others.
+runs at most ``workers`` attempts at once in worker processes of its own (fresh
+interpreters: no state shared with the owner's threads, no re-import of the caller's
+``__main__``), so a step that hangs or is cancelled is killed without disturbing the
+others.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
+import select
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any, Protocol
 
-from strataml.errors import ConfigError, MissingExtra
+from strataml.errors import ConfigError, MissingExtra, StrataError
 
 #: seconds between checks for a result, a timeout or a cancel
 POLL = 0.1
@@ -50,73 +50,124 @@ class Engine(Protocol):
         ...
 
 
+class _Worker:
+    """One local worker process (``python -m strataml.pipelines._task``) and its pipes."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "strataml.pipelines._task"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin, self.stdout = self.process.stdin.fileno(), self.process.stdout.fileno()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def stop(self) -> None:
+        """End an idle worker: closing its input ends its loop."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
 class LocalEngine:
-    """Attempts in local worker processes, ``workers`` at a time."""
+    """Attempts in local worker processes, at most ``workers`` at once.
+
+    A worker is a fresh interpreter started for the run and reused by its attempts (it
+    loads ``definitions.py`` once); a worker whose attempt timed out or was cancelled is
+    killed, and one that died is replaced.
+    """
 
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or (os.cpu_count() or 1))
         self._slots = threading.BoundedSemaphore(self.workers)
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.process.poll() is None:
+                    return worker
+                worker.kill()
+        return _Worker()
 
     def run(
         self, task: dict[str, Any], *, timeout: float | None, cancelled: threading.Event
     ) -> dict[str, Any]:
-        """Run one attempt in a fresh worker process (``python -m strataml.pipelines._task``)."""
-        with self._slots, tempfile.TemporaryDirectory(prefix="strata-attempt-") as folder:
+        """Run one attempt on an idle worker (or a new one)."""
+        with self._slots:
             if cancelled.is_set():
                 raise Interrupted("cancelled", "the run was cancelled")
-            out = os.path.join(folder, "result.pkl")
-            with open(os.path.join(folder, "stderr"), "w+b") as stderr:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "strataml.pipelines._task", out],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr,
-                )
+            from strataml.pipelines._task import read_frame, send_frame
+
+            worker = self._take()
+            healthy = False
+            try:
                 try:
-                    assert process.stdin is not None
-                    payload = {
-                        **task,
-                        "parent_pid": os.getpid(),
-                    }
-                    with contextlib.suppress(BrokenPipeError):
-                        process.stdin.write(pickle.dumps(payload))
-                        process.stdin.close()
-                    deadline = None if timeout is None else time.monotonic() + timeout
-                    while True:
-                        try:
-                            code = process.wait(POLL)
-                            break
-                        except subprocess.TimeoutExpired:
-                            pass
-                        if cancelled.is_set():
-                            raise Interrupted("cancelled", "the run was cancelled")
-                        if deadline is not None and time.monotonic() > deadline:
-                            raise Interrupted("timeout", f"timed out after {timeout:g} s")
-                finally:
-                    if process.poll() is None:
-                        process.kill()
-                        process.wait()
-                if code == 0 and os.path.exists(out):
-                    with open(out, "rb") as fh:
-                        result: dict[str, Any] = pickle.load(fh)
-                    return result
-                stderr.seek(0)
-                tail = stderr.read().decode(errors="replace").strip().splitlines()[-5:]
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                return {
-                    "ok": False,
-                    "error": f"the worker process {how}"
-                    + (": " + " | ".join(tail) if tail else ""),
-                    "where": "",
-                    "traceback": "",
-                    "retryable": False,
-                    "logs": [],
-                }
+                    send_frame(worker.stdin, pickle.dumps({**task, "parent_pid": os.getpid()}))
+                except BrokenPipeError:
+                    return self._died(worker)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while True:
+                    ready, _, _ = select.select([worker.stdout], [], [], POLL)
+                    if ready:
+                        frame = read_frame(worker.stdout)
+                        if frame is None:
+                            return self._died(worker)
+                        healthy = True
+                        result: dict[str, Any] = pickle.loads(frame)
+                        return result
+                    if cancelled.is_set():
+                        raise Interrupted("cancelled", "the run was cancelled")
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise Interrupted("timeout", f"timed out after {timeout:g} s")
+            finally:
+                if healthy:
+                    with self._lock:
+                        self._idle.append(worker)
+                else:
+                    worker.kill()
+
+    @staticmethod
+    def _died(worker: _Worker) -> dict[str, Any]:
+        worker.kill()
+        code = worker.process.returncode
+        how = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else f"exited with code {code}"
+        )
+        return {
+            "ok": False,
+            "error": f"the worker process {how}",
+            "where": "",
+            "traceback": "",
+            "retryable": False,
+            "logs": [],
+        }
 
     def close(self) -> None:
-        """Nothing to release: each attempt's process ends with it."""
+        """Stop the idle workers."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.stop()
 
 
 class RayEngine:
@@ -136,26 +187,22 @@ class RayEngine:
         address = address or os.environ.get("STRATA_RAY") or None
         self._started = False
         if not ray.is_initialized():
-            env = (
-                {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}}
-                if os.environ.get("PYTHONPATH")
-                else None
-            )
-            if address:
+            pythonpath = os.environ.get("PYTHONPATH")
+            env = {"env_vars": {"PYTHONPATH": pythonpath}} if pythonpath else None
+            options: dict[str, Any] = {"address": address} if address else {"num_cpus": 1}
+            try:
                 ray.init(
-                    address=address,
-                    runtime_env=env,
-                    logging_level=logging.WARNING,
-                    log_to_driver=False,
-                )
-            else:
-                ray.init(
-                    num_cpus=1,
+                    **options,
                     include_dashboard=False,
                     runtime_env=env,
                     logging_level=logging.WARNING,
                     log_to_driver=False,
                 )
+            except Exception as exc:
+                raise StrataError(
+                    f"cannot start or reach Ray{' at ' + address if address else ''}: {exc}",
+                    hint="set STRATA_RAY=ray://host:10001 for a cluster, or leave it unset for a local instance",
+                ) from exc
             self._started = True
         self._remote = ray.remote(max_retries=0)(run_task)
 
@@ -193,10 +240,11 @@ class RayEngine:
             self._ray.shutdown()
 
 
-def open_engine(name: str, *, workers: int | None = None) -> Engine:
-    """The engine ``name`` (``local`` or ``ray``)."""
+def open_engine(name: str, *, workers: int | None = None, ray_address: str | None = None) -> Engine:
+    """The engine ``name`` (``local`` or ``ray``; Ray at ``ray_address`` or ``STRATA_RAY``,
+    else a local instance)."""
     if name == "local":
         return LocalEngine(workers)
     if name == "ray":
-        return RayEngine()
+        return RayEngine(ray_address)
     raise ConfigError(f"unknown engine {name!r}", hint="use --engine local or --engine ray")

@@ -241,14 +241,19 @@ class _Execution:
             return self._end(name, "failed", str(exc))
         except StepOutputError as exc:
             return self._end(name, "failed", exc.message)
+        try:
+            self._succeed(name, key, output, remember=s.cache)
+        except sa.exc.IntegrityError:  # another run stored the same key first: keep theirs
+            self._succeed(name, key, output, remember=False)
+        self.done[name] = output
+        return "succeeded", None
+
+    def _succeed(self, name: str, key: str, output: dict[str, Any], *, remember: bool) -> None:
+        c = pipeline_cache
         with self.ws.catalog.write() as conn:
             self._set_step(conn, name, state="succeeded", output=output, finished_at=utcnow())
-            c = pipeline_cache
-            if (
-                s.cache
-                and conn.execute(sa.select(c.c.cache_key).where(c.c.cache_key == key)).first()
-                is None
-            ):
+            known = conn.execute(sa.select(c.c.cache_key).where(c.c.cache_key == key)).first()
+            if remember and known is None:
                 conn.execute(
                     c.insert().values(
                         cache_key=key,
@@ -259,8 +264,6 @@ class _Execution:
                     )
                 )
             self._step_event(conn, "succeeded", name, cache_key=key)
-        self.done[name] = output
-        return "succeeded", None
 
     def _sleep(self, seconds: float) -> None:
         self.cancelled.wait(seconds)  # a cancel ends the backoff at once
@@ -439,7 +442,7 @@ def execute_run(
             finish_run(conn, row, "failed", exc.message)
         raise
     try:
-        eng = open_engine(engine, workers=workers)
+        eng = open_engine(engine, workers=workers, ray_address=workspace.settings.ray)
     except StrataError as exc:
         with workspace.catalog.write() as conn:
             finish_run(conn, row, "failed", exc.message)

@@ -161,7 +161,11 @@ def _steps_of(conn: sa.Connection, run_ids: list[str]) -> dict[str, list[StepRun
         return out
     t = pipeline_steps
     rows = conn.execute(
-        sa.select(t).where(t.c.run_id.in_(run_ids)).order_by(t.c.run_id, t.c.started_at, t.c.step)
+        sa.select(t)
+        .where(t.c.run_id.in_(run_ids))
+        .order_by(
+            t.c.run_id, sa.case((t.c.started_at.is_(None), 1), else_=0), t.c.started_at, t.c.step
+        )
     )
     for r in rows.mappings():
         out[r["run_id"]].append(

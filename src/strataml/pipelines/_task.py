@@ -128,6 +128,21 @@ def _where(exc: BaseException, step: Any) -> str:
     return getattr(step, "where", "") or ""
 
 
+def _reuse_definitions(workspace: Any, cache: dict[tuple[str, float], Any] | None) -> None:
+    """A worker loads ``definitions.py`` once per version of the file, not once per task."""
+    if cache is None:
+        return
+    path = Path(workspace.root) / "definitions.py"
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return
+    if key not in cache:
+        cache.clear()
+        cache[key] = workspace.definitions
+    workspace._definitions = cache[key]
+
+
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt; returns ``{"ok": True, "value", "logs"}`` or ``{"ok": False, "error",
     "where", "traceback", "retryable", "logs"}``. Never raises for an error of the step."""
@@ -138,6 +153,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     # modules the owner could import (a pipeline built in Python names its steps by module)
     sys.path.extend(p for p in task.get("sys_path", []) if p not in sys.path)
     workspace = Workspace(Path(task["root"]), settings=task["settings"])
+    _reuse_definitions(workspace, task.get("definitions_cache"))
     try:
         with _captured(logs):
             step = _find_step(workspace, task)
@@ -183,30 +199,64 @@ def _die_with_parent() -> None:
         pass
 
 
-def _main(out: str) -> None:
-    """``python -m strataml.pipelines._task OUT``: read a pickled task on stdin, run it,
-    write the pickled result to ``OUT`` (atomically)."""
-    task = pickle.load(sys.stdin.buffer)
-    _die_with_parent()
-    if os.getppid() != task.get("parent_pid", os.getppid()):
-        os._exit(3)  # the owner died before this process could ask to follow it
-    result = run_task(task)
+def _encode_result(result: dict[str, Any]) -> bytes:
     try:
-        data = pickle.dumps(result)
+        return pickle.dumps(result)
     except Exception as exc:  # the value cannot leave this process
-        result = {
-            "ok": False,
-            "error": f"the step returned a {type(result.get('value')).__name__} that cannot leave its process: {exc}",
-            "where": "",
-            "traceback": "",
-            "retryable": False,
-            "logs": result.get("logs", []),
-        }
-        data = pickle.dumps(result)
-    with open(out + ".tmp", "wb") as fh:
-        fh.write(data)
-    os.replace(out + ".tmp", out)
+        return pickle.dumps(
+            {
+                "ok": False,
+                "error": f"the step returned a {type(result.get('value')).__name__} that cannot leave its process: {exc}",
+                "where": "",
+                "traceback": "",
+                "retryable": False,
+                "logs": result.get("logs", []),
+            }
+        )
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def send_frame(fd: int, data: bytes) -> None:
+    """Write one length-prefixed frame."""
+    view = memoryview(len(data).to_bytes(8, "big") + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_frame(fd: int) -> bytes | None:
+    """Read one length-prefixed frame (None at end of stream)."""
+    header = _read_exact(fd, 8)
+    return None if header is None else _read_exact(fd, int.from_bytes(header, "big"))
+
+
+def _serve() -> None:
+    """``python -m strataml.pipelines._task``: a worker process. Reads pickled tasks from
+    stdin and writes each result to what was stdout, until stdin closes; what steps write
+    to stdout at the C level goes to stderr instead of into the results."""
+    inp, out = sys.stdin.fileno(), os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _die_with_parent()
+    definitions: dict[tuple[str, float], Any] = {}
+    while True:
+        frame = read_frame(inp)
+        if frame is None:
+            return
+        task = pickle.loads(frame)
+        if os.getppid() != task.get("parent_pid", os.getppid()):
+            os._exit(3)  # the owner died before this process could ask to follow it
+        task["definitions_cache"] = definitions
+        send_frame(out, _encode_result(run_task(task)))
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1])
+    _serve()
