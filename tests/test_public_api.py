@@ -81,7 +81,7 @@ LAYER_NAMES = {
     "strataml.spine": {
         "DEFINITIONS_FILE", "ArtifactStore", "AtomicParquet", "Backend", "BackendKind", "Catalog",
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
-        "QueueError", "Settings", "Workspace", "append_event", "check_name", "confine", "confine_key",
+        "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name", "confine", "confine_key",
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
         "list_events", "load_definitions", "load_settings", "loop_runs", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",

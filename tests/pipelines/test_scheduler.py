@@ -56,6 +56,13 @@ def run_for(ws: st.Workspace, until: object, what: str, **options: object) -> Sc
     return s
 
 
+def one_pass(ws: st.Workspace) -> None:
+    """One pass of a scheduler that then stops (and gives its lease back)."""
+    s = Scheduler(ws, poll_s=0.05, lease_s=3)
+    s.step()
+    s.close()
+
+
 def finished(ws: st.Workspace, pipeline: str, n: int) -> bool:
     """At least ``n`` ticks of ``pipeline`` have a run that succeeded."""
     return sum(t["state"] == "succeeded" for t in ticks_of(ws, pipeline)) >= n
@@ -148,7 +155,7 @@ def test_alert_triggers_follow_the_alert_events(tmp_path: Path) -> None:
         any_model = st.Pipeline("any_model", [page], triggers=[st.on_alert(model="fraud", state="any")])
         """,
     )
-    Scheduler(ws).step()  # the triggers start at the end of the log
+    one_pass(ws)  # the triggers start at the end of the log
 
     def alert(kind: str, rule: str, model: str) -> None:
         # the events monitoring appends when an alert rule changes state (monitoring/alerts.py)
@@ -195,7 +202,7 @@ def test_files_trigger_runs_once_per_new_file_by_name_and_size(tmp_path: Path) -
         files = st.Pipeline("files", [load], triggers=[st.on_files({str(landing)!r}, "*.csv")])
         """,
     )
-    Scheduler(ws).step()  # old.csv was there first: recorded, not run
+    one_pass(ws)  # old.csv was there first: recorded, not run
     (landing / "a.csv").write_text("1\n")
     (landing / "b.csv").write_text("22\n")
     (landing / "ignored.txt").write_text("not a csv\n")

@@ -141,3 +141,47 @@ def test_queue_messages_start_one_run_each_when_killed_before_the_acknowledgemen
         assert stop(proc) == 0
     ticks = assert_one_run_per_tick(ws, "queued")
     assert sorted(t["trigger"]["message_id"] for t in ticks) == ["job-0", "job-1", "job-2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["scheduler.run_created", "scheduler.cursor_committed"])
+def test_dataset_versions_start_one_run_each_when_killed_before_the_cursor_moves(
+    tmp_path: Path, point: str
+) -> None:
+    import strataml as st
+
+    ws = scheduler_workspace(
+        tmp_path / "ws",
+        """
+        readings = st.Contract("readings", key="id", columns=[st.Column("id", "string")])
+
+
+        @st.step
+        def retrain():
+            return 1
+
+
+        on_new = st.Pipeline("on_new", [retrain], triggers=[st.on_dataset("readings")])
+        """,
+    )
+    from strataml.pipelines import Scheduler
+
+    first = Scheduler(ws)
+    first.step()  # the trigger's cursor starts at the end of the log
+    first.close()
+    csv = tmp_path / "r.csv"
+    for i in range(3):
+        csv.write_text(f"id\nr{i}\n")
+        st.ingest(ws, str(csv), contract="readings")
+    proc = start_scheduler(ws.root, STRATA_FAILPOINT=point)
+    assert proc.wait(120) == -signal.SIGKILL
+    proc = start_scheduler(ws.root)
+    try:
+        wait_until(
+            lambda: sum(t["state"] == "succeeded" for t in ticks_of(ws, "on_new")) == 3,
+            "a run for each of the three versions",
+        )
+    finally:
+        assert stop(proc) == 0
+    ticks = assert_one_run_per_tick(ws, "on_new")
+    assert [t["trigger"]["version"] for t in ticks] == ["v1", "v2", "v3"]

@@ -35,7 +35,7 @@ def work(name="p"):
 
 """ + "\n".join(
     f'{p} = st.Pipeline("{p}", [work], params={{"name": "{p}"}}, '
-    f'schedule=st.Schedule(every="2s", catchup="all", max_catchup=1000))'
+    f'schedule=st.Schedule(every="3s", catchup="all", max_catchup=1000))'
     for p in PIPELINES
 )
 
@@ -98,9 +98,25 @@ def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(
                     return False
             return True
 
-        wait_until(
-            caught_up, "the survivors to finish the victim's ticks and run more", timeout=240
-        )
+        try:
+            wait_until(
+                caught_up, "the survivors to finish the victim's ticks and run more", timeout=240
+            )
+        except AssertionError:
+            for p in PIPELINES:
+                print(
+                    p,
+                    [(t["id"], t["state"], t["claimed_by"].split(":")[1]) for t in ticks_of(ws, p)],
+                )
+                print(
+                    p,
+                    sorted(
+                        (r["state"], r["owner_pid"])
+                        for r in runs_of(ws, p)
+                        if r["state"] != "succeeded"
+                    ),
+                )
+            raise
     finally:
         codes = [stop(p) for p in procs if p.poll() is None]
         for p in procs:
@@ -110,9 +126,37 @@ def test_three_schedulers_run_each_tick_once_when_one_is_killed_mid_run(
     holders = set()
     for p in PIPELINES:
         ticks = assert_one_run_per_tick(ws, p)
-        assert_contiguous(ticks, 2.0)
+        assert_contiguous(ticks, 3.0)
         assert {r["state"] for r in runs_of(ws, p)} <= {"succeeded", "queued"}
         holders |= {t["claimed_by"] for t in ticks}
     assert len({h.split(":")[1] for h in holders}) >= 2  # the work was shared
     assert os.getpid() not in {int(h.split(":")[1]) for h in holders}
     ws.close()
+
+
+@pytest.mark.postgres
+def test_leases_are_shared_out_and_never_held_twice(catalog_url: str) -> None:
+    from strataml.pipelines._leases import Leases
+    from strataml.spine import open_catalog
+
+    catalog = open_catalog(catalog_url)
+    sources = [f"p{i}:schedule" for i in range(5)]
+    a, b, c = (Leases(catalog, f"host-{n}:1:{n}", ttl_s=30) for n in "abc")
+    held_a = a.beat(sources)
+    assert set(held_a) == set(sources)  # alone: it takes everything
+    b.beat(sources)
+    c.beat(sources)
+    for _ in range(4):  # a gives back one idle surplus source per beat; the others take them
+        for leases in (a, b, c):
+            leases.beat(sources)
+    held = [set(x.since) for x in (a, b, c)]
+    assert sorted(len(h) for h in held) == [1, 2, 2]  # each its fair share of 5 among 3
+    assert set().union(*held) == set(sources) and sum(map(len, held)) == len(sources)
+    # a busy source is kept: c's runs of it are still in progress
+    c.beat(sources, busy=set(c.since))
+    assert set(c.since) == held[2]
+    c.release()  # a clean stop: the others take its sources at once
+    a.beat(sources)
+    b.beat(sources)
+    assert set(a.since) | set(b.since) == set(sources) and not set(a.since) & set(b.since)
+    catalog.close()

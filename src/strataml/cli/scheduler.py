@@ -18,12 +18,18 @@ scheduler_app = typer.Typer(
 @scheduler_app.callback()
 def scheduler(
     ctx: typer.Context,
-    pipeline: Annotated[list[str] | None, typer.Option("--pipeline", "-p", help="only this pipeline (repeatable)")] = None,
+    pipeline: Annotated[
+        list[str] | None, typer.Option("--pipeline", "-p", help="only this pipeline (repeatable)")
+    ] = None,
     poll: Annotated[float, typer.Option(help="seconds between polls of the triggers")] = 1.0,
-    lease: Annotated[float, typer.Option(help="seconds a lease outlives this scheduler's last heartbeat")] = 30.0,
+    lease: Annotated[
+        float, typer.Option(help="seconds a lease outlives this scheduler's last heartbeat")
+    ] = 30.0,
     max_runs: Annotated[int, typer.Option(help="runs executing at once in this process")] = 4,
     engine: Annotated[str, typer.Option(help="where steps run: local or ray")] = "local",
-    drain: Annotated[float, typer.Option(help="seconds to wait for runs in progress when stopping")] = 30.0,
+    drain: Annotated[
+        float, typer.Option(help="seconds to wait for runs in progress when stopping")
+    ] = 30.0,
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     json_out: JsonOpt = False,
     workspace: WorkspaceOpt = None,
@@ -42,10 +48,20 @@ def scheduler(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ws = open_workspace(workspace)
     launched = run_scheduler(
-        ws, pipelines=pipeline or None, poll_s=poll, lease_s=lease, max_runs=max_runs, engine=engine, drain_s=drain,
+        ws,
+        pipelines=pipeline or None,
+        poll_s=poll,
+        lease_s=lease,
+        max_runs=max_runs,
+        engine=engine,
+        drain_s=drain,
         duration_s=duration,
     )
-    emit({"launched": launched}, json_out, lambda d: console.print(f"scheduler stopped; launched {launched} run(s)"))
+    emit(
+        {"launched": launched},
+        json_out,
+        lambda d: console.print(f"scheduler stopped; launched {launched} run(s)"),
+    )
 
 
 @scheduler_app.command("status")
@@ -62,7 +78,9 @@ def status(
 
 
 def _show(data: dict[str, Any]) -> None:
-    table("schedules", data["schedules"], ["pipeline", "schedule", "catchup", "next_tick", "held_by"])
+    table(
+        "schedules", data["schedules"], ["pipeline", "schedule", "catchup", "next_tick", "held_by"]
+    )
     table("triggers", data["triggers"], ["pipeline", "trigger", "cursor", "held_by"])
     table("schedulers", data["schedulers"], ["holder", "heartbeat_at", "expires_at"])
     table("leases", data["leases"], ["name", "holder", "alive", "expires_at"])

@@ -161,6 +161,8 @@ class Scheduler:
     def run(self, *, duration_s: float | None = None) -> int:
         """Schedule until :meth:`stop` (or ``duration_s``); the runs it launched."""
         deadline = None if duration_s is None else time.monotonic() + duration_s
+        if not self.sources:
+            log.warning("no pipeline declares a schedule or triggers; nothing to run")
         beats = threading.Thread(
             target=self._heartbeat, name="strata-scheduler-heartbeat", daemon=True
         )

@@ -163,7 +163,7 @@ def on_queue(
     params: dict[str, Any] | None = None,
 ) -> Trigger:
     """Run for each message on ``queue`` (at ``url``; default the workspace's queue setting)."""
-    from strataml.spine.queue import check_queue_name
+    from strataml.spine import check_queue_name
 
     check_queue_name(_target(queue, "on_queue's queue name"))
     return Trigger("queue", queue, (("url", url),), id, _params(params))

@@ -31,7 +31,15 @@ if TYPE_CHECKING:
         pipeline_runs,
         pipeline_steps,
     )
-    from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
+    from strataml.spine.queue import (
+        DeadLetter,
+        Delivery,
+        Outgoing,
+        Queue,
+        QueueError,
+        check_queue_name,
+        open_queue,
+    )
     from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
     from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
@@ -92,6 +100,7 @@ _EXPORTS = {
     "Outgoing": "queue",
     "Queue": "queue",
     "QueueError": "queue",
+    "check_queue_name": "queue",
     "open_queue": "queue",
     "Settings": "settings",
     "load_settings": "settings",
@@ -125,6 +134,7 @@ __all__ = [
     "Workspace",
     "append_event",
     "check_name",
+    "check_queue_name",
     "confine",
     "confine_key",
     "current_actor",
