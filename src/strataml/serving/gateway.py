@@ -35,6 +35,7 @@ from strataml.serving.continuity import (
     champion_or_earlier,
     without_champion,
 )
+from strataml.serving.errorlog import ErrorLog, error_log_dir
 from strataml.serving.lookup import FeatureLookup, Features
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Decision, Limit, RateLimiter, open_buckets
@@ -61,6 +62,7 @@ from strataml.serving.traffic import (
     Traffic,
     TrafficTable,
     delete_traffic,
+    refs,
     route,
     set_traffic,
     traffic_check,
@@ -141,6 +143,7 @@ class Gateway(BackendCalls):
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
+        self.arm_failures = ErrorLog(error_log_dir(ws.state_dir))  # a canary's failures, kept with its version
         # a catalog on a database server: keys and traffic are polled off the loop and
         # requests read the copy, so that no request waits on (or hangs with) the server
         self._poll_catalog = not self.keys.watcher.exact
@@ -197,6 +200,7 @@ class Gateway(BackendCalls):
             self.traffic.refresh_if_changed()
         for name in self.config.preload:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.models.get, name, self.traffic.get(name).champion)
+        await self._warm()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
         self._closing = False
         self._watch_log()
@@ -217,13 +221,29 @@ class Gateway(BackendCalls):
                     if self._catalog_seen is not seen:
                         self.unservable.clear()  # a new version or alias is tried again
                         self.lookup.clear()
+                        await self._warm()
                 elif self._model_watcher.changed():
                     self.unservable.clear()  # a restored artifact or a new version is tried again
                     self.lookup.clear()
                     self.traffic.refresh_if_changed()
                     await loop.run_in_executor(self.executor, self.models.refresh)
+                    await self._warm()
             except Exception as exc:  # a transient catalog (or metrics) error must not stop refreshing
                 log.warning("refresh failed: %s", exc)
+
+    async def _warm(self) -> None:
+        """Load the versions configured deployments route to (a canary, A/B variants, a
+        shadow) before their first request, so that none of them answers its first
+        requests late — a canary judged on its latency would be judged on its loading."""
+        loop = asyncio.get_running_loop()
+        for name, traffic in self.traffic.configured().items():
+            for _, ref in refs(traffic):
+                if self.models.cached(name, ref) is not None or f"{name}@{ref}" in self.unservable:
+                    continue
+                try:
+                    await loop.run_in_executor(self.executor, self.models.get, name, ref)
+                except Exception as exc:  # the request path reports it (and records a canary's failure)
+                    log.warning("deployment %s: %s could not be loaded ahead of traffic: %s", name, ref, exc)
 
     async def shutdown(self) -> None:
         """Drain requests in flight, then flush the prediction log and release everything."""
@@ -248,6 +268,7 @@ class Gateway(BackendCalls):
         self.keys.close()
         self.traffic.close()
         self._model_watcher.close()
+        self.arm_failures.close()
         self.closed = True
         self.started = False
 
@@ -416,8 +437,9 @@ class Gateway(BackendCalls):
         if ref != tr.champion:
             try:
                 s = await self.servable(name, ref, deadline)
-            except NotFound as exc:
+            except (NotFound, ModelUnservable) as exc:
                 log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
+                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": _version_of(ref)}, 503, type(exc).__name__)
                 arm = "champion"
         s.check_instances(instances)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
@@ -442,6 +464,8 @@ class Gateway(BackendCalls):
             raise
         except Exception as exc:
             rows = instances
+            if s is not champion:  # the arm's failure stays on record under its version, whoever answers
+                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": str(s.version)}, 500, type(exc).__name__)
             result = await self._fallback(name, s, tr, instances, ck, deadline, exc)
         if tr.shadow:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
@@ -614,6 +638,11 @@ class Gateway(BackendCalls):
             loaded = sorted({v for (m, v, _) in self._batchers if m == n})
             out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
         return out
+
+
+def _version_of(ref: str) -> str:
+    """The version number a ``vN`` reference names, else ``-`` (an alias not resolved)."""
+    return ref[1:] if ref[:1] == "v" and ref[1:].isdigit() else "-"
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:

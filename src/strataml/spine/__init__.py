@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
     from strataml.spine.hashing import definition_hash
+    from strataml.spine.loop_tables import loop_runs
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.pipeline_tables import (
@@ -31,7 +32,16 @@ if TYPE_CHECKING:
         pipeline_runs,
         pipeline_steps,
     )
-    from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
+    from strataml.spine.queue import (
+        DeadLetter,
+        Delivery,
+        Outgoing,
+        Queue,
+        QueueError,
+        check_queue_name,
+        open_queue,
+    )
+    from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
     from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
@@ -71,6 +81,7 @@ _EXPORTS = {
     "list_events": "events",
     "failpoint": "faults",
     "definition_hash": "hashing",
+    "loop_runs": "loop_tables",
     "monitor_log_offsets": "monitor_tables",
     "monitor_profiles": "monitor_tables",
     "monitor_windows": "monitor_tables",
@@ -83,11 +94,15 @@ _EXPORTS = {
     "pipeline_logs": "pipeline_tables",
     "pipeline_runs": "pipeline_tables",
     "pipeline_steps": "pipeline_tables",
+    "scheduler_cursors": "scheduler_tables",
+    "scheduler_leases": "scheduler_tables",
+    "scheduler_ticks": "scheduler_tables",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
     "Queue": "queue",
     "QueueError": "queue",
+    "check_queue_name": "queue",
     "open_queue": "queue",
     "Settings": "settings",
     "load_settings": "settings",
@@ -121,6 +136,7 @@ __all__ = [
     "Workspace",
     "append_event",
     "check_name",
+    "check_queue_name",
     "confine",
     "confine_key",
     "current_actor",
@@ -132,6 +148,7 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "loop_runs",
     "model_names",
     "monitor_alerts",
     "monitor_log_offsets",
@@ -151,6 +168,9 @@ __all__ = [
     "quote_ident",
     "quote_literal",
     "redis_client",
+    "scheduler_cursors",
+    "scheduler_leases",
+    "scheduler_ticks",
     "scheme_of",
     "sha256_file",
     "use_wal",
