@@ -27,6 +27,7 @@ TOP_LEVEL = {
     "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
     "check_alerts", "drift", "quality", "slo", "Worker", "WorkerConfig", "Outgoing", "open_queue", "prediction_lineage", "get_traffic", "list_alerts", "list_datasets",
     "Pipeline", "run_pipeline", "step",
+    "Schedule", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue", "Retrain", "Canary", "Check",
 }
 
 
@@ -64,11 +65,12 @@ LAYER_NAMES = {
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "confine", "confine_key",
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
-        "list_events", "load_definitions", "load_settings", "model_names", "monitor_alerts",
+        "list_events", "load_definitions", "load_settings", "loop_runs", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
         "open_catalog", "open_queue", "owner_tag", "parse_duration", "pipeline_attempts", "pipeline_cache",
         "pipeline_logs", "pipeline_runs", "pipeline_steps", "quote_ident", "quote_literal", "redis_client",
-        "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet"
+        "scheduler_cursors", "scheduler_leases", "scheduler_ticks", "scheme_of", "sha256_file", "use_wal",
+        "user_code", "utcnow", "write_parquet"
     },
     "strataml.data": {
         "LATEST", "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec",
@@ -87,28 +89,33 @@ LAYER_NAMES = {
         "ModelFormat", "Predictor", "Run", "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune",
         "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
         "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
-        "metric_history", "model_lineage", "package_versions", "prepare", "resolve_model", "resolve_run_id",
-        "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices", "start_run", "train"
+        "metric_history", "model_lineage", "move_alias", "package_versions", "prepare", "resolve_model",
+        "resolve_run_id", "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices",
+        "start_run", "train"
     },
     "strataml.serving": {
         "PUBLIC", "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig",
         "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels", "Servable", "Traffic",
         "Variant", "create_app", "create_key", "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded",
         "get_traffic", "list_keys", "list_traffic", "openapi_document", "prediction_log_dir",
-        "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic"
+        "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
+        "write_traffic"
     },
     "strataml.monitoring": {
         "KLL_K", "MAX_CATEGORIES", "Alert", "AlertEvent", "AlertRule", "CategoricalSummary", "DriftReport",
         "FoldResult", "NumericSummary", "Profile", "QualityReport", "SloReport", "Thresholds", "check_alerts",
         "dataset_drift", "drift", "fold", "list_alerts", "prediction_lineage", "profile", "quality",
-        "run_monitor", "slo", "window_profile"
+        "run_monitor", "slo", "version_drift", "window_profile"
     },
     "strataml.pipelines": {
-        "DriftDetected", "Input", "Ledger", "Pipeline", "PipelineError", "PipelineRun", "Step", "StepContext",
-        "StepOutputError", "StepRun", "Worker", "WorkerConfig", "cancel_run", "create_run", "drift_step",
-        "execute_run", "export_step", "get_run", "ingest_step", "list_runs", "materialize_step", "recover_runs",
-        "resolve_pipeline", "resume_run", "run_attempts", "run_logs", "run_pipeline", "run_worker",
-        "score_step", "step", "train_step"
+        "Canary", "Check", "CheckResult", "DriftDetected", "Input", "Ledger", "LoopRun", "Pipeline",
+        "PipelineError", "PipelineRun", "Retrain", "Schedule", "Scheduler", "Step", "StepContext",
+        "StepOutputError", "StepRun", "Trigger", "Worker", "WorkerConfig", "abort", "advance", "advance_loops",
+        "approve", "cancel_run", "create_run", "drift_step", "execute_run", "export_step", "get_loop",
+        "get_run", "ingest_step", "list_loops", "list_runs", "materialize_step", "on_alert", "on_dataset",
+        "on_files", "on_pipeline", "on_queue", "recover_runs", "resolve_pipeline", "resume_run", "run_attempts",
+        "run_logs", "run_pipeline", "run_scheduler", "run_worker", "scheduler_status", "score_step",
+        "start_canary", "step", "train_step"
     },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",

@@ -25,7 +25,10 @@ def scoring_ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("scoring") / "ws"
     ws = st.Workspace.init(root)
     build(ws)
-    keys = {"fraud": create_key(ws.catalog, ["predict:fraud"])[1], "other": create_key(ws.catalog, ["predict:other"])[1]}
+    keys = {
+        "fraud": create_key(ws.catalog, ["predict:fraud"])[1],
+        "other": create_key(ws.catalog, ["predict:other"])[1],
+    }
     ws.close()
     return {"root": root, "keys": keys}
 
@@ -35,9 +38,15 @@ def queue_url(backend: str, root: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{root}/queue-{uuid.uuid4().hex[:8]}.db"
     if backend == "redis":
-        return need_server("Redis", os.environ.get("STRATA_TEST_REDIS", "redis://127.0.0.1:6379/0"), 6379)
+        return need_server(
+            "Redis", os.environ.get("STRATA_TEST_REDIS", "redis://127.0.0.1:6379/0"), 6379
+        )
     if backend == "rabbitmq":
-        return need_server("RabbitMQ", os.environ.get("STRATA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/"), 5672)
+        return need_server(
+            "RabbitMQ",
+            os.environ.get("STRATA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/"),
+            5672,
+        )
     return need_server("NATS", os.environ.get("STRATA_TEST_NATS", "nats://127.0.0.1:4222"), 4222)
 
 
@@ -60,6 +69,7 @@ def publish(url: str, queue: str, messages: list[Outgoing]) -> None:
 
 def drain(url: str, queue: str, wait: float = 3.0) -> list[tuple[str, dict[str, Any]]]:
     """Every message on ``queue`` (id, JSON body), acknowledged."""
+
     async def go() -> list[tuple[str, dict[str, Any]]]:
         q = open_queue(url)
         out = []
@@ -75,9 +85,15 @@ def drain(url: str, queue: str, wait: float = 3.0) -> list[tuple[str, dict[str, 
     return asyncio.run(go())
 
 
-def request(key: str, instance: dict[str, Any], model: str = "fraud", id: str | None = None) -> Outgoing:
+def request(
+    key: str, instance: dict[str, Any], model: str = "fraud", id: str | None = None
+) -> Outgoing:
     """A scoring request message."""
-    return Outgoing(orjson.dumps({"model": model, "instances": [instance]}), id or uuid.uuid4().hex, {"authorization": f"Bearer {key}"})
+    return Outgoing(
+        orjson.dumps({"model": model, "instances": [instance]}),
+        id or uuid.uuid4().hex,
+        {"authorization": f"Bearer {key}"},
+    )
 
 
 Req = Callable[..., Outgoing]

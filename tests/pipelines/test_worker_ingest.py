@@ -33,24 +33,74 @@ user_clicks = st.FeatureView("user_clicks", entity=user, source="clicks", ttl="3
 
 
 def event(i: int, amount: object = None) -> Outgoing:
-    row = {"user_id": f"u{i % 7}", "amount": float(i) if amount is None else amount, "ts": f"2026-03-01T00:{i // 60:02d}:{i % 60:02d}"}
+    row = {
+        "user_id": f"u{i % 7}",
+        "amount": float(i) if amount is None else amount,
+        "ts": f"2026-03-01T00:{i // 60:02d}:{i % 60:02d}",
+    }
     return Outgoing(orjson.dumps(row), f"e{i}")
 
 
-def run(python: str, env: dict[str, str], root: Path, url: str, queue: str, *extra: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    python: str,
+    env: dict[str, str],
+    root: Path,
+    url: str,
+    queue: str,
+    *extra: str,
+    failpoint: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     e = {**env, "STRATA_FAILPOINT": failpoint} if failpoint else env
-    return subprocess.run([python, "-m", "strataml", "worker", "--mode", "ingest", "--contract", "clicks", "--queue", queue, "--url", url,
-                           "-w", str(root), "--lease", "3", "--interval", "0.5", *extra], env=e, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [
+            python,
+            "-m",
+            "strataml",
+            "worker",
+            "--mode",
+            "ingest",
+            "--contract",
+            "clicks",
+            "--queue",
+            queue,
+            "--url",
+            url,
+            "-w",
+            str(root),
+            "--lease",
+            "3",
+            "--interval",
+            "0.5",
+            *extra,
+        ],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_events_become_versions_once_despite_sigkill(backend: str, tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+def test_events_become_versions_once_despite_sigkill(
+    backend: str, tmp_path: Path, python: str, cli_env: dict[str, str]
+) -> None:
     root = tmp_path / "ws"
     st.Workspace.init(root, example=False).close()
     (root / "definitions.py").write_text(DEFINITIONS)
     url, queue = queue_url(backend, tmp_path), f"events-{uuid.uuid4().hex[:8]}"
     publish(url, queue, [event(i) for i in range(20)])
-    killed = run(python, cli_env, root, url, queue, "--batch-rows", "20", "--idle-exit", "2", failpoint="worker.before_ack")
+    killed = run(
+        python,
+        cli_env,
+        root,
+        url,
+        queue,
+        "--batch-rows",
+        "20",
+        "--idle-exit",
+        "2",
+        failpoint="worker.before_ack",
+    )
     assert killed.returncode == -9, killed.stderr
     publish(url, queue, [*(event(i) for i in range(20, 45)), event(45, amount="not a number")])
 
@@ -59,12 +109,16 @@ def test_events_become_versions_once_despite_sigkill(backend: str, tmp_path: Pat
     ws = st.Workspace.open(root)
     versions = list_versions(ws, "clicks")
     assert versions[0].rows == 20  # the batch ingested before the kill
-    assert versions[-1].rows == 45, [v.rows for v in versions]  # every good event once; the bad one quarantined
+    assert versions[-1].rows == 45, [
+        v.rows for v in versions
+    ]  # every good event once; the bad one quarantined
     assert len(versions) >= 2
     ws.close()
 
 
-def test_events_update_online_features(tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+def test_events_update_online_features(
+    tmp_path: Path, python: str, cli_env: dict[str, str]
+) -> None:
     import datetime as dt
 
     from strataml.features import apply, get_online_features
@@ -86,13 +140,20 @@ def test_events_update_online_features(tmp_path: Path, python: str, cli_env: dic
     r = run(python, cli_env, root, url, queue, "--materialize", "user_clicks", "--idle-exit", "1.5")
     assert r.returncode == 0, r.stderr
     ws = st.Workspace.open(root)
-    got = get_online_features(ws, ["user_clicks"], [{"user_id": "a"}, {"user_id": "b"}, {"user_id": "c"}])
+    got = get_online_features(
+        ws, ["user_clicks"], [{"user_id": "a"}, {"user_id": "b"}, {"user_id": "c"}]
+    )
     assert [(g["spend_1d"], g["clicks_1d"]) for g in got[:2]] == [(15.0, 2), (1.0, 1)]
     assert got[2]["spend_1d"] is None
     ws.close()
 
     publish(url, queue, [click(3, "b", 4.0)])  # the next batch moves b's features
-    assert run(python, cli_env, root, url, queue, "--materialize", "user_clicks", "--idle-exit", "1.5").returncode == 0
+    assert (
+        run(
+            python, cli_env, root, url, queue, "--materialize", "user_clicks", "--idle-exit", "1.5"
+        ).returncode
+        == 0
+    )
     ws = st.Workspace.open(root)
     assert get_online_features(ws, ["user_clicks"], [{"user_id": "b"}])[0]["spend_1d"] == 5.0
     ws.close()

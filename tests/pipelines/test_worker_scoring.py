@@ -16,22 +16,54 @@ from strataml.serving.audit import log_dir, query
 from .conftest import BACKENDS, drain, publish, queue_url, request
 
 
-def worker(python: str, env: dict[str, str], root: Path, url: str, queue: str, *extra: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+def worker(
+    python: str,
+    env: dict[str, str],
+    root: Path,
+    url: str,
+    queue: str,
+    *extra: str,
+    failpoint: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     e = dict(env)
     if failpoint:
         e["STRATA_FAILPOINT"] = failpoint
-    return subprocess.run([python, "-m", "strataml", "worker", "--queue", queue, "--url", url, "-w", str(root), "--json", *extra],
-                          env=e, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [
+            python,
+            "-m",
+            "strataml",
+            "worker",
+            "--queue",
+            queue,
+            "--url",
+            url,
+            "-w",
+            str(root),
+            "--json",
+            *extra,
+        ],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def logged(root: Path, ids: set[str]) -> list[dict[str, Any]]:
-    return [r for r in query(log_dir(root / ".strata"), "fraud", limit=None) if r["request_id"] in ids]
+    return [
+        r for r in query(log_dir(root / ".strata"), "fraud", limit=None) if r["request_id"] in ids
+    ]
 
 
-def test_requests_answered_with_auth_features_and_the_log(scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+def test_requests_answered_with_auth_features_and_the_log(
+    scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]
+) -> None:
     root, keys = scoring_ws["root"], scoring_ws["keys"]
     url, queue = queue_url("sqlite", tmp_path), f"score-{uuid.uuid4().hex[:8]}"
-    good = [request(keys["fraud"], {"user_id": f"u{i}", "amount_now": 10.0 * i}) for i in range(1, 6)]
+    good = [
+        request(keys["fraud"], {"user_id": f"u{i}", "amount_now": 10.0 * i}) for i in range(1, 6)
+    ]
     unknown_user = request(keys["fraud"], {"user_id": "nobody", "amount_now": 10.0})
     wrong_scope = request(keys["other"], {"user_id": "u1", "amount_now": 10.0})
     bad_key = request("not-a-key", {"user_id": "u1", "amount_now": 10.0})
@@ -44,9 +76,16 @@ def test_requests_answered_with_auth_features_and_the_log(scoring_ws: dict[str, 
     assert set(replies) == {m.id for m in [*good, unknown_user, wrong_scope, bad_key, bad_input]}
     for m in good:
         rep = replies[m.id]
-        assert rep["request_id"] == m.id and rep["model"] == "fraud" and rep["version"] == 1 and not rep["degraded"]
+        assert (
+            rep["request_id"] == m.id
+            and rep["model"] == "fraud"
+            and rep["version"] == 1
+            and not rep["degraded"]
+        )
         assert len(rep["predictions"]) == 1 and 0.0 <= rep["predictions"][0] <= 1.0
-    assert len({replies[m.id]["predictions"][0] for m in good}) > 1  # features and amounts differ per request
+    assert (
+        len({replies[m.id]["predictions"][0] for m in good}) > 1
+    )  # features and amounts differ per request
     assert replies[wrong_scope.id]["error"]["status"] == 403
     assert replies[bad_key.id]["error"]["status"] == 401
     assert replies[bad_input.id]["error"]["status"] == 422
@@ -60,13 +99,30 @@ def test_requests_answered_with_auth_features_and_the_log(scoring_ws: dict[str, 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_sigkill_before_ack_loses_nothing_and_repeats_nothing(backend: str, scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
+def test_sigkill_before_ack_loses_nothing_and_repeats_nothing(
+    backend: str, scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]
+) -> None:
     root, key = scoring_ws["root"], scoring_ws["keys"]["fraud"]
     url, queue = queue_url(backend, tmp_path), f"kill-{uuid.uuid4().hex[:8]}"
     first = [request(key, {"user_id": f"u{i % 40}", "amount_now": float(i)}) for i in range(30)]
-    publish(url, queue, [*first, first[3]])  # an id published twice: answered once whatever the backend
-    killed = worker(python, cli_env, root, url, queue, "--lease", "3", "--idle-exit", "2", failpoint="worker.before_ack")
-    assert killed.returncode == -9, killed.stderr  # died after its effects, before its acknowledgement
+    publish(
+        url, queue, [*first, first[3]]
+    )  # an id published twice: answered once whatever the backend
+    killed = worker(
+        python,
+        cli_env,
+        root,
+        url,
+        queue,
+        "--lease",
+        "3",
+        "--idle-exit",
+        "2",
+        failpoint="worker.before_ack",
+    )
+    assert killed.returncode == -9, (
+        killed.stderr
+    )  # died after its effects, before its acknowledgement
     later = [request(key, {"user_id": f"u{i % 40}", "amount_now": float(i)}) for i in range(30, 40)]
     publish(url, queue, later)
 

@@ -40,6 +40,16 @@ def _without_commands(info: TyperInfo) -> TyperInfo:
         sub = copy.copy(info.typer_instance)
         sub.registered_commands = []
         sub.registered_groups = []
+        callback = sub.registered_callback
+        if callback is not None and callback.callback is not None:
+            real = callback.callback
+
+            def summary() -> None:
+                """Stands in for the group's own command while its parent lists it."""
+
+            summary.__doc__ = real.__doc__
+            sub.registered_callback = copy.copy(callback)
+            sub.registered_callback.callback = summary
         light.typer_instance = sub
     return light
 

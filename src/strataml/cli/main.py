@@ -10,11 +10,13 @@ from strataml.cli import (
     dashboard,
     data,
     features,
+    loops,  # noqa: F401  (adds loops, advance and abort to pipelines_app)
     models,
     monitor,
     monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
     pipelines,
     queue,
+    scheduler,
     serving,
 )
 from strataml.cli.lazy_group import lazy_group
@@ -59,6 +61,7 @@ commands.command("ui")(dashboard.ui)
 commands.add_typer(queue.queue_app, name="queue")
 commands.command("worker")(queue.worker)
 commands.add_typer(pipelines.pipelines_app, name="pipelines")
+commands.add_typer(scheduler.scheduler_app, name="scheduler")
 
 
 @commands.command("demo")

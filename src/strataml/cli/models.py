@@ -240,6 +240,25 @@ def models_rollback(
     emit(out, as_json, lambda d: console.print(f"{d['model']}@{d['alias']}: v{d['from']} → v{d['to']} (rolled back)"))
 
 
+@models_app.command("approve")
+def models_approve(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION of the canary waiting for approval, e.g. fraud@3")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve the promotion of a canary (the closed loop's optional human step): promoted
+    at once when its checks have passed, else as soon as they do."""
+    from strataml.pipelines import approve
+
+    ws = open_workspace(workspace)
+    run = approve(ws, ref)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"{d['model']} v{d['canary_version']}: approved by {d['approved_by']}; loop {d['id']} is {d['state']}")
+
+    emit(run.to_dict(), as_json, human)
+
+
 @models_app.command("lineage")
 def models_lineage(
     name: Annotated[str, typer.Argument(help="model name")],

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strataml.dashboard import observed, views
+from strataml.dashboard import _loops, observed, views
 from strataml.dashboard.session import COOKIE, LIFETIME_S, Sessions
 from strataml.errors import NotFound, StrataError, UnsafePath
 from strataml.monitoring import prediction_lineage
@@ -297,6 +297,17 @@ class Dashboard:
 
         return self.render(request, "events.html", title="Events", kind=kind, **await self.call(gather))
 
+    async def loops(self, request: Request, key: ApiKey) -> Response:
+        return self.render(request, "loops.html", title="Loops", d=await self.call(_loops.loops, self.ws))
+
+    async def loop(self, request: Request, key: ApiKey) -> Response:
+        d = await self.call(_loops.loop, self.ws, request.path_params["id"])
+        run = d["run"]
+        return self.render(request, "loop.html", title=f"Loop of {run['model']} v{run['canary_version']}", d=d)
+
+    async def api_loop(self, request: Request, key: ApiKey) -> Response:
+        return self.json(await self.call(_loops.loop_chart, self.ws, request.path_params["id"]))
+
     async def lineage(self, request: Request, key: ApiKey) -> Response:
         rid = request.query_params.get("request_id", "").strip()
         lin = await self.call(prediction_lineage, self.ws, rid) if rid else None
@@ -353,6 +364,9 @@ class Dashboard:
             Route("/quality/{name}", g(self.quality)),
             Route("/events", g(self.events)),
             Route("/lineage", g(self.lineage)),
+            Route("/loops", g(self.loops)),
+            Route("/loops/{id}", g(self.loop)),
+            Route("/api/loops/{id}", a(self.api_loop)),
             Route("/api/datasets/{name}", a(self.api_dataset)),
             Route("/api/models/{name}", a(self.api_model)),
             Route("/api/events", a(self.api_events)),

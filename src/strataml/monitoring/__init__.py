@@ -17,7 +17,7 @@ from strataml.monitoring.alerts import (
     list_alerts,
     run_monitor,
 )
-from strataml.monitoring.drift import dataset_drift, drift
+from strataml.monitoring.drift import dataset_drift, drift, version_drift
 from strataml.monitoring.profiles import Profile, profile
 from strataml.monitoring.quality import QualityReport, quality
 from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSummary, NumericSummary
@@ -49,5 +49,6 @@ __all__ = [
     "quality",
     "run_monitor",
     "slo",
+    "version_drift",
     "window_profile",
 ]

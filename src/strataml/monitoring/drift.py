@@ -65,6 +65,22 @@ def drift(ws: Workspace, model: str, *, deployment: str | None = None, since: st
     )
 
 
+def version_drift(ws: Workspace, model: str, reference: int, current: int, *, deployment: str | None = None,
+                  since: dt.datetime | None = None, thresholds: Thresholds | dict[str, Any] | None = None) -> DriftReport:
+    """Drift between two versions of a model serving side by side (a canary against its
+    champion): the live inputs and outputs of ``current`` against those of ``reference``
+    over the same minutes, from ``since`` on (the minute it falls in), folded first."""
+    th = Thresholds.of(thresholds)
+    fold(ws)
+    start = None if since is None else int(since.timestamp() // 60)
+    ref = window_profile(ws, model, reference, deployment=deployment, start_minute=start)
+    cur = window_profile(ws, model, current, deployment=deployment, start_minute=start)
+    names = [c for c in ref.columns if c in cur.columns]
+    where = f" deployment {deployment}" if deployment else ""
+    return report(f"{model}@v{reference} live{where}", f"{model}@v{current} live{where}", ref.columns, cur.columns, names,
+                  (ref.rows, cur.rows), th, (ref.prediction, cur.prediction))
+
+
 def dataset_drift(ws: Workspace, reference: str, current: str, *, columns: list[str] | None = None,
                   thresholds: Thresholds | dict[str, Any] | None = None) -> DriftReport:
     """Drift between two dataset versions, from their stored profiles (built on first use):

@@ -69,10 +69,11 @@ def _threshold(ws: Workspace, deployment: str, given: float | None) -> float:
 
 
 def joined(ws: Workspace, model: str, labels: str | None, *, by: str = "version", horizon: str | float = "30d",
-           deployment: str | None = None) -> tuple[pa.Table, str]:
+           deployment: str | None = None, since: dt.datetime | None = None) -> tuple[pa.Table, str]:
     """The model's live predictions with their labels (``label`` null when none arrived yet).
 
-    Columns: ``version``, ``window`` (start of the hour/day, or null by version),
+    ``since`` keeps the predictions made at or after that time. Columns: ``version``,
+    ``window`` (start of the hour/day, or null by version),
     ``prediction`` (the logged output as a number) and ``label``. Also returns how the
     join was made (``"request_id"`` or ``"entity:<key>"``).
     """
@@ -86,6 +87,8 @@ def joined(ws: Workspace, model: str, labels: str | None, *, by: str = "version"
     where = f"model = {quote_literal(model)} AND mode = 'live'"
     if deployment:
         where += f" AND deployment = {quote_literal(deployment)}"
+    if since is not None:
+        where += f" AND ts >= CAST({quote_literal(since.isoformat())} AS TIMESTAMPTZ)"
     window = {"version": "NULL::TIMESTAMPTZ", "day": "date_trunc('day', p.ts)", "hour": "date_trunc('hour', p.ts)"}[by]
     has_log = directory.is_dir() and any(directory.glob("*.jsonl"))
     empty = pa.table({"version": pa.array([], pa.int64()), "window": pa.array([], pa.timestamp("us", tz="UTC")),
@@ -248,11 +251,13 @@ def _calibrator(ws: Workspace, model: str, version: int) -> Calibrator | None:
 
 
 def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version", horizon: str | float = "30d",
-            deployment: str | None = None, threshold: float | None = None, estimate: bool = True) -> QualityReport:
+            deployment: str | None = None, threshold: float | None = None, estimate: bool = True,
+            since: dt.datetime | None = None) -> QualityReport:
     """Realised quality of ``model``'s live predictions against the ``labels`` dataset, per
     version and window (``by`` ``version``, ``day`` or ``hour``), with the estimated figures
-    for binary classifiers beside them. ``labels=None`` gives the estimates alone."""
-    table, how = joined(ws, model, labels, by=by, horizon=horizon, deployment=deployment)
+    for binary classifiers beside them. ``labels=None`` gives the estimates alone; ``since``
+    keeps the predictions made from that time on (two versions compared over the same span)."""
+    table, how = joined(ws, model, labels, by=by, horizon=horizon, deployment=deployment, since=since)
     thr = _threshold(ws, deployment or model, threshold)
     version = table["version"].to_numpy(zero_copy_only=False)
     window = table["window"].cast(pa.int64()).to_numpy(zero_copy_only=False) if by != "version" else np.zeros(len(version), dtype=np.int64)

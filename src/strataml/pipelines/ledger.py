@@ -39,7 +39,9 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.con = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         use_wal(self.con)
         self.con.execute("PRAGMA synchronous=FULL")
         self.con.executescript(_SCHEMA)
@@ -48,10 +50,12 @@ class Ledger:
         """The recorded (state, batch, result) of those of ``ids`` the ledger knows."""
         out: dict[str, Entry] = {}
         for i in range(0, len(ids), 500):
-            chunk = list(ids[i:i + 500])
+            chunk = list(ids[i : i + 500])
             marks = ",".join("?" * len(chunk))
             for mid, state, batch, result in self.con.execute(
-                f"SELECT id, state, batch, result FROM effects WHERE queue = ? AND id IN ({marks})", [queue, *chunk]):
+                f"SELECT id, state, batch, result FROM effects WHERE queue = ? AND id IN ({marks})",
+                [queue, *chunk],
+            ):
                 out[mid] = (state, batch, result)
         return out
 
@@ -61,8 +65,10 @@ class Ledger:
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.executemany("INSERT OR REPLACE INTO effects (queue, id, state, batch, result, at) VALUES (?, ?, ?, ?, ?, ?)",
-                            [(queue, mid, state, batch, result, now) for mid, state, batch, result in rows])
+            con.executemany(
+                "INSERT OR REPLACE INTO effects (queue, id, state, batch, result, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(queue, mid, state, batch, result, now) for mid, state, batch, result in rows],
+            )
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -73,7 +79,10 @@ class Ledger:
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.executemany("UPDATE effects SET state = ? WHERE queue = ? AND id = ?", [(state, queue, mid) for mid in ids])
+            con.executemany(
+                "UPDATE effects SET state = ? WHERE queue = ? AND id = ?",
+                [(state, queue, mid) for mid in ids],
+            )
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -81,7 +90,10 @@ class Ledger:
 
     def prune(self, older_than_s: float) -> int:
         """Forget finished effects recorded more than ``older_than_s`` seconds ago; how many."""
-        cur = self.con.execute("DELETE FROM effects WHERE state IN ('replied', 'done') AND at < ?", (time.time() - older_than_s,))
+        cur = self.con.execute(
+            "DELETE FROM effects WHERE state IN ('replied', 'done') AND at < ?",
+            (time.time() - older_than_s,),
+        )
         return int(cur.rowcount)
 
     def close(self) -> None:

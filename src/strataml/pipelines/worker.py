@@ -67,7 +67,9 @@ class WorkerConfig:
     batch: int = 128
     lease_s: float = 30.0
     linger_s: float = 0.005
-    keep_effects_s: float = 7 * 86400.0  #: how long a message's effect record is kept (redelivery comes sooner)
+    keep_effects_s: float = (
+        7 * 86400.0
+    )  #: how long a message's effect record is kept (redelivery comes sooner)
     contract: str | None = None
     dataset: str | None = None
     batch_rows: int = 10_000
@@ -84,12 +86,16 @@ class BadMessage(StrataError):
 class Worker:
     """Consumes one queue until stopped (see the module docstring)."""
 
-    def __init__(self, ws: Workspace, queue: Queue, config: WorkerConfig, gateway: Gateway | None = None) -> None:
+    def __init__(
+        self, ws: Workspace, queue: Queue, config: WorkerConfig, gateway: Gateway | None = None
+    ) -> None:
         check_name(config.queue, "queue name")
         if config.mode == "ingest" and not config.contract:
             raise ConfigError("an ingesting worker needs a contract", hint="pass --contract NAME")
         if config.mode == "ingest":
-            data_layer.resolve_contract(ws, str(config.contract))  # a missing contract stops the worker before it takes a message
+            data_layer.resolve_contract(
+                ws, str(config.contract)
+            )  # a missing contract stops the worker before it takes a message
         self.ws = ws
         self.q = queue
         self.cfg = config
@@ -107,7 +113,12 @@ class Worker:
         """Consume until :meth:`stop` (or ``idle_exit_s`` without messages); the messages handled."""
         cfg = self.cfg
         if cfg.mode == "score" and self.gw is None:
-            self.gw = Gateway(self.ws, config=GatewayConfig(rate=None, burst=None, audit_fsync=cfg.audit_fsync, max_batch=256))
+            self.gw = Gateway(
+                self.ws,
+                config=GatewayConfig(
+                    rate=None, burst=None, audit_fsync=cfg.audit_fsync, max_batch=256
+                ),
+            )
         if self.gw is not None and not self.gw.started:
             await self.gw.startup()
         renewer = asyncio.get_running_loop().create_task(self._renew_loop())
@@ -117,9 +128,15 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 want = cfg.batch if cfg.mode == "score" else max(cfg.batch_rows - len(pending), 1)
-                got = await self.q.fetch(cfg.queue, min(want, 1000), wait=0.2 if not pending else 0.05, lease=cfg.lease_s)
-                if got and len(got) < want and cfg.linger_s > 0:  # messages arriving one by one: gather a batch, whose costs are shared
-                    got += await self.q.fetch(cfg.queue, min(want - len(got), 1000), wait=cfg.linger_s, lease=cfg.lease_s)
+                got = await self.q.fetch(
+                    cfg.queue, min(want, 1000), wait=0.2 if not pending else 0.05, lease=cfg.lease_s
+                )
+                if (
+                    got and len(got) < want and cfg.linger_s > 0
+                ):  # messages arriving one by one: gather a batch, whose costs are shared
+                    got += await self.q.fetch(
+                        cfg.queue, min(want - len(got), 1000), wait=cfg.linger_s, lease=cfg.lease_s
+                    )
                 for d in got:
                     self.held[d.id] = d
                 if cfg.mode == "score":
@@ -129,12 +146,18 @@ class Worker:
                     if got and not pending:
                         first_at = time.monotonic()
                     pending += got
-                    if pending and (len(pending) >= cfg.batch_rows or time.monotonic() - first_at >= cfg.interval_s or not got):
+                    if pending and (
+                        len(pending) >= cfg.batch_rows
+                        or time.monotonic() - first_at >= cfg.interval_s
+                        or not got
+                    ):
                         await self._ingest(pending)
                         pending = []
                 if got:
                     idle_since = time.monotonic()
-                elif cfg.idle_exit_s is not None and time.monotonic() - idle_since >= cfg.idle_exit_s:
+                elif (
+                    cfg.idle_exit_s is not None and time.monotonic() - idle_since >= cfg.idle_exit_s
+                ):
                     break
             if pending:
                 await self._ingest(pending)
@@ -165,7 +188,9 @@ class Worker:
                 except Exception as exc:
                     log.warning("cannot renew the lease on %s: %s", d.id, exc)
 
-    async def _finish(self, ack: Sequence[Delivery], reject: Sequence[tuple[Delivery, str]]) -> None:
+    async def _finish(
+        self, ack: Sequence[Delivery], reject: Sequence[tuple[Delivery, str]]
+    ) -> None:
         failpoint("worker.before_ack")
         await self.q.ack(ack)
         for d, error in reject:
@@ -188,17 +213,29 @@ class Worker:
         flushes = [logged for _, logged, _ in outcomes if logged is not None]
         if flushes:
             await asyncio.gather(*flushes)  # the predictions are in the log before anything else
-        rejected = [(d, error) for d, (_, _, error) in zip(fresh, outcomes, strict=True) if error is not None]
-        answered = [(d, reply) for d, (reply, _, error) in zip(fresh, outcomes, strict=True) if error is None and reply is not None]
+        rejected = [
+            (d, error)
+            for d, (_, _, error) in zip(fresh, outcomes, strict=True)
+            if error is not None
+        ]
+        answered = [
+            (d, reply)
+            for d, (reply, _, error) in zip(fresh, outcomes, strict=True)
+            if error is None and reply is not None
+        ]
         if answered:
-            self.ledger.put(queue, [(d.id, "answered", self._reply_queue(d), reply) for d, reply in answered])
+            self.ledger.put(
+                queue, [(d.id, "answered", self._reply_queue(d), reply) for d, reply in answered]
+            )
         for d in batch:  # answered before this delivery, its reply perhaps not sent
             entry = known.get(d.id)
             if entry is not None and entry[0] == "answered" and entry[2] is not None:
                 answered.append((d, entry[2]))
         by_queue: dict[str, list[Outgoing]] = {}
         for d, reply in answered:
-            by_queue.setdefault(self._reply_queue(d), []).append(Outgoing(reply, d.id, {"request-id": d.id}))
+            by_queue.setdefault(self._reply_queue(d), []).append(
+                Outgoing(reply, d.id, {"request-id": d.id})
+            )
         for reply_queue, messages in by_queue.items():
             await self.q.publish_many(reply_queue, messages)
         if answered:
@@ -208,7 +245,10 @@ class Worker:
         failed = {d.id for d, _ in rejected}
         # a second copy of an id settles with its first: acknowledged once that one took effect,
         # dropped if it is being retried (the first copy carries the retry)
-        await self._finish([d for d in batch if d.id in done or (id(d) not in first_of and d.id in failed)], rejected)
+        await self._finish(
+            [d for d in batch if d.id in done or (id(d) not in first_of and d.id in failed)],
+            rejected,
+        )
 
     def _reply_queue(self, d: Delivery) -> str:
         return d.headers.get("reply-to") or self.reply_to
@@ -221,15 +261,33 @@ class Worker:
             doc = _request(d.body)
             name = doc["model"]
             key = gw.authorize(d.headers.get("authorization"), f"predict:{name}")
-            res, logged = await gw.predict_logging(name, doc["instances"], key, d.id, "queue", gw.deployment(name))
-            out: dict[str, Any] = {"request_id": d.id, "model": res.model, "version": res.version,
-                                   "predictions": res.predictions, "degraded": res.degraded}
+            res, logged = await gw.predict_logging(
+                name, doc["instances"], key, d.id, "queue", gw.deployment(name)
+            )
+            out: dict[str, Any] = {
+                "request_id": d.id,
+                "model": res.model,
+                "version": res.version,
+                "predictions": res.predictions,
+                "degraded": res.degraded,
+            }
             if res.degraded:
                 out["fallback"] = res.fallback
             return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY, default=str), logged, None
         except (*_FINAL, BadMessage) as exc:
-            status = exc.status if isinstance(exc, AuthError) else 404 if isinstance(exc, NotFound | UnsafePath) else 422
-            error = {"status": status, "type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            status = (
+                exc.status
+                if isinstance(exc, AuthError)
+                else 404
+                if isinstance(exc, NotFound | UnsafePath)
+                else 422
+            )
+            error = {
+                "status": status,
+                "type": type(exc).__name__,
+                "message": exc.message,
+                "hint": exc.hint,
+            }
             return orjson.dumps({"request_id": d.id, "error": error}), None, None
         except Exception as exc:
             log.warning("request %s failed (delivery %d): %s", d.id, d.attempts, exc)
@@ -244,8 +302,12 @@ class Worker:
         if known:
             sources = [v.source or "" for v in data_layer.list_versions(self.ws, dataset)]
             committed = {b for _, b, _ in known.values() if b and any(b in s for s in sources)}
-            if committed:  # a batch whose version exists: recorded as done; its messages take no effect again
-                self.ledger.set_state(queue, [i for i, e in known.items() if e[1] in committed], "done")
+            if (
+                committed
+            ):  # a batch whose version exists: recorded as done; its messages take no effect again
+                self.ledger.set_state(
+                    queue, [i for i, e in known.items() if e[1] in committed], "done"
+                )
             skip = {i for i, e in known.items() if e[0] == "done" or e[1] in committed}
         else:
             skip, committed = set(), set()
@@ -272,18 +334,38 @@ class Worker:
             try:
                 pq.write_table(_table(rows), path)
                 report = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: data_layer.ingest(self.ws, str(path), contract=str(cfg.contract), dataset=dataset))
+                    None,
+                    lambda: data_layer.ingest(
+                        self.ws, str(path), contract=str(cfg.contract), dataset=dataset
+                    ),
+                )
             except Exception as exc:
                 log.warning("batch %s of %d messages failed: %s", batch_id, len(fresh), exc)
-                await self._finish([d for d in batch if d.id in skip], [*bad, *((d, f"{type(exc).__name__}: {exc}"[:2000]) for d in fresh)])
+                await self._finish(
+                    [d for d in batch if d.id in skip],
+                    [*bad, *((d, f"{type(exc).__name__}: {exc}"[:2000]) for d in fresh)],
+                )
                 return
             finally:
                 path.unlink(missing_ok=True)
-            log.info("batch %s: %d messages, %d rows → %s %s", batch_id, len(fresh), len(rows), dataset, report.version)
+            log.info(
+                "batch %s: %d messages, %d rows → %s %s",
+                batch_id,
+                len(fresh),
+                len(rows),
+                dataset,
+                report.version,
+            )
             self.ledger.set_state(queue, [d.id for d in fresh], "done")
-        if cfg.materialize and (fresh or committed):  # recomputed from the dataset: running it again changes nothing
+        if cfg.materialize and (
+            fresh or committed
+        ):  # recomputed from the dataset: running it again changes nothing
             await asyncio.get_running_loop().run_in_executor(
-                None, lambda: features_layer.materialize(self.ws, list(cfg.materialize), incremental=True))
+                None,
+                lambda: features_layer.materialize(
+                    self.ws, list(cfg.materialize), incremental=True
+                ),
+            )
         taken = skip | {d.id for d in fresh}
         await self._finish([d for d in batch if d.id in taken], bad)
 
@@ -292,9 +374,19 @@ def _request(body: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadMessage(f"the request is not JSON: {exc}", hint='send {"model": NAME, "instances": [{...}]}') from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("model"), str) or not isinstance(doc.get("instances"), list) or not doc["instances"]:
-        raise BadMessage("a request needs a model name and a non-empty list of instances", hint='send {"model": NAME, "instances": [{...}]}')
+        raise BadMessage(
+            f"the request is not JSON: {exc}", hint='send {"model": NAME, "instances": [{...}]}'
+        ) from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("model"), str)
+        or not isinstance(doc.get("instances"), list)
+        or not doc["instances"]
+    ):
+        raise BadMessage(
+            "a request needs a model name and a non-empty list of instances",
+            hint='send {"model": NAME, "instances": [{...}]}',
+        )
     if not all(isinstance(i, dict) for i in doc["instances"]):
         raise BadMessage("every instance must be a JSON object")
     return doc
@@ -327,7 +419,9 @@ def _rows(body: bytes) -> list[dict[str, Any]]:
     return rows
 
 
-async def run_worker(ws: Workspace, url: str, config: WorkerConfig, *, max_deliveries: int = 5) -> int:
+async def run_worker(
+    ws: Workspace, url: str, config: WorkerConfig, *, max_deliveries: int = 5
+) -> int:
     """Run a worker on ``url`` until SIGTERM/SIGINT (or idle); the messages handled."""
     worker = Worker(ws, open_queue(url, max_deliveries=max_deliveries), config)
     loop = asyncio.get_running_loop()

@@ -29,7 +29,14 @@ if TYPE_CHECKING:
         from_lightgbm,
         from_loaded,
     )
-    from strataml.serving.traffic import Traffic, Variant, get_traffic, list_traffic, set_traffic
+    from strataml.serving.traffic import (
+        Traffic,
+        Variant,
+        get_traffic,
+        list_traffic,
+        set_traffic,
+        write_traffic,
+    )
 
 _EXPORTS = {
     "PUBLIC": "app",
@@ -59,6 +66,7 @@ _EXPORTS = {
     "get_traffic": "traffic",
     "list_traffic": "traffic",
     "set_traffic": "traffic",
+    "write_traffic": "traffic",
     "prediction_log_dir": "audit:log_dir",
     "prediction_log_sql": "audit:log_relation_sql",
     "KeyStore": "auth",
@@ -100,4 +108,5 @@ __all__ = [
     "revoke_key",
     "score",
     "set_traffic",
+    "write_traffic",
 ]

@@ -35,6 +35,7 @@ from strataml.serving.continuity import (
     champion_or_earlier,
     without_champion,
 )
+from strataml.serving.errorlog import ErrorLog, error_log_dir
 from strataml.serving.lookup import FeatureLookup, Features
 from strataml.serving.metrics import GatewayMetrics
 from strataml.serving.ratelimit import Decision, Limit, RateLimiter, open_buckets
@@ -141,6 +142,7 @@ class Gateway(BackendCalls):
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
+        self.arm_failures = ErrorLog(error_log_dir(ws.state_dir))  # a canary's failures, kept with its version
         # a catalog on a database server: keys and traffic are polled off the loop and
         # requests read the copy, so that no request waits on (or hangs with) the server
         self._poll_catalog = not self.keys.watcher.exact
@@ -248,6 +250,7 @@ class Gateway(BackendCalls):
         self.keys.close()
         self.traffic.close()
         self._model_watcher.close()
+        self.arm_failures.close()
         self.closed = True
         self.started = False
 
@@ -416,8 +419,9 @@ class Gateway(BackendCalls):
         if ref != tr.champion:
             try:
                 s = await self.servable(name, ref, deadline)
-            except NotFound as exc:
+            except (NotFound, ModelUnservable) as exc:
                 log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
+                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": _version_of(ref)}, 503, type(exc).__name__)
                 arm = "champion"
         s.check_instances(instances)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
@@ -442,6 +446,8 @@ class Gateway(BackendCalls):
             raise
         except Exception as exc:
             rows = instances
+            if s is not champion:  # the arm's failure stays on record under its version, whoever answers
+                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": str(s.version)}, 500, type(exc).__name__)
             result = await self._fallback(name, s, tr, instances, ck, deadline, exc)
         if tr.shadow:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
@@ -614,6 +620,11 @@ class Gateway(BackendCalls):
             loaded = sorted({v for (m, v, _) in self._batchers if m == n})
             out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
         return out
+
+
+def _version_of(ref: str) -> str:
+    """The version number a ``vN`` reference names, else ``-`` (an alias not resolved)."""
+    return ref[1:] if ref[:1] == "v" and ref[1:].isdigit() else "-"
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:

@@ -172,25 +172,34 @@ def set_traffic(
 ) -> Traffic:
     """Change a deployment's traffic (creating it on first use) and record the event;
     ``check`` (see :func:`check_traffic`) refuses it before anything is recorded."""
+    with catalog.write() as conn:
+        return write_traffic(conn, name, changes, replace=replace, reason=reason, check=check)
+
+
+def write_traffic(
+    conn: sa.Connection, name: str, changes: dict[str, Any], *, replace: bool = False, reason: str | None = None,
+    check: Callable[[Traffic], None] | None = None,
+) -> Traffic:
+    """:func:`set_traffic` inside the caller's write transaction, so that a traffic change
+    commits together with the other changes it belongs to (an alias move, a state change)."""
     check_name(name, "deployment name")
     t = schema.deployments
-    with catalog.write() as conn:
-        row = conn.execute(sa.select(t.c.config, t.c.generation).where(t.c.name == name)).first()
-        base: dict[str, Any] = {"model": name} if (row is None or replace) else dict(row[0])
-        merged = {**base, **changes}
-        try:
-            new = Traffic.model_validate(merged)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"invalid traffic for deployment {name!r}: {problems}", hint="see 'strata deploy traffic --help'") from None
-        if check is not None:
-            check(new)
-        doc = new.model_dump(mode="json")
-        if row is None:
-            conn.execute(t.insert().values(name=name, model=new.model, config=doc, generation=1, updated_at=utcnow()))
-        else:
-            conn.execute(t.update().where(t.c.name == name).values(model=new.model, config=doc, generation=int(row[1]) + 1, updated_at=utcnow()))
-        append_event(conn, "deployment.traffic_changed", f"deployment:{name}", {"before": None if row is None else row[0], "after": doc, "reason": reason})
+    row = conn.execute(sa.select(t.c.config, t.c.generation).where(t.c.name == name).with_for_update()).first()
+    base: dict[str, Any] = {"model": name} if (row is None or replace) else dict(row[0])
+    merged = {**base, **changes}
+    try:
+        new = Traffic.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid traffic for deployment {name!r}: {problems}", hint="see 'strata deploy traffic --help'") from None
+    if check is not None:
+        check(new)
+    doc = new.model_dump(mode="json")
+    if row is None:
+        conn.execute(t.insert().values(name=name, model=new.model, config=doc, generation=1, updated_at=utcnow()))
+    else:
+        conn.execute(t.update().where(t.c.name == name).values(model=new.model, config=doc, generation=int(row[1]) + 1, updated_at=utcnow()))
+    append_event(conn, "deployment.traffic_changed", f"deployment:{name}", {"before": None if row is None else row[0], "after": doc, "reason": reason})
     return new
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
     from strataml.spine.hashing import definition_hash
+    from strataml.spine.loop_tables import loop_runs
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.pipeline_tables import (
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         pipeline_steps,
     )
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
+    from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
     from strataml.spine.schema import models as model_names
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
@@ -71,6 +73,7 @@ _EXPORTS = {
     "list_events": "events",
     "failpoint": "faults",
     "definition_hash": "hashing",
+    "loop_runs": "loop_tables",
     "monitor_log_offsets": "monitor_tables",
     "monitor_profiles": "monitor_tables",
     "monitor_windows": "monitor_tables",
@@ -83,6 +86,9 @@ _EXPORTS = {
     "pipeline_logs": "pipeline_tables",
     "pipeline_runs": "pipeline_tables",
     "pipeline_steps": "pipeline_tables",
+    "scheduler_cursors": "scheduler_tables",
+    "scheduler_leases": "scheduler_tables",
+    "scheduler_ticks": "scheduler_tables",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -132,6 +138,7 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
+    "loop_runs",
     "model_names",
     "monitor_alerts",
     "monitor_log_offsets",
@@ -151,6 +158,9 @@ __all__ = [
     "quote_ident",
     "quote_literal",
     "redis_client",
+    "scheduler_cursors",
+    "scheduler_leases",
+    "scheduler_ticks",
     "scheme_of",
     "sha256_file",
     "use_wal",
