@@ -27,7 +27,7 @@ TOP_LEVEL = {
     "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
     "check_alerts", "drift", "quality", "slo", "Worker", "WorkerConfig", "Outgoing", "open_queue", "prediction_lineage", "get_traffic", "list_alerts", "list_datasets",
     "Pipeline", "run_pipeline", "step",
-    "Schedule", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue", "Retrain", "Canary", "Check",
+    "Schedule", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue", "Retrain", "Canary", "Check", "Scheduler",
 }
 
 
