@@ -72,7 +72,9 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         background = start_loop(ws, root, key, later, later_labels)
         try:
             demo_monitoring(ws, root, outcomes)
-            console.print("\n[bold]8a. the loop at work[/] (events as they happen):")
+            background.serve()
+            console.print("\n[bold]8a. the loop at work[/] (the gateway serves the shifted traffic, its outcomes arrive "
+                          "as labels; events as they happen):")
             first, mark = follow(ws, mark)
             second, mark = second_round(ws, mark)
         finally:

@@ -30,20 +30,24 @@ fraud_loop = st.Retrain(
     "fraud", on=[st.on_alert("fraud-amount-drift")],
     sources=[{{"path": "{landing}/fraud_cases-*.parquet", "contract": "fraud_cases"}}],
     canary=st.Canary(
-        weight=0.3, watch="6s", interval="2s", max_watch="40s", bake="2s", failure_limit="2 of 3",
-        promote_if=[st.Check("error_rate", min_requests=30), st.Check("roc_auc", min_requests=30)],
+        weight=0.3, watch="8s", interval="2s", max_watch="60s", bake="2s", failure_limit="2 of 3",
+        promote_if=[st.Check("error_rate", min_requests=30), st.Check("roc_auc", min_requests=60)],
         rollback_if=[st.Check("error_rate", vs=None, max=0.05, min_requests=30)],
         labels="fraud_outcomes",
     ),
 )
 '''
 
+#: how often a JP transaction of the shifted traffic is fraud
+JP_FRAUD = 0.8
+
 #: the event kinds that end one round of the loop
 FINAL = ("loop.promoted", "loop.rolled_back", "loop.gate.failed", "pipeline.run.failed")
 
 
 class Background:
-    """The scheduler, the gateway and a client sending the shifted traffic, until :meth:`stop`."""
+    """The scheduler, then (:meth:`serve`) the gateway, a client sending the shifted traffic and
+    the outcomes of its requests arriving as labels, until :meth:`stop`."""
 
     def __init__(self, ws: st.Workspace, key: str, rows: list[dict[str, Any]], labels: list[int]) -> None:
         self.ws = ws
@@ -51,15 +55,20 @@ class Background:
         self.answered: list[tuple[str, int]] = []
         self.scheduler = st.Scheduler(ws, poll_s=0.5, lease_s=10.0)
         self.scheduler_thread = threading.Thread(target=self.scheduler.run, name="demo-scheduler", daemon=True)
-        self.server, self.gateway_thread, port = start_gateway(st.create_app(ws))
-        self.base = f"http://127.0.0.1:{port}"
-        self.headers = {"authorization": f"Bearer {key}"}
+        self.scheduler_thread.start()
+        self.key = key
+        self.server: Any = None
         self.rows = rows
         self.stopping = threading.Event()
         self.sent = 0
         self.client_thread = threading.Thread(target=self._traffic, name="demo-traffic", daemon=True)
         self.labeller_thread = threading.Thread(target=self._label, name="demo-labeller", daemon=True)
-        self.scheduler_thread.start()
+
+    def serve(self) -> None:
+        """Start the gateway, the client and the labeller."""
+        self.server, self.gateway_thread, port = start_gateway(st.create_app(self.ws))
+        self.base = f"http://127.0.0.1:{port}"
+        self.headers = {"authorization": f"Bearer {self.key}"}
         self.client_thread.start()
         self.labeller_thread.start()
 
@@ -99,12 +108,14 @@ class Background:
     def stop(self) -> None:
         """Stop the client, the labeller, the scheduler and the gateway, in that order."""
         self.stopping.set()
-        self.client_thread.join(10)
-        self.labeller_thread.join(60)
+        if self.server is not None:
+            self.client_thread.join(10)
+            self.labeller_thread.join(60)
         self.scheduler.stop()
         self.scheduler_thread.join(60)
-        self.server.should_exit = True
-        self.gateway_thread.join(30)
+        if self.server is not None:
+            self.server.should_exit = True
+            self.gateway_thread.join(30)
 
 
 def start_loop(ws: st.Workspace, root: Path, key: str, rows: list[dict[str, Any]], labels: list[int]) -> Background:
@@ -112,30 +123,29 @@ def start_loop(ws: st.Workspace, root: Path, key: str, rows: list[dict[str, Any]
     landing = root / "landing"
     landing.mkdir(exist_ok=True)
     console.print(
-        "\n[bold]8. the closed loop[/] definitions.py gains a Retrain; the scheduler starts, "
-        "and the gateway keeps serving the shifted traffic:"
+        "\n[bold]8. the closed loop[/] definitions.py gains a Retrain, and the scheduler starts:"
     )
     declare(ws, LOOP.format(landing=landing))
     new_cases(ws, landing / "fraud_cases-2.parquet", seed=11)
     console.print(f"2,000 newly labelled cases from the shifted traffic landed in {landing.name}/")
     # the outcomes of the live traffic: in this world JP transactions are now often fraud
     rng = np.random.default_rng(5)
-    truth = [int(rng.random() < 0.6) if r["country"] == "JP" else y for r, y in zip(rows, labels, strict=True)]
+    truth = [int(rng.random() < JP_FRAUD) if r["country"] == "JP" else y for r, y in zip(rows, labels, strict=True)]
     return Background(ws, key, rows, truth)
 
 
-def new_cases(ws: st.Workspace, path: Path, seed: int, *, jp_labels_lost: bool = False) -> None:
+def new_cases(ws: st.Workspace, path: Path, seed: int, n: int = 2_000, *, jp_labels_lost: bool = False) -> None:
     """Labelled cases of the shifted traffic: larger amounts and JP, where fraud is now common
     (unless ``jp_labels_lost``: the labelling bug of the second round marks no JP case as fraud)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    base = fraud_labels(st.dataset("transactions@latest", ws).to_arrow(), 2_000, seed=seed)
+    base = fraud_labels(st.dataset("transactions@latest", ws).to_arrow(), n, seed=seed)
     rng = np.random.default_rng(seed)
     jp = rng.random(base.num_rows) < 1 / 3
     amount = pc.multiply(base["amount"], 3.0)
     country = pa.array(np.where(jp, "JP", base["country"].to_numpy(zero_copy_only=False)))
-    jp_fraud = np.zeros(base.num_rows, np.int64) if jp_labels_lost else (rng.random(base.num_rows) < 0.6).astype(np.int64)
+    jp_fraud = np.zeros(base.num_rows, np.int64) if jp_labels_lost else (rng.random(base.num_rows) < JP_FRAUD).astype(np.int64)
     fraud = np.where(jp, jp_fraud, base["is_fraud"].to_numpy())
     ids = pc.binary_join_element_wise(pa.array([f"s{seed}-"] * base.num_rows), base["tx_id"], "")
     pq.write_table(base.set_column(0, "tx_id", ids).set_column(3, "amount", amount)
@@ -175,10 +185,10 @@ def _say(kind: str, p: dict[str, Any]) -> str:
 def second_round(ws: st.Workspace, after: int) -> tuple[str, int]:
     """The next batch of cases lost the fraud labels of JP transactions; the loop runs again."""
     console.print(
-        "\n[bold]8b. a labelling bug[/] the next batch of cases lost every JP fraud label (a broken join); "
+        "\n[bold]8b. a labelling bug[/] the next batch of 6,000 cases lost every JP fraud label (a broken join); "
         "the loop is run again by hand ([italic]strata pipelines run retrain_fraud[/]):"
     )
-    new_cases(ws, ws.root / "landing" / "fraud_cases-3.parquet", seed=12, jp_labels_lost=True)
+    new_cases(ws, ws.root / "landing" / "fraud_cases-3.parquet", seed=12, n=6_000, jp_labels_lost=True)
     runner = threading.Thread(target=st.run_pipeline, args=(ws, "retrain_fraud"), daemon=True)
     runner.start()
     outcome = follow(ws, after)
