@@ -135,10 +135,20 @@ def test_demo_runs(python: str, cli_env: dict[str, str], tmp_path: Path) -> None
     section = out[out.index("quality of fraud's live predictions"):out.index("slo fraud:")]
     quality = next(ln for ln in section.splitlines() if ln.lstrip("│ ").startswith("v1"))
     cells = [c.strip() for c in quality.split("│") if c.strip()]
-    assert cells[:3] == ["v1", "303", "150"]
+    assert cells[:3] == ["v1", "453", "150"]  # 300 + 3 over HTTP, 150 through the queue
     assert all(0.0 < float(c) <= 1.0 for c in cells[3:7]), cells
     assert "alert fraud-amount-drift fired" in out and "feature_drift/amount" in out
     with st.Workspace.open(tmp_path / "demo") as ws:
         firing = monitoring.list_alerts(ws, state="firing")
         assert [a.rule for a in firing] == ["fraud-amount-drift"]
-        assert st.dataset("fraud_outcomes", ws).rows == 150
+        assert st.dataset("fraud_outcomes@v1", ws).rows == 150
+    # the closed loop: the alert retrained fraud, the challenger won live; the one that learned a labelling bug lost
+    assert "round 1 ended in promoted, round 2 in rolled_back" in out
+    with st.Workspace.open(tmp_path / "demo") as ws:
+        kinds = [e.kind for e in st.list_events(ws.catalog, limit=None)]
+        assert kinds.count("loop.promoted") == 1 and kinds.count("loop.rolled_back") == 1
+        assert kinds.index("alert.fired") < kinds.index("pipeline.run.created") < kinds.index("loop.promoted")
+        reg = st.get_model(ws, "fraud")
+        assert reg["aliases"]["champion"] == 2 and len(reg["versions"]) == 3
+        traffic = st.get_traffic(ws.catalog, "fraud")
+        assert traffic is not None and traffic.canary is None  # the rolled back canary has no share left

@@ -16,9 +16,9 @@ def test_demo_trains_a_champion_with_tuning(tmp_path: Path) -> None:
     root = run_demo(directory=str(tmp_path / "demo"), keep=True, rows=4000)
     with st.Workspace.open(root) as ws:
         reg = get_model(ws, "fraud")
-        assert reg["aliases"]["champion"] == 1 and len(reg["versions"]) == 1
+        assert reg["aliases"]["champion"] == 2 and len(reg["versions"]) == 3  # the loop promoted v2, rolled back v3
         train_run = reg["versions"][0]["run"]
         assert len(list_runs(ws, parent=train_run)) == 5
-        lin = model_lineage(ws, "fraud")
+        lin = model_lineage(ws, "fraud", 1)
         assert lin["datasets"][0]["ref"] == "fraud_cases@v1" and lin["seed"] == 0
         assert lin["training_set"] and set(lin["feature_views"]) == {"user_spend"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,7 @@ from rich.table import Table
 import strataml as st
 from strataml import synth
 from strataml.demo._data import features_step
+from strataml.demo._loop import follow, second_round, start_loop
 from strataml.demo._models import demo_models
 from strataml.demo._monitoring import demo_monitoring
 from strataml.demo._queue import demo_queue
@@ -64,16 +66,24 @@ def run_demo(directory: str | None = None, keep: bool = False, rows: int = 20_00
         features_step(ws, root)
 
         demo_models(ws, root)
-        outcomes, key, later = demo_serving(ws)
+        outcomes, key, later, later_labels = demo_serving(ws)
         queued = demo_queue(ws, key, later)
-        demo_monitoring(ws, root, outcomes)
+        mark = st.list_events(ws.catalog, limit=None)[-1].id
+        background = start_loop(ws, root, key, later, later_labels)
+        try:
+            demo_monitoring(ws, root, outcomes)
+            background.serve()
+            console.print("\n[bold]8a. the loop at work[/] (the gateway serves the shifted traffic, its outcomes arrive "
+                          "as labels; events as they happen):")
+            first, mark = follow(ws, mark)
+            second, mark = second_round(ws, mark)
+        finally:
+            background.stop()
+        console.print(f"loop: round 1 ended in {first.split('.')[-1]}, round 2 in {second.split('.')[-1]}; "
+                      f"{background.sent} requests served meanwhile")
 
-        ev = Table(title="event log", title_justify="left")
-        for col in ("id", "kind", "subject", "payload"):
-            ev.add_column(col)
-        for e in st.list_events(ws.catalog, limit=10):
-            ev.add_row(str(e.id), e.kind, e.subject, str(e.payload)[:70])
-        console.print(ev)
+        kinds = Counter(e.kind.split(".", 1)[0] for e in st.list_events(ws.catalog, limit=None))
+        console.print("\nevent log: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + " events")
         summary(ws, queued[0] if queued else None)
         console.print("\n[green]demo finished[/]")
         if serve is not None:

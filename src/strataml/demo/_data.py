@@ -9,6 +9,7 @@ from rich.table import Table
 
 import strataml as st
 from strataml import synth
+from strataml.demo._declare import FEATURES, declare
 from strataml.demo._show import console
 
 
@@ -18,19 +19,10 @@ def features_step(ws: st.Workspace, root: Path) -> None:
 
     import numpy as np
 
-    user = st.Entity("user", key="user_id")
-    user_spend = st.FeatureView(
-        "user_spend", entity=user, source="transactions", ttl="30d",
-        features=[
-            st.Feature("last_amount", expr="amount"),
-            st.Feature("spend_24h", agg="sum", column="amount", window="24h"),
-            st.Feature("tx_count_7d", agg="count", window="7d"),
-            st.Feature("avg_amount_30d", agg="mean", column="amount", window="30d"),
-        ],
-    )
-    ws.definitions.add(user_spend)
+    console.print("\n[bold]4. features[/] definitions.py gains a feature view:")
+    declare(ws, FEATURES)
     registered = st.apply(ws)
-    console.print(f"\n[bold]4. features[/] registered view user_spend@{registered[0]['version']}")
+    console.print(f"registered view user_spend@{registered[0]['version']}")
 
     # labels: which user was flagged when (generated), ingested as a dataset like any other
     rng = np.random.default_rng(7)

@@ -8,15 +8,8 @@ import pyarrow as pa
 from rich.table import Table
 
 import strataml as st
+from strataml.demo._declare import MODEL, declare
 from strataml.demo._show import console
-
-FRAUD_CASES = st.Contract(
-    "fraud_cases", key="tx_id", timestamp="ts",
-    columns=[
-        st.Column("tx_id", "string"), st.Column("user_id", "string"), st.Column("ts", "timestamp"),
-        st.Column("amount", "float"), st.Column("country", "string"), st.Column("is_fraud", "int"),
-    ],
-)
 
 
 def fraud_labels(transactions: pa.Table, n: int, seed: int = 3) -> pa.Table:
@@ -40,23 +33,15 @@ def fraud_labels(transactions: pa.Table, n: int, seed: int = 3) -> pa.Table:
 def demo_models(ws: st.Workspace, root: Path) -> None:
     """Train a champion with a small tuning study, then show the registry and the model's lineage."""
     import pyarrow.parquet as pq
-    from lightgbm import LGBMClassifier
 
-    views = [v.name for v in ws.definitions.all("feature_view") if v.name == "user_spend"]
     console.print(
-        "\n[bold]5. models[/] label 8,000 transactions (fraud cases), tune (5 trials), train"
-        + (" on the user_spend view plus amount and country" if views else " on amount and country") + ", gate, register"
+        "\n[bold]5. models[/] label 8,000 transactions (fraud cases), tune (5 trials), train on the user_spend view "
+        "plus amount and country, gate, register; definitions.py gains:"
     )
     table = fraud_labels(st.dataset("transactions@latest", ws).to_arrow(), 8_000)
     pq.write_table(table, root / "fraud_cases.parquet")
-    st.ingest(ws, str(root / "fraud_cases.parquet"), contract=FRAUD_CASES)
-    model = st.Model(
-        "fraud", features=views, labels="fraud_cases", target="is_fraud", columns=["amount", "country"],
-        estimator=LGBMClassifier(n_estimators=60, n_jobs=1), metrics=["roc_auc", "log_loss"],
-        gate=st.Gate(min={"roc_auc": 0.6}, max_drop_vs_champion={"roc_auc": 0.01}),
-        tune=st.Tune(params={"num_leaves": ("int", 4, 32, "log"), "learning_rate": ("float", 0.02, 0.2, "log")}, trials=5),
-    )
-    ws.definitions.add(model)
+    declare(ws, MODEL)
+    st.ingest(ws, str(root / "fraud_cases.parquet"), contract="fraud_cases")
     result = st.train(ws, "fraud")
     t = Table(title=f"training run {result.run[:12]}: gate {result.gate['status']}", title_justify="left")
     for col in ("metric", "holdout"):

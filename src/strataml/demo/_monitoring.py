@@ -8,14 +8,8 @@ import pyarrow as pa
 from rich.table import Table
 
 import strataml as st
+from strataml.demo._declare import MONITORING, declare
 from strataml.demo._show import console, num
-
-LABEL_OUTCOMES = st.Contract(
-    "fraud_outcomes", key="request_id",
-    columns=[st.Column("request_id", "string"), st.Column("is_fraud", "int")],
-)
-DRIFT_ALERT = st.Alert("fraud-amount-drift", model="fraud", metric="feature_drift", feature="amount", threshold=0.2,
-                       window="1h", severity="warning", description="the amounts sent to fraud moved away from training")
 
 
 def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]]) -> None:
@@ -26,7 +20,8 @@ def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"request_id": [r for r, _ in outcomes], "is_fraud": [y for _, y in outcomes]}), path)
-    st.ingest(ws, str(path), contract=LABEL_OUTCOMES)
+    declare(ws, MONITORING)
+    st.ingest(ws, str(path), contract="fraud_outcomes")
 
     d = st.drift(ws, "fraud")
     t = Table(title=f"drift: {d.current} vs training ({d.rows['current']} vs {d.rows['reference']} rows), "
@@ -52,7 +47,6 @@ def demo_monitoring(ws: st.Workspace, root: Path, outcomes: list[tuple[str, int]
 
     totals = st.slo(ws, "fraud", window="1h", bucket="1h").totals()
     console.print(f"slo fraud: {totals['requests']} requests, {totals['errors']} errors, worst p99 {totals['p99_max']} ms")
-    ws.definitions.add(DRIFT_ALERT)  # as if declared in definitions.py
     events = st.check_alerts(ws)
     for e in events:
         console.print(f"[bold yellow]{e.severity} alert {e.rule} {e.kind}[/] (rule st.Alert in definitions): {e.message}")

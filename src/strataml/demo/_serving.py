@@ -34,11 +34,12 @@ def shifted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "amount": float(r["amount"]) * 3.0, "country": "JP" if i % 3 == 0 else r["country"]} for i, r in enumerate(rows)]
 
 
-def demo_serving(ws: st.Workspace) -> tuple[list[tuple[str, int]], str, list[dict[str, Any]]]:
+def demo_serving(ws: st.Workspace) -> tuple[list[tuple[str, int]], str, list[dict[str, Any]], list[int]]:
     """Serve the champion on a free loopback port and send real HTTP traffic whose distribution shifts midway.
 
     Returns the request id and true label of each prediction of the first half (their labels
-    arrive later, in :func:`demo_monitoring`), the key and the shifted rows (for the queue)."""
+    arrive later, in :func:`demo_monitoring`), the key, the shifted rows (for the queue and the
+    loop) and the labels of the rows they were made from."""
     import asyncio
     import time
 
@@ -92,7 +93,7 @@ def demo_serving(ws: st.Workspace) -> tuple[list[tuple[str, int]], str, list[dic
     finally:
         server.should_exit = True
         thread.join(30)
-    return firsts, key, later
+    return firsts, key, later, [int(y) for y in truth[len(truth) - len(later):]]
 
 
 def serve_forever(ws: st.Workspace, port: int) -> None:

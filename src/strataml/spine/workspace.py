@@ -252,6 +252,11 @@ class Workspace:
             self._definitions = load_definitions(self.root / DEFINITIONS_FILE)
         return self._definitions
 
+    def reload_definitions(self) -> Definitions:
+        """Read ``definitions.py`` again (after it changed) and return what it declares now."""
+        self._definitions = None
+        return self.definitions
+
     def scratch_dir(self) -> Path:
         """A local folder for temporary engine files (spills, staging)."""
         path = self.state_dir / "tmp"
