@@ -10,7 +10,6 @@ from typing import Any
 from strataml.errors import ConfigError
 from strataml.monitoring.profiles import profile
 from strataml.monitoring.stats import DriftReport, Thresholds, report
-from strataml.monitoring.windows import fold, last_minute, window_profile
 from strataml.spine import Workspace
 
 
@@ -41,6 +40,7 @@ def drift(ws: Workspace, model: str, *, deployment: str | None = None, since: st
     latest such span ending at the newest logged prediction; neither means all traffic.
     """
     from strataml.models import resolve_version
+    from strataml.monitoring.windows import fold, last_minute, window_profile
 
     if since and window:
         raise ConfigError("--since and --window cannot be used together", hint="give one of them")

@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from strataml.monitoring._arrays import float64_values
+
 KLL_K = 1000
 MAX_CATEGORIES = 1000
 OTHER = "__other__"
@@ -58,20 +60,22 @@ class NumericSummary:
 
     kind = "numeric"
 
-    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
+    def update(self, values: pa.Array | pa.ChunkedArray | np.ndarray) -> None:
         """Add a column's values (nulls and NaN count as null)."""
-        arr = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+        arr = values if isinstance(values, np.ndarray) else float64_values(values)
         # sorted: NaN go last, and KLL takes sorted input several times faster (its error
         # bound holds for any order)
         ok = np.sort(arr)
-        ok = ok[: len(ok) - int(np.count_nonzero(np.isnan(ok)))]
+        if len(ok) and np.isnan(ok[-1]):
+            ok = ok[: int(np.searchsorted(ok, np.nan))]
         self.nulls += len(arr) - len(ok)
         if len(ok) == 0:
             return
         self.sketch.update(ok)
-        n, mean = len(ok), float(ok.mean())
-        m2 = float(((ok - mean) ** 2).sum())
-        self._combine(n, mean, m2, float(ok[0]), float(ok[-1]))
+        n = len(ok)
+        mean = float(ok.sum()) / n
+        dev = ok - mean
+        self._combine(n, mean, float(np.dot(dev, dev)), float(ok[0]), float(ok[-1]))
 
     def _combine(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
         total = self.count + n
