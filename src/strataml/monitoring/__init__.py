@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     from strataml.monitoring.drift import dataset_drift, drift
     from strataml.monitoring.profiles import Profile, profile
     from strataml.monitoring.quality import QualityReport, quality
-    from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSummary, NumericSummary
+    from strataml.monitoring.sketches import (
+        KLL_K,
+        MAX_CATEGORIES,
+        CategoricalSummary,
+        NumericSummary,
+    )
     from strataml.monitoring.slo import SloReport, slo
     from strataml.monitoring.stats import DriftReport, Thresholds
     from strataml.monitoring.windows import FoldResult, fold, window_profile
