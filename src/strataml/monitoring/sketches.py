@@ -74,8 +74,8 @@ class NumericSummary:
         self.sketch.update(ok)
         n = len(ok)
         mean = float(ok.sum()) / n
-        dev = ok - mean
-        self._combine(n, mean, float(np.dot(dev, dev)), float(ok[0]), float(ok[-1]))
+        dev = ok - mean  # squared in place and summed: np.dot would go through BLAS threads
+        self._combine(n, mean, float(np.square(dev, out=dev).sum()), float(ok[0]), float(ok[-1]))
 
     def _combine(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
         total = self.count + n
@@ -150,6 +150,14 @@ class CategoricalSummary:
         vc = pc.value_counts(values)
         for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
             if v is not None:
+                self.counts[v] = self.counts.get(v, 0) + int(n)
+        self._trim()
+
+    def add_counts(self, values: list[str], counts: np.ndarray, nulls: int = 0) -> None:
+        """Add counted values (``counts[i]`` of ``values[i]``) and nulls."""
+        self.nulls += nulls
+        for v, n in zip(values, counts.tolist(), strict=True):
+            if n:
                 self.counts[v] = self.counts.get(v, 0) + int(n)
         self._trim()
 
