@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from strataml.errors import ConfigError
+from strataml.monitoring._arrays import float64_values, int64_values
 from strataml.spine import Workspace, duck, quote_ident, quote_literal
 
 BY = ("version", "day", "hour")
@@ -204,7 +205,8 @@ def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict
         both = 0 < tp + fn < len(y)
         q = np.clip(p, 1e-15, 1 - 1e-15)
         return {
-            "roc_auc": float(skm.roc_auc_score(pos, p)) if both else None,
+            # roc_auc_score's own computation (auc of roc_curve) without its label binarising
+            "roc_auc": float(skm.auc(*skm.roc_curve(pos, p)[:2])) if both else None,
             "log_loss": float(-np.mean(np.where(pos, np.log(q), np.log(1 - q)))),
             "accuracy": (tp + tn) / len(y),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
@@ -241,8 +243,7 @@ class Calibrator:
     def __init__(self, heldout: pa.Table) -> None:
         from sklearn.isotonic import IsotonicRegression
 
-        x = heldout["prediction"].to_numpy(zero_copy_only=False).astype(float)
-        y = heldout["label"].to_numpy(zero_copy_only=False).astype(float)
+        x, y = float64_values(heldout["prediction"]), float64_values(heldout["label"])
         self.iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
         self.rows = len(x)
 
@@ -264,6 +265,17 @@ def _calibrator(ws: Workspace, model: str, version: int) -> Calibrator | None:
     return Calibrator(held)
 
 
+def _groups(version: np.ndarray, window: np.ndarray) -> list[tuple[int, int]]:
+    """The distinct (version, window) pairs, in order."""
+    if len(version) == 0:
+        return []
+    if bool((version == version[0]).all() and (window == window[0]).all()):
+        return [(int(version[0]), int(window[0]))]
+    vs, vi = np.unique(version, return_inverse=True)
+    ws_, wi = np.unique(window, return_inverse=True)
+    return [(int(vs[c // len(ws_)]), int(ws_[c % len(ws_)])) for c in np.unique(vi * len(ws_) + wi).tolist()]
+
+
 def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version", horizon: str | float = "30d",
             deployment: str | None = None, threshold: float | None = None, estimate: bool = True) -> QualityReport:
     """Realised quality of ``model``'s live predictions against the ``labels`` dataset, per
@@ -271,17 +283,17 @@ def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version
     for binary classifiers beside them. ``labels=None`` gives the estimates alone."""
     table, how = joined(ws, model, labels, by=by, horizon=horizon, deployment=deployment)
     thr = _threshold(ws, deployment or model, threshold)
-    version = table["version"].to_numpy(zero_copy_only=False)
-    window = table["window"].cast(pa.int64()).to_numpy(zero_copy_only=False) if by != "version" else np.zeros(len(version), dtype=np.int64)
-    pred = table["prediction"].to_numpy(zero_copy_only=False).astype(float)
-    lab = table["label"].to_numpy(zero_copy_only=False).astype(float)
+    # through the buffers: pyarrow's to_numpy and group_by import pandas
+    version = int64_values(table["version"])
+    window = int64_values(table["window"]) if by != "version" else np.zeros(len(version), dtype=np.int64)
+    pred, lab = float64_values(table["prediction"]), float64_values(table["label"])
     kinds: dict[int, str] = {}
     cals: dict[int, Calibrator | None] = {}
     report = QualityReport(model, labels or "", "", by, how, None)
-    keys = pa.table({"v": version.astype(np.int64), "w": window}).group_by(["v", "w"]).aggregate([])
-    groups = sorted(zip(keys["v"].to_pylist(), keys["w"].to_pylist(), strict=True))
+    groups = _groups(version, window)
+    single = len(groups) == 1
     for v, w in groups:
-        mask = (version == v) & (window == w)
+        mask = np.ones(len(version), dtype=bool) if single else (version == v) & (window == w)
         if v not in kinds:
             kinds[v] = _kind(ws, model, v)
         kind = kinds[v]
