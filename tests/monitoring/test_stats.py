@@ -127,3 +127,15 @@ def test_unknown_threshold_is_a_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="unknown drift thresholds: alfa"):
         Thresholds.of({"alfa": 0.1})
+
+
+def test_the_closed_form_survival_functions_equal_scipys() -> None:
+    from scipy import special
+
+    from strataml.monitoring._special import chi2_sf, kolmogorov_sf
+
+    for x in [0.0, 0.05, 0.3, 0.6, 0.8, 0.99, 1.0, 1.01, 1.3, 2.0, 3.5, 6.0, 12.0, 27.0]:
+        assert kolmogorov_sf(x) == pytest.approx(float(special.kolmogorov(x)), rel=1e-12, abs=1e-300)
+    for df in [1, 2, 3, 4, 5, 10, 29, 30, 101, 998, 999]:
+        for x in [0.0, 1e-6, 0.5, 1.0, df / 2, float(df), df + 3 * np.sqrt(2 * df), 5.0 * df + 50, 400.0, 2000.0, 1e5]:
+            assert chi2_sf(df, x) == pytest.approx(float(special.chdtrc(df, x)), rel=1e-10, abs=1e-300), (df, x)
