@@ -219,6 +219,9 @@ def is_identifier(values: pa.ChunkedArray | pa.Array) -> bool:
     t = values.type
     if pa.types.is_dictionary(t):
         text = pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        if sum(len(c.dictionary) for c in chunks) < n:  # fewer distinct values than rows: no counting needed
+            return False
         return bool(n >= 100 and text and len(pc.value_counts(values).field("values").drop_null()) == n)
     return bool(n >= 100 and (pa.types.is_string(t) or pa.types.is_large_string(t)) and pc.count_distinct(values).as_py() == n)
 
