@@ -10,7 +10,10 @@ rereading rows.
 Where a figure is approximate: quantiles, histograms and every statistic computed from
 a numeric column's CDF (KS, PSI, Wasserstein) come from the KLL sketch, whose
 normalised rank error at ``k=1000`` is about 0.3% (so KS is within ~0.006 of the exact
-statistic). Counts, nulls, mean, std, min and max are exact; categorical counts are
+statistic). A column summarised at once is fed to its sketch sorted: each compaction then
+halves an ascending run of values, so at most a couple per level straddle any point and
+the rank error is bounded by the sketch's levels (about ``2 * 2**(levels - 1) / n``,
+under 0.002 up to a million values) whatever KLL's random bits. Counts, nulls, mean, std, min and max are exact; categorical counts are
 exact while a column has at most :data:`MAX_CATEGORIES` distinct values.
 """
 
