@@ -86,13 +86,13 @@ def _minutes(ts: pa.ChunkedArray) -> np.ndarray:
 
 
 def _normalise(table: pa.Table) -> pa.Table:
-    """The general reader's table in the fast reader's shape (deployment, model, version, minute, ...)."""
+    """The general reader's table in the fast reader's shape (deployment, model, version, ts, ...)."""
     table = table.filter(pc.is_valid(table["request_id"]))
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "deployment": table["deployment"].cast(pa.string()) if "deployment" in table.column_names else pa.nulls(table.num_rows, pa.string()),
         "model": table["model"].cast(pa.string()),
         "version": table["version"].cast(pa.int64()),
-        "minute": pa.array(_minutes(table["ts"]), pa.int64()),
+        "ts": table["ts"],
     }
     for c in ("features", "output"):
         if c in table.column_names:
@@ -165,7 +165,7 @@ def _windows(table: pa.Table) -> dict[tuple[str, str, int, int], Profile]:
         return {}
     dep = _categorical(table["deployment"])[1]
     mod = _categorical(table["model"])[1]
-    version, minute = int64_values(table["version"]), int64_values(table["minute"])
+    version, minute = int64_values(table["version"]), _minutes(table["ts"])
     keys = np.column_stack([dep[0], mod[0], version, minute])
     order = None
     if np.any(np.any(keys[1:] < keys[:-1], axis=1)):  # not grouped as the log usually is: sort by key
