@@ -120,7 +120,9 @@ def read_lines(data: bytes) -> pa.Table | None:
     if cols is None:
         return None
     # nulls, the minute and the rest in numpy afterwards: the fewer expressions, the faster
-    select = ["deployment", "model", "version", "ts"] + [c for c in ("features", "output") if c in cols]
+    select = ["deployment", "model", "version", "ts"] + [
+        c for c in ("features", "output") if c in cols
+    ]
     con = duck()
     try:
         rel = con.read_json(io.BytesIO(data), format="newline_delimited", columns=cols)
