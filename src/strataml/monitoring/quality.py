@@ -191,8 +191,6 @@ def _label_time(ws: Workspace, contract_name: str | None, cols: list[str]) -> st
 
 
 def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
-    from sklearn import metrics as skm
-
     if len(y) == 0:
         return {}
     if kind == "binary":
@@ -205,14 +203,16 @@ def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict
         both = 0 < tp + fn < len(y)
         q = np.clip(p, 1e-15, 1 - 1e-15)
         return {
-            # roc_auc_score's own computation (auc of roc_curve) without its label binarising
-            "roc_auc": float(skm.auc(*skm.roc_curve(pos, p)[:2])) if both else None,
+            # roc_auc_score's curve (one point per distinct score, trapezoids), one unstable sort
+            "roc_auc": expected_roc_auc(pos.astype(np.float64), p) if both else None,
             "log_loss": float(-np.mean(np.where(pos, np.log(q), np.log(1 - q)))),
             "accuracy": (tp + tn) / len(y),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 0.0,
             "fpr": fp / (fp + tn) if fp + tn else None,
         }
+    from sklearn import metrics as skm
+
     return {
         "mae": float(skm.mean_absolute_error(y, p)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y, p))),
@@ -224,7 +224,7 @@ def expected_roc_auc(prob: np.ndarray, score: np.ndarray) -> float | None:
     """ROC AUC expected when each prediction is a positive with probability ``prob``, ranked by ``score``."""
     if len(prob) == 0:
         return None
-    order = np.argsort(-score, kind="mergesort")
+    order = np.argsort(-score)  # ties are grouped below, so the sort need not be stable
     s, pp = score[order], prob[order]
     # one point of the curve per distinct score (ties move together)
     last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
