@@ -2,14 +2,15 @@
 
 Each fold reads only the bytes appended to each log file since the last fold (the
 offsets are kept in ``monitor_log_offsets``), parses only the fields a profile needs
-with DuckDB's JSON reader (Arrow's, which infers every type, when a line does not fit
-the types sampled from the others), and adds every prediction to the profile of its (deployment, model, version, minute)
-window in ``monitor_windows`` — merging into a window a previous fold started. Any
-larger window is then a merge of minute profiles; the log is never rescanned. Each
-column is encoded once per fold (numbers as a float64 array, text as codes) and each
-window's summaries are built from a slice of it. Lines a
-writer is still writing (no newline yet) and the zero-filled tail of a log file wait
-for the next fold; a torn line from a crash is skipped.
+with DuckDB's JSON reader, typed from a sample of the lines (Arrow's reader, which
+infers every type, takes the lines the sample did not foresee), and adds every
+prediction to the profile of its (deployment, model, version, minute) window in
+``monitor_windows`` — merging into a window a previous fold started. Each column is
+encoded once per fold (numbers as a float64 array, text as codes) and each window's
+summaries are built from a slice of it. Any larger window is then a merge of minute
+profiles; the log is never rescanned. Lines a writer is still writing (no newline yet)
+and the zero-filled tail of a log file wait for the next fold; a torn line from a crash
+is skipped.
 """
 
 from __future__ import annotations
