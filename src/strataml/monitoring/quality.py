@@ -6,8 +6,9 @@ otherwise on the model's entity key with the first label at or after the predict
 time within a horizon — in DuckDB, and computes per model version and window:
 
 * classifiers (binary): ROC AUC, log loss, accuracy, precision, recall and
-  false-positive rate at the deployment's threshold; regressors: MAE, RMSE and R²
-  (all through scikit-learn on the joined rows);
+  false-positive rate at the deployment's threshold (numpy on the joined rows: the
+  same figures as scikit-learn's, which the tests check); regressors: MAE, RMSE and
+  R² (through scikit-learn);
 * the counts of labelled and still unlabelled predictions;
 * for binary classifiers, **estimated** ROC AUC and accuracy from the predicted
   probabilities alone (confidence-based performance estimation): the probabilities are
