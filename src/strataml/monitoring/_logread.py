@@ -10,7 +10,9 @@ rather than guess, and the caller then reads the bytes with the general reader.
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -112,9 +114,12 @@ def _columns(sample: list[dict[str, Any]]) -> dict[str, str] | None:
     return cols
 
 
-def read_lines(data: bytes) -> pa.Table | None:
+def read_lines(data: bytes, scratch: Path) -> pa.Table | None:
     """Whole log lines as ``deployment, model, version, ts[, features][, output]`` (lines
-    without a request id left out), or None when they need the general reader."""
+    without a request id left out), or None when they need the general reader.
+
+    The bytes go to DuckDB as a file in ``scratch`` (removed afterwards): a Python
+    file object would be read through fsspec, slower and with a copy of its own."""
     sample = _sample(data)
     cols = _columns(sample) if sample else None
     if cols is None:
@@ -123,11 +128,15 @@ def read_lines(data: bytes) -> pa.Table | None:
     select = ["deployment", "model", "version", "ts"] + [
         c for c in ("features", "output") if c in cols
     ]
+    fd, name = tempfile.mkstemp(suffix=".jsonl", prefix="fold-", dir=scratch)
     con = duck()
     try:
-        rel = con.read_json(io.BytesIO(data), format="newline_delimited", columns=cols)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        rel = con.read_json(name, format="newline_delimited", columns=cols)
         return rel.filter("request_id IS NOT NULL").project(", ".join(select)).to_arrow_table()
     except duckdb.Error:
         return None
     finally:
         con.close()
+        os.unlink(name)

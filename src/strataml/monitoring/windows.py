@@ -216,7 +216,7 @@ def _read_new(ws: Workspace, offsets: dict[str, int]) -> tuple[list[pa.Table], d
         end = data.rfind(b"\n") + 1
         if end == 0:
             continue
-        table = read_lines(data[:end])
+        table = read_lines(data[:end], ws.scratch_dir())
         if table is None:
             table = _parse(data[:end])
             table = _normalise(table) if table.num_rows and set(NEEDED) <= set(table.column_names) else None  # else not prediction lines
