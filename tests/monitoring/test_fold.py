@@ -115,3 +115,18 @@ def test_fold_of_uniform_lines_equals_the_raw_values(workspace: st.Workspace) ->
     assert abs(s.mean - x.mean()) < 1e-9 and abs(s.std - x.std(ddof=1)) < 1e-9
     assert p.columns["plan"].to_dict()["counts"]["basic"] == 200
     assert p.prediction is not None and p.prediction.count == 600
+
+
+def test_fold_profiles_a_model_on_a_sliver_of_the_traffic(workspace: st.Workspace) -> None:
+    """A canary's few lines carry features of their own: the fold profiles them too."""
+    log = prediction_log_dir(workspace.state_dir)
+    log.mkdir(parents=True, exist_ok=True)
+    lines = [_line(i) for i in range(2000)]
+    canary = orjson.loads(_line(2000))
+    canary.update(model="c", deployment="c", features={"z": 1.5})
+    lines.insert(1234, orjson.dumps(canary) + b"\n")
+    (log / "predictions-canary-1.jsonl").write_bytes(b"".join(lines))
+    assert fold(workspace).rows == 2001
+    p = window_profile(workspace, "c", 1)
+    assert p.rows == 1 and p.columns["z"].count == 1 and p.columns["z"].mean == 1.5
+    assert window_profile(workspace, "m", 1).columns["x"].count == 2000
