@@ -3,8 +3,8 @@
 A fold needs each line's deployment, model, version, minute, features and output.
 DuckDB's JSON reader parses only those when it is told their types, several times
 faster than inferring them; the types of the ``features`` keys and of ``output`` come
-from a sample of the lines (the first ones and some spread through the rest), taken
-only when every line's model is one the sample saw. A line the sample did not foresee
+from a sample of the lines (the first ones and some spread through the rest), and are
+used only when every line read names a model the sample saw. A line the sample did not foresee
 (another type, a torn line) makes the reader fail rather than guess, and the caller then
 reads the bytes with the general reader. DuckDB leaves out a ``features`` key the
 sampled types do not name, so a key of that model's lines that none of the sampled ones
@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from strataml.spine import duck, quote_ident
 
@@ -88,16 +89,6 @@ def _struct(records: list[Any]) -> str | None:
     return f"STRUCT({', '.join(fields)})"
 
 
-def _every_model_sampled(data: bytes, sample: list[dict[str, Any]]) -> bool:
-    """Whether every line names a model some sampled line names: a model the sample missed
-    (a canary taking a sliver of the traffic) may log features of its own."""
-    models = {r.get("model") for r in sample}
-    if not all(isinstance(m, str) for m in models):
-        return False
-    seen = sum(data.count(b'"model":' + orjson.dumps(m)) for m in models)
-    return seen == data.count(b"\n")
-
-
 def _columns(sample: list[dict[str, Any]]) -> dict[str, str] | None:
     if not any(r.get("request_id") is not None for r in sample):
         return None
@@ -135,8 +126,8 @@ def read_lines(data: bytes, scratch: Path) -> pa.Table | None:
     The bytes go to DuckDB as a file in ``scratch`` (removed afterwards): a Python
     file object would be read through fsspec, slower and with a copy of its own."""
     sample = _sample(data)
-    cols = _columns(sample) if sample and _every_model_sampled(data, sample) else None
-    if cols is None:
+    cols = _columns(sample) if sample else None
+    if sample is None or cols is None:
         return None
     # nulls, the minute and the rest in numpy afterwards: the fewer expressions, the faster
     select = ["deployment", "model", "version", "ts"] + [
@@ -148,9 +139,13 @@ def read_lines(data: bytes, scratch: Path) -> pa.Table | None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         rel = con.read_json(name, format="newline_delimited", columns=cols)
-        return rel.filter("request_id IS NOT NULL").project(", ".join(select)).to_arrow_table()
+        table = rel.filter("request_id IS NOT NULL").project(", ".join(select)).to_arrow_table()
     except duckdb.Error:
         return None
     finally:
         con.close()
         os.unlink(name)
+    # a model the sample missed (a canary taking a sliver of the traffic) may log features
+    # of its own, which the sampled types would leave out
+    models = {r.get("model") for r in sample}
+    return table if set(pc.unique(table["model"]).to_pylist()) <= models else None
