@@ -74,3 +74,59 @@ def pg_workspace(postgres_url: str, tmp_path: Path) -> Iterator[st.Workspace]:
 @pytest.mark.postgres
 def test_fold_on_a_postgres_catalog(pg_workspace: st.Workspace) -> None:
     _check_folds(pg_workspace)
+
+
+def test_fold_counts_lines_the_sampled_types_did_not_foresee(workspace: st.Workspace) -> None:
+    """A key only a few lines carry, a value of another type, a torn line from a crash and
+    multiclass outputs: every whole prediction line is counted in its window."""
+    log = prediction_log_dir(workspace.state_dir)
+    log.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(400):
+        rec = orjson.loads(_line(i, minute=i // 200))
+        rec["output"] = {"a": 0.7, "b": 0.3} if i % 4 else {"a": 0.2, "b": 0.8}
+        if i == 321:
+            rec["features"]["rare"] = "yes"  # one line only
+        if i == 322:
+            rec["features"]["x"] = "n/a"  # text where the others have numbers
+        lines.append(orjson.dumps(rec) + b"\n")
+    lines.insert(250, b'{"request_id": "torn", "ts": "2026-01-01T00:01:0\n')  # a crash mid-line
+    (log / "predictions-mixed-1.jsonl").write_bytes(b"".join(lines))
+    r = fold(workspace)
+    assert (r.rows, r.windows) == (400, 2)
+    p = window_profile(workspace, "m", 1)
+    assert p.rows == 400 and p.columns["plan"].count == 400
+    assert p.columns["rare"].to_dict()["counts"]["yes"] == 1
+    assert p.prediction is not None and p.prediction.kind == "categorical"
+    assert {k: v for k, v in p.prediction.to_dict()["counts"].items() if v} == {"a": 300, "b": 100}
+
+
+def test_fold_of_uniform_lines_equals_the_raw_values(workspace: st.Workspace) -> None:
+    import numpy as np
+
+    log = prediction_log_dir(workspace.state_dir)
+    log.mkdir(parents=True, exist_ok=True)
+    (log / "predictions-u-1.jsonl").write_bytes(b"".join(_line(i, minute=i % 3) for i in range(600)))
+    assert fold(workspace).windows == 3
+    p = window_profile(workspace, "m", 1)
+    x = np.array([i / 10 for i in range(600)])
+    s = p.columns["x"]
+    assert s.count == 600 and s.min == 0.0 and s.max == 59.9
+    assert abs(s.mean - x.mean()) < 1e-9 and abs(s.std - x.std(ddof=1)) < 1e-9
+    assert p.columns["plan"].to_dict()["counts"]["basic"] == 200
+    assert p.prediction is not None and p.prediction.count == 600
+
+
+def test_fold_profiles_a_model_on_a_sliver_of_the_traffic(workspace: st.Workspace) -> None:
+    """A canary's few lines carry features of their own: the fold profiles them too."""
+    log = prediction_log_dir(workspace.state_dir)
+    log.mkdir(parents=True, exist_ok=True)
+    lines = [_line(i) for i in range(2000)]
+    canary = orjson.loads(_line(2000))
+    canary.update(model="c", deployment="c", features={"z": 1.5})
+    lines.insert(1234, orjson.dumps(canary) + b"\n")
+    (log / "predictions-canary-1.jsonl").write_bytes(b"".join(lines))
+    assert fold(workspace).rows == 2001
+    p = window_profile(workspace, "c", 1)
+    assert p.rows == 1 and p.columns["z"].count == 1 and p.columns["z"].mean == 1.5
+    assert window_profile(workspace, "m", 1).columns["x"].count == 2000

@@ -8,22 +8,63 @@ for multiple testing (Benjamini-Hochberg), the defaults and where figures are
 approximate.
 """
 
-from strataml.monitoring._lineage import prediction_lineage
-from strataml.monitoring.alerts import (
-    Alert,
-    AlertEvent,
-    AlertRule,
-    check_alerts,
-    list_alerts,
-    run_monitor,
-)
-from strataml.monitoring.drift import dataset_drift, drift, version_drift
-from strataml.monitoring.profiles import Profile, profile
-from strataml.monitoring.quality import QualityReport, quality
-from strataml.monitoring.sketches import KLL_K, MAX_CATEGORIES, CategoricalSummary, NumericSummary
-from strataml.monitoring.slo import SloReport, slo
-from strataml.monitoring.stats import DriftReport, Thresholds
-from strataml.monitoring.windows import FoldResult, fold, window_profile
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strataml.spine import lazy_exports
+
+if TYPE_CHECKING:
+    from strataml.monitoring._lineage import prediction_lineage
+    from strataml.monitoring.alerts import (
+        Alert,
+        AlertEvent,
+        AlertRule,
+        check_alerts,
+        list_alerts,
+        run_monitor,
+    )
+    from strataml.monitoring.drift import dataset_drift, drift, version_drift
+    from strataml.monitoring.profiles import Profile, profile
+    from strataml.monitoring.quality import QualityReport, quality
+    from strataml.monitoring.sketches import (
+        KLL_K,
+        MAX_CATEGORIES,
+        CategoricalSummary,
+        NumericSummary,
+    )
+    from strataml.monitoring.slo import SloReport, slo
+    from strataml.monitoring.stats import DriftReport, Thresholds
+    from strataml.monitoring.windows import FoldResult, fold, window_profile
+
+_EXPORTS = {
+    "Alert": "alerts",
+    "AlertEvent": "alerts",
+    "AlertRule": "alerts",
+    "check_alerts": "alerts",
+    "list_alerts": "alerts",
+    "run_monitor": "alerts",
+    "dataset_drift": "drift",
+    "drift": "drift",
+    "version_drift": "drift",
+    "prediction_lineage": "_lineage",
+    "Profile": "profiles",
+    "profile": "profiles",
+    "QualityReport": "quality",
+    "quality": "quality",
+    "KLL_K": "sketches",
+    "MAX_CATEGORIES": "sketches",
+    "CategoricalSummary": "sketches",
+    "NumericSummary": "sketches",
+    "SloReport": "slo",
+    "slo": "slo",
+    "DriftReport": "stats",
+    "Thresholds": "stats",
+    "FoldResult": "windows",
+    "fold": "windows",
+    "window_profile": "windows",
+}
+lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "KLL_K",

@@ -10,7 +10,6 @@ from typing import Any
 from strataml.errors import ConfigError
 from strataml.monitoring.profiles import profile
 from strataml.monitoring.stats import DriftReport, Thresholds, report
-from strataml.monitoring.windows import fold, last_minute, window_profile
 from strataml.spine import Workspace, parse_duration
 
 
@@ -39,6 +38,7 @@ def drift(ws: Workspace, model: str, *, deployment: str | None = None, since: st
     latest such span ending at the newest logged prediction; neither means all traffic.
     """
     from strataml.models import resolve_version
+    from strataml.monitoring.windows import fold, last_minute, window_profile
 
     if since and window:
         raise ConfigError("--since and --window cannot be used together", hint="give one of them")
@@ -70,6 +70,8 @@ def version_drift(ws: Workspace, model: str, reference: int, current: int, *, de
     """Drift between two versions of a model serving side by side (a canary against its
     champion): the live inputs and outputs of ``current`` against those of ``reference``
     over the same minutes, from ``since`` on (the minute it falls in), folded first."""
+    from strataml.monitoring.windows import fold, window_profile
+
     th = Thresholds.of(thresholds)
     fold(ws)
     start = None if since is None else int(since.timestamp() // 60)

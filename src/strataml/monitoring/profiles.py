@@ -163,12 +163,15 @@ def _build_dataset_profile(ws: Workspace, ref: str) -> Profile:
 
     dv = get_version(ws, ref)
     paths = dv.paths()
-    if paths:  # text columns read as dictionaries: counting their values then copies no strings
-        schema = pq.read_schema(paths[0])
-        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        table = pq.ParquetDataset([str(p) for p in paths], read_dictionary=text).read()
-    else:
-        table = pa.table({})
+    if not paths:
+        return Profile(f"dataset:{dv.ref}", "dataset", 0, {})
+    # each file read whole through ParquetFile (pyarrow.dataset would import pandas, a
+    # command's half second); text columns read as dictionaries: counting their values
+    # then copies no strings
+    schema = pq.read_schema(paths[0])
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    tables = [pq.ParquetFile(str(p), read_dictionary=text).read() for p in paths]
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
     return Profile(f"dataset:{dv.ref}", "dataset", table.num_rows, summarise(table))
 
 

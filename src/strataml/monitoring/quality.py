@@ -6,8 +6,9 @@ otherwise on the model's entity key with the first label at or after the predict
 time within a horizon — in DuckDB, and computes per model version and window:
 
 * classifiers (binary): ROC AUC, log loss, accuracy, precision, recall and
-  false-positive rate at the deployment's threshold; regressors: MAE, RMSE and R²
-  (all through scikit-learn on the joined rows);
+  false-positive rate at the deployment's threshold (numpy on the joined rows: the
+  same figures as scikit-learn's, which the tests check); regressors: MAE, RMSE and
+  R² (through scikit-learn);
 * the counts of labelled and still unlabelled predictions;
 * for binary classifiers, **estimated** ROC AUC and accuracy from the predicted
   probabilities alone (confidence-based performance estimation): the probabilities are
@@ -26,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from strataml.errors import ConfigError
+from strataml.monitoring._arrays import float64_values, int64_values
 from strataml.spine import Workspace, duck, parse_duration, quote_ident, quote_literal
 
 BY = ("version", "day", "hour")
@@ -176,8 +178,6 @@ def _label_time(ws: Workspace, contract_name: str | None, cols: list[str]) -> st
 
 
 def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
-    from sklearn import metrics as skm
-
     if len(y) == 0:
         return {}
     if kind == "binary":
@@ -190,13 +190,16 @@ def _realised(kind: str, y: np.ndarray, p: np.ndarray, threshold: float) -> dict
         both = 0 < tp + fn < len(y)
         q = np.clip(p, 1e-15, 1 - 1e-15)
         return {
-            "roc_auc": float(skm.roc_auc_score(pos, p)) if both else None,
+            # roc_auc_score's curve (one point per distinct score, trapezoids), one unstable sort
+            "roc_auc": expected_roc_auc(pos.astype(np.float64), p) if both else None,
             "log_loss": float(-np.mean(np.where(pos, np.log(q), np.log(1 - q)))),
             "accuracy": (tp + tn) / len(y),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 0.0,
             "fpr": fp / (fp + tn) if fp + tn else None,
         }
+    from sklearn import metrics as skm
+
     return {
         "mae": float(skm.mean_absolute_error(y, p)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y, p))),
@@ -208,7 +211,7 @@ def expected_roc_auc(prob: np.ndarray, score: np.ndarray) -> float | None:
     """ROC AUC expected when each prediction is a positive with probability ``prob``, ranked by ``score``."""
     if len(prob) == 0:
         return None
-    order = np.argsort(-score, kind="mergesort")
+    order = np.argsort(-score)  # ties are grouped below, so the sort need not be stable
     s, pp = score[order], prob[order]
     # one point of the curve per distinct score (ties move together)
     last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
@@ -227,8 +230,7 @@ class Calibrator:
     def __init__(self, heldout: pa.Table) -> None:
         from sklearn.isotonic import IsotonicRegression
 
-        x = heldout["prediction"].to_numpy(zero_copy_only=False).astype(float)
-        y = heldout["label"].to_numpy(zero_copy_only=False).astype(float)
+        x, y = float64_values(heldout["prediction"]), float64_values(heldout["label"])
         self.iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
         self.rows = len(x)
 
@@ -250,6 +252,17 @@ def _calibrator(ws: Workspace, model: str, version: int) -> Calibrator | None:
     return Calibrator(held)
 
 
+def _groups(version: np.ndarray, window: np.ndarray) -> list[tuple[int, int]]:
+    """The distinct (version, window) pairs, in order."""
+    if len(version) == 0:
+        return []
+    if bool((version == version[0]).all() and (window == window[0]).all()):
+        return [(int(version[0]), int(window[0]))]
+    vs, vi = np.unique(version, return_inverse=True)
+    ws_, wi = np.unique(window, return_inverse=True)
+    return [(int(vs[c // len(ws_)]), int(ws_[c % len(ws_)])) for c in np.unique(vi * len(ws_) + wi).tolist()]
+
+
 def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version", horizon: str | float = "30d",
             deployment: str | None = None, threshold: float | None = None, estimate: bool = True,
             since: dt.datetime | None = None) -> QualityReport:
@@ -259,17 +272,17 @@ def quality(ws: Workspace, model: str, labels: str | None, *, by: str = "version
     keeps the predictions made from that time on (two versions compared over the same span)."""
     table, how = joined(ws, model, labels, by=by, horizon=horizon, deployment=deployment, since=since)
     thr = _threshold(ws, deployment or model, threshold)
-    version = table["version"].to_numpy(zero_copy_only=False)
-    window = table["window"].cast(pa.int64()).to_numpy(zero_copy_only=False) if by != "version" else np.zeros(len(version), dtype=np.int64)
-    pred = table["prediction"].to_numpy(zero_copy_only=False).astype(float)
-    lab = table["label"].to_numpy(zero_copy_only=False).astype(float)
+    # through the buffers: pyarrow's to_numpy and group_by import pandas
+    version = int64_values(table["version"])
+    window = int64_values(table["window"]) if by != "version" else np.zeros(len(version), dtype=np.int64)
+    pred, lab = float64_values(table["prediction"]), float64_values(table["label"])
     kinds: dict[int, str] = {}
     cals: dict[int, Calibrator | None] = {}
     report = QualityReport(model, labels or "", "", by, how, None)
-    keys = pa.table({"v": version.astype(np.int64), "w": window}).group_by(["v", "w"]).aggregate([])
-    groups = sorted(zip(keys["v"].to_pylist(), keys["w"].to_pylist(), strict=True))
+    groups = _groups(version, window)
+    single = len(groups) == 1
     for v, w in groups:
-        mask = (version == v) & (window == w)
+        mask = np.ones(len(version), dtype=bool) if single else (version == v) & (window == w)
         if v not in kinds:
             kinds[v] = _kind(ws, model, v)
         kind = kinds[v]

@@ -10,7 +10,10 @@ rereading rows.
 Where a figure is approximate: quantiles, histograms and every statistic computed from
 a numeric column's CDF (KS, PSI, Wasserstein) come from the KLL sketch, whose
 normalised rank error at ``k=1000`` is about 0.3% (so KS is within ~0.006 of the exact
-statistic). Counts, nulls, mean, std, min and max are exact; categorical counts are
+statistic). A column summarised at once is fed to its sketch sorted: each compaction then
+halves an ascending run of values, so at most a couple per level straddle any point and
+the rank error is bounded by the sketch's levels (about ``2 * 2**(levels - 1) / n``,
+under 0.002 up to a million values) whatever KLL's random bits. Counts, nulls, mean, std, min and max are exact; categorical counts are
 exact while a column has at most :data:`MAX_CATEGORIES` distinct values.
 """
 
@@ -26,11 +29,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from strataml.monitoring._arrays import float64_values
+
 KLL_K = 1000
 MAX_CATEGORIES = 1000
 OTHER = "__other__"
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 HISTOGRAM_BINS = 50
+PARALLEL_ROWS = 100_000
 
 
 def column_kind(t: pa.DataType) -> str | None:
@@ -58,20 +64,22 @@ class NumericSummary:
 
     kind = "numeric"
 
-    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
+    def update(self, values: pa.Array | pa.ChunkedArray | np.ndarray) -> None:
         """Add a column's values (nulls and NaN count as null)."""
-        arr = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+        arr = values if isinstance(values, np.ndarray) else float64_values(values)
         # sorted: NaN go last, and KLL takes sorted input several times faster (its error
         # bound holds for any order)
         ok = np.sort(arr)
-        ok = ok[: len(ok) - int(np.count_nonzero(np.isnan(ok)))]
+        if len(ok) and np.isnan(ok[-1]):
+            ok = ok[: int(np.searchsorted(ok, np.nan))]
         self.nulls += len(arr) - len(ok)
         if len(ok) == 0:
             return
         self.sketch.update(ok)
-        n, mean = len(ok), float(ok.mean())
-        m2 = float(((ok - mean) ** 2).sum())
-        self._combine(n, mean, m2, float(ok[0]), float(ok[-1]))
+        n = len(ok)
+        mean = float(ok.sum()) / n
+        dev = ok - mean  # squared in place and summed: np.dot would go through BLAS threads
+        self._combine(n, mean, float(np.square(dev, out=dev).sum()), float(ok[0]), float(ok[-1]))
 
     def _combine(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
         total = self.count + n
@@ -149,6 +157,14 @@ class CategoricalSummary:
                 self.counts[v] = self.counts.get(v, 0) + int(n)
         self._trim()
 
+    def add_counts(self, values: list[str], counts: np.ndarray, nulls: int = 0) -> None:
+        """Add counted values (``counts[i]`` of ``values[i]``) and nulls."""
+        self.nulls += nulls
+        for v, n in zip(values, counts.tolist(), strict=True):
+            if n:
+                self.counts[v] = self.counts.get(v, 0) + int(n)
+        self._trim()
+
     def merge(self, other: CategoricalSummary) -> None:
         """Fold another summary of the same column into this one."""
         self.nulls += other.nulls
@@ -207,18 +223,33 @@ def is_identifier(values: pa.ChunkedArray | pa.Array) -> bool:
     t = values.type
     if pa.types.is_dictionary(t):
         text = pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        if sum(len(c.dictionary) for c in chunks) < n:  # fewer distinct values than rows: no counting needed
+            return False
         return bool(n >= 100 and text and len(pc.value_counts(values).field("values").drop_null()) == n)
     return bool(n >= 100 and (pa.types.is_string(t) or pa.types.is_large_string(t)) and pc.count_distinct(values).as_py() == n)
 
 
+def _summary_of(column: pa.ChunkedArray) -> Summary | None:
+    kind = column_kind(column.type)
+    if kind is None or (kind == "categorical" and is_identifier(column)):
+        return None
+    s = new_summary(kind)
+    s.update(column)
+    return s
+
+
 def summarise(table: pa.Table, columns: list[str] | None = None) -> dict[str, Summary]:
-    """Summaries of a table's profilable columns (or of ``columns``); identifiers are left out."""
-    out: dict[str, Summary] = {}
-    for name in columns if columns is not None else table.column_names:
-        kind = column_kind(table.schema.field(name).type)
-        if kind is None or (kind == "categorical" and is_identifier(table[name])):
-            continue
-        s = new_summary(kind)
-        s.update(table[name])
-        out[name] = s
-    return out
+    """Summaries of a table's profilable columns (or of ``columns``); identifiers are left out.
+
+    Large tables summarise two columns at a time: sorting a column releases the GIL, so one
+    column sorts while the other updates its sketch."""
+    names = columns if columns is not None else table.column_names
+    if table.num_rows >= PARALLEL_ROWS and len(names) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            found = list(pool.map(_summary_of, [table[n] for n in names]))
+    else:
+        found = [_summary_of(table[n]) for n in names]
+    return {n: s for n, s in zip(names, found, strict=True) if s is not None}
