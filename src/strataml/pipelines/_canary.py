@@ -36,31 +36,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from strataml.errors import ConfigError
+from strataml.spine import parse_duration
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 TRAFFIC_METRICS = ("error_rate", "latency_p99", "prediction_drift")
 _DEFAULT_MARGIN = {"error_rate": 0.0, "latency_p99": 1.2, "prediction_drift": 0.0}
 _QUALITY_MARGIN = 0.01
 _LIMIT = re.compile(r"^\s*(\d+)\s*(?:of|/)\s*(\d+)\s*$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def seconds(value: str | int | float, what: str, *, zero: bool = False) -> float:
-    """Seconds in ``"30m"``, ``"2s"``, ``"1h"`` (or a number of seconds)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        out = float(value)
-    else:
-        m = _DURATION.match(str(value))
-        if not m:
-            raise ConfigError(
-                f"{what} {value!r} is not a duration",
-                hint="write a whole number and a unit: 2s, 5m, 1h, 1d",
-            )
-        out = float(m.group(1)) * _UNIT[m.group(2)]
-    if out < 0 or (out == 0 and not zero):
-        raise ConfigError(f"{what} must be {'zero or more' if zero else 'positive'}, got {value!r}")
-    return out
+    """Seconds in ``"30m"``, ``"2s"``, ``"1h"`` (or a number of seconds): the spine's parser."""
+    return parse_duration(value, what, zero=zero)
 
 
 def _is_quality(metric: str) -> bool:

@@ -40,6 +40,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from strataml.errors import ConfigError
+from strataml.spine import parse_duration
 
 UTC = dt.UTC
 CatchUp = Literal["none", "latest", "all"]
@@ -47,21 +48,7 @@ _CATCHUP = ("none", "latest", "all")
 
 
 def _seconds(value: str | int | float | dt.timedelta, what: str) -> float:
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip().rstrip("smhdw").strip() in ("0", ""):
-        seconds = 0.0 if value.strip() else -1.0
-    else:
-        from strataml.features import parse_duration
-
-        seconds = float(parse_duration(value, what))
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(
-            f"{what} {value!r} must be a positive duration", hint="write e.g. '30s', '5m', '1h'"
-        )
-    return seconds
+    return parse_duration(value, what, zero=True)
 
 
 def _aware(t: dt.datetime, what: str = "time") -> dt.datetime:
