@@ -89,6 +89,10 @@ LAYER_NAMES = {
         "get_traffic", "list_keys", "list_traffic", "openapi_document", "prediction_log_dir",
         "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
     },
+    "strataml.testing": {
+        "check_artifact_store", "check_catalog", "check_model_format", "check_online_store", "check_queue",
+        "check_rate_limit_buckets", "check_response_cache",
+    },
     "strataml.features.online": {
         "BACKENDS", "KEY_SEP", "LAYOUT", "META", "OnlineStore", "OnlineStoreError", "RedisOnlineStore",
         "SQLiteOnlineStore", "encode_key", "encode_value", "key_sql", "open_online_store",
