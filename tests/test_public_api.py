@@ -62,8 +62,7 @@ LAYER_NAMES = {
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "confine", "confine_key",
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
-        "list_events", "load_definitions", "load_settings", "model_names", "monitor_alerts",
-        "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
+        "list_events", "load_definitions", "load_settings", "metadata", "one", "open_artifact_store",
         "open_catalog", "open_queue", "owner_tag", "quote_ident", "quote_literal", "redis_client", "scheme_of",
         "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
     },
@@ -79,7 +78,7 @@ LAYER_NAMES = {
         "ModelFormat", "Predictor", "Run", "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune",
         "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
         "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
-        "metric_history", "model_lineage", "package_versions", "prepare", "resolve_model", "resolve_run_id",
+        "metric_history", "model_lineage", "model_names", "package_versions", "prepare", "resolve_model", "resolve_run_id",
         "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices", "start_run", "train",
     },
     "strataml.serving": {

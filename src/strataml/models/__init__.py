@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.models._tables import models as model_names
     from strataml.models.definitions import Gate, Model, Split, Tune
     from strataml.models.formats import FORMATS, ModelFormat, row_predictor
     from strataml.models.formats.lightgbm import LightGBMRows
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "model_names": "_tables:models",
     "Gate": "definitions",
     "Model": "definitions",
     "Split": "definitions",
@@ -120,6 +122,7 @@ __all__ = [
     "load_training_data",
     "metric_history",
     "model_lineage",
+    "model_names",
     "package_versions",
     "prepare",
     "resolve_model",

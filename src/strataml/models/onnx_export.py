@@ -28,12 +28,13 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, StrataError
+from strataml.models import _tables as tables
 from strataml.models.formats import FORMATS, get_format
 from strataml.models.formats.base import ExportRefused as ExportRefused
 from strataml.models.onnx_runtime import load_onnx, require_onnx
 from strataml.models.predictor import Predictor, prepare
 from strataml.models.registry import export_dict, load_model, resolve_version
-from strataml.spine import Workspace, append_event, current_actor, schema, utcnow
+from strataml.spine import Workspace, append_event, current_actor, utcnow
 
 #: how a deployment may run a version: its native artifact or one of its ONNX exports
 QUANTIZATIONS = ("int8",)
@@ -131,7 +132,7 @@ def _max_abs_diff(a: Any, b: Any) -> float:
 
 def list_exports(ws: Workspace, name: str, version: int | None = None) -> list[dict[str, Any]]:
     """The exports of a model (or of one version), oldest first."""
-    t = schema.model_exports
+    t = tables.model_exports
     q = sa.select(t).where(t.c.model == name)
     if version is not None:
         q = q.where(t.c.version == int(version))
@@ -252,7 +253,7 @@ def export_model(
             ),
         )
     sha = ws.artifacts.put_bytes(data)
-    t = schema.model_exports
+    t = tables.model_exports
     with ws.catalog.write() as conn:
         existing = (
             conn.execute(

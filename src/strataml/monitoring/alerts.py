@@ -30,8 +30,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError
+from strataml.monitoring._tables import monitor_alerts
 from strataml.monitoring.quality import parse_duration
-from strataml.spine import Workspace, append_event, monitor_alerts, utcnow
+from strataml.spine import Workspace, append_event, utcnow
 
 log = logging.getLogger("strataml.monitoring.alerts")
 

@@ -23,10 +23,11 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import sqlalchemy as sa
 
+from strataml.monitoring._tables import monitor_log_offsets, monitor_windows
 from strataml.monitoring.profiles import Profile
 from strataml.monitoring.sketches import column_kind, new_summary
 from strataml.serving import prediction_log_dir
-from strataml.spine import Workspace, monitor_log_offsets, monitor_windows
+from strataml.spine import Workspace
 
 
 @dataclass

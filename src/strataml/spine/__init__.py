@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from strataml.spine.lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.spine.alert_tables import monitor_alerts
     from strataml.spine.artifacts import ArtifactStore, open_artifact_store, owner_tag, sha256_file
     from strataml.spine.atomic_parquet import AtomicParquet, write_parquet
     from strataml.spine.backends import Backend, BackendKind, scheme_of
@@ -21,10 +20,9 @@ if TYPE_CHECKING:
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
     from strataml.spine.hashing import definition_hash
-    from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
     from strataml.spine.queue import DeadLetter, Delivery, Outgoing, Queue, QueueError, open_queue
-    from strataml.spine.schema import models as model_names
+    from strataml.spine.schema import metadata
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
     from strataml.spine.workspace import (
@@ -37,7 +35,6 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "monitor_alerts": "alert_tables",
     "ArtifactStore": "artifacts",
     "open_artifact_store": "artifacts",
     "owner_tag": "artifacts",
@@ -62,13 +59,16 @@ _EXPORTS = {
     "list_events": "events",
     "failpoint": "faults",
     "definition_hash": "hashing",
-    "monitor_log_offsets": "monitor_tables",
-    "monitor_profiles": "monitor_tables",
-    "monitor_windows": "monitor_tables",
     "check_name": "paths",
     "confine": "paths",
     "confine_key": "paths",
+    "metadata": "schema",
+    # names of tables that moved to their layer, for code written before (not in __all__)
     "model_names": "schema:models",
+    "monitor_alerts": "schema",
+    "monitor_log_offsets": "schema",
+    "monitor_profiles": "schema",
+    "monitor_windows": "schema",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -118,11 +118,7 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
-    "model_names",
-    "monitor_alerts",
-    "monitor_log_offsets",
-    "monitor_profiles",
-    "monitor_windows",
+    "metadata",
     "one",
     "open_artifact_store",
     "open_catalog",
