@@ -6,7 +6,7 @@ process's own CPU time per request (from /proc: steadier than throughput on a bu
 Setup, load and bare endpoint are :mod:`serving_bench`'s (100-tree LightGBM over 10 features
 looked up in the SQLite online store, auth, rate limits, metrics, fsync'ed prediction log).
 
-    PYTHONPATH=src python bench/serving_ab_bench.py --other /path/to/other/checkout [--seconds 10] [--repeats 5]
+    PYTHONPATH=src python bench/serving_ab_bench.py --other /path/to/other/checkout [--seconds 10] [--repeats 5] [--append "what changed"]
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ def main() -> None:
     )
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--append",
+        metavar="TITLE",
+        help="add the figures to BENCHMARKS.md's Serving section under this title",
+    )
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="strata-ab-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -107,6 +112,7 @@ def main() -> None:
         for url in (bare_url, *(g[0] for g in gateways.values())):
             wrk(url, script, 2)  # warm up
         rows: dict[str, list[tuple[float, float]]] = {k: [] for k in gateways}
+        table: list[str] = []
         for i in range(args.repeats):
             order = list(gateways) if i % 2 == 0 else list(reversed(gateways))
             base = wrk(bare_url, script, args.seconds)
@@ -121,6 +127,11 @@ def main() -> None:
                     f"{label} {got['rps']:,.0f}/s = {got['rps'] / base['rps']:.1%}, {cpu_us:.0f} us CPU/request"
                 )
             print("; ".join(line) + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+            (t_ratio, t_cpu), (o_ratio, o_cpu) = rows["this"][-1], rows["other"][-1]
+            table.append(
+                f"| {i + 1} | {base['rps']:,.0f} | {t_ratio:.1%} | {t_cpu:.0f} | {o_ratio:.1%} | {o_cpu:.0f} | "
+                f"{os.getloadavg()[0]:.1f} |"
+            )
         for label, got in rows.items():
             print(
                 f"{label}: median ratio {statistics.median(r for r, _ in got):.1%}, "
@@ -131,6 +142,35 @@ def main() -> None:
             p.terminate()
             p.wait(60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def append(
+    args: argparse.Namespace, table: list[str], summary: dict[str, tuple[float, float]]
+) -> None:
+    import time
+
+    from record import record
+
+    (t_ratio, t_cpu), (o_ratio, o_cpu) = summary["this"], summary["other"]
+    lines = [
+        f"### {args.append} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        f'On this machine ({os.cpu_count()} cores, shared): the bare endpoint and two gateways, this tree ("this") and',
+        f'`{args.other.name}` ("other"), on one workspace, {args.seconds} s of wrk each in turn, the gateways\' order',
+        "alternating; each gateway's throughput as a share of the bare endpoint's in the same turn, and the server",
+        "process's own CPU time per request. Setup as in `serving_bench.py` (online features, auth, limits, metrics, log).",
+        "",
+        "| run | bare req/s | this ratio | this CPU us/request | other ratio | other CPU us/request | load avg |",
+        "|---|---|---|---|---|---|---|",
+        *table,
+        "",
+        f"Medians: this **{t_ratio:.1%}** of the bare endpoint, {t_cpu:.0f} us CPU a request; other **{o_ratio:.1%}**, "
+        f"{o_cpu:.0f} us CPU a request.",
+        "",
+        f"Reproduce: `PYTHONPATH=src python bench/serving_ab_bench.py --other OTHER_CHECKOUT --seconds {args.seconds} "
+        f"--repeats {args.repeats} --append TITLE`",
+    ]
+    record("Serving", "\n".join(lines))
 
 
 if __name__ == "__main__":
