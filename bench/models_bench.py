@@ -32,8 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import strataml as st
+from strataml.models import _tables as schema
 from strataml.models import list_runs
-from strataml.spine import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -65,12 +65,10 @@ LAYER_NAMES = {
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name", "confine",
         "confine_key", "current_actor", "definition_hash", "duck", "failpoint", "find_workspace",
-        "lazy_exports", "list_events", "load_definitions", "load_settings", "loop_runs", "model_names",
-        "monitor_alerts", "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one",
-        "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "pipeline_attempts",
-        "pipeline_cache", "pipeline_logs", "pipeline_runs", "pipeline_steps", "quote_ident", "quote_literal",
-        "redis_client", "scheduler_cursors", "scheduler_leases", "scheduler_ticks", "scheme_of", "sha256_file",
-        "use_wal", "user_code", "utcnow", "write_parquet"
+        "lazy_exports", "list_events", "load_definitions", "load_settings", "metadata", "one",
+        "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "quote_ident",
+        "quote_literal", "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow",
+        "write_parquet"
     },
     "strataml.data": {
         "LATEST", "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec",
@@ -89,9 +87,9 @@ LAYER_NAMES = {
         "ModelFormat", "Predictor", "Run", "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune",
         "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
         "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
-        "metric_history", "model_lineage", "move_alias", "package_versions", "prepare", "resolve_model",
-        "resolve_run_id", "resolve_version", "rollback", "row_predictor", "set_alias", "split_indices",
-        "start_run", "train"
+        "metric_history", "model_lineage", "model_names", "move_alias", "package_versions", "prepare",
+        "resolve_model", "resolve_run_id", "resolve_version", "rollback", "row_predictor", "set_alias",
+        "split_indices", "start_run", "train"
     },
     "strataml.serving": {
         "PUBLIC", "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig",

@@ -123,3 +123,17 @@ def test_gc_lists_then_removes_what_killed_writers_left(tmp_path: Path, python: 
     assert not ws.artifacts.exists(stray)
     assert gc() == {"applied": False, "staging": [], "objects": [], "bytes": 0, "objects_checked": True}
     _assert_consistent(ws.root)
+
+
+def test_gc_counts_references_in_every_table_the_catalog_holds(workspace: st.Workspace) -> None:
+    # a layer's tables need not be imported by the process that collects: a table no loaded
+    # module defines still protects the objects it names
+    import sqlalchemy as sa
+
+    from strataml.spine.gc import referenced
+
+    sha = workspace.artifacts.put_bytes(b"a profile no loaded module knows about")
+    with workspace.catalog.write() as conn:
+        conn.execute(sa.text("CREATE TABLE layer_table_not_imported (ref TEXT)"))
+        conn.execute(sa.text("INSERT INTO layer_table_not_imported VALUES (:s)"), {"s": f"profile {sha}"})
+    assert sha in referenced(workspace)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import strataml as st
 from features.conftest import LABELS, TX, USER, at, labels, put, tx
 from strataml.data import Column, Contract, get_version
+from strataml.data import _tables as schema
 from strataml.errors import NotFound
 from strataml.features import (
     FeatureDefinitionError,
@@ -18,7 +19,7 @@ from strataml.features import (
     apply,
     build_training_set,
 )
-from strataml.spine import list_events, schema
+from strataml.spine import list_events
 
 
 def spend_view(**kw: object) -> st.FeatureView:

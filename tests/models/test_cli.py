@@ -43,7 +43,7 @@ def test_train_runs_and_models_commands(loans_ws: st.Workspace, python: str, cli
     assert set(first) >= {"run", "model", "version", "metrics", "gate"}
     import sqlalchemy as sa
 
-    from strataml.spine import monitor_profiles
+    from strataml.monitoring._tables import monitor_profiles
 
     with loans_ws.catalog.read() as conn:  # strata train stores the version's reference profile for drift checks
         assert conn.execute(sa.select(monitor_profiles.c.ref)).scalars().all() == ["model:loans_default@v1"]

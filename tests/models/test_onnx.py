@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import strataml as st
-from strataml.errors import IntegrityError, MissingExtra, NotFound
+from strataml.errors import IntegrityError, NotFound
 from strataml.models import (
     ExportRefused,
     UnsafeModel,
@@ -32,9 +31,8 @@ from strataml.models import (
     list_exports,
     load_model,
 )
-from strataml.models.onnx_runtime import check_onnx, load_onnx, require_onnx
+from strataml.models.onnx_runtime import check_onnx, load_onnx
 from strataml.models.predictor import Predictor, prepare
-from strataml.models.serialization import Serialized
 from strataml.spine.events import list_events
 
 from .conftest import loans_table
@@ -237,7 +235,7 @@ def test_tampered_export_is_refused_and_missing_export_is_named(loans_ws: st.Wor
 @pytest.mark.parametrize("objective", ["binary:logistic", "multi:softprob", "reg:squarederror"])
 def test_xgboost_converter_matches_native(objective: str) -> None:
     xgb = pytest.importorskip("xgboost")
-    from strataml.models.onnx_export import CONVERTERS
+    from strataml.models import FORMATS
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 3))
@@ -264,7 +262,7 @@ def test_xgboost_converter_matches_native(objective: str) -> None:
         "inputs": [{"name": n, "type": "float"} for n in names],
         "output": {"kind": kind, "classes": classes},
     }
-    model = load_onnx(CONVERTERS["xgboost"](booster, sig).SerializeToString())
+    model = load_onnx(FORMATS["xgboost"].to_onnx(booster, sig).SerializeToString())
     frame = prepare(pd.DataFrame(x, columns=names), sig, "onnx")
     native = booster.predict(xgb.DMatrix(x, feature_names=names))
     np.testing.assert_allclose(
@@ -347,22 +345,6 @@ def test_what_is_not_an_onnx_model_is_refused(data: bytes) -> None:
         check_onnx(data)
 
 
-def test_pickle_posing_as_onnx_is_refused_before_parsing() -> None:
-    import pickle
-
-    sig = {
-        "inputs": [{"name": "x", "type": "float"}],
-        "output": {"kind": "regression", "classes": []},
-    }
-    with pytest.raises(UnsafeModel, match="pickle"):
-        Predictor.from_serialized(Serialized(pickle.dumps({"a": 1}), "onnx"), sig)
-
-
-def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(MissingExtra) as err:
-        require_onnx()
-    assert err.value.hint == "pip install 'strataml[onnx]'"
 
 
 # --- CLI -------------------------------------------------------------------------------
@@ -463,3 +445,12 @@ def test_int8_quantised_torch_network_is_smaller_and_close(loans_ws: st.Workspac
     _same(load_model(ws, "torch_bce").predict(rows), load_model(ws, "torch_bce", runtime="onnx-int8").predict(rows), 0.05)
     print(f"torch_bce: safetensors {full['size_native']} B, onnx {full['size']} B "
           f"(max diff {full['max_abs_diff']:.2g}), int8 {q['size']} B (max diff {q['max_abs_diff']:.2g})")
+
+
+def test_registered_xgboost_version_exports_and_serves_like_native(loans_ws: st.Workspace) -> None:
+    xgb = pytest.importorskip("xgboost")
+    _train(loans_ws, "xg", xgb.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1), NUMERIC)
+    out = export_model(loans_ws, "xg")
+    assert out["created"] and out["max_abs_diff"] <= 1e-4
+    rows = _rows(50)
+    _same(load_model(loans_ws, "xg").predict(rows), load_model(loans_ws, "xg", runtime="onnx").predict(rows), 1e-4)

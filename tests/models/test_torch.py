@@ -4,11 +4,7 @@ plus a JSON header, rebuilt from the workspace's definition, never from the arti
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import strataml as st
-from strataml.errors import ConfigError, IntegrityError, MissingExtra, NotFound, UserCodeError
+from strataml.errors import ConfigError, NotFound, UserCodeError
 from strataml.models import UnsafeModel, load_model
 from strataml.models.fitting import configure, fit
 from strataml.models.predictor import prepare
@@ -26,7 +22,7 @@ from strataml.models.train import load_training_data, prepare_data, split_indice
 from strataml.serving import score
 from strataml.serving.servable import RegistryModels
 
-from .conftest import loans_table, register_bytes
+from .conftest import loans_table
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -198,26 +194,6 @@ def test_string_inputs_are_refused_with_the_fix(loans_ws: st.Workspace) -> None:
     assert "feature view" in info.value.message
 
 
-def test_torch_pickles_are_refused(mlp_ws: st.Workspace) -> None:
-    st.train(mlp_ws, "loans_mlp")
-    lm = load_model(mlp_ws, "loans_mlp")
-    definition = mlp_ws.definitions.get("model", "loans_mlp").estimator
-    state = lm.predictor.native.module_.state_dict()
-    for kw in ({}, {"_use_new_zipfile_serialization": False}):
-        buf = io.BytesIO()
-        torch.save(state, buf, **kw)
-        with pytest.raises(UnsafeModel, match="pickle"):
-            load(buf.getvalue(), "torch", estimator=definition)
-    buf = io.BytesIO()
-    torch.save(
-        torch.nn.Sequential(torch.nn.Linear(3, 1)), buf
-    )  # a whole module: classes named by a pickle
-    v = register_bytes(mlp_ws, "loans_mlp", buf.getvalue(), "torch", lm.signature)
-    with pytest.raises(UnsafeModel, match="pickle"):
-        load_model(mlp_ws, "loans_mlp", v)
-    with pytest.raises(UnsafeModel, match="pickle"):
-        load(pickle.dumps({"weights": [1.0, 2.0]}), "torch", estimator=definition)
-
 
 def test_an_artifact_naming_code_is_refused(mlp_ws: st.Workspace) -> None:
     st.train(mlp_ws, "loans_mlp")
@@ -243,17 +219,6 @@ def test_an_artifact_naming_code_is_refused(mlp_ws: st.Workspace) -> None:
     with pytest.raises(UnsafeModel, match="not a strataml torch artifact"):
         load(data[:-4], "torch", estimator=definition)
 
-
-def test_tampered_torch_artifact_is_refused_before_loading(mlp_ws: st.Workspace) -> None:
-    st.train(mlp_ws, "loans_mlp")
-    lm = load_model(mlp_ws, "loans_mlp")
-    path = mlp_ws.artifacts.local_path(lm.sha256)
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0x01  # one bit of one weight
-    path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="does not match its sha256"):
-        load_model(mlp_ws, "loans_mlp")
 
 
 def test_torch_estimator_is_a_scikit_learn_estimator() -> None:
@@ -293,13 +258,3 @@ def test_torch_estimator_is_a_scikit_learn_estimator() -> None:
         st.TorchEstimator(lambda n: torch.nn.Linear(n, 1)).fit(x, labels)
     with pytest.raises(ConfigError, match="must return a torch.nn.Module"):
         st.TorchEstimator(lambda n: "not a network").fit(x, labels[:600] == "low")
-
-
-def test_loading_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    x = np.random.default_rng(0).normal(size=(50, 2))
-    est = st.TorchEstimator(lambda n: torch.nn.Linear(n, 1), epochs=1).fit(x, x[:, 0] > 0)
-    data = dump(est).data
-    monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(MissingExtra) as info:
-        load(data, "torch", estimator=est)
-    assert info.value.hint == "pip install 'strataml[torch]'"

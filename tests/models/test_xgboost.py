@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import strataml as st
-from strataml.errors import IntegrityError, MissingExtra
 from strataml.models import UnsafeModel, get_model, load_model
 from strataml.models.fitting import configure, fit
 from strataml.models.predictor import prepare
@@ -24,7 +21,7 @@ from strataml.models.train import load_training_data, prepare_data, split_indice
 from strataml.serving import score
 from strataml.serving.servable import RegistryModels
 
-from .conftest import loans_table, register_bytes
+from .conftest import loans_table
 
 xgb = pytest.importorskip("xgboost")
 
@@ -176,34 +173,9 @@ def test_xgboost_artifact_format_is_checked_before_parsing() -> None:
     ):
         with pytest.raises(UnsafeModel, match="not an XGBoost JSON model"):
             load(bad, "xgboost")
-    with pytest.raises(UnsafeModel, match="pickle"):
-        load(pickle.dumps(est), "xgboost")
     softmax = xgb.XGBClassifier(n_estimators=2, objective="multi:softmax", n_jobs=1).fit(
         x, (x[:, 1] * 3).astype(int)
     )
     with pytest.raises(UnsafeModel, match="does not serve"):
         dump(softmax)
 
-
-def test_tampered_or_pickled_xgboost_artifact_is_refused(loans_ws: st.Workspace) -> None:
-    st.train(loans_ws, model())
-    lm = load_model(loans_ws, "loans_xgb")
-    payload = pickle.dumps(in_memory(loans_ws, model()))
-    v = register_bytes(loans_ws, "loans_xgb", payload, "xgboost", lm.signature)
-    with pytest.raises(UnsafeModel, match="pickle"):
-        load_model(loans_ws, "loans_xgb", v)
-    path = loans_ws.artifacts.local_path(lm.sha256)
-    os.chmod(path, 0o644)
-    path.write_bytes(path.read_bytes().replace(b'"binary:logistic"', b'"binary:logitraw"', 1))
-    with pytest.raises(IntegrityError, match="does not match its sha256"):
-        load_model(loans_ws, "loans_xgb", 1)
-
-
-def test_loading_without_xgboost_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(0)
-    x = rng.random((100, 2))
-    data = dump(xgb.XGBRegressor(n_estimators=2, n_jobs=1).fit(x, x[:, 0])).data
-    monkeypatch.setitem(sys.modules, "xgboost", None)
-    with pytest.raises(MissingExtra) as info:
-        load(data, "xgboost")
-    assert info.value.hint == "pip install 'strataml[xgboost]'"

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 import strataml as st
-from strataml.spine import pipeline_runs, scheduler_ticks
+from strataml.pipelines._tables import pipeline_runs, scheduler_ticks
 
 HEADER = '''
 from pathlib import Path

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 import strataml as st
 from strataml.pipelines import create_run, get_run, recover_runs, resume_run
-from strataml.spine import list_events, pipeline_runs
+from strataml.pipelines._tables import pipeline_runs
+from strataml.spine import list_events
 
 from .pipeline_ws import counts, pipeline_workspace
 from .test_pipeline_runs import WAITING

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 import strataml as st
 from strataml.pipelines import cancel_run, get_run, resume_run, run_attempts, run_logs
 from strataml.pipelines._cache import load_value
-from strataml.spine import list_events, pipeline_cache
+from strataml.pipelines._tables import pipeline_cache
+from strataml.spine import list_events
 
 from .pipeline_ws import counts, pipeline_workspace
 

@@ -16,6 +16,39 @@ def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     assert Catalog(url).migrate() == []  # nothing left to do
 
 
+#: migrations shipped before each layer held its own: their ids are recorded in existing
+#: catalogs and must keep their names wherever the modules live
+SHIPPED = ["m0001_spine_data", "m0100_features", "m0200_models", "m0201_model_exports", "m0300_serving",
+           "m0400_monitoring", "m0401_alerts"]
+
+
+def test_each_layer_owns_its_migrations_under_stable_ids() -> None:
+    from strataml.spine import migrations
+
+    ids = migration_ids()
+    assert ids == sorted(ids) and set(SHIPPED) <= set(ids)
+    found = {m.id: m.upgrade.__module__ for m in migrations.all_migrations()}
+    assert [m for m in found if m in SHIPPED] == SHIPPED  # in number order across the layers
+    assert found["m0200_models"] == "strataml.models._migrations.m0200_models"
+    assert found["m0401_alerts"] == "strataml.monitoring._migrations.m0401_alerts"
+    # a package listed for a layer that has no migrations (yet) is simply empty
+    assert "strataml.pipelines._migrations" in migrations.PACKAGES
+
+
+def test_a_migration_id_in_two_packages_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from strataml.errors import StrataError
+    from strataml.spine import migrations
+
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / name / "m0900_same.py").write_text("def upgrade(conn):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(migrations, "PACKAGES", ("one", "two"))
+    with pytest.raises(StrataError, match="m0900_same is in both one and two"):
+        migration_ids()
+
+
 def test_sqlite_is_wal_with_full_sync(tmp_path: Path) -> None:
     cat = Catalog(f"sqlite:///{tmp_path}/c.db")
     with cat.engine.connect() as conn:
@@ -95,3 +128,16 @@ def test_postgres_without_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingExtra, match=r"pip install 'strataml\[postgres\]'"):
         open_catalog("postgresql://127.0.0.1/test", migrate=False)
+
+
+def test_tables_are_found_at_their_old_place_for_code_written_before_they_moved() -> None:
+    from strataml.models._tables import model_versions
+    from strataml.monitoring._tables import monitor_alerts
+    from strataml.spine import metadata, schema
+
+    assert schema.model_versions is model_versions and metadata.tables["model_versions"] is model_versions
+    from strataml.spine import monitor_alerts as old  # the spine door's former export
+
+    assert old is monitor_alerts
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        _ = schema.nonexistent

@@ -228,10 +228,10 @@ def predictions_query(
     as_json: JsonOpt = False,
 ) -> None:
     """Logged predictions, newest first."""
-    from strataml.serving.audit import log_dir, query
+    from strataml.serving import prediction_log_dir, query_predictions
 
     ws = open_workspace(workspace)
-    rows = query(log_dir(ws.state_dir), model, since, limit, mode)
+    rows = query_predictions(prediction_log_dir(ws.state_dir), model, since, limit, mode)
     cols = ["ts", "request_id", "model", "version", "instance", "output", "latency_ms", "degraded", "mode"]
     emit(rows, as_json, lambda r: table("predictions", r, cols))
 
@@ -244,10 +244,10 @@ def predictions_stats(
     as_json: JsonOpt = False,
 ) -> None:
     """Counts by version, latency p50/p95/p99 (ms) and degraded answers."""
-    from strataml.serving.audit import log_dir, stats
+    from strataml.serving import prediction_log_dir, prediction_stats
 
     ws = open_workspace(workspace)
-    emit(stats(log_dir(ws.state_dir), model, since), as_json, lambda d: kv(f"predictions of {model or 'every model'}", d))
+    emit(prediction_stats(prediction_log_dir(ws.state_dir), model, since), as_json, lambda d: kv(f"predictions of {model or 'every model'}", d))
 
 
 def predict(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
+from strataml.data import _tables as tables
 from strataml.data.contract import Contract
 from strataml.errors import ConcurrencyError, NotFound, StrataError, UnsafePath
 from strataml.spine import (
@@ -25,7 +26,6 @@ from strataml.spine import (
     check_name,
     duck,
     quote_literal,
-    schema,
     utcnow,
 )
 
@@ -174,14 +174,14 @@ def _row_to_version(r: Any, ws: Workspace | None) -> DatasetVersion:
 
 def latest_number(conn: sa.Connection, name: str) -> int | None:
     """The newest version number of a dataset inside a transaction (None when it has none)."""
-    t = schema.dataset_versions
+    t = tables.dataset_versions
     return conn.execute(sa.select(sa.func.max(t.c.number)).where(t.c.dataset == name)).scalar()
 
 
 def get_version(ws: Workspace, ref: str) -> DatasetVersion:
     """The version a reference names; a clear error lists what exists when it does not."""
     name, number = parse_ref(ref)
-    t = schema.dataset_versions
+    t = tables.dataset_versions
     with ws.catalog.read() as conn:
         if number is None:
             number = latest_number(conn, name)
@@ -192,7 +192,7 @@ def get_version(ws: Workspace, ref: str) -> DatasetVersion:
             existing = conn.execute(sa.select(t.c.number).where(t.c.dataset == name).order_by(t.c.number)).scalars().all()
             if existing:
                 raise NotFound(f"dataset {name!r} has no version {ref.split('@', 1)[1]!r}; it has v{existing[0]}…v{existing[-1]}")
-            names = conn.execute(sa.select(schema.datasets.c.name).order_by(schema.datasets.c.name)).scalars().all()
+            names = conn.execute(sa.select(tables.datasets.c.name).order_by(tables.datasets.c.name)).scalars().all()
             raise NotFound(
                 f"no dataset named {name!r} (datasets: {', '.join(names) or 'none'})",
                 hint="ingest data first with 'strata ingest SOURCE --contract NAME'",
@@ -202,14 +202,14 @@ def get_version(ws: Workspace, ref: str) -> DatasetVersion:
 
 def list_datasets(catalog: Catalog) -> list[dict[str, Any]]:
     """Every dataset with its latest version, row count and update time."""
-    t = schema.dataset_versions
+    t = tables.dataset_versions
     latest = sa.select(t.c.dataset, sa.func.max(t.c.number).label("n")).group_by(t.c.dataset).subquery()
     q = (
-        sa.select(schema.datasets.c.name, schema.datasets.c.kind, t.c.number, t.c.rows, t.c.created_at)
-        .select_from(schema.datasets)
-        .outerjoin(latest, latest.c.dataset == schema.datasets.c.name)
+        sa.select(tables.datasets.c.name, tables.datasets.c.kind, t.c.number, t.c.rows, t.c.created_at)
+        .select_from(tables.datasets)
+        .outerjoin(latest, latest.c.dataset == tables.datasets.c.name)
         .outerjoin(t, sa.and_(t.c.dataset == latest.c.dataset, t.c.number == latest.c.n))
-        .order_by(schema.datasets.c.name)
+        .order_by(tables.datasets.c.name)
     )
     with catalog.read() as conn:
         return [
@@ -227,7 +227,7 @@ def list_datasets(catalog: Catalog) -> list[dict[str, Any]]:
 def list_versions(ws: Workspace, name: str) -> list[DatasetVersion]:
     """Every version of one dataset, oldest first."""
     check_name(name, "dataset name")
-    t = schema.dataset_versions
+    t = tables.dataset_versions
     with ws.catalog.read() as conn:
         rows = conn.execute(sa.select(t).where(t.c.dataset == name).order_by(t.c.number)).mappings().all()
     return [_row_to_version(r, ws) for r in rows]
@@ -260,7 +260,7 @@ def diff(ws: Workspace, a_ref: str, b_ref: str) -> dict[str, Any]:
 
 def latest_version(ws: Workspace, name: str) -> DatasetVersion | None:
     """The newest version of dataset ``name``, or None when it has none yet."""
-    t = schema.dataset_versions
+    t = tables.dataset_versions
     with ws.catalog.read() as conn:
         number = latest_number(conn, name)
         if number is None:
@@ -274,7 +274,7 @@ def latest_version(ws: Workspace, name: str) -> DatasetVersion | None:
 
 def recorded_contract(conn: sa.Connection, name: str, version: str) -> Contract | None:
     """Contract ``name`` at ``version`` as the catalog recorded it (None when unrecorded)."""
-    t = schema.contracts
+    t = tables.contracts
     d = conn.execute(sa.select(t.c.definition).where(t.c.name == name, t.c.version == version)).scalar()
     return Contract.from_dict(d) if d else None
 
@@ -283,7 +283,7 @@ def register_contract(conn: sa.Connection, contract: Contract) -> None:
     """Record ``contract`` at its version in the catalog, once."""
     if recorded_contract(conn, contract.name, contract.version) is not None:
         return
-    conn.execute(schema.contracts.insert().values(
+    conn.execute(tables.contracts.insert().values(
         name=contract.name, version=contract.version, definition=contract.to_dict(), created_at=utcnow()
     ))
     append_event(conn, "contract.registered", contract.name, {"version": contract.version})
@@ -339,7 +339,7 @@ def _commit_once(
     lineage: dict[str, Any], parent: int | Literal["latest"] | None, contract: Contract | None, source: str | None,
     stats: dict[str, Any], event: dict[str, Any], reuse_identical: bool, within: Callable[[sa.Connection, int], None] | None,
 ) -> DatasetVersion:
-    t = schema.dataset_versions
+    t = tables.dataset_versions
     sha = version_sha(files)
     with ws.catalog.write() as conn:
         if conn.dialect.name == "postgresql":
@@ -349,9 +349,9 @@ def _commit_once(
         current = latest_number(conn, name)
         if parent != LATEST and current != parent:
             raise ConcurrencyError(f"{name} changed during the commit (v{current} appeared)", hint="retry")
-        existing_kind = conn.execute(sa.select(schema.datasets.c.kind).where(schema.datasets.c.name == name)).scalar()
+        existing_kind = conn.execute(sa.select(tables.datasets.c.kind).where(tables.datasets.c.name == name)).scalar()
         if existing_kind is None:
-            conn.execute(schema.datasets.insert().values(name=name, kind=kind, created_at=utcnow()))
+            conn.execute(tables.datasets.insert().values(name=name, kind=kind, created_at=utcnow()))
         elif existing_kind != kind:
             raise StrataError(
                 f"dataset {name!r} holds {existing_kind.replace('_', ' ')} versions, not {kind.replace('_', ' ')} ones",

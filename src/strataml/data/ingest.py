@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from strataml.data import _tables as tables
 from strataml.data.badrows import FUNCTION as BAD_ROWS
 from strataml.data.badrows import BadRows
 from strataml.data.contract import Contract, breaking_changes
@@ -56,7 +57,6 @@ from strataml.spine import (
     one,
     quote_ident,
     quote_literal,
-    schema,
     utcnow,
 )
 
@@ -500,7 +500,7 @@ class _Ingestion:
 
     def _insert_ingest(self, conn: sa.Connection, report: IngestReport, number: int | None) -> None:
         sha = report.quarantine.rsplit("/", 1)[1] if report.quarantine else None
-        conn.execute(schema.ingests.insert().values(
+        conn.execute(tables.ingests.insert().values(
             id=self.id, dataset=self.dataset, version=number, status=report.status, source=report.source,
             contract_name=self.contract.name, contract_version=self.contract.version,
             report=report.to_dict(), quarantine=sha, created_at=utcnow(),
@@ -576,7 +576,7 @@ def quarantine_rows(ws: Workspace, ref: str, limit: int | None = None) -> list[d
     from strataml.data.datasets import parse_ref
 
     name, number = parse_ref(ref)
-    t = schema.ingests
+    t = tables.ingests
     with ws.catalog.read() as conn:
         q = sa.select(t).where(t.c.dataset == name)
         q = q.where(t.c.version == number) if number is not None else q.order_by(t.c.created_at.desc())

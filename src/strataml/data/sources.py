@@ -9,21 +9,30 @@ validator's job, so a value that does not parse is quarantined, never a crash.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
-from pyarrow.lib import ArrowException
 
-from strataml.data.records import count_later, countable
+from strataml.data._csv import _open_csv
+from strataml.data._csv import recheck_cast_rejects as recheck_cast_rejects
+from strataml.data._scan import (
+    _JSON_LINE_MAX,
+    _MAX_LINE,
+    Scan,
+    _file_list,
+    _first_line,
+    check_header,
+    check_width,
+    long_lines,
+)
+from strataml.data._scan import MAX_COLUMNS as MAX_COLUMNS
+from strataml.data._scan import SourceSpec as SourceSpec
 from strataml.errors import MissingExtra, SourceError, UnsafePath
 from strataml.spine import owner_tag, quote_ident, quote_literal
 
@@ -37,99 +46,6 @@ _FILE_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-#: DuckDB's CSV reader skips, without a reject or an error, a line longer than its read
-#: buffer (32 MiB): such lines are found by :func:`long_lines` and quarantined here.
-_READER_BUFFER = 32 * 1024 * 1024
-#: a longer line is quarantined as a parse error, whatever the format (DuckDB's default)
-_MAX_LINE = 2 * 1024 * 1024
-#: the longest JSON Lines line read (longer ones make the reader fail: refused up front)
-_JSON_LINE_MAX = 64 * 1024 * 1024
-#: a source with more columns than this is refused before the engine runs out of memory
-MAX_COLUMNS = 2000
-_SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
-_REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
-
-
-@dataclass
-class SourceSpec:
-    """Where to read from and how.
-
-    ``format`` overrides detection by extension; ``delimiter`` and ``encoding`` apply to
-    CSV; ``query`` is required for a database URL.
-    """
-
-    uri: str
-    format: str | None = None
-    query: str | None = None
-    delimiter: str | None = None
-    encoding: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        """``file``, ``sql`` or ``http``."""
-        scheme = self.uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in self.uri else "file"
-        if scheme in ("http", "https"):
-            return "http"
-        if scheme in _SQL_SCHEMES:
-            return "sql"
-        if scheme in ("file", *_REMOTE_SCHEMES):
-            return "file"
-        raise SourceError(
-            f"unsupported source scheme {scheme!r} in {self.display}",
-            hint="use a file path or glob, an fsspec URL (s3://…), a database URL with --query, or an http(s):// URL",
-        )
-
-    @property
-    def display(self) -> str:
-        """The URI with any password hidden (for reports, lineage and logs)."""
-        if "://" in self.uri and "@" in self.uri.split("://", 1)[1].split("/", 1)[0]:
-            scheme, rest = self.uri.split("://", 1)
-            creds, host = rest.split("@", 1)
-            user = creds.split(":", 1)[0]
-            return f"{scheme}://{user}:***@{host}" if ":" in creds else self.uri
-        return self.uri
-
-
-@dataclass
-class Scan:
-    """What a source registered: its columns and whether they are raw text."""
-
-    columns: list[str]
-    text: bool
-    files: list[str]
-    cleanup: list[str] = field(default_factory=list)
-    csv: bool = False
-    dialect: CsvDialect | None = None
-    common: list[str] = field(default_factory=list)
-    #: lines the reader skips unreported: (file, line number, length in bytes, first bytes)
-    skipped: list[tuple[str, int, int, str]] = field(default_factory=list)
-    #: the number of records in the source, counted without the reader (None when unknown)
-    expected: int | None = None
-    #: for a streamed source: how many records it yielded so far
-    streamed: Callable[[], int] | None = None
-    #: for local CSV files: their records, being counted by another parser meanwhile
-    counting: Future[int] | None = None
-
-    def source_rows(self) -> int | None:
-        """The records in the source as counted apart from the engine (None when unknown)."""
-        if self.counting is not None:
-            try:
-                return self.counting.result()
-            except ArrowException:
-                return None  # a record too long for the counter's block: long_lines covers it
-        return self.streamed() if self.streamed is not None else self.expected
-
-    def finish(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Call once ``_src`` has been scanned: CSV rejects are known only then."""
-        if self.csv:
-            _finish_csv_rejects(con, self.skipped)
-
-    def close(self) -> None:
-        """Remove temporary files the source created."""
-        for path in self.cleanup:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
 
 
 def open_source(
@@ -217,10 +133,6 @@ def _detect_format(path: str) -> str:
     return _FILE_FORMATS[ext]
 
 
-def _file_list(files: list[str]) -> str:
-    return "[" + ", ".join(quote_literal(f) for f in files) + "]"
-
-
 def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec: SourceSpec, types: dict[str, str]) -> Scan:
     if fmt == "csv":
         return _open_csv(con, files, spec, types)
@@ -243,239 +155,6 @@ def _open_files(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str, spec
         check_width(files[0], list(rel.columns))
         return Scan(columns=list(rel.columns), text=False, files=files, expected=expected)
     raise SourceError(f"unknown format {fmt!r}", hint="use csv, jsonl or parquet")
-
-
-def _open_csv(con: duckdb.DuckDBPyConnection, files: list[str], spec: SourceSpec, types: dict[str, str]) -> Scan:
-    common = ["store_rejects=true", "rejects_table='_rej'", "rejects_scan='_rej_scan'"]
-    # Longer lines become parse rejects. The reader's buffers grow with this limit, and a
-    # buffer larger than the file leaves one thread to read it all: keep DuckDB's 2 MiB.
-    common.append("max_line_size=" + str(int(spec.options.get("max_line_size", _MAX_LINE))))
-    if spec.encoding:
-        common.append(f"encoding={quote_literal(spec.encoding)}")
-    skipped = [(f, *hit) for f in files for hit in long_lines(f, _READER_BUFFER - 1)]
-    if len(files) > 1:
-        # Files may order their columns differently: each is read with its own dialect and
-        # matched by name (the reader's union_by_name cannot keep rejects), all as text.
-        readers, columns, dialects = [], [], []
-        for f in files:
-            d = _checked_dialect(con, f, spec)
-            dialects.append(d)
-            readers.append(f"SELECT * FROM {_csv_reader([f], d, dict.fromkeys(d.columns, 'VARCHAR'), common)}")
-            columns += [c for c in d.columns if c not in columns]
-        check_width(files[0], columns)
-        con.execute("CREATE OR REPLACE TEMP VIEW _src AS " + " UNION ALL BY NAME ".join(readers))
-        counting = _count(files, dialects, spec)
-        return Scan(columns=columns, text=True, files=files, csv=True, skipped=skipped, counting=counting)
-    dialect = _checked_dialect(con, files[0], spec)
-    # Numbers, booleans and dates are typed by the reader itself (its parser is faster
-    # than casting text in SQL); a value it cannot type makes the line a CAST reject,
-    # which the ingestion re-checks as text so that every rule it breaks is named.
-    cols = {c: types.get(c, "VARCHAR") for c in dialect.columns}
-    src = _csv_reader(files, dialect, cols, common)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _src AS SELECT * FROM {src}")
-    return Scan(
-        columns=dialect.columns, text=True, files=files, csv=True, dialect=dialect, common=common, skipped=skipped,
-        counting=_count(files, [dialect] * len(files), spec),
-    )
-
-
-def _count(files: list[str], dialects: list[CsvDialect], spec: SourceSpec) -> Future[int] | None:
-    """Count the files' records with another parser, while the engine reads them (local files only)."""
-    if not all(countable(f) for f in files):
-        return None
-    return count_later([(f, d.delim, d.quote, d.escape, len(d.columns), spec.encoding) for f, d in zip(files, dialects, strict=True)])
-
-
-def _checked_dialect(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:
-    """The file's dialect, once its header is known to name each column once and not too many."""
-    header = _read_header(path, spec)
-    if header:
-        check_width(path, header[1])  # before the sniffer, whose memory grows with the width
-    dialect = _sniff(con, path, spec)
-    # the sniffer renames a repeated name (amount → amount_1): the header as written
-    header = _read_header(path, SourceSpec(path, delimiter=dialect.delim, encoding=spec.encoding))
-    check_header(path, header[1] if header and len(header[1]) == len(dialect.columns) else dialect.columns)
-    check_width(path, dialect.columns)
-    return dialect
-
-
-@dataclass(frozen=True)
-class CsvDialect:
-    """How a CSV file is written: separators and the header's column names."""
-
-    delim: str
-    quote: str
-    escape: str
-    columns: list[str]
-
-
-def _csv_reader(files: list[str], d: CsvDialect, cols: dict[str, str], common: list[str]) -> str:
-    spec_cols = "{" + ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in cols.items()) + "}"
-    opts = [
-        *common, "auto_detect=false", "header=true", f"columns={spec_cols}",
-        f"delim={quote_literal(d.delim)}", f"quote={quote_literal(d.quote)}", f"escape={quote_literal(d.escape)}",
-    ]
-    return f"read_csv({_file_list(files)}, {', '.join(opts)})"
-
-
-def _sniff(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:
-    """Detect the dialect once (DuckDB's sniffer, or the header line when it fails)."""
-    opts = []
-    if spec.delimiter:
-        opts.append(f"delim={quote_literal(spec.delimiter)}")
-    if spec.encoding:
-        opts.append(f"encoding={quote_literal(spec.encoding)}")
-    extra = (", " + ", ".join(opts)) if opts else ""
-    try:
-        rows = con.execute(
-            f"SELECT Delimiter, Quote, Escape, HasHeader, Columns FROM sniff_csv({quote_literal(path)}{extra})"
-        ).fetchall()
-        delim, quote, escape, _has_header, columns = rows[0]
-        def none(v: str) -> str:
-            return "" if v == "(empty)" else v
-        return CsvDialect(delim, none(quote), none(escape), [c["name"] for c in columns])
-    except duckdb.Error as exc:
-        # Typically an oversized line in the sniffer's sample: read the header ourselves,
-        # so that bad lines become rejects instead of failing the whole file.
-        header = _read_header(path, spec)
-        if header is None:
-            raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}", hint="check the file, or pass --delimiter/--encoding") from exc
-        return CsvDialect(header[0], '"', '"', header[1])
-
-
-def recheck_cast_rejects(con: duckdb.DuckDBPyConnection, scan: Scan, workdir: str) -> list[int]:
-    """Expose the lines the typed reader refused over a value as ``_recheck`` (all text).
-
-    Returns their line numbers, in the order of ``_recheck``'s rows (empty when none).
-    """
-    if scan.dialect is None:
-        return []
-    try:
-        rows = con.execute(
-            "SELECT line, any_value(csv_line) FROM _rej GROUP BY scan_id, file_id, line "
-            "HAVING bool_and(error_type = 'CAST') ORDER BY line"
-        ).fetchall()
-    except duckdb.Error:
-        return []
-    if not rows:
-        return []
-    d = scan.dialect
-    path = os.path.join(workdir, "recheck.csv")
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(d.delim.join(_csv_quote(c, d) for c in d.columns) + "\n")
-        for _, line in rows:
-            fh.write(line.rstrip("\r\n") + "\n")
-    common = [o for o in scan.common if not o.startswith(("rejects_", "encoding="))]
-    common = [*common, "rejects_table='_rej_recheck'", "rejects_scan='_rej_recheck_scan'"]
-    src = _csv_reader([path], d, dict.fromkeys(d.columns, "VARCHAR"), common)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _recheck AS SELECT * FROM {src}")
-    return [int(r[0]) for r in rows]
-
-
-def _csv_quote(value: str, d: CsvDialect) -> str:
-    if d.quote and (d.delim in value or d.quote in value):
-        return d.quote + value.replace(d.quote, (d.escape or d.quote) + d.quote) + d.quote
-    return value
-
-
-def _read_header(path: str, spec: SourceSpec) -> tuple[str, list[str]] | None:
-    """The delimiter and column names from a CSV file's first line (None if unreadable)."""
-    import csv
-    import io
-
-    if "://" in path:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            line = fh.readline(1 << 20).decode(spec.encoding or "utf-8").lstrip("\ufeff")
-    except (OSError, UnicodeError, LookupError):
-        return None
-    if not line.strip():
-        return None
-    delim = spec.delimiter or max(",;|\t", key=line.count)
-    names = next(csv.reader(io.StringIO(line), delimiter=delim))
-    return delim, [n.strip() for n in names]
-
-
-def _finish_csv_rejects(con: duckdb.DuckDBPyConnection, skipped: list[tuple[str, int, int, str]]) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE _skipped (file VARCHAR, line BIGINT, raw VARCHAR, error VARCHAR)")
-    if skipped:
-        con.executemany(
-            "INSERT INTO _skipped VALUES (?, ?, ?, ?)",
-            [
-                [f, n, head + "…", f"LINE SIZE OVER MAXIMUM: the line is {size:,} bytes, longer than the reader's {_READER_BUFFER:,}"]
-                for f, n, size, head in skipped
-            ],
-        )
-    try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _rej_lines AS SELECT s.file_path AS file, r.line, r.error_type, r.csv_line, r.error_message "
-            "FROM _rej r JOIN _rej_scan s USING (scan_id, file_id)"
-        )
-        reader = (
-            "SELECT min(line)::BIGINT AS line, any_value(csv_line) AS raw, "
-            "string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS error FROM _rej_lines GROUP BY file, line "
-            "HAVING NOT bool_and(error_type = 'CAST')"
-        )
-        # a line the reader did report is not counted twice
-        unreported = "WHERE NOT EXISTS (SELECT 1 FROM _rej_lines r WHERE r.file = k.file AND r.line = k.line)"
-    except duckdb.Error:
-        reader = "SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS error WHERE false"
-        unreported = ""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _src_rejects AS {reader} UNION ALL SELECT line, raw, error FROM _skipped k {unreported}")
-
-
-def long_lines(path: str, limit: int) -> list[tuple[int, int, str]]:
-    """The physical lines of a local file longer than ``limit`` bytes: (line number, length, first characters).
-
-    Counted without the engine's reader (which may skip such a line unreported). A window
-    of ``limit`` bytes after each newline is searched backwards for the next one, so only
-    a few pages per window are read: the scan costs little even for large files.
-    """
-    import mmap
-
-    if "://" in path or path.endswith((".gz", ".zst", ".bz2")) or os.path.getsize(path) <= limit:
-        return []
-    hits: list[tuple[int, int, str]] = []
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        size = len(mm)
-        start = 0  # where the current line starts
-        counted, newlines = 0, 0  # newlines before `counted`
-        while size - start > limit:
-            end = mm.rfind(b"\n", start, start + limit + 1)
-            if end != -1:
-                start = end + 1
-                continue
-            end = mm.find(b"\n", start + limit + 1)
-            end = size if end == -1 else end
-            for at in range(counted, start, 1 << 24):
-                newlines += mm[at : min(start, at + (1 << 24))].count(b"\n")
-            counted = start
-            length = end - start - (1 if end > start and mm[end - 1 : end] == b"\r" else 0)
-            hits.append((newlines + 1, length, mm[start : start + 200].decode("utf-8", "replace")))
-            start = end + 1
-    return hits
-
-
-def check_header(path: str, columns: list[str]) -> None:
-    """Refuse a header that names a column twice (a reader would rename or drop one)."""
-    seen: dict[str, int] = {}
-    for i, name in enumerate(columns, 1):
-        if name in seen:
-            raise SourceError(
-                f"{path} names column {name!r} twice (columns {seen[name]} and {i} of its header)",
-                hint="rename one of them in the file; no column is ever dropped unannounced",
-            )
-        seen[name] = i
-
-
-def check_width(path: str, columns: list[str]) -> None:
-    """Refuse a source wider than :data:`MAX_COLUMNS` before its rows are read."""
-    if len(columns) > MAX_COLUMNS:
-        raise SourceError(
-            f"{path} has {len(columns):,} columns; at most {MAX_COLUMNS:,} are supported",
-            hint="select the columns the contract needs into a narrower file (or a Parquet file) and ingest that",
-        )
 
 
 #: a line that is one JSON object naming each key once (a repeated key would hide a value)
@@ -529,10 +208,6 @@ def _open_jsonl(con: duckdb.DuckDBPyConnection, files: list[str], max_line: int)
 
 def _json_path_key(key: str) -> str:
     return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]
 
 
 # --- SQL ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from strataml.data.contract import TYPES
+from strataml.data import TYPES
 from strataml.errors import ConfigError
 from strataml.spine import check_name, definition_hash
 from strataml.spine import parse_duration as spine_duration

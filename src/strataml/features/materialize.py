@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from strataml.data import get_version
+from strataml.features import _tables as tables
 from strataml.features.definitions import FeatureView
 from strataml.features.lookup import online_store
 from strataml.features.offline import needed_columns, source_scan
@@ -46,7 +47,6 @@ from strataml.spine import (
     one,
     quote_ident,
     quote_literal,
-    schema,
     utcnow,
 )
 
@@ -187,7 +187,7 @@ def _materialize_view(ws: Workspace, view: FeatureView, st: OnlineStore, as_of: 
     seconds = time.perf_counter() - started
     run_id = str(uuid.uuid4())
     with ws.catalog.write() as conn:
-        conn.execute(schema.materializations.insert().values(
+        conn.execute(tables.materializations.insert().values(
             id=run_id, view=view.name, version=view.version, store=_safe(st.url), source_version=source.version.ref,
             mode=mode, as_of=as_of, watermark=as_of, entities=written, seconds=seconds, created_at=utcnow(),
         ))

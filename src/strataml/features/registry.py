@@ -19,9 +19,10 @@ import sqlalchemy as sa
 
 from strataml.data import DatasetVersion, get_version
 from strataml.errors import NotFound, StrataError
+from strataml.features import _tables as tables
 from strataml.features.definitions import Feature, FeatureDefinitionError, FeatureView
 from strataml.features.sql import agg_sql, request_select
-from strataml.spine import Workspace, append_event, duck, quote_ident, schema, utcnow
+from strataml.spine import Workspace, append_event, duck, quote_ident, utcnow
 
 #: DuckDB types an entity key may have (online keys are their text form)
 KEY_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"}
@@ -159,7 +160,7 @@ def register(ws: Workspace, views: list[FeatureView]) -> list[dict[str, Any]]:
         types = check_view(ws, view)
         version = view.version
         with ws.catalog.write() as conn:
-            t, tv = schema.feature_views, schema.feature_view_versions
+            t, tv = tables.feature_views, tables.feature_view_versions
             now = utcnow()
             head = conn.execute(sa.select(t.c.version).where(t.c.name == view.name)).scalar()
             known = conn.execute(sa.select(tv.c.version).where(tv.c.view == view.name, tv.c.version == version)).scalar()
@@ -193,7 +194,7 @@ def apply(ws: Workspace) -> list[dict[str, Any]]:
 
 def registered(ws: Workspace, name: str, version: str | None = None) -> FeatureView | None:
     """A registered view version (the head when ``version`` is None), or None."""
-    t, tv = schema.feature_views, schema.feature_view_versions
+    t, tv = tables.feature_views, tables.feature_view_versions
     with ws.catalog.read() as conn:
         if version is None:
             version = conn.execute(sa.select(t.c.version).where(t.c.name == name)).scalar()
@@ -228,7 +229,7 @@ def resolve_view(ws: Workspace, ref: str | FeatureView) -> FeatureView:
 
 def list_views(ws: Workspace) -> list[dict[str, Any]]:
     """Every registered view with its current version."""
-    t, tv = schema.feature_views, schema.feature_view_versions
+    t, tv = tables.feature_views, tables.feature_view_versions
     q = sa.select(t.c.name, t.c.version, t.c.updated_at, tv.c.entity, tv.c.source, tv.c.definition).join(
         tv, sa.and_(tv.c.view == t.c.name, tv.c.version == t.c.version)
     ).order_by(t.c.name)
@@ -244,7 +245,7 @@ def list_views(ws: Workspace) -> list[dict[str, Any]]:
 def show_view(ws: Workspace, name: str) -> dict[str, Any]:
     """A view's definition, feature types and every registered version."""
     view = resolve_view(ws, name)
-    tv = schema.feature_view_versions
+    tv = tables.feature_view_versions
     with ws.catalog.read() as conn:
         versions = conn.execute(
             sa.select(tv.c.version, tv.c.created_at).where(tv.c.view == view.name).order_by(tv.c.created_at)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.models._tables import models as model_names
     from strataml.models.definitions import Gate, Model, Split, Tune
     from strataml.models.formats import FORMATS, ModelFormat, row_predictor
     from strataml.models.formats.lightgbm import LightGBMRows
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "model_names": "_tables:models",
     "Gate": "definitions",
     "Model": "definitions",
     "Split": "definitions",
@@ -122,6 +124,7 @@ __all__ = [
     "load_training_data",
     "metric_history",
     "model_lineage",
+    "model_names",
     "move_alias",
     "package_versions",
     "prepare",

@@ -12,27 +12,29 @@ version, with an event.
 Exports are loaded through :mod:`strataml.models.onnx_runtime`, which vets the bytes
 before onnxruntime sees them.
 
-Converters are looked up by the version's registered format in :data:`CONVERTERS`;
-a new format needs one entry there.
+Each format converts its own models (:meth:`~strataml.models.formats.base.ModelFormat.to_onnx`);
+this module checks, stores and records what they produce.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from strataml.errors import ConfigError, MissingExtra, StrataError
+from strataml.errors import ConfigError, StrataError
+from strataml.models import _tables as tables
+from strataml.models.formats import FORMATS, get_format
+from strataml.models.formats.base import ExportRefused as ExportRefused
 from strataml.models.onnx_runtime import load_onnx, require_onnx
 from strataml.models.predictor import Predictor, prepare
 from strataml.models.registry import export_dict, load_model, resolve_version
-from strataml.spine import Workspace, append_event, current_actor, schema, utcnow
+from strataml.spine import Workspace, append_event, current_actor, utcnow
 
 #: how a deployment may run a version: its native artifact or one of its ONNX exports
 QUANTIZATIONS = ("int8",)
@@ -42,183 +44,6 @@ DEFAULT_INT8_TOLERANCE = 0.05
 SAMPLE_ROWS = 512
 #: operators whose stored weight matrices dynamic quantisation rewrites
 _WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "Attention", "LSTM", "GRU"})
-_OPSET = {"": 17, "ai.onnx.ml": 3}
-
-
-class ExportRefused(StrataError):
-    """An export was not stored: its predictions differ too much, or it cannot be made."""
-
-
-# --- converters ----------------------------------------------------------------------
-
-
-def _float_inputs(signature: Mapping[str, Any], what: str) -> int:
-    inputs = signature["inputs"]
-    strings = [i["name"] for i in inputs if i["type"] == "string"]
-    if strings:
-        raise ExportRefused(
-            f"{what} takes string input(s) {strings}, which its ONNX converter cannot encode as categories",
-            hint="export a scikit-learn pipeline that encodes strings (e.g. OneHotEncoder in a ColumnTransformer), "
-            "or derive numeric features",
-        )
-    return len(inputs)
-
-
-def _named_columns(estimator: Any) -> bool:
-    """Whether the estimator selects columns by name (a ColumnTransformer up front)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
-    return isinstance(first, ColumnTransformer)
-
-
-def _from_sklearn(estimator: Any, signature: Mapping[str, Any]) -> Any:
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-
-    inputs = signature["inputs"]
-    if _named_columns(estimator) or any(i["type"] == "string" for i in inputs):
-        types: list[tuple[str, Any]] = [
-            (
-                i["name"],
-                StringTensorType([None, 1])
-                if i["type"] == "string"
-                else FloatTensorType([None, 1]),
-            )
-            for i in inputs
-        ]
-    else:
-        types = [("input", FloatTensorType([None, len(inputs)]))]
-    options: dict[Any, Any] = {}
-    from sklearn.base import is_classifier
-
-    if is_classifier(estimator):
-        options = {id(estimator): {"zipmap": False}}
-    return convert_sklearn(estimator, initial_types=types, options=options, target_opset=_OPSET)
-
-
-def _from_lightgbm(booster: Any, signature: Mapping[str, Any]) -> Any:
-    from onnxmltools import convert_lightgbm
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    n = _float_inputs(signature, "this LightGBM model")
-    return convert_lightgbm(
-        booster,
-        initial_types=[("input", FloatTensorType([None, n]))],
-        zipmap=False,
-        target_opset=15,
-    )
-
-
-def _from_xgboost(model: Any, signature: Mapping[str, Any]) -> Any:
-    from onnxmltools import convert_xgboost
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    n = _float_inputs(signature, "this XGBoost model")
-    booster = (model.get_booster() if hasattr(model, "get_booster") else model).copy()
-    booster.feature_names = None  # the converter reads features as f0, f1…, in signature order
-    booster.feature_types = None
-    return convert_xgboost(
-        booster, initial_types=[("input", FloatTensorType([None, n]))], target_opset=15
-    )
-
-
-def _from_torch(estimator: Any, signature: Mapping[str, Any]) -> Any:
-    """The fitted network with what :class:`~strataml.models.torch_adapter.TorchEstimator`
-    does around it (missing values to the training mean, standardisation, the output head:
-    sigmoid, softmax or the target's de-standardisation) folded into one graph that takes
-    the raw feature matrix (float64, in signature order) with a dynamic batch dimension."""
-    import logging
-
-    import torch
-
-    from strataml.models.torch_adapter import TorchEstimator
-
-    if not isinstance(estimator, TorchEstimator):
-        raise ExportRefused(f"a torch-format version holds a {type(estimator).__name__}, not a TorchEstimator")
-    try:
-        import onnxscript  # noqa: F401  (torch.onnx.export's exporter is written in it)
-    except ImportError as exc:
-        raise MissingExtra("onnxscript", "onnx", "exporting PyTorch models to ONNX") from exc
-    n = _float_inputs(signature, "this PyTorch model")
-    names = [i["name"] for i in signature["inputs"]]
-    fitted = list(estimator.feature_names_in_)
-    if names != fitted:
-        raise ExportRefused(f"the model's signature inputs {names} are not the network's inputs {fitted}, in order")
-    wrapper = _torch_graph(torch, estimator).eval()
-    example = torch.zeros((2, n), dtype=torch.float64)
-    # the exporter logs a warning per torchvision operator it cannot register, and warns
-    # about its own internals: nothing a user can act on
-    log = logging.getLogger("torch.onnx")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            program = torch.onnx.export(
-                wrapper,
-                (example,),
-                dynamo=True,
-                input_names=["input"],
-                output_names=["variable" if estimator.loss == "mse" else "probabilities"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                opset_version=18,
-                external_data=False,
-                optimize=True,
-                verbose=False,
-            )
-    finally:
-        log.setLevel(level)
-    assert program is not None  # dynamo=True without a file name returns the program
-    proto = program.model_proto
-    # the exporter records Python stack traces and source paths per node: not part of the
-    # model, and they would make the bytes depend on where strataml is installed
-    proto.ClearField("doc_string")
-    proto.ClearField("metadata_props")
-    for node in proto.graph.node:
-        node.ClearField("doc_string")
-        node.ClearField("metadata_props")
-    proto.graph.ClearField("value_info")
-    return proto
-
-
-def _torch_graph(torch: Any, est: Any) -> Any:
-    """The module exported for a fitted TorchEstimator (a class defined here so that
-    importing this module does not import torch)."""
-    params = list(est.module_.parameters())
-    dtype = params[0].dtype if params else torch.float32
-
-    class Exported(torch.nn.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = est.module_
-            self.register_buffer("mean", torch.tensor(est.mean_, dtype=torch.float64))
-            self.register_buffer("scale", torch.tensor(est.scale_, dtype=torch.float64))
-
-        def forward(self, x: Any) -> Any:
-            x = torch.where(torch.isnan(x), self.mean, x)
-            if est.standardize:
-                x = (x - self.mean) / self.scale
-            out = self.net(x.to(dtype))
-            if est.loss == "bce":
-                p = torch.sigmoid(out).reshape(-1, 1)
-                return torch.cat([1.0 - p, p], dim=1)
-            if est.loss == "cross_entropy":
-                return torch.softmax(out, dim=1)
-            return out.reshape(-1).to(torch.float64) * float(est.target_scale_) + float(est.target_mean_)
-
-    return Exported()
-
-
-#: registered model format → converter(native model, signature) -> onnx.ModelProto
-CONVERTERS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
-    "skops": _from_sklearn,
-    "lightgbm": _from_lightgbm,
-    "xgboost": _from_xgboost,
-    "torch": _from_torch,
-}
 
 
 # --- exporting -----------------------------------------------------------------------
@@ -307,7 +132,7 @@ def _max_abs_diff(a: Any, b: Any) -> float:
 
 def list_exports(ws: Workspace, name: str, version: int | None = None) -> list[dict[str, Any]]:
     """The exports of a model (or of one version), oldest first."""
-    t = schema.model_exports
+    t = tables.model_exports
     q = sa.select(t).where(t.c.model == name)
     if version is not None:
         q = q.where(t.c.version == int(version))
@@ -348,14 +173,9 @@ def export_model(
     number = resolve_version(ws, name, ref)
     loaded = load_model(ws, name, number)  # verifies the native artifact's hash
     what = f"model {name} v{number} ({loaded.format})"
-    convert = CONVERTERS.get(loaded.format)
-    if convert is None:
-        raise ExportRefused(
-            f"{what} cannot be exported to ONNX: no converter for format {loaded.format!r}",
-            hint=f"formats with a converter: {', '.join(CONVERTERS)}",
-        )
+    fmt = get_format(loaded.format)
     try:
-        proto = convert(loaded.predictor.native, loaded.signature)
+        proto = fmt.to_onnx(loaded.predictor.native, loaded.signature)
     except StrataError:
         raise
     except Exception as exc:
@@ -363,10 +183,15 @@ def export_model(
             f"{what} could not be converted to ONNX: {type(exc).__name__}: {exc}",
             hint="the converter does not support this estimator",
         ) from exc
+    if proto is None:
+        raise ExportRefused(
+            f"{what} cannot be exported to ONNX: no converter for format {loaded.format!r}",
+            hint=f"formats with a converter: {', '.join(n for n, f in FORMATS.items() if f.onnx_packages)}",
+        )
     proto.graph.name = f"{name}_v{number}"  # converters name the graph with a random uuid: equal models, equal bytes
     signed = list(loaded.signature["output"].get("classes") or [])
     classes = (
-        _estimator_classes(loaded.predictor.native, loaded.format, signed)
+        _estimator_classes(loaded.predictor.native, signed)
         if loaded.kind != "regression"
         else None
     )
@@ -406,7 +231,7 @@ def export_model(
         "sample": {"source": source, "rows": table.num_rows},
         "size_native": len(ws.artifacts.read_bytes(loaded.sha256)),
         "size_unquantized": len(float_bytes),
-        "converter": _converter_versions(loaded.format),
+        "converter": _package_versions(fmt.onnx_packages),
         "opsets": exported.opsets,
     }
     if quantize:
@@ -428,7 +253,7 @@ def export_model(
             ),
         )
     sha = ws.artifacts.put_bytes(data)
-    t = schema.model_exports
+    t = tables.model_exports
     with ws.catalog.write() as conn:
         existing = (
             conn.execute(
@@ -480,18 +305,18 @@ def export_model(
     return {**export_dict(row), "created": True}
 
 
-def _estimator_classes(native: Any, fmt: str, classes: list[Any]) -> list[Any]:
-    """The order of the probability columns the converted model emits."""
-    if fmt in ("skops", "torch") and hasattr(native, "classes_"):
+def _estimator_classes(native: Any, classes: list[Any]) -> list[Any]:
+    """The order of the probability columns the converted model emits: the estimator's
+    own classes where it has them (scikit-learn, torch), else the signature's."""
+    if hasattr(native, "classes_"):
         return [c.item() if isinstance(c, np.generic) else c for c in native.classes_]
     return list(classes)
 
 
-def _converter_versions(fmt: str) -> dict[str, str]:
+def _package_versions(converter: tuple[str, ...]) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    converter = {"skops": ("skl2onnx",), "torch": ("torch", "onnxscript")}.get(fmt, ("onnxmltools",))
     for p in ("onnx", "onnxruntime", *converter):
         try:
             out[p] = version(p)

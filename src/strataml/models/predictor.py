@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from strataml.errors import ConfigError, StrataError
 from strataml.models.formats import FORMATS as _FORMATS
-from strataml.models.formats import get_format
+from strataml.models.formats import ModelFormat, get_format
 from strataml.models.serialization import Serialized, load
 
 
@@ -75,9 +75,11 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def prepare(rows: Any, signature: Mapping[str, Any], fmt: str) -> pd.DataFrame:
-    """The model's input frame from an Arrow table, a pandas frame, a mapping of columns or records."""
+def prepare(rows: Any, signature: Mapping[str, Any], fmt: str | ModelFormat) -> pd.DataFrame:
+    """The model's input frame from an Arrow table, a pandas frame, a mapping of columns or records
+    (``fmt``: the format's name, or the format itself when it is not registered)."""
     inputs = signature["inputs"]
+    categorical = fmt in _CATEGORICAL if isinstance(fmt, str) else fmt.categorical
     names = [i["name"] for i in inputs]
     if isinstance(rows, pa.Table):
         missing = [n for n in names if n not in rows.column_names]
@@ -103,7 +105,7 @@ def prepare(rows: Any, signature: Mapping[str, Any], fmt: str) -> pd.DataFrame:
                 frame[n] = pd.to_numeric(col, errors="raise").astype("float64")
             elif kind == "bool":
                 frame[n] = col.astype("float64")
-            elif fmt in _CATEGORICAL:
+            elif categorical:
                 frame[n] = col.astype("category")
             else:
                 frame[n] = col.astype(object).where(col.notna(), None)

@@ -17,10 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound, StrataError
+from strataml.models import _tables as tables
 from strataml.models.definitions import Model
 from strataml.models.predictor import Predictor
 from strataml.models.serialization import Serialized
-from strataml.spine import Workspace, append_event, check_name, current_actor, schema, utcnow
+from strataml.spine import Workspace, append_event, check_name, current_actor, utcnow
 
 CHAMPION = "champion"
 #: formats whose artifact holds weights only; loading rebuilds the network from the definition
@@ -65,7 +66,7 @@ def register_version(
     if _create_model(conn, name, now, description):
         append_event(conn, "model.created", f"model:{name}", {})
     _lock_model(conn, name)
-    t = schema.model_versions
+    t = tables.model_versions
     number = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0)).where(t.c.model == name)).scalar_one()) + 1
     conn.execute(
         t.insert().values(
@@ -84,14 +85,14 @@ def _create_model(conn: sa.Connection, name: str, now: dt.datetime, description:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        return bool(conn.execute(postgresql.insert(schema.models).values(**values).on_conflict_do_nothing()).rowcount)
+        return bool(conn.execute(postgresql.insert(tables.models).values(**values).on_conflict_do_nothing()).rowcount)
     if conn.dialect.name == "sqlite":
         from sqlalchemy.dialects import sqlite
 
-        return bool(conn.execute(sqlite.insert(schema.models).values(**values).on_conflict_do_nothing()).rowcount)
-    if conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name)).first() is not None:
+        return bool(conn.execute(sqlite.insert(tables.models).values(**values).on_conflict_do_nothing()).rowcount)
+    if conn.execute(sa.select(tables.models.c.name).where(tables.models.c.name == name)).first() is not None:
         return False
-    conn.execute(schema.models.insert().values(**values))
+    conn.execute(tables.models.insert().values(**values))
     return True
 
 
@@ -100,7 +101,7 @@ def _lock_model(conn: sa.Connection, name: str) -> None:
 
     SQLite write transactions are already serialised (BEGIN IMMEDIATE).
     """
-    conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name).with_for_update())
+    conn.execute(sa.select(tables.models.c.name).where(tables.models.c.name == name).with_for_update())
 
 
 def move_alias(
@@ -110,16 +111,16 @@ def move_alias(
     check_alias(alias)
     who = actor or current_actor()
     _lock_model(conn, name)
-    t = schema.model_versions
+    t = tables.model_versions
     if conn.execute(sa.select(t.c.version).where(t.c.model == name, t.c.version == version)).first() is None:
         raise NotFound(f"model {name!r} has no version {version}", hint=f"'strata models show {name}' lists its versions")
-    a = schema.model_aliases
+    a = tables.model_aliases
     prev = conn.execute(sa.select(a.c.version).where(a.c.model == name, a.c.alias == alias)).scalar()
     now = utcnow()
     conn.execute(a.delete().where(a.c.model == name, a.c.alias == alias))
     conn.execute(a.insert().values(model=name, alias=alias, version=version, updated_at=now, actor=who, reason=reason))
     conn.execute(
-        schema.model_alias_history.insert().values(
+        tables.model_alias_history.insert().values(
             model=name, alias=alias, version=version, previous=prev, action=action, actor=who, reason=reason, ts=now
         )
     )
@@ -140,7 +141,7 @@ def set_alias(ws: Workspace, name: str, alias: str, version: int, *, reason: str
 
 def _alias_stack(conn: sa.Connection, name: str, alias: str) -> list[int]:
     """The alias' assignments still in force, oldest first (a rollback undoes the latest)."""
-    h = schema.model_alias_history
+    h = tables.model_alias_history
     stack: list[int] = []
     for action, version in conn.execute(
         sa.select(h.c.action, h.c.version).where(h.c.model == name, h.c.alias == alias).order_by(h.c.id)
@@ -172,8 +173,8 @@ def rollback(ws: Workspace, name: str, *, alias: str = CHAMPION, reason: str = "
 
 
 def _require_model(conn: sa.Connection, name: str) -> None:
-    if conn.execute(sa.select(schema.models.c.name).where(schema.models.c.name == name)).first() is None:
-        known = conn.execute(sa.select(schema.models.c.name).order_by(schema.models.c.name)).scalars().all()
+    if conn.execute(sa.select(tables.models.c.name).where(tables.models.c.name == name)).first() is None:
+        known = conn.execute(sa.select(tables.models.c.name).order_by(tables.models.c.name)).scalars().all()
         raise NotFound(f"no model named {name!r} (models: {', '.join(known) or 'none'})", hint="train one with 'strata train NAME'")
 
 
@@ -206,9 +207,9 @@ def export_dict(r: Any) -> dict[str, Any]:
 
 def list_models(ws: Workspace) -> list[dict[str, Any]]:
     """Every model with its version numbers, latest version and aliases."""
-    v, a = schema.model_versions, schema.model_aliases
+    v, a = tables.model_versions, tables.model_aliases
     with ws.catalog.read() as conn:
-        names = conn.execute(sa.select(schema.models.c.name).order_by(schema.models.c.name)).scalars().all()
+        names = conn.execute(sa.select(tables.models.c.name).order_by(tables.models.c.name)).scalars().all()
         versions: dict[str, list[int]] = {}
         for m, ver in conn.execute(sa.select(v.c.model, v.c.version).order_by(v.c.model, v.c.version)):
             versions.setdefault(m, []).append(int(ver))
@@ -223,11 +224,11 @@ def list_models(ws: Workspace) -> list[dict[str, Any]]:
 
 def get_model(ws: Workspace, name: str) -> dict[str, Any]:
     """One model: ``versions`` (each with version, sha256, metrics, run…), ``aliases`` and alias history."""
-    v, a, h = schema.model_versions, schema.model_aliases, schema.model_alias_history
+    v, a, h = tables.model_versions, tables.model_aliases, tables.model_alias_history
     with ws.catalog.read() as conn:
         _require_model(conn, name)
         versions = [_version_dict(r) for r in conn.execute(sa.select(v).where(v.c.model == name).order_by(v.c.version)).mappings()]
-        e = schema.model_exports
+        e = tables.model_exports
         exports: dict[int, list[dict[str, Any]]] = {}
         for r in conn.execute(sa.select(e).where(e.c.model == name).order_by(e.c.id)).mappings():
             exports.setdefault(int(r["version"]), []).append(export_dict(r))
@@ -247,11 +248,11 @@ def resolve_version(ws: Workspace, name: str, ref: str | int = CHAMPION) -> int:
         _require_model(conn, name)
         if isinstance(ref, int) or re.fullmatch(r"v?\d+", str(ref)):
             number = int(str(ref).lstrip("v"))
-            t = schema.model_versions
+            t = tables.model_versions
             if conn.execute(sa.select(t.c.version).where(t.c.model == name, t.c.version == number)).first() is None:
                 raise NotFound(f"model {name!r} has no version {number}", hint=f"'strata models show {name}' lists its versions")
             return number
-        a = schema.model_aliases
+        a = tables.model_aliases
         found = conn.execute(sa.select(a.c.version).where(a.c.model == name, a.c.alias == str(ref))).scalar()
         if found is None:
             known = conn.execute(sa.select(a.c.alias).where(a.c.model == name).order_by(a.c.alias)).scalars().all()
@@ -308,7 +309,7 @@ def load_model(
 
         require_onnx("serving an ONNX export")
     number = resolve_version(ws, name, ref)
-    v = schema.model_versions
+    v = tables.model_versions
     with ws.catalog.read() as conn:
         r = conn.execute(sa.select(v).where(v.c.model == name, v.c.version == number)).mappings().one()
         artifact = dict(r) if runtime == "native" else _export_row(conn, name, number, runtime)
@@ -341,7 +342,7 @@ def _export_row(conn: sa.Connection, name: str, number: int, runtime: str) -> di
     """The version's latest ONNX export for ``runtime`` (``onnx`` or ``onnx-int8``): one
     more artifact of the version, loaded through the same path as its native one."""
     quantization = "int8" if runtime == "onnx-int8" else None
-    t = schema.model_exports
+    t = tables.model_exports
     q = sa.select(t).where(t.c.model == name, t.c.version == number, t.c.format == "onnx")
     q = q.where(t.c.quantization == quantization) if quantization else q.where(t.c.quantization.is_(None))
     export = conn.execute(q.order_by(t.c.id.desc())).mappings().first()

@@ -24,7 +24,8 @@ import orjson
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound, StrataError
-from strataml.spine import Workspace, append_event, schema, utcnow
+from strataml.models import _tables as tables
+from strataml.spine import Workspace, append_event, utcnow
 
 _FLUSH_POINTS = 5_000
 _FLUSH_SECONDS = 1.0
@@ -76,14 +77,14 @@ class Run:
         self.started_at = utcnow()
         with ws.catalog.write() as conn:
             conn.execute(
-                schema.runs.insert().values(
+                tables.runs.insert().values(
                     id=self.id, parent_id=self.parent_id, name=name, kind=kind, status="running",
                     started_at=self.started_at, ended_at=None, params=self._json_params(), metrics={},
                     tags=self.tags, lineage={}, timings={}, error=None,
                 )
             )
             if self.params:
-                conn.execute(schema.run_params.insert(), [
+                conn.execute(tables.run_params.insert(), [
                     {"run_id": self.id, "key": k, "value": _param_text(v)} for k, v in self.params.items()
                 ])
             append_event(conn, "run.started", f"run:{self.id}", {"name": name, "kind": kind, "parent": self.parent_id})
@@ -107,8 +108,8 @@ class Run:
             return
         self.params.update(new)
         with self.ws.catalog.write() as conn:
-            conn.execute(schema.run_params.insert(), [{"run_id": self.id, "key": k, "value": _param_text(v)} for k, v in new.items()])
-            conn.execute(schema.runs.update().where(schema.runs.c.id == self.id).values(params=self._json_params()))
+            conn.execute(tables.run_params.insert(), [{"run_id": self.id, "key": k, "value": _param_text(v)} for k, v in new.items()])
+            conn.execute(tables.runs.update().where(tables.runs.c.id == self.id).values(params=self._json_params()))
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Record one metric point; ``step`` defaults to the next step of that metric.
@@ -148,7 +149,7 @@ class Run:
             size = path.stat().st_size
             name = name or path.name
         with self.ws.catalog.write() as conn:
-            t = schema.run_artifacts
+            t = tables.run_artifacts
             conn.execute(t.delete().where(t.c.run_id == self.id, t.c.name == name))
             conn.execute(t.insert().values(run_id=self.id, name=name, sha256=sha, size=size, created_at=utcnow()))
         return sha
@@ -181,11 +182,11 @@ class Run:
         if points:
             _insert_points(conn, points)
         if keys:
-            t = schema.run_latest_metrics
+            t = tables.run_latest_metrics
             conn.execute(t.delete().where(t.c.run_id == self.id, t.c.key.in_(keys)))
             conn.execute(t.insert(), [{"run_id": self.id, "key": k, "value": self.metrics[k]} for k in keys])
             if update_run:
-                conn.execute(schema.runs.update().where(schema.runs.c.id == self.id).values(metrics=dict(self.metrics)))
+                conn.execute(tables.runs.update().where(tables.runs.c.id == self.id).values(metrics=dict(self.metrics)))
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """Finish the run: write what is buffered, timings, lineage, tags and the final status, in one transaction."""
@@ -196,7 +197,7 @@ class Run:
         with self.ws.catalog.write() as conn:
             self._write_points(conn, update_run=False)
             conn.execute(
-                schema.runs.update().where(schema.runs.c.id == self.id).values(
+                tables.runs.update().where(tables.runs.c.id == self.id).values(
                     status=status, ended_at=utcnow(), timings=self.timings,
                     lineage=orjson.loads(orjson.dumps(self.lineage, default=str)),
                     tags=orjson.loads(orjson.dumps(self.tags, default=str)), metrics=dict(self.metrics), error=error,
@@ -235,7 +236,7 @@ def _insert_points(conn: sa.Connection, points: list[tuple[str, str, int, float,
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("INSERT INTO run_metrics (run_id, key, step, value, ts) VALUES (?, ?, ?, ?, ?)", points)
         return
-    conn.execute(schema.run_metrics.insert(), [dict(zip(("run_id", "key", "step", "value", "ts"), p, strict=True)) for p in points])
+    conn.execute(tables.run_metrics.insert(), [dict(zip(("run_id", "key", "step", "value", "ts"), p, strict=True)) for p in points])
 
 
 class _Timer:
@@ -314,7 +315,7 @@ def _ts_text(col: Any, dialect: str) -> Any:
 
 
 def _list_columns(dialect: str) -> list[Any]:
-    r = schema.runs
+    r = tables.runs
     return [
         r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id,
         _ts_text(r.c.started_at, dialect).label("started_at"),
@@ -354,7 +355,7 @@ def list_runs(
     Metric filters compare the latest value numerically (``roc_auc>=0.8``); parameter
     filters compare the recorded text (``max_depth=6``; ``!=`` too).
     """
-    r = schema.runs
+    r = tables.runs
     dialect = ws.catalog.dialect
     conds: list[Any] = []
     # each filter is an indexed lookup on (key, value) turned into a set of run ids
@@ -364,20 +365,20 @@ def list_runs(
             number = float(value)
         except ValueError:
             raise ConfigError(f"metric filter {f!r}: {value!r} is not a number") from None
-        m = schema.run_latest_metrics
+        m = tables.run_latest_metrics
         conds.append(r.c.id.in_(sa.select(m.c.run_id).where(m.c.key == key, getattr(m.c.value, _OPS[op])(number))))
     for f in param_filters or []:
         key, op, value = parse_filter(f)
         if op not in ("=", "!="):
             raise ConfigError(f"parameter filter {f!r}: parameters compare as text, with = or !=")
-        p = schema.run_params
+        p = tables.run_params
         conds.append(r.c.id.in_(sa.select(p.c.run_id).where(p.c.key == key, getattr(p.c.value, _OPS[op])(value))))
     for col, want in ((r.c.name, name), (r.c.status, status), (r.c.parent_id, parent), (r.c.kind, kind)):
         if want:
             conds.append(col == want)
     source: Any = r
     if order_by:
-        o = schema.run_latest_metrics.alias("ord")
+        o = tables.run_latest_metrics.alias("ord")
         source = r.join(o, sa.and_(o.c.run_id == r.c.id, o.c.key == order_by))
         order = [o.c.value.asc() if ascending else o.c.value.desc(), r.c.id]
     else:
@@ -394,7 +395,7 @@ def list_runs(
 
 def _list_as_json(ws: Workspace, source: Any, conds: list[Any], order: list[Any], limit: int | None) -> list[dict[str, Any]]:
     """The listing built as one JSON document by the database and parsed once (10,000 runs in milliseconds)."""
-    r = schema.runs
+    r = tables.runs
     dialect = ws.catalog.dialect
     inner = sa.select(
         r.c.id, r.c.name, r.c.kind, r.c.status, r.c.parent_id, r.c.started_at, r.c.ended_at, r.c.params, r.c.metrics,
@@ -440,7 +441,7 @@ def _list_as_json(ws: Workspace, source: Any, conds: list[Any], order: list[Any]
 
 def resolve_run_id(ws: Workspace, run_id: str) -> str:
     """The full id of a run given its id or a unique prefix (at least 6 characters)."""
-    r = schema.runs
+    r = tables.runs
     if not re.fullmatch(r"[0-9a-f]{6,32}", run_id or ""):
         raise NotFound(f"{run_id!r} is not a run id", hint="run ids are hex; 'strata runs list' shows them")
     with ws.catalog.read() as conn:
@@ -455,19 +456,19 @@ def resolve_run_id(ws: Workspace, run_id: str) -> str:
 def get_run(ws: Workspace, run_id: str, *, history: bool = True) -> dict[str, Any]:
     """Everything about one run: params, latest metrics, metric history, artifacts, lineage, timings, children."""
     rid = resolve_run_id(ws, run_id)
-    r = schema.runs
+    r = tables.runs
     with ws.catalog.read() as conn:
         out = _run_dict(conn.execute(sa.select(*_list_columns(ws.catalog.dialect)).where(r.c.id == rid)).one())
         row = conn.execute(sa.select(r.c.tags, r.c.lineage, r.c.timings, r.c.error).where(r.c.id == rid)).one()
         out.update(tags=dict(row.tags), lineage=dict(row.lineage), timings=dict(row.timings), error=row.error)
-        a = schema.run_artifacts
+        a = tables.run_artifacts
         out["artifacts"] = [
             {"name": x.name, "sha256": x.sha256, "size": x.size}
             for x in conn.execute(sa.select(a).where(a.c.run_id == rid).order_by(a.c.name))
         ]
         out["children"] = list(conn.execute(sa.select(r.c.id).where(r.c.parent_id == rid).order_by(r.c.started_at, r.c.id)).scalars())
         if history:
-            m = schema.run_metrics
+            m = tables.run_metrics
             hist: dict[str, list[list[float]]] = {}
             for x in conn.execute(sa.select(m.c.key, m.c.step, m.c.value).where(m.c.run_id == rid).order_by(m.c.key, m.c.step, m.c.id)):
                 hist.setdefault(x.key, []).append([x.step, x.value])
@@ -478,7 +479,7 @@ def get_run(ws: Workspace, run_id: str, *, history: bool = True) -> dict[str, An
 def metric_history(ws: Workspace, run_id: str, key: str) -> list[tuple[int, float]]:
     """The ``(step, value)`` points of one metric of one run, in step order."""
     rid = resolve_run_id(ws, run_id)
-    m = schema.run_metrics
+    m = tables.run_metrics
     with ws.catalog.read() as conn:
         rows = conn.execute(sa.select(m.c.step, m.c.value).where(m.c.run_id == rid, m.c.key == key).order_by(m.c.step, m.c.id)).all()
     return [(int(s), float(v)) for s, v in rows]

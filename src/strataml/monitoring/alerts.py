@@ -30,7 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError
-from strataml.spine import Workspace, append_event, monitor_alerts, parse_duration, utcnow
+from strataml.monitoring._tables import monitor_alerts
+from strataml.spine import Workspace, append_event, parse_duration, utcnow
 
 log = logging.getLogger("strataml.monitoring.alerts")
 

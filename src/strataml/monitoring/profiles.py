@@ -30,8 +30,10 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound
+from strataml.models import model_names
+from strataml.monitoring._tables import monitor_profiles
 from strataml.monitoring.sketches import Summary, from_state, new_summary, summarise
-from strataml.spine import Workspace, model_names, monitor_profiles, utcnow
+from strataml.spine import Workspace, utcnow
 
 PREDICTION = "__prediction__"
 

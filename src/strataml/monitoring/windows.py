@@ -29,10 +29,11 @@ import sqlalchemy as sa
 
 from strataml.monitoring._arrays import float64_values, int64_values
 from strataml.monitoring._logread import NEEDED, read_lines
+from strataml.monitoring._tables import monitor_log_offsets, monitor_windows
 from strataml.monitoring.profiles import Profile
 from strataml.monitoring.sketches import CategoricalSummary, NumericSummary, Summary, column_kind
 from strataml.serving import prediction_log_dir
-from strataml.spine import Workspace, monitor_log_offsets, monitor_windows
+from strataml.spine import Workspace
 
 
 @dataclass

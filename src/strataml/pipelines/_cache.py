@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from strataml.errors import StrataError
 from strataml.pipelines._refs import Input
-from strataml.spine import pipeline_cache
+from strataml.pipelines._tables import pipeline_cache
 
 if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline, Step

@@ -34,16 +34,14 @@ from strataml.pipelines._graph import check_inputs, run_edges, topological
 from strataml.pipelines._recovery import Heartbeat, finish_run, owner, owner_alive, recover_runs
 from strataml.pipelines._refs import PipelineError
 from strataml.pipelines._runs import PipelineRun, create_run, get_run, resolve_pipeline
-from strataml.spine import (
-    Workspace,
-    append_event,
+from strataml.pipelines._tables import (
     pipeline_attempts,
     pipeline_cache,
     pipeline_logs,
     pipeline_runs,
     pipeline_steps,
-    utcnow,
 )
+from strataml.spine import Workspace, append_event, utcnow
 
 if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline, Step

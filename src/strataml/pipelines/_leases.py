@@ -30,7 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from strataml.spine import Catalog, scheduler_leases, utcnow
+from strataml.pipelines._tables import scheduler_leases
+from strataml.spine import Catalog, utcnow
 
 WRITER = "writer"
 MEMBER = "member:"

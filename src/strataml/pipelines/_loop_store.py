@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from strataml.errors import NotFound, StrataError
 from strataml.pipelines._canary import Canary
-from strataml.spine import Workspace, append_event, failpoint, loop_runs, utcnow
+from strataml.pipelines._tables import loop_runs
+from strataml.spine import Workspace, append_event, failpoint, utcnow
 
 ACTIVE = ("canary", "approval", "baking")
 FINAL = ("promoted", "rolled_back", "superseded")

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from strataml.errors import StrataError
 from strataml.pipelines._runs import FINISHED, PipelineRun, get_run
-from strataml.spine import append_event, pipeline_attempts, pipeline_runs, pipeline_steps, utcnow
+from strataml.pipelines._tables import pipeline_attempts, pipeline_runs, pipeline_steps
+from strataml.spine import append_event, utcnow
 
 if TYPE_CHECKING:
     from strataml.spine import Workspace

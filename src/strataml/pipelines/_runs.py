@@ -16,14 +16,13 @@ import orjson
 import sqlalchemy as sa
 
 from strataml.errors import NotFound, StrataError
-from strataml.spine import (
-    append_event,
+from strataml.pipelines._tables import (
     pipeline_attempts,
     pipeline_logs,
     pipeline_runs,
     pipeline_steps,
-    utcnow,
 )
+from strataml.spine import append_event, utcnow
 
 if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline

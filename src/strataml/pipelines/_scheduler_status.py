@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from strataml.pipelines import _ticks as ticks
 from strataml.pipelines._leases import MEMBER, SOURCE, WRITER, holder_gone
 from strataml.pipelines._scheduler import _parse_iso, declared_sources
-from strataml.spine import scheduler_leases, utcnow
+from strataml.pipelines._tables import scheduler_leases
+from strataml.spine import utcnow
 
 if TYPE_CHECKING:
     from strataml.spine import Workspace

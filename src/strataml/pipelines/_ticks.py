@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from strataml.spine import scheduler_cursors, scheduler_ticks, utcnow
+from strataml.pipelines._tables import scheduler_cursors, scheduler_ticks
+from strataml.spine import utcnow
 
 if TYPE_CHECKING:
     from strataml.pipelines._triggers import Fire

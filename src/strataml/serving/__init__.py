@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.serving._log_query import log_dir as prediction_log_dir
+    from strataml.serving._log_query import log_relation_sql as prediction_log_sql
+    from strataml.serving._log_query import query as query_predictions
+    from strataml.serving._log_query import stats as prediction_stats
     from strataml.serving.app import PUBLIC, create_app
     from strataml.serving.audit import AuditLog
-    from strataml.serving.audit import log_dir as prediction_log_dir
-    from strataml.serving.audit import log_relation_sql as prediction_log_sql
-    from strataml.serving.audit import query as query_predictions
-    from strataml.serving.audit import stats as prediction_stats
     from strataml.serving.auth import ApiKey, AuthError, KeyStore, create_key, list_keys, revoke_key
     from strataml.serving.batch import score
     from strataml.serving.errorlog import error_log_dir, error_log_sql
@@ -42,8 +42,8 @@ _EXPORTS = {
     "PUBLIC": "app",
     "create_app": "app",
     "AuditLog": "audit",
-    "query_predictions": "audit:query",
-    "prediction_stats": "audit:stats",
+    "query_predictions": "_log_query:query",
+    "prediction_stats": "_log_query:stats",
     "ApiKey": "auth",
     "AuthError": "auth",
     "create_key": "auth",
@@ -67,8 +67,8 @@ _EXPORTS = {
     "list_traffic": "traffic",
     "set_traffic": "traffic",
     "write_traffic": "traffic",
-    "prediction_log_dir": "audit:log_dir",
-    "prediction_log_sql": "audit:log_relation_sql",
+    "prediction_log_dir": "_log_query:log_dir",
+    "prediction_log_sql": "_log_query:log_relation_sql",
     "KeyStore": "auth",
     "error_log_dir": "errorlog",
     "error_log_sql": "errorlog",

@@ -10,7 +10,7 @@ never acknowledged; readers skip it, and the zeros after the last line of a file
 writer was killed (files are extended in zero-filled steps ahead of the data, and cut
 to their data when closed).
 
-DuckDB reads the log directly (:func:`log_relation_sql`), which is how
+DuckDB reads the log directly (:mod:`strataml.serving._log_query`), which is how
 ``strata predictions query|stats`` and monitoring analyse it.
 """
 
@@ -34,30 +34,12 @@ from typing import Any
 
 import orjson
 
+from strataml.serving._log_query import COLUMNS as COLUMNS
+from strataml.serving._log_query import log_dir as log_dir
+from strataml.serving._log_query import log_relation_sql as log_relation_sql
+from strataml.serving._log_query import query as query
+from strataml.serving._log_query import stats as stats
 from strataml.serving.resilience import Unavailable
-from strataml.spine import duck, quote_literal
-
-COLUMNS = {
-    "request_id": "VARCHAR",
-    "ts": "TIMESTAMPTZ",
-    "deployment": "VARCHAR",
-    "model": "VARCHAR",
-    "version": "BIGINT",
-    "instance": "BIGINT",
-    "features": "JSON",
-    "output": "JSON",
-    "latency_ms": "DOUBLE",
-    "key_id": "VARCHAR",
-    "degraded": "BOOLEAN",
-    "mode": "VARCHAR",
-    "route": "VARCHAR",
-}
-
-
-def log_dir(state_dir: Path) -> Path:
-    """Where a workspace's prediction log lives."""
-    return state_dir / "predictions"
-
 
 _WRITER = Path(__file__).with_name("audit_writer.py").read_text(encoding="utf-8")
 
@@ -71,8 +53,6 @@ _OWN = orjson.OPT_SERIALIZE_NUMPY
 
 def encode(records: Sequence[dict[str, Any]]) -> bytes:
     """The log lines of ``records``."""
-    if len(records) == 1:
-        return orjson.dumps(records[0], option=_LINE, default=str)
     return b"".join([orjson.dumps(r, option=_LINE, default=str) for r in records])
 
 
@@ -88,8 +68,6 @@ class SeriesLines:
 
     def encode(self, request_id: str, ts: Any, latency_ms: float, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> bytes:
         """The lines of one request's ``outputs``, the ``rows`` being their inputs."""
-        if len(outputs) == 1:  # the usual request: one line, without a list to join
-            return self._line(request_id, ts, 0, rows[0] if rows else None, outputs[0], latency_ms)
         return b"".join([self._line(request_id, ts, i, rows[i] if i < len(rows) else None, p, latency_ms) for i, p in enumerate(outputs)])
 
     def _line(self, request_id: str, ts: Any, instance: int, features: dict[str, Any] | None, output: Any, latency_ms: float) -> bytes:
@@ -466,8 +444,6 @@ class AuditLog:
             lane._wait_ready()
 
     def _pick(self) -> _Writer:
-        if len(self.lanes) == 1:
-            return self.lanes[0]
         best = idle = None
         for lane in self.lanes:
             if lane.gathering:  # share the write (and the flush) being gathered for an idle writer
@@ -530,85 +506,3 @@ def _finish(fut: asyncio.Future[None], error: BaseException | None) -> None:
             fut.set_exception(error)
 
 
-def log_relation_sql(directory: Path) -> str:
-    """A DuckDB table expression over every log file (torn lines skipped)."""
-    cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items()) + "}"
-    glob = quote_literal(str(directory / "*.jsonl"))
-    return f"(SELECT * FROM read_json({glob}, format='newline_delimited', ignore_errors=true, columns={cols}) WHERE request_id IS NOT NULL)"
-
-
-def _has_files(directory: Path) -> bool:
-    return directory.is_dir() and any(directory.glob("*.jsonl"))
-
-
-def query(
-    directory: Path, model: str | None = None, since: str | None = None, limit: int | None = 100, mode: str | None = None,
-    request_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """Logged predictions, newest first, as JSON-ready dictionaries (``request_id``: one request's)."""
-    if not _has_files(directory):
-        return []
-    where = []
-    if request_id:
-        where.append(f"request_id = {quote_literal(request_id)}")
-    if model:
-        where.append(f"model = {quote_literal(model)}")
-    if since:
-        where.append(f"ts >= CAST({quote_literal(since)} AS TIMESTAMPTZ)")
-    if mode:
-        where.append(f"mode = {quote_literal(mode)}")
-    sql = f"SELECT * FROM {log_relation_sql(directory)}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY ts DESC, request_id, instance"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    con = duck()
-    try:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    finally:
-        con.close()
-    out = []
-    for r in rows:
-        d = dict(zip(names, r, strict=True))
-        d["ts"] = d["ts"].isoformat() if d["ts"] is not None else None
-        d["features"] = orjson.loads(d["features"]) if d["features"] else None
-        d["output"] = orjson.loads(d["output"]) if d["output"] else None
-        out.append(d)
-    return out
-
-
-def stats(directory: Path, model: str | None = None, since: str | None = None) -> dict[str, Any]:
-    """Counts by version, latency percentiles (ms) and the degraded count of live predictions."""
-    empty: dict[str, Any] = {"model": model, "count": 0, "requests": 0, "by_version": {}, "p50": None, "p95": None, "p99": None, "degraded": 0, "shadow": 0}
-    if not _has_files(directory):
-        return empty
-    where = ["1=1"]
-    if model:
-        where.append(f"model = {quote_literal(model)}")
-    if since:
-        where.append(f"ts >= CAST({quote_literal(since)} AS TIMESTAMPTZ)")
-    base = f"SELECT * FROM {log_relation_sql(directory)} WHERE {' AND '.join(where)}"
-    con = duck()
-    try:
-        totals = con.execute(
-            f"SELECT count(*) FILTER (WHERE mode = 'live'), count(DISTINCT request_id) FILTER (WHERE mode = 'live'), "
-            f"count(*) FILTER (WHERE degraded AND mode = 'live'), count(*) FILTER (WHERE mode = 'shadow') FROM ({base})"
-        ).fetchall()[0]
-        lat = con.execute(
-            f"SELECT quantile_cont(latency_ms, [0.5, 0.95, 0.99]) FROM "
-            f"(SELECT request_id, max(latency_ms) AS latency_ms FROM ({base}) WHERE mode = 'live' GROUP BY request_id)"
-        ).fetchall()[0][0]
-        versions = con.execute(f"SELECT mode, version, count(*) FROM ({base}) GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
-    finally:
-        con.close()
-    by_version = {f"v{v}": int(n) for m, v, n in versions if m == "live"}
-    shadow_by_version = {f"v{v}": int(n) for m, v, n in versions if m == "shadow"}
-    p = [round(float(x), 3) for x in lat] if lat else [None, None, None]
-    return {
-        "model": model, "count": int(totals[0]), "requests": int(totals[1]), "by_version": by_version,
-        "p50": p[0], "p95": p[1], "p99": p[2], "degraded": int(totals[2]), "shadow": int(totals[3]),
-        "shadow_by_version": shadow_by_version,
-    }

@@ -23,13 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from strataml.errors import NotFound, StrataError
+from strataml.serving import _tables as tables
 from strataml.spine import (
     Catalog,
     DataVersion,
     append_event,
     check_name,
     current_actor,
-    schema,
     utcnow,
 )
 
@@ -94,7 +94,7 @@ def create_key(catalog: Catalog, scopes: list[str], name: str | None = None) -> 
     now = utcnow()
     with catalog.write() as conn:
         conn.execute(
-            schema.api_keys.insert().values(
+            tables.api_keys.insert().values(
                 id=key_id, name=name, hash=hash_key(secret), scopes=scopes, created_at=now, created_by=current_actor(), revoked_at=None
             )
         )
@@ -104,7 +104,7 @@ def create_key(catalog: Catalog, scopes: list[str], name: str | None = None) -> 
 
 def revoke_key(catalog: Catalog, key_id: str) -> ApiKey:
     """Revoke a key; every gateway refuses it from its next request on."""
-    t = schema.api_keys
+    t = tables.api_keys
     with catalog.write() as conn:
         row = conn.execute(sa.select(t).where(t.c.id == key_id)).mappings().first()
         if row is None:
@@ -126,7 +126,7 @@ def _row(r: dict[str, Any], revoked: bool | None = None) -> ApiKey:
 
 def list_keys(catalog: Catalog) -> list[ApiKey]:
     """Every key, oldest first (revoked ones included, marked)."""
-    t = schema.api_keys
+    t = tables.api_keys
     with catalog.read() as conn:
         return [_row(dict(r)) for r in conn.execute(sa.select(t).order_by(t.c.created_at)).mappings()]
 
@@ -226,7 +226,7 @@ class KeyStore:
                     self._reload()
                     self._seen = v
                 return self._keys.get(key_id)
-        t = schema.api_keys
+        t = tables.api_keys
         with self.catalog.read() as conn:
             r = conn.execute(sa.select(t).where(t.c.id == key_id)).mappings().first()
         return _row(dict(r)) if r is not None else None

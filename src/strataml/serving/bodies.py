@@ -64,7 +64,7 @@ class BodyReader:
             if size > limit:
                 raise self.too_large()
             chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
     async def receive(self, declared: str | None, receive: Receive) -> Any:
         """:meth:`parse` on raw ASGI messages; a body that came in one message (the

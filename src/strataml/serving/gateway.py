@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from strataml.errors import IntegrityError, NotFound, UnsafePath
-from strataml.serving.audit import AuditLog, SeriesLines, log_dir
+from strataml.serving._control import ControlPlane
+from strataml.serving._log_query import log_dir
+from strataml.serving.audit import AuditLog, SeriesLines
 from strataml.serving.auth import ApiKey, AuthError, CatalogWatcher, KeyStore
 from strataml.serving.backends import BackendCalls
 from strataml.serving.batching import CallCost, MicroBatcher
@@ -61,11 +62,8 @@ from strataml.serving.servable import (
 from strataml.serving.traffic import (
     Traffic,
     TrafficTable,
-    delete_traffic,
     refs,
     route,
-    set_traffic,
-    traffic_check,
 )
 from strataml.spine import Workspace
 
@@ -121,7 +119,7 @@ class Prediction:
     missing: dict[int, list[str]] | None = None
 
 
-class Gateway(BackendCalls):
+class Gateway(BackendCalls, ControlPlane):
     """Holds a gateway's state: keys, limits, traffic, models, batchers, breakers, cache, log."""
 
     def __init__(self, ws: Workspace, models: ModelProvider | None = None, config: GatewayConfig | None = None) -> None:
@@ -569,75 +567,6 @@ class Gateway(BackendCalls):
         if len(self._log_series) < 10_000:
             self._log_series[series] = known
         return known
-
-    # --- administration --------------------------------------------------------------
-
-    def set_traffic(self, name: str, changes: dict[str, Any], replace: bool, reason: str | None, actor: str) -> Traffic:
-        """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
-        from strataml.spine import current_actor  # noqa: F401  (actor is recorded by append_event)
-
-        if name not in self.models.names():  # a deployment serves a model of its name
-            raise NotFound(f"no model named {name!r} to deploy", hint="GET /v1/models lists the models")
-        new = set_traffic(self.ws.catalog, name, changes, replace=replace, reason=reason, check=traffic_check(self.ws, self.models))
-        self.traffic.refresh_if_changed()
-        return new
-
-    def delete_traffic(self, name: str, reason: str | None) -> Traffic:
-        """Remove a deployment; this gateway applies it at once, others on their next request."""
-        old = delete_traffic(self.ws.catalog, name, reason=reason)
-        self.traffic.refresh_if_changed()
-        return old
-
-    def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
-        """Move the champion alias of ``name`` back to its previous version."""
-        try:
-            from strataml.models import rollback
-        except ImportError as exc:
-            raise NotFound(f"model {name!r}: no model registry is available to roll back", hint="install strataml with its models layer") from exc
-        out: dict[str, Any] = rollback(self.ws, name, reason=reason or "rollback through the gateway")
-        self.models.refresh()
-        return out
-
-    async def ready(self) -> dict[str, Any]:
-        """Readiness checks: catalog, rate-limit store and every preloaded or deployed model."""
-        checks: dict[str, Any] = {}
-        loop = asyncio.get_running_loop()
-
-        async def check(name: str, fn: Callable[[], Any]) -> None:
-            try:
-                await asyncio.wait_for(loop.run_in_executor(self.executor, fn), 2.0)
-                checks[name] = "ok"
-            except IntegrityError:
-                checks[name] = "IntegrityError: the artifact failed its integrity check (the gateway's log names it)"
-            except Exception as exc:
-                checks[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
-
-        def catalog() -> None:
-            import sqlalchemy as sa
-
-            with self.ws.catalog.read() as conn:
-                conn.execute(sa.text("SELECT 1"))
-
-        await check("catalog", catalog)
-        await check("rate_limit_store", lambda: self.limiter.buckets.take("__readyz__", Limit(1e9, 1e9)))
-        names = set(self.config.preload) | set(self.traffic.configured())
-        for n in sorted(names):
-            await check(f"model:{n}", functools.partial(self.models.get, n, self.traffic.get(n).champion))
-        for ref, why in list(self.unservable.items()):
-            checks[f"model:{ref}"] = f"unservable: {why}"
-        ok = self.started and not self.admission.draining and all(v == "ok" for v in checks.values())
-        return {"status": "ready" if ok else "not ready", "checks": checks, "draining": self.admission.draining}
-
-    def list_models(self, key: ApiKey) -> list[dict[str, Any]]:
-        """The models this key may call, with their deployment traffic."""
-        out = []
-        for n in self.models.names():
-            if not key.allows(f"predict:{n}"):
-                continue
-            tr = self.traffic.get(n)
-            loaded = sorted({v for (m, v, _) in self._batchers if m == n})
-            out.append({"name": n, "traffic": tr.model_dump(mode="json"), "loaded_versions": loaded})
-        return out
 
 
 def _version_of(ref: str) -> str:

@@ -59,14 +59,7 @@ class FeatureLookup:
                 reader = self._readers.get((s.name, s.version, s.sha256))
                 if reader is None:
                     reader = self._readers[(s.name, s.version, s.sha256)] = self._reader_of(self.ws, s.views[0])
-                stored = reader.read(instances)
-                if len(stored) == 1 and (got := stored[0]) is not None:  # one known entity: ~2% of a request's instructions
-                    row = {**instances[0], **got}
-                    if len(row) < len(instances[0]) + len(got):  # a key in both: the request set a stored feature
-                        _refuse_stored(s, instances[0], got, 0)
-                    rows = [row]
-                else:
-                    rows = _merge(s, instances, stored, reader.features, missing)
+                rows = _merge(s, instances, reader.read(instances), reader.features, missing)
             else:  # the instances serve as the keys: the lookup reads only their key columns
                 stored = self._online_features(self.ws, s.views, instances, missing={} if missing is None else missing)
                 rows = _merge(s, instances, stored, [], None)

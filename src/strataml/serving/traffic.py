@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from strataml.errors import ConfigError, IntegrityError, NotFound
-from strataml.spine import Catalog, append_event, check_name, schema, utcnow
+from strataml.serving import _tables as tables
+from strataml.spine import Catalog, append_event, check_name, utcnow
 
 
 class Variant(BaseModel):
@@ -101,7 +102,7 @@ def route(traffic: Traffic, instance: dict[str, Any], entity_keys: tuple[str, ..
 
 def get_traffic(catalog: Catalog, name: str) -> Traffic | None:
     """The stored traffic of deployment ``name`` (None when it was never configured)."""
-    t = schema.deployments
+    t = tables.deployments
     with catalog.read() as conn:
         row = conn.execute(sa.select(t.c.config).where(t.c.name == name)).first()
     return Traffic.model_validate(row[0]) if row is not None else None
@@ -109,7 +110,7 @@ def get_traffic(catalog: Catalog, name: str) -> Traffic | None:
 
 def list_traffic(catalog: Catalog) -> dict[str, Traffic]:
     """Every configured deployment."""
-    t = schema.deployments
+    t = tables.deployments
     with catalog.read() as conn:
         return {r[0]: Traffic.model_validate(r[1]) for r in conn.execute(sa.select(t.c.name, t.c.config))}
 
@@ -183,7 +184,7 @@ def write_traffic(
     """:func:`set_traffic` inside the caller's write transaction, so that a traffic change
     commits together with the other changes it belongs to (an alias move, a state change)."""
     check_name(name, "deployment name")
-    t = schema.deployments
+    t = tables.deployments
     row = conn.execute(sa.select(t.c.config, t.c.generation).where(t.c.name == name).with_for_update()).first()
     base: dict[str, Any] = {"model": name} if (row is None or replace) else dict(row[0])
     merged = {**base, **changes}
@@ -205,7 +206,7 @@ def write_traffic(
 
 def delete_traffic(catalog: Catalog, name: str, *, reason: str | None = None) -> Traffic:
     """Remove a deployment (its model then serves its champion alone) and record the event."""
-    t = schema.deployments
+    t = tables.deployments
     with catalog.write() as conn:
         row = conn.execute(sa.select(t.c.config).where(t.c.name == name)).first()
         if row is None:

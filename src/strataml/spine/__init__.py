@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from strataml.spine.lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.spine.alert_tables import monitor_alerts
     from strataml.spine.artifacts import ArtifactStore, open_artifact_store, owner_tag, sha256_file
     from strataml.spine.atomic_parquet import AtomicParquet, write_parquet
     from strataml.spine.backends import Backend, BackendKind, scheme_of
@@ -22,16 +21,7 @@ if TYPE_CHECKING:
     from strataml.spine.events import Event, append_event, current_actor, list_events
     from strataml.spine.faults import failpoint
     from strataml.spine.hashing import definition_hash
-    from strataml.spine.loop_tables import loop_runs
-    from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
-    from strataml.spine.pipeline_tables import (
-        pipeline_attempts,
-        pipeline_cache,
-        pipeline_logs,
-        pipeline_runs,
-        pipeline_steps,
-    )
     from strataml.spine.queue import (
         DeadLetter,
         Delivery,
@@ -41,8 +31,7 @@ if TYPE_CHECKING:
         check_queue_name,
         open_queue,
     )
-    from strataml.spine.scheduler_tables import scheduler_cursors, scheduler_leases, scheduler_ticks
-    from strataml.spine.schema import models as model_names
+    from strataml.spine.schema import metadata
     from strataml.spine.settings import Settings, load_settings
     from strataml.spine.sqlite_wal import use_wal
     from strataml.spine.workspace import (
@@ -55,7 +44,6 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "monitor_alerts": "alert_tables",
     "ArtifactStore": "artifacts",
     "open_artifact_store": "artifacts",
     "owner_tag": "artifacts",
@@ -81,29 +69,23 @@ _EXPORTS = {
     "list_events": "events",
     "failpoint": "faults",
     "definition_hash": "hashing",
-    "loop_runs": "loop_tables",
-    "monitor_log_offsets": "monitor_tables",
-    "monitor_profiles": "monitor_tables",
-    "monitor_windows": "monitor_tables",
     "check_name": "paths",
     "confine": "paths",
     "confine_key": "paths",
+    "metadata": "schema",
+    # names of tables that moved to their layer, for code written before (not in __all__)
     "model_names": "schema:models",
-    "pipeline_attempts": "pipeline_tables",
-    "pipeline_cache": "pipeline_tables",
-    "pipeline_logs": "pipeline_tables",
-    "pipeline_runs": "pipeline_tables",
-    "pipeline_steps": "pipeline_tables",
-    "scheduler_cursors": "scheduler_tables",
-    "scheduler_leases": "scheduler_tables",
-    "scheduler_ticks": "scheduler_tables",
+    "monitor_alerts": "schema",
+    "monitor_log_offsets": "schema",
+    "monitor_profiles": "schema",
+    "monitor_windows": "schema",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
     "Queue": "queue",
     "QueueError": "queue",
-    "check_queue_name": "queue",
     "open_queue": "queue",
+    "check_queue_name": "queue",
     "Settings": "settings",
     "load_settings": "settings",
     "use_wal": "sqlite_wal",
@@ -148,29 +130,16 @@ __all__ = [
     "list_events",
     "load_definitions",
     "load_settings",
-    "loop_runs",
-    "model_names",
-    "monitor_alerts",
-    "monitor_log_offsets",
-    "monitor_profiles",
-    "monitor_windows",
+    "metadata",
     "one",
     "open_artifact_store",
     "open_catalog",
     "open_queue",
     "owner_tag",
     "parse_duration",
-    "pipeline_attempts",
-    "pipeline_cache",
-    "pipeline_logs",
-    "pipeline_runs",
-    "pipeline_steps",
     "quote_ident",
     "quote_literal",
     "redis_client",
-    "scheduler_cursors",
-    "scheduler_leases",
-    "scheduler_ticks",
     "scheme_of",
     "sha256_file",
     "use_wal",

@@ -17,7 +17,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from strataml.spine import schema
 from strataml.spine.artifacts import orphans, remove
 from strataml.spine.workspace import Workspace
 
@@ -30,7 +29,10 @@ def referenced(ws: Workspace) -> set[str]:
     """Every sha256 the catalog mentions, in any table and column."""
     found: set[str] = set()
     with ws.catalog.read() as conn:
-        for table in schema.metadata.sorted_tables:
+        # the tables the database holds, whichever layers this process has imported
+        tables = sa.MetaData()
+        tables.reflect(conn)
+        for table in tables.sorted_tables:
             for row in conn.execute(sa.select(table)):
                 for value in row:
                     if value is not None:

@@ -77,9 +77,8 @@ class Layout:
         where = {f: i for i, f in enumerate([*self.features, *META])}
         # names are embedded as repr() literals and positions as integers: no other text enters the code
         items = ", ".join(f"{n!r}: {f'v[{where[n]}]' if n in where else 'None'}" for n in names)
-        one = f"[None if (v := values[0]) is None else {{{items}}}]"  # one value (a serving request): no comprehension
-        code = f"lambda values: {one} if len(values) == 1 else [None if v is None else {{{items}}} for v in values]"
-        decode: _Rows = eval(code, {"__builtins__": {}, "len": len})
+        code = f"lambda values: [None if v is None else {{{items}}} for v in values]"
+        decode: _Rows = eval(code, {"__builtins__": {}})
         return decode
 
 
@@ -98,7 +97,7 @@ def encode_keys(view: str, cols: list[str], keys: Sequence[dict[str, Any]]) -> l
     try:
         if len(cols) == 1:
             col = cols[0]
-            return [str(keys[0][col])] if len(keys) == 1 else [str(k[col]) for k in keys]
+            return [str(k[col]) for k in keys]
         return [KEY_SEP.join([str(k[c]) for c in cols]) for k in keys]
     except KeyError:
         for k in keys:

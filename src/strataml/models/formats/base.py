@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from strataml.errors import StrataError
+
 
 @dataclass(frozen=True)
 class Serialized:
@@ -40,6 +42,8 @@ class ModelFormat(Protocol):
     extra: str | None
     #: whether string inputs reach the model as pandas categories (else as objects)
     categorical: bool
+    #: the packages of its ONNX converter, whose versions an export records (empty: no converter)
+    onnx_packages: tuple[str, ...]
 
     def claims(self, estimator: Any) -> bool:
         """Whether a fitted (or unfitted) estimator is stored in this format."""
@@ -78,8 +82,30 @@ class ModelFormat(Protocol):
         ...
 
     def to_onnx(self, native: Any, signature: Mapping[str, Any]) -> Any:
-        """An ``onnx.ModelProto`` of the loaded model (None: the format has no converter)."""
+        """An ``onnx.ModelProto`` of the loaded model (None: the format has no converter);
+        :class:`ExportRefused` when the converter cannot express this model."""
         ...
+
+
+class ExportRefused(StrataError):
+    """An export was not stored: its predictions differ too much, or it cannot be made."""
+
+
+#: the opsets converters target (the default domain and ONNX-ML)
+ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+def float_inputs(signature: Mapping[str, Any], what: str) -> int:
+    """The number of inputs of a model whose converter takes one float matrix (string inputs refused)."""
+    inputs = signature["inputs"]
+    strings = [i["name"] for i in inputs if i["type"] == "string"]
+    if strings:
+        raise ExportRefused(
+            f"{what} takes string input(s) {strings}, which its ONNX converter cannot encode as categories",
+            hint="export a scikit-learn pipeline that encodes strings (e.g. OneHotEncoder in a ColumnTransformer), "
+            "or derive numeric features",
+        )
+    return len(inputs)
 
 
 def plain(v: Any) -> Any:
@@ -93,6 +119,7 @@ class EstimatorFormat:
     name = ""
     extra: str | None = None
     categorical = False
+    onnx_packages: tuple[str, ...] = ()
 
     def configure(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from strataml.errors import UnsafeModel
-from strataml.models.formats.base import EstimatorFormat, RowsFn, Serialized
+from strataml.models.formats.base import EstimatorFormat, RowsFn, Serialized, float_inputs
 from strataml.models.pickle_guard import refuse_pickle
 
 _LGB_HEAD = re.compile(rb"^tree\r?\nversion=v\d+\r?\n")
@@ -32,6 +32,7 @@ class LightGBMFormat(EstimatorFormat):
 
     name = "lightgbm"
     categorical = True
+    onnx_packages: tuple[str, ...] = ("onnxmltools",)
     #: below this many rows a prediction runs on one thread (thread start-up costs more)
     SMALL_BATCH = 2_000
 
@@ -75,6 +76,14 @@ class LightGBMFormat(EstimatorFormat):
 
     def row_predictor(self, loaded: Any, feats: Sequence[Any], generic: RowsFn) -> RowsFn | None:
         return lightgbm_fast_path(loaded, feats, generic)
+
+    def to_onnx(self, native: Any, signature: Mapping[str, Any]) -> Any:
+        """The booster through onnxmltools (numeric inputs, one float matrix, no ZipMap)."""
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        n = float_inputs(signature, "this LightGBM model")
+        return convert_lightgbm(native, initial_types=[("input", FloatTensorType([None, n]))], zipmap=False, target_opset=15)
 
 
 def lightgbm_fast_path(loaded: Any, feats: Sequence[Any], generic: Callable[[list[dict[str, Any]]], Any]) -> Callable[[list[dict[str, Any]]], Any] | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from strataml.errors import UnsafeModel
-from strataml.models.formats.base import EstimatorFormat, Serialized
+from strataml.models.formats.base import ONNX_OPSET, EstimatorFormat, Serialized
 from strataml.models.pickle_guard import refuse_pickle
 
 #: modules whose types a skops file may name without an explicit trust entry
@@ -27,6 +27,7 @@ class SkopsFormat(EstimatorFormat):
     """scikit-learn estimators and pipelines (anything with ``get_params``) as skops files."""
 
     name = "skops"
+    onnx_packages: tuple[str, ...] = ("skl2onnx",)
 
     def claims(self, estimator: Any) -> bool:
         return type(estimator).__module__.startswith("sklearn") or hasattr(estimator, "get_params")
@@ -46,6 +47,35 @@ class SkopsFormat(EstimatorFormat):
     def load(self, data: bytes, *, trusted_types: Iterable[str] = (), where: str = "model artifact", estimator: Any = None) -> Any:
         refuse_pickle(data, where)
         return _load_skops(data, set(trusted_types), where)
+
+    def to_onnx(self, native: Any, signature: Mapping[str, Any]) -> Any:
+        """The estimator through skl2onnx: one float matrix, or one input per column when
+        it selects columns by name or takes strings (probabilities without a ZipMap)."""
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+        from sklearn.base import is_classifier
+
+        inputs = signature["inputs"]
+        if _named_columns(native) or any(i["type"] == "string" for i in inputs):
+            types: list[tuple[str, Any]] = [
+                (i["name"], StringTensorType([None, 1]) if i["type"] == "string" else FloatTensorType([None, 1]))
+                for i in inputs
+            ]
+        else:
+            types = [("input", FloatTensorType([None, len(inputs)]))]
+        options: dict[Any, Any] = {}
+        if is_classifier(native):
+            options = {id(native): {"zipmap": False}}
+        return convert_sklearn(native, initial_types=types, options=options, target_opset=ONNX_OPSET)
+
+
+def _named_columns(estimator: Any) -> bool:
+    """Whether the estimator selects columns by name (a ColumnTransformer up front)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    return isinstance(first, ColumnTransformer)
 
 
 def _dump_skops(estimator: Any, trusted: set[str]) -> Serialized:

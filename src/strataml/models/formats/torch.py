@@ -10,13 +10,14 @@ the model's definition (never from the file) and loads the weights into it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from strataml.errors import ConfigError, UnsafeModel
-from strataml.models.formats.base import EstimatorFormat, Serialized
+from strataml.errors import ConfigError, MissingExtra, UnsafeModel
+from strataml.models.formats.base import EstimatorFormat, ExportRefused, Serialized, float_inputs
 from strataml.models.pickle_guard import refuse_pickle
 from strataml.models.torch_adapter import (
     FORMAT,
@@ -250,6 +251,7 @@ class TorchFormat(EstimatorFormat):
 
     name = "torch"
     extra: str | None = "torch"
+    onnx_packages: tuple[str, ...] = ("torch", "onnxscript")
 
     def claims(self, estimator: Any) -> bool:
         return getattr(type(estimator), "__strata_format__", None) == "torch"
@@ -270,3 +272,92 @@ class TorchFormat(EstimatorFormat):
                 hint="declare the model in definitions.py (or pass its definition when loading)",
             )
         return load(data, estimator, where)
+
+    def to_onnx(self, native: Any, signature: Mapping[str, Any]) -> Any:
+        return to_onnx(native, signature)
+
+
+def to_onnx(estimator: Any, signature: Mapping[str, Any]) -> Any:
+    """The fitted network with what :class:`~strataml.models.torch_adapter.TorchEstimator`
+    does around it (missing values to the training mean, standardisation, the output head:
+    sigmoid, softmax or the target's de-standardisation) folded into one graph that takes
+    the raw feature matrix (float64, in signature order) with a dynamic batch dimension."""
+    import logging
+
+    import torch
+
+    if not isinstance(estimator, TorchEstimator):
+        raise ExportRefused(f"a torch-format version holds a {type(estimator).__name__}, not a TorchEstimator")
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx.export's exporter is written in it)
+    except ImportError as exc:
+        raise MissingExtra("onnxscript", "onnx", "exporting PyTorch models to ONNX") from exc
+    n = float_inputs(signature, "this PyTorch model")
+    names = [i["name"] for i in signature["inputs"]]
+    fitted = list(estimator.feature_names_in_)
+    if names != fitted:
+        raise ExportRefused(f"the model's signature inputs {names} are not the network's inputs {fitted}, in order")
+    wrapper = _torch_graph(torch, estimator).eval()
+    example = torch.zeros((2, n), dtype=torch.float64)
+    # the exporter logs a warning per torchvision operator it cannot register, and warns
+    # about its own internals: nothing a user can act on
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["variable" if estimator.loss == "mse" else "probabilities"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                opset_version=18,
+                external_data=False,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        log.setLevel(level)
+    assert program is not None  # dynamo=True without a file name returns the program
+    proto = program.model_proto
+    # the exporter records Python stack traces and source paths per node: not part of the
+    # model, and they would make the bytes depend on where strataml is installed
+    proto.ClearField("doc_string")
+    proto.ClearField("metadata_props")
+    for node in proto.graph.node:
+        node.ClearField("doc_string")
+        node.ClearField("metadata_props")
+    proto.graph.ClearField("value_info")
+    return proto
+
+
+def _torch_graph(torch: Any, est: Any) -> Any:
+    """The module exported for a fitted TorchEstimator (a class defined here so that
+    importing this module does not import torch)."""
+    params = list(est.module_.parameters())
+    dtype = params[0].dtype if params else torch.float32
+
+    class Exported(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = est.module_
+            self.register_buffer("mean", torch.tensor(est.mean_, dtype=torch.float64))
+            self.register_buffer("scale", torch.tensor(est.scale_, dtype=torch.float64))
+
+        def forward(self, x: Any) -> Any:
+            x = torch.where(torch.isnan(x), self.mean, x)
+            if est.standardize:
+                x = (x - self.mean) / self.scale
+            out = self.net(x.to(dtype))
+            if est.loss == "bce":
+                p = torch.sigmoid(out).reshape(-1, 1)
+                return torch.cat([1.0 - p, p], dim=1)
+            if est.loss == "cross_entropy":
+                return torch.softmax(out, dim=1)
+            return out.reshape(-1).to(torch.float64) * float(est.target_scale_) + float(est.target_mean_)
+
+    return Exported()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from strataml.errors import MissingExtra, UnsafeModel
-from strataml.models.formats.base import EstimatorFormat, Serialized
+from strataml.models.formats.base import EstimatorFormat, Serialized, float_inputs
 from strataml.models.pickle_guard import refuse_pickle
 
 #: the objectives whose predictions a classifier's probabilities are read from
@@ -208,6 +208,7 @@ class XGBoostFormat(EstimatorFormat):
     name = "xgboost"
     extra: str | None = "xgboost"
     categorical = True
+    onnx_packages: tuple[str, ...] = ("onnxmltools",)
 
     def claims(self, estimator: Any) -> bool:
         return is_xgboost(estimator)
@@ -232,3 +233,14 @@ class XGBoostFormat(EstimatorFormat):
 
     def native(self, estimator: Any) -> Any:
         return native(estimator)
+
+    def to_onnx(self, native: Any, signature: Mapping[str, Any]) -> Any:
+        """The booster through onnxmltools (numeric inputs, one float matrix, in signature order)."""
+        from onnxmltools import convert_xgboost
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        n = float_inputs(signature, "this XGBoost model")
+        booster = (native.booster if isinstance(native, XGBoostModel) else booster_of(native)).copy()
+        booster.feature_names = None  # the converter reads features as f0, f1…, in signature order
+        booster.feature_types = None
+        return convert_xgboost(booster, initial_types=[("input", FloatTensorType([None, n]))], target_opset=15)

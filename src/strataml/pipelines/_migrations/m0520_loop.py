@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine.loop_tables import loop_runs
-from strataml.spine.schema import metadata
+from strataml.pipelines._tables import loop_runs
+from strataml.spine import metadata
 
 
 def upgrade(conn: sa.Connection) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import schema
+from strataml.models._tables import model_exports
+from strataml.spine import metadata
 
 
 def upgrade(conn: sa.Connection) -> None:
-    schema.metadata.create_all(conn, tables=[schema.model_exports], checkfirst=True)
+    metadata.create_all(conn, tables=[model_exports], checkfirst=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import schema
+from strataml.serving._tables import api_keys, deployments
+from strataml.spine import metadata
 
 
 def upgrade(conn: sa.Connection) -> None:
-    schema.metadata.create_all(conn, tables=[schema.api_keys, schema.deployments], checkfirst=True)
+    metadata.create_all(conn, tables=[api_keys, deployments], checkfirst=True)

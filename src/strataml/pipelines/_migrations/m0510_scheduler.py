@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import scheduler_tables as t
-from strataml.spine.schema import metadata
+from strataml.pipelines import _tables as t
+from strataml.spine import metadata
 
 
 def upgrade(conn: sa.Connection) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine.alert_tables import monitor_alerts
-from strataml.spine.schema import metadata
+from strataml.monitoring._tables import monitor_alerts
+from strataml.spine import metadata
 
 
 def upgrade(conn: sa.Connection) -> None:

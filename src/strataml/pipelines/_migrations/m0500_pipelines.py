@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine.pipeline_tables import TABLES
-from strataml.spine.schema import metadata
+from strataml.pipelines._tables import TABLES
+from strataml.spine import metadata
 
 
 def upgrade(conn: sa.Connection) -> None:

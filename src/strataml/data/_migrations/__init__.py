@@ -1,0 +1,1 @@
+"""The data layer's catalog migrations (see :mod:`strataml.spine.migrations`)."""

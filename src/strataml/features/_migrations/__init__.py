@@ -1,0 +1,1 @@
+"""The features layer's catalog migrations (see :mod:`strataml.spine.migrations`)."""

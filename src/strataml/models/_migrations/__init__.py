@@ -1,0 +1,1 @@
+"""The models layer's catalog migrations (see :mod:`strataml.spine.migrations`)."""

@@ -1,0 +1,1 @@
+"""The monitoring layer's catalog migrations (see :mod:`strataml.spine.migrations`)."""

@@ -1,0 +1,1 @@
+"""The pipelines layer's catalog migrations (0500-0599)."""

@@ -1,0 +1,1 @@
+"""The serving layer's catalog migrations (see :mod:`strataml.spine.migrations`)."""
