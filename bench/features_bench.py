@@ -90,7 +90,7 @@ def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
 def generate(root: Path, source_rows: int, labels: int, users: int) -> None:
     """Generated transactions and labels, ingested through the data layer."""
     import strataml as st
-    from strataml.spine.engine import duck
+    from strataml.spine._engine import duck
 
     ws = st.Workspace.open(root)
     con = duck("4GB", 0, ws.scratch_dir())
@@ -132,7 +132,7 @@ def hand_written_asof(root: str) -> dict[str, Any]:
     """The baseline: one ASOF JOIN per latest-value view, written by hand, to Parquet."""
     import strataml as st
     from strataml.data import get_version
-    from strataml.spine.engine import duck
+    from strataml.spine._engine import duck
 
     ws = st.Workspace.open(root)
     src, lab = get_version(ws, "tx").sql_source(), get_version(ws, "labels").sql_source()

@@ -57,8 +57,9 @@ def drive(ws_root: Path, key: str, requests: int, reps: int, audit: bool, marks:
         # request takes about 50 times as long, so work done every so many milliseconds
         # (catalog change checks, the refresh loop, a rate-limit lease's renewal) would
         # fall on many more requests: stretch it.
-        from strataml.serving import batching, ratelimit
-        from strataml.spine import data_version
+        from strataml.serving import _batching as batching
+        from strataml.serving import _ratelimit as ratelimit
+        from strataml.spine import _data_version as data_version
 
         batching.CallCost.quick = property(lambda self: True)  # type: ignore[assignment,method-assign]
         data_version.DataVersion.__init__.__defaults__ = (SLOWDOWN * data_version.RECHECK_NS,)

@@ -56,7 +56,7 @@ import pyarrow.csv as pacsv
 
 import strataml as st
 from strataml import synth
-from strataml.spine.workspace import Workspace
+from strataml.spine._workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
@@ -264,10 +264,10 @@ class TimedConnection:
 @contextlib.contextmanager
 def instrumented(rec: Recorder) -> Iterator[None]:
     """Time the ingest's steps and statements without changing what they do."""
-    from strataml.spine.artifacts import ArtifactStore
+    from strataml.spine._artifacts import ArtifactStore
 
     # The module, not the function that strataml.data re-exports under the same name.
-    ing = importlib.import_module("strataml.data.ingest")
+    ing = importlib.import_module("strataml.data._ingest")
 
     saved: list[tuple[Any, str, Any]] = []
 
@@ -296,7 +296,7 @@ def instrumented(rec: Recorder) -> Iterator[None]:
     ing.duck = duck
     for fn, label in (("open_source", "open source"), ("build_plan", "build validation plan"), ("finish_csv_rejects", "expose CSV rejects")):
         wrap(ing, fn, label)
-    sources = importlib.import_module("strataml.data.sources")
+    sources = importlib.import_module("strataml.data._sources")
     wrap(sources.Scan, "finish", "expose CSV rejects")
     steps = {
         "_parent": "read parent version", "_first_pass": "validate, good rows to Parquet (one pass)",
@@ -480,8 +480,8 @@ def run_decompose(args: argparse.Namespace) -> None:
     as an append still does) beside the one-pass copy a new dataset's batch takes. They
     are a diagnosis aid; the end-to-end figure is benchmark 1's.
     """
-    from strataml.data.validate import build_plan
-    from strataml.spine.engine import duck
+    from strataml.data._validate import build_plan
+    from strataml.spine._engine import duck
 
     csv = ensure_csv(args.rows)
     work = Path(tempfile.mkdtemp(prefix="strata-decompose-", dir=DATA))
@@ -604,10 +604,10 @@ def run_critical_path(args: argparse.Namespace) -> None:
     time. Other work on the machine delays threads but does not move CPU between
     them, so this holds up on a shared machine where wall time does not.
     """
-    from strataml.spine import engine
+    from strataml.spine import _engine as engine
 
     csv = ensure_csv(args.rows)
-    ingest_module = sys.modules["strataml.data.ingest"]
+    ingest_module = sys.modules["strataml.data._ingest"]
     statements: list[tuple[str, float, float]] = []
 
     class Timed:

@@ -137,8 +137,8 @@ def bench_train(root: Path, rows: int, reps: int, threads: int = 1) -> dict[str,
     from lightgbm import LGBMClassifier
     from sklearn.metrics import log_loss, roc_auc_score
 
-    from strataml.models.fitting import configure
-    from strataml.models.train import load_training_data, prepare_data, split_indices
+    from strataml.models._fitting import configure
+    from strataml.models._train import load_training_data, prepare_data, split_indices
 
     ws = workspace(root, None)
     pq.write_table(loans(rows), root / "loans.parquet")

@@ -27,7 +27,7 @@ TOP_LEVEL = {
     "score", "set_alias", "set_traffic", "start_run", "train", "training_set",
     "check_alerts", "drift", "quality", "slo", "Worker", "WorkerConfig", "Outgoing", "open_queue", "prediction_lineage", "get_traffic", "list_alerts", "list_datasets",
     "Pipeline", "run_pipeline", "step",
-    "Schedule", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue", "Retrain", "Canary", "Check", "Scheduler",
+    "Schedule", "Trigger", "on_alert", "on_dataset", "on_files", "on_pipeline", "on_queue", "Retrain", "Canary", "Check", "Scheduler", "dashboard_mounts",
 }
 
 
@@ -63,9 +63,9 @@ LAYER_NAMES = {
     "strataml.spine": {
         "DEFINITIONS_FILE", "ArtifactStore", "AtomicParquet", "Backend", "BackendKind", "Catalog",
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
-        "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name", "confine",
-        "confine_key", "current_actor", "definition_hash", "duck", "failpoint", "find_workspace",
-        "lazy_exports", "list_events", "load_definitions", "load_settings", "metadata", "one",
+        "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name",
+        "collect_garbage", "confine", "confine_key", "current_actor", "definition_hash", "duck", "failpoint",
+        "find_workspace", "lazy_exports", "list_events", "load_definitions", "load_settings", "metadata", "one",
         "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "quote_ident",
         "quote_literal", "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow",
         "write_parquet"
@@ -79,8 +79,8 @@ LAYER_NAMES = {
         "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureInputError",
         "FeatureView", "OnlineStore", "OnlineStoreError", "RedisOnlineStore", "RequestFeature",
         "SQLiteOnlineStore", "TrainingSet", "ViewReader", "apply", "build_training_set", "check_skew",
-        "compute_request_features", "get_online_features", "list_views", "materialize", "online_store",
-        "open_online_store", "parse_duration", "register", "resolve_view", "show_view"
+        "compute_request_features", "entity_key_types", "get_online_features", "list_views", "materialize",
+        "online_store", "open_online_store", "parse_duration", "register", "resolve_view", "show_view"
     },
     "strataml.models": {
         "CHAMPION", "FORMATS", "METRICS", "ExportRefused", "Gate", "LightGBMRows", "LoadedModel", "Model",
@@ -92,12 +92,12 @@ LAYER_NAMES = {
         "split_indices", "start_run", "train"
     },
     "strataml.serving": {
-        "PUBLIC", "ApiKey", "AuditLog", "AuthError", "FeatureSpec", "Gateway", "GatewayConfig",
-        "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels", "Servable", "Traffic",
-        "Variant", "create_app", "create_key", "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded",
-        "get_traffic", "list_keys", "list_traffic", "openapi_document", "prediction_log_dir",
-        "prediction_log_sql", "prediction_stats", "query_predictions", "revoke_key", "score", "set_traffic",
-        "write_traffic"
+        "PUBLIC", "ApiKey", "AuditLog", "AuthError", "EdgeLimits", "EdgeProtocol", "FeatureSpec", "Gateway",
+        "GatewayConfig", "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels",
+        "Servable", "Traffic", "Variant", "app_from_env", "create_app", "create_key", "delete_traffic",
+        "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded", "get_traffic", "list_keys",
+        "list_traffic", "openapi_document", "prediction_log_dir", "prediction_log_sql", "prediction_stats",
+        "query_predictions", "revoke_key", "score", "set_traffic", "traffic_check", "write_traffic"
     },
     "strataml.monitoring": {
         "KLL_K", "MAX_CATEGORIES", "Alert", "AlertEvent", "AlertRule", "CategoricalSummary", "DriftReport",
@@ -132,9 +132,9 @@ def test_every_door_lists_exactly_its_public_names(door: str) -> None:
 
 def test_a_lazy_export_is_not_shadowed_by_its_module() -> None:
     # importing strataml.data.ingest (the module) must leave strataml.data.ingest the function
-    importlib.import_module("strataml.data.ingest")
-    importlib.import_module("strataml.features.materialize")
-    importlib.import_module("strataml.models.train")
+    importlib.import_module("strataml.data._ingest")
+    importlib.import_module("strataml.features._materialize")
+    importlib.import_module("strataml.models._train")
     assert callable(strataml.data.ingest) and not isinstance(strataml.data.ingest, types.ModuleType)
     features, models = importlib.import_module("strataml.features"), importlib.import_module("strataml.models")
     assert not isinstance(features.materialize, types.ModuleType)
@@ -162,3 +162,38 @@ def test_layers_import_only_to_their_left() -> None:
                 assert parts != ["strataml"], f"{path.name} ({layer}) imports the top-level package"
                 if parts[0] == "strataml" and len(parts) > 1 and parts[1] in order:
                     assert order.index(parts[1]) <= i, f"{path.name} ({layer}) imports {module}"
+
+
+def _imports_with_names(tree: ast.AST) -> list[str]:
+    """Every module an import statement names, with ``from x import y`` also as ``x.y``."""
+    out = _imported_modules(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out += [f"{node.module}.{alias.name}" for alias in node.names]
+    return out
+
+
+def test_nothing_reaches_into_another_layers_private_modules() -> None:
+    # a layer's `_name` modules are its own: everything else goes through its door
+    root = Path(strataml.__file__).parent
+    packages = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    reaching = []
+    for path in root.rglob("*.py"):
+        if path.name == "testing.py":
+            continue  # the conformance kit exercises the implementations behind the doors, by design
+        here = path.relative_to(root).parts[0]
+        for module in _imports_with_names(ast.parse(path.read_text())):
+            parts = module.split(".")
+            if parts[0] != "strataml" or len(parts) < 3 or parts[1] not in packages or parts[1] == here:
+                continue
+            if any(p.startswith("_") for p in parts[2:]):
+                reaching.append(f"{path.relative_to(root)} imports {module}")
+    assert not reaching, reaching
+
+
+def test_the_demo_speaks_only_st() -> None:
+    # the showcase uses the one user surface, `import strataml as st`, and its own chapters
+    for path in (Path(strataml.__file__).parent / "demo").glob("*.py"):
+        for module in _imported_modules(ast.parse(path.read_text())):
+            if module.startswith("strataml"):
+                assert module == "strataml" or module.startswith("strataml.demo"), f"demo/{path.name} imports {module}"

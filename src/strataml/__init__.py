@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strataml._version import __version__
-from strataml.spine.lazy import lazy_exports
+from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
+    from strataml.dashboard import dashboard_mounts
     from strataml.data import (
         Column,
         Contract,
@@ -88,6 +89,7 @@ _EXPORTS = {
     "list_datasets": "data",
     "quarantine_rows": "data",
     "StrataError": "errors",
+    "dashboard_mounts": "dashboard",
     "Entity": "features",
     "Feature": "features",
     "FeatureView": "features",
@@ -191,6 +193,7 @@ __all__ = [
     "check_skew",
     "create_app",
     "create_key",
+    "dashboard_mounts",
     "dataset",
     "drift",
     "get_model",

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from strataml.spine.queue.conformance import check_queue
+from strataml.spine.queue._conformance import check_queue
 
 if TYPE_CHECKING:
     from strataml.features import OnlineStore
     from strataml.models import ModelFormat
-    from strataml.serving.cache import ResponseCache
-    from strataml.serving.ratelimit import Buckets
+    from strataml.serving._cache import ResponseCache
+    from strataml.serving._ratelimit import Buckets
     from strataml.spine import ArtifactStore, Catalog
 
 __all__ = [
@@ -52,7 +52,7 @@ def check_artifact_store(new_store: Callable[[], ArtifactStore]) -> None:
     hash (tampered bytes are refused); concurrent writes never expose a partial object;
     keys that are not a lowercase sha256 are refused before they reach a path.
     """
-    from strataml.spine.conformance import check_artifact_store as check
+    from strataml.spine._conformance import check_artifact_store as check
 
     check(new_store)
 
@@ -64,7 +64,7 @@ def check_catalog(new_catalog: Callable[[], Catalog]) -> None:
     not at all; concurrent writers lose and damage nothing; events are listed in the
     order they were appended.
     """
-    from strataml.spine.conformance import check_catalog as check
+    from strataml.spine._conformance import check_catalog as check
 
     check(new_catalog)
 
@@ -233,7 +233,7 @@ def check_online_store(new_store: Callable[[], OnlineStore]) -> None:
 
 
 def buckets_allow_a_burst_then_refuse_then_refill(buckets: Buckets) -> None:
-    from strataml.serving.ratelimit import Limit
+    from strataml.serving._ratelimit import Limit
 
     key = uuid.uuid4().hex
     lim = Limit(rate=4.0, burst=5)  # a token per 250 ms: seven takes fit in that even on a busy machine
@@ -245,7 +245,7 @@ def buckets_allow_a_burst_then_refuse_then_refill(buckets: Buckets) -> None:
 
 
 def buckets_are_separate_per_key(buckets: Buckets) -> None:
-    from strataml.serving.ratelimit import Limit
+    from strataml.serving._ratelimit import Limit
 
     lim = Limit(rate=0.001, burst=5)
     a, b = uuid.uuid4().hex, uuid.uuid4().hex
@@ -255,7 +255,7 @@ def buckets_are_separate_per_key(buckets: Buckets) -> None:
 
 
 def buckets_take_a_cost(buckets: Buckets) -> None:
-    from strataml.serving.ratelimit import Limit
+    from strataml.serving._ratelimit import Limit
 
     key, lim = uuid.uuid4().hex, Limit(rate=0.001, burst=10)
     assert buckets.take(key, lim, cost=8).allowed
@@ -282,7 +282,7 @@ def check_rate_limit_buckets(new_buckets: Callable[[], Buckets]) -> None:
 
 
 def cache_misses_then_holds_until_the_ttl(cache: ResponseCache) -> None:
-    from strataml.serving.cache import cache_key
+    from strataml.serving._cache import cache_key
 
     k = cache_key(f"m{uuid.uuid4().hex}@v1", [{"a": 1, "b": 2}])
     assert cache.get(k) is None
@@ -293,7 +293,7 @@ def cache_misses_then_holds_until_the_ttl(cache: ResponseCache) -> None:
 
 
 def cache_keys_are_separate(cache: ResponseCache) -> None:
-    from strataml.serving.cache import cache_key
+    from strataml.serving._cache import cache_key
 
     ref = f"m{uuid.uuid4().hex}"
     k1, k2 = cache_key(f"{ref}@v1", [{"a": 1}]), cache_key(f"{ref}@v2", [{"a": 1}])
@@ -522,7 +522,7 @@ def format_onnx_export_predicts_like_the_model(case: _FormatCase) -> None:
     import numpy as np
 
     from strataml.errors import StrataError
-    from strataml.models.onnx_runtime import load_onnx
+    from strataml.models._onnx_runtime import load_onnx
 
     native = case.load(case.data())
     try:

@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 import strataml as st
-from strataml.cli.dashboard import dashboard_mounts
-from strataml.dashboard.observed import MonitoringUnavailable, monitoring
+from strataml.dashboard import dashboard_mounts
+from strataml.dashboard._observed import MonitoringUnavailable, monitoring
 from strataml.data import list_datasets
 from strataml.models import get_model, model_lineage
 from strataml.serving import GatewayConfig, create_app, create_key, revoke_key

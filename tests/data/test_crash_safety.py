@@ -130,7 +130,7 @@ def test_gc_counts_references_in_every_table_the_catalog_holds(workspace: st.Wor
     # module defines still protects the objects it names
     import sqlalchemy as sa
 
-    from strataml.spine.gc import referenced
+    from strataml.spine._gc import referenced
 
     sha = workspace.artifacts.put_bytes(b"a profile no loaded module knows about")
     with workspace.catalog.write() as conn:

@@ -119,7 +119,7 @@ def test_colliding_key_hashes_never_make_a_duplicate(workspace, tx_contract, wri
     # (hashes sorted in memory, or grouped by DuckDB past a number of rows).
     import importlib
 
-    module = importlib.import_module("strataml.data.ingest")
+    module = importlib.import_module("strataml.data._ingest")
     monkeypatch.setattr(module, "_KEY_HASH", "(hash({}) % 2)")
     monkeypatch.setattr(module, "_SORT_ROWS", sort_rows)
     rows = [f"tx{i},u1,{i},,US,m,2026-01-01" for i in range(20)]

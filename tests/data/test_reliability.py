@@ -12,7 +12,7 @@ import pytest
 
 import strataml as st
 from strataml.data import infer_contract, ingest, quarantine_rows
-from strataml.data.sources import MAX_COLUMNS
+from strataml.data._sources import MAX_COLUMNS
 from strataml.errors import ContractError, SourceError
 
 from .conftest import HEADER, contract
@@ -194,7 +194,7 @@ def _awkward_csv(path: Path) -> int:
 
 
 def test_a_csv_with_quoted_newlines_is_counted_like_the_reader_reads_it(workspace, tx_contract, tmp_path: Path) -> None:
-    from strataml.data.records import count_records
+    from strataml.data._records import count_records
 
     p = tmp_path / "awkward.csv"
     n = _awkward_csv(p)
@@ -205,8 +205,8 @@ def test_a_csv_with_quoted_newlines_is_counted_like_the_reader_reads_it(workspac
 
 
 def test_a_csv_whose_reader_accounts_for_fewer_records_is_refused_naming_both_counts(tmp_path: Path) -> None:
-    from strataml.data.ingest import check_read_all
-    from strataml.data.records import count_records
+    from strataml.data._ingest import check_read_all
+    from strataml.data._records import count_records
 
     p = tmp_path / "awkward.csv"
     n = _awkward_csv(p)
@@ -218,7 +218,7 @@ def test_a_csv_whose_reader_accounts_for_fewer_records_is_refused_naming_both_co
 
 
 def test_a_semicolon_csv_quoted_with_single_quotes_is_counted_in_its_dialect(tmp_path: Path) -> None:
-    from strataml.data.records import count_records
+    from strataml.data._records import count_records
 
     p = tmp_path / "semi.csv"
     p.write_text("a;b\n'x;\ny';1\n'it''s';2\n3;4\n")

@@ -32,8 +32,8 @@ TIMESTAMP_TEXTS = [
 
 
 def test_timestamp_text_types_as_the_zone_aware_cast_does() -> None:
-    from strataml.data.validate import _typed
-    from strataml.spine.engine import duck
+    from strataml.data._validate import _typed
+    from strataml.spine._engine import duck
 
     con = duck()
     typed, _ = _typed(contract().column("ts"), "x", "VARCHAR")
@@ -48,8 +48,8 @@ def test_timestamp_text_types_as_the_zone_aware_cast_does() -> None:
 def test_timestamp_fast_path_agrees_with_the_zone_aware_cast_on_generated_text() -> None:
     import random
 
-    from strataml.data.validate import _typed
-    from strataml.spine.engine import duck
+    from strataml.data._validate import _typed
+    from strataml.spine._engine import duck
 
     rnd = random.Random(7)
 

@@ -10,7 +10,7 @@ import pytest
 import strataml as st
 import strataml.features as features
 from strataml.features import FeatureDefinitionError, parse_duration
-from strataml.features.definitions import FeatureView
+from strataml.features._definitions import FeatureView
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("24h", 86400), ("7d", 604800), ("2w", 1209600), ("1.5h", 5400)])

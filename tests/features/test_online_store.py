@@ -106,7 +106,7 @@ def test_a_commit_by_another_process_is_seen_within_the_recheck_interval(tmp_pat
     import subprocess
     import time
 
-    from strataml.spine.data_version import RECHECK_NS
+    from strataml.spine._data_version import RECHECK_NS
 
     url = f"sqlite:///{tmp_path / 'online.db'}"
     store = open_online_store(url)

@@ -77,7 +77,7 @@ def loans_ws(workspace: st.Workspace, tmp_path: Path) -> Iterator[st.Workspace]:
 def register_bytes(ws: st.Workspace, model: str, payload: bytes, fmt: str, signature: dict[str, object]) -> int:
     """Store ``payload`` under its own (valid) hash and register it as a version of ``model``:
     what an attacker with write access to the store and catalog could plant."""
-    from strataml.models.registry import register_version
+    from strataml.models._registry import register_version
 
     sha = ws.artifacts.put_bytes(payload)
     with ws.catalog.write() as conn:

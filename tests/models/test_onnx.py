@@ -31,9 +31,9 @@ from strataml.models import (
     list_exports,
     load_model,
 )
-from strataml.models.onnx_runtime import check_onnx, load_onnx
-from strataml.models.predictor import Predictor, prepare
-from strataml.spine.events import list_events
+from strataml.models._onnx_runtime import check_onnx, load_onnx
+from strataml.models._predictor import Predictor, prepare
+from strataml.spine._events import list_events
 
 from .conftest import loans_table
 
@@ -274,7 +274,7 @@ def test_xgboost_converter_matches_native(objective: str) -> None:
 def test_without_training_data_the_sample_is_synthetic_from_the_signature(
     workspace: st.Workspace,
 ) -> None:
-    from strataml.models.onnx_export import _sample
+    from strataml.models._onnx_export import _sample
 
     sig = {
         "inputs": [

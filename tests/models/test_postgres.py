@@ -70,7 +70,7 @@ def test_concurrent_registrations_get_distinct_versions_on_postgres(pg_workspace
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
-    from strataml.models.registry import move_alias, register_version
+    from strataml.models._registry import move_alias, register_version
 
     ws = pg_workspace
     sig = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "regression", "classes": []}}

@@ -8,7 +8,7 @@ from lightgbm import LGBMClassifier
 import strataml as st
 from strataml.errors import ConfigError, NotFound, StrataError
 from strataml.models import get_model, list_models, load_model, resolve_version, rollback, set_alias
-from strataml.spine.events import list_events
+from strataml.spine._events import list_events
 
 
 def _three_versions(ws: st.Workspace) -> None:

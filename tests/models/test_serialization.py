@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 import strataml as st
 from strataml.errors import IntegrityError
 from strataml.models import UnsafeModel, load_model
-from strataml.models.serialization import dump, load
+from strataml.models._serialization import dump, load
 
 from .conftest import register_bytes
 

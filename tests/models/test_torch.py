@@ -15,12 +15,12 @@ import pytest
 import strataml as st
 from strataml.errors import ConfigError, NotFound, UserCodeError
 from strataml.models import UnsafeModel, load_model
-from strataml.models.fitting import configure, fit
-from strataml.models.predictor import prepare
-from strataml.models.serialization import dump, load
-from strataml.models.train import load_training_data, prepare_data, split_indices
+from strataml.models._fitting import configure, fit
+from strataml.models._predictor import prepare
+from strataml.models._serialization import dump, load
+from strataml.models._train import load_training_data, prepare_data, split_indices
 from strataml.serving import score
-from strataml.serving.servable import RegistryModels
+from strataml.serving._servable import RegistryModels
 
 from .conftest import loans_table
 

@@ -10,7 +10,7 @@ import pytest
 import strataml as st
 from strataml.errors import ConfigError, NotFound
 from strataml.models import compare_runs, get_run, list_runs, metric_history
-from strataml.spine.events import list_events
+from strataml.spine._events import list_events
 
 
 def test_start_run_records_params_metrics_steps_and_artifacts(workspace: st.Workspace, tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import strataml as st
 from strataml.errors import ConfigError, UserCodeError
 from strataml.models import get_model, get_run, list_runs, load_model, model_lineage
-from strataml.models.train import load_training_data, split_indices
-from strataml.spine.events import list_events
+from strataml.models._train import load_training_data, split_indices
+from strataml.spine._events import list_events
 
 from .conftest import loans_table
 

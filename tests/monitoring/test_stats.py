@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sps
 
 from strataml.monitoring import CategoricalSummary, NumericSummary, Thresholds
-from strataml.monitoring.stats import PSI_EPS, compare, report
+from strataml.monitoring._stats import PSI_EPS, compare, report
 
 
 def num(values: np.ndarray) -> NumericSummary:
@@ -121,7 +121,7 @@ def test_all_null_constant_absent_and_small_columns_get_a_reason() -> None:
 def test_jensen_shannon_and_benjamini_hochberg_match_scipy() -> None:
     from scipy.spatial.distance import jensenshannon
 
-    from strataml.monitoring.stats import benjamini_hochberg, js_distance
+    from strataml.monitoring._stats import benjamini_hochberg, js_distance
 
     rng = np.random.default_rng(6)
     p, q = rng.dirichlet(np.ones(6)), rng.dirichlet(np.ones(6))

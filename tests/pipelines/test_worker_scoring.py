@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from strataml.serving.audit import log_dir, query
+from strataml.serving._audit import log_dir, query
 
 from .conftest import BACKENDS, drain, publish, queue_url, request
 

@@ -18,7 +18,7 @@ import pytest
 
 import strataml as st
 from strataml.serving import AuditLog, create_key, prediction_stats, query_predictions
-from strataml.serving.audit import RESTART_AFTER_S, LogUnavailable
+from strataml.serving._audit import RESTART_AFTER_S, LogUnavailable
 
 from .conftest import instance
 
@@ -55,7 +55,7 @@ def test_series_lines_are_the_records_lines_and_read_back(tmp_path: Path) -> Non
 
     import orjson
 
-    from strataml.serving.audit import COLUMNS, SeriesLines, encode
+    from strataml.serving._audit import COLUMNS, SeriesLines, encode
 
     shared = {"deployment": "m", "model": "m", "version": 3, "key_id": "k1", "degraded": True, "mode": "shadow", "route": "v1.predict"}
     ts = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 import strataml as st
 from strataml.serving import PUBLIC, create_key, list_keys, revoke_key
-from strataml.serving.auth import AuthError, KeyStore
+from strataml.serving._auth import AuthError, KeyStore
 
 from .conftest import bearer, instance
 
@@ -105,7 +105,7 @@ def test_no_secret_reaches_the_logs(client, keys, caplog, workspace) -> None:
 
 
 def test_forwarded_headers_are_untrusted_by_default(client, workspace, models) -> None:
-    from strataml.serving.app import HttpGateway
+    from strataml.serving._app import HttpGateway
 
     http = HttpGateway(client.app.state.gateway)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from strataml.serving import from_lightgbm, set_traffic
-from strataml.serving.batching import MicroBatcher
-from strataml.serving.cache import MemoryCache, RedisCache, cache_key
+from strataml.serving._batching import MicroBatcher
+from strataml.serving._cache import MemoryCache, RedisCache, cache_key
 from strataml.testing import check_response_cache
 
 from .conftest import FEATURES, bearer, instance, make_client

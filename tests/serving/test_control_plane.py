@@ -13,8 +13,8 @@ import pytest
 import strataml as st
 from strataml.errors import ConfigError, NotFound
 from strataml.serving import create_key, from_lightgbm, get_traffic, set_traffic
-from strataml.serving.traffic import check_traffic
-from strataml.spine.events import list_events
+from strataml.serving._traffic import check_traffic
+from strataml.spine._events import list_events
 
 from .conftest import bearer, instance, make_client
 from .registry_setup import build, train_again

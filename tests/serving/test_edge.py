@@ -14,7 +14,7 @@ import uvicorn
 
 import strataml as st
 from strataml.serving import GatewayConfig, create_app
-from strataml.serving.edge import EdgeLimits, EdgeProtocol
+from strataml.serving._edge import EdgeLimits, EdgeProtocol
 
 LIMITS = EdgeLimits(max_header_bytes=8192, max_headers=50, header_timeout_s=1.0, body_timeout_s=1.0)
 

@@ -66,7 +66,7 @@ def test_one_multiclass_row_gives_one_row_of_class_scores() -> None:
 
 
 def test_outputs_become_json_values_one_per_row() -> None:
-    from strataml.serving.servable import normalise
+    from strataml.serving._servable import normalise
 
     nan, inf = float("nan"), float("inf")
     assert normalise([0.25], "binary", (), 1) == [0.25]

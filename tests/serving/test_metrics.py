@@ -7,7 +7,7 @@ import re
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from strataml.serving.metrics import LATENCY_BUCKETS, GatewayMetrics
+from strataml.serving._metrics import LATENCY_BUCKETS, GatewayMetrics
 
 
 def test_tallies_publish_what_direct_updates_would() -> None:
@@ -47,7 +47,7 @@ def test_tallies_publish_what_direct_updates_would() -> None:
 def test_a_prometheus_client_laying_out_histograms_otherwise_is_refused_by_the_import_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import prometheus_client
 
-    from strataml.serving import metrics as metrics_module
+    from strataml.serving import _metrics as metrics_module
 
     def other_layout(self: object) -> None:  # what a release keeping its buckets elsewhere would look like
         self.__dict__["values"] = []

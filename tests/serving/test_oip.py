@@ -15,7 +15,7 @@ import uvicorn
 
 import strataml as st
 from strataml.serving import GatewayConfig, create_app, create_key
-from strataml.serving.edge import EdgeProtocol
+from strataml.serving._edge import EdgeProtocol
 
 from .registry_setup import build
 

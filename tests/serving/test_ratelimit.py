@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from strataml.serving import set_traffic
-from strataml.serving.ratelimit import (
+from strataml.serving._ratelimit import (
     Buckets,
     Limit,
     MemoryBuckets,
@@ -77,7 +77,7 @@ def test_http_429_with_retry_after_per_deployment(workspace, models, keys) -> No
 
 
 def test_leases_never_exceed_the_shared_limit(tmp_path: Path) -> None:
-    from strataml.serving.ratelimit import RateLimiter, lease_size
+    from strataml.serving._ratelimit import RateLimiter, lease_size
 
     lim = Limit(rate=0.001, burst=4000)
     assert lease_size(lim) == 2 and lease_size(Limit(1, 10)) == 1

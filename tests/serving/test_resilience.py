@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from strataml.serving import InMemoryModels, from_lightgbm, set_traffic
-from strataml.serving.resilience import (
+from strataml.serving._resilience import (
     CLOSED,
     HALF_OPEN,
     OPEN,

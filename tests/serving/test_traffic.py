@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 
 from strataml.serving import Traffic, Variant, query_predictions, set_traffic
-from strataml.serving.traffic import entity_bucket, route
+from strataml.serving._traffic import entity_bucket, route
 
 from .conftest import bearer, instance, make_client
 
@@ -42,7 +42,7 @@ def test_canary_over_http_and_traffic_change_without_restart(client, keys, works
     # a change written by another process (the CLI's code path) is picked up on the next request
     set_traffic(workspace.catalog, "fraud", {"canary": None})
     assert {client.post("/v1/models/fraud/predict", json={"instances": [x]}, headers=h).json()["version"] for x in insts} == {1}
-    from strataml.spine.events import list_events
+    from strataml.spine._events import list_events
 
     kinds = [e.kind for e in list_events(workspace.catalog, kind="deployment.")]
     assert kinds == ["deployment.traffic_changed", "deployment.traffic_changed"]

@@ -87,7 +87,7 @@ def test_unknown_entity_setting_is_validated(known_ws) -> None:
 
 
 def test_openapi_documents_missing_features() -> None:
-    from strataml.serving.openapi import openapi_document
+    from strataml.serving._openapi import openapi_document
 
     schemas = openapi_document()["components"]["schemas"]
     assert "missing_features" in schemas["PredictResponse"]["properties"]

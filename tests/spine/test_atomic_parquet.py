@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from strataml.spine.atomic_parquet import AtomicParquet, write_parquet
+from strataml.spine._atomic_parquet import AtomicParquet, write_parquet
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from strataml.errors import ConfigError, MissingExtra
 from strataml.features import SQLiteOnlineStore, open_online_store
-from strataml.serving.cache import MemoryCache, open_cache
-from strataml.serving.ratelimit import MemoryBuckets, SQLiteBuckets, open_buckets
+from strataml.serving._cache import MemoryCache, open_cache
+from strataml.serving._ratelimit import MemoryBuckets, SQLiteBuckets, open_buckets
 from strataml.spine import Backend, BackendKind, scheme_of
 
 

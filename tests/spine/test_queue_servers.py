@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from strataml.spine import open_queue
-from strataml.spine.queue.conformance import CHECKS, check_queue
+from strataml.spine.queue._conformance import CHECKS, check_queue
 
 ALL = [c.__name__ for c in CHECKS]
 

@@ -9,7 +9,7 @@ import pytest
 
 from strataml.errors import StrataError
 from strataml.spine import open_queue
-from strataml.spine.queue.conformance import CHECKS, check_queue
+from strataml.spine.queue._conformance import CHECKS, check_queue
 
 
 def test_sqlite_queue_conformance(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from strataml.spine.sqlite_wal import use_wal
+from strataml.spine._sqlite_wal import use_wal
 
 
 def test_the_switch_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:

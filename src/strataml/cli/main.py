@@ -7,20 +7,40 @@ import sys
 import typer
 
 from strataml.cli import (
-    dashboard,
-    data,
-    features,
-    loops,  # noqa: F401  (adds loops, advance and abort to pipelines_app)
-    models,
-    monitor,
-    monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
-    pipelines,
-    queue,
-    scheduler,
-    serving,
+    _dashboard as dashboard,
 )
-from strataml.cli.lazy_group import lazy_group
-from strataml.cli.output import err_console
+from strataml.cli import (
+    _data as data,
+)
+from strataml.cli import (
+    _features as features,
+)
+from strataml.cli import (
+    _loops as loops,  # noqa: F401  (adds loops, advance and abort to pipelines_app)
+)
+from strataml.cli import (
+    _models as models,
+)
+from strataml.cli import (
+    _monitor as monitor,
+)
+from strataml.cli import (
+    _monitor_quality as monitor_quality,  # noqa: F401  (adds quality, slo and alert commands to monitor_app)
+)
+from strataml.cli import (
+    _pipelines as pipelines,
+)
+from strataml.cli import (
+    _queue as queue,
+)
+from strataml.cli import (
+    _scheduler as scheduler,
+)
+from strataml.cli import (
+    _serving as serving,
+)
+from strataml.cli._lazy_group import lazy_group
+from strataml.cli._output import err_console
 from strataml.errors import StrataError
 
 # The commands are registered on ``commands``; ``app`` converts one only when it is used,
@@ -87,7 +107,7 @@ def main() -> None:
             err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         report = getattr(exc, "report", None)
         if report and "--json" in sys.argv:
-            from strataml.cli.output import dumps
+            from strataml.cli._output import dumps
 
             sys.stdout.write(dumps(report) + "\n")
         sys.exit(exc.exit_code)

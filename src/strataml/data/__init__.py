@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.data.contract import TYPES, Column, Contract, breaking_changes
-    from strataml.data.datasets import (
+    from strataml.data._contract import TYPES, Column, Contract, breaking_changes
+    from strataml.data._datasets import (
         LATEST,
         DatasetVersion,
         commit_version,
@@ -19,30 +19,30 @@ if TYPE_CHECKING:
         list_versions,
         parse_ref,
     )
-    from strataml.data.infer import infer_contract
-    from strataml.data.ingest import IngestReport, ingest, quarantine_rows, resolve_contract
-    from strataml.data.sources import SourceSpec
+    from strataml.data._infer import infer_contract
+    from strataml.data._ingest import IngestReport, ingest, quarantine_rows, resolve_contract
+    from strataml.data._sources import SourceSpec
 
 _EXPORTS = {
-    "TYPES": "contract",
-    "Column": "contract",
-    "Contract": "contract",
-    "breaking_changes": "contract",
-    "DatasetVersion": "datasets",
-    "LATEST": "datasets",
-    "commit_version": "datasets",
-    "latest_version": "datasets",
-    "diff": "datasets",
-    "get_version": "datasets",
-    "list_datasets": "datasets",
-    "list_versions": "datasets",
-    "parse_ref": "datasets",
-    "infer_contract": "infer",
-    "IngestReport": "ingest",
-    "ingest": "ingest",
-    "quarantine_rows": "ingest",
-    "resolve_contract": "ingest",
-    "SourceSpec": "sources",
+    "TYPES": "_contract",
+    "Column": "_contract",
+    "Contract": "_contract",
+    "breaking_changes": "_contract",
+    "DatasetVersion": "_datasets",
+    "LATEST": "_datasets",
+    "commit_version": "_datasets",
+    "latest_version": "_datasets",
+    "diff": "_datasets",
+    "get_version": "_datasets",
+    "list_datasets": "_datasets",
+    "list_versions": "_datasets",
+    "parse_ref": "_datasets",
+    "infer_contract": "_infer",
+    "IngestReport": "_ingest",
+    "ingest": "_ingest",
+    "quarantine_rows": "_ingest",
+    "resolve_contract": "_ingest",
+    "SourceSpec": "_sources",
 }
 lazy_exports(__name__, _EXPORTS)
 

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 
 import duckdb
 
+from strataml.data._records import count_later, countable
 from strataml.data._scan import (
     _MAX_LINE,
     _READER_BUFFER,
@@ -22,7 +23,6 @@ from strataml.data._scan import (
     check_width,
     long_lines,
 )
-from strataml.data.records import count_later, countable
 from strataml.errors import SourceError
 from strataml.spine import quote_literal
 

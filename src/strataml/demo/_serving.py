@@ -97,14 +97,20 @@ def demo_serving(ws: st.Workspace) -> tuple[list[tuple[str, int]], str, list[dic
 
 
 def serve_forever(ws: st.Workspace, port: int) -> None:
-    """Keep the gateway with the dashboard at /ui running until Ctrl-C or SIGTERM."""
+    """Keep the gateway with the dashboard at /ui, and the scheduler, running until Ctrl-C or SIGTERM."""
+    import threading
+
     import uvicorn
 
-    from strataml.cli.dashboard import dashboard_mounts
-
     _, key = st.create_key(ws.catalog, ["read"], name="demo-dashboard")
-    app = st.create_app(ws, mounts=dashboard_mounts(ws))
+    app = st.create_app(ws, mounts=st.dashboard_mounts(ws))
+    scheduler = st.Scheduler(ws)
+    beat = threading.Thread(target=scheduler.run, name="demo-scheduler", daemon=True)
+    beat.start()
     console.print(f"\n[bold]dashboard[/] http://127.0.0.1:{port}/ui  log in with the key (scope read):\n{key}")
-    console.print("the gateway keeps serving at the same address; Ctrl-C or SIGTERM stops it", highlight=False)
-    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)).run()
-
+    console.print("the gateway and the scheduler keep running; Ctrl-C or SIGTERM stops them", highlight=False)
+    try:
+        uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)).run()
+    finally:
+        scheduler.stop()
+        beat.join(60)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.features.definitions import (
+    from strataml.features._definitions import (
         AGGREGATIONS,
         Entity,
         Feature,
@@ -20,22 +20,16 @@ if TYPE_CHECKING:
         RequestFeature,
         parse_duration,
     )
-    from strataml.features.lookup import (
+    from strataml.features._lookup import (
         ViewReader,
         compute_request_features,
+        entity_key_types,
         get_online_features,
         online_store,
     )
-    from strataml.features.materialize import materialize
-    from strataml.features.offline import TrainingSet, build_training_set
-    from strataml.features.online import (
-        OnlineStore,
-        OnlineStoreError,
-        RedisOnlineStore,
-        SQLiteOnlineStore,
-        open_online_store,
-    )
-    from strataml.features.registry import (
+    from strataml.features._materialize import materialize
+    from strataml.features._offline import TrainingSet, build_training_set
+    from strataml.features._registry import (
         FeatureError,
         FeatureInputError,
         apply,
@@ -44,36 +38,44 @@ if TYPE_CHECKING:
         resolve_view,
         show_view,
     )
-    from strataml.features.skew import check_skew
+    from strataml.features._skew import check_skew
+    from strataml.features.online import (
+        OnlineStore,
+        OnlineStoreError,
+        RedisOnlineStore,
+        SQLiteOnlineStore,
+        open_online_store,
+    )
 
 _EXPORTS = {
-    "AGGREGATIONS": "definitions",
-    "Entity": "definitions",
-    "Feature": "definitions",
-    "FeatureDefinitionError": "definitions",
-    "FeatureView": "definitions",
-    "RequestFeature": "definitions",
-    "parse_duration": "definitions",
-    "ViewReader": "lookup",
-    "compute_request_features": "lookup",
-    "get_online_features": "lookup",
-    "online_store": "lookup",
-    "materialize": "materialize",
-    "TrainingSet": "offline",
-    "build_training_set": "offline",
+    "entity_key_types": "_lookup",
+    "AGGREGATIONS": "_definitions",
+    "Entity": "_definitions",
+    "Feature": "_definitions",
+    "FeatureDefinitionError": "_definitions",
+    "FeatureView": "_definitions",
+    "RequestFeature": "_definitions",
+    "parse_duration": "_definitions",
+    "ViewReader": "_lookup",
+    "compute_request_features": "_lookup",
+    "get_online_features": "_lookup",
+    "online_store": "_lookup",
+    "materialize": "_materialize",
+    "TrainingSet": "_offline",
+    "build_training_set": "_offline",
     "OnlineStore": "online",
     "OnlineStoreError": "online",
     "SQLiteOnlineStore": "online",
     "open_online_store": "online",
     "RedisOnlineStore": "online",
-    "FeatureError": "registry",
-    "FeatureInputError": "registry",
-    "apply": "registry",
-    "list_views": "registry",
-    "register": "registry",
-    "resolve_view": "registry",
-    "show_view": "registry",
-    "check_skew": "skew",
+    "FeatureError": "_registry",
+    "FeatureInputError": "_registry",
+    "apply": "_registry",
+    "list_views": "_registry",
+    "register": "_registry",
+    "resolve_view": "_registry",
+    "show_view": "_registry",
+    "check_skew": "_skew",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -96,6 +98,7 @@ __all__ = [
     "build_training_set",
     "check_skew",
     "compute_request_features",
+    "entity_key_types",
     "get_online_features",
     "list_views",
     "materialize",

@@ -8,15 +8,12 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.models._tables import models as model_names
-    from strataml.models.definitions import Gate, Model, Split, Tune
-    from strataml.models.formats import FORMATS, ModelFormat, row_predictor
-    from strataml.models.formats.lightgbm import LightGBMRows
-    from strataml.models.lineage import code_version, model_lineage, package_versions
-    from strataml.models.metrics import METRICS, higher_is_better
-    from strataml.models.onnx_export import ExportRefused, export_model, list_exports
-    from strataml.models.predictor import Predictor, SignatureError, prepare
-    from strataml.models.registry import (
+    from strataml.models._definitions import Gate, Model, Split, Tune
+    from strataml.models._lineage import code_version, model_lineage, package_versions
+    from strataml.models._metrics import METRICS, higher_is_better
+    from strataml.models._onnx_export import ExportRefused, export_model, list_exports
+    from strataml.models._predictor import Predictor, SignatureError, prepare
+    from strataml.models._registry import (
         CHAMPION,
         LoadedModel,
         get_model,
@@ -27,9 +24,10 @@ if TYPE_CHECKING:
         rollback,
         set_alias,
     )
-    from strataml.models.serialization import UnsafeModel
-    from strataml.models.torch_adapter import TorchEstimator
-    from strataml.models.tracking import (
+    from strataml.models._serialization import UnsafeModel
+    from strataml.models._tables import models as model_names
+    from strataml.models._torch_adapter import TorchEstimator
+    from strataml.models._tracking import (
         Run,
         compare_runs,
         get_run,
@@ -38,58 +36,60 @@ if TYPE_CHECKING:
         resolve_run_id,
         start_run,
     )
-    from strataml.models.train import (
+    from strataml.models._train import (
         TrainResult,
         load_training_data,
         resolve_model,
         split_indices,
         train,
     )
+    from strataml.models.formats import FORMATS, ModelFormat, row_predictor
+    from strataml.models.formats._lightgbm import LightGBMRows
 
 _EXPORTS = {
     "model_names": "_tables:models",
-    "Gate": "definitions",
-    "Model": "definitions",
-    "Split": "definitions",
-    "Tune": "definitions",
+    "Gate": "_definitions",
+    "Model": "_definitions",
+    "Split": "_definitions",
+    "Tune": "_definitions",
     "FORMATS": "formats",
     "ModelFormat": "formats",
     "row_predictor": "formats",
-    "LightGBMRows": "formats.lightgbm",
-    "code_version": "lineage",
-    "model_lineage": "lineage",
-    "package_versions": "lineage",
-    "METRICS": "metrics",
-    "higher_is_better": "metrics",
-    "ExportRefused": "onnx_export",
-    "export_model": "onnx_export",
-    "list_exports": "onnx_export",
-    "Predictor": "predictor",
-    "SignatureError": "predictor",
-    "prepare": "predictor",
-    "CHAMPION": "registry",
-    "LoadedModel": "registry",
-    "get_model": "registry",
-    "list_models": "registry",
-    "load_model": "registry",
-    "move_alias": "registry",
-    "resolve_version": "registry",
-    "rollback": "registry",
-    "set_alias": "registry",
-    "UnsafeModel": "serialization",
-    "TorchEstimator": "torch_adapter",
-    "Run": "tracking",
-    "compare_runs": "tracking",
-    "get_run": "tracking",
-    "list_runs": "tracking",
-    "metric_history": "tracking",
-    "resolve_run_id": "tracking",
-    "start_run": "tracking",
-    "TrainResult": "train",
-    "train": "train",
-    "load_training_data": "train",
-    "resolve_model": "train",
-    "split_indices": "train",
+    "LightGBMRows": "formats._lightgbm",
+    "code_version": "_lineage",
+    "model_lineage": "_lineage",
+    "package_versions": "_lineage",
+    "METRICS": "_metrics",
+    "higher_is_better": "_metrics",
+    "ExportRefused": "_onnx_export",
+    "export_model": "_onnx_export",
+    "list_exports": "_onnx_export",
+    "Predictor": "_predictor",
+    "SignatureError": "_predictor",
+    "prepare": "_predictor",
+    "CHAMPION": "_registry",
+    "LoadedModel": "_registry",
+    "get_model": "_registry",
+    "list_models": "_registry",
+    "load_model": "_registry",
+    "move_alias": "_registry",
+    "resolve_version": "_registry",
+    "rollback": "_registry",
+    "set_alias": "_registry",
+    "UnsafeModel": "_serialization",
+    "TorchEstimator": "_torch_adapter",
+    "Run": "_tracking",
+    "compare_runs": "_tracking",
+    "get_run": "_tracking",
+    "list_runs": "_tracking",
+    "metric_history": "_tracking",
+    "resolve_run_id": "_tracking",
+    "start_run": "_tracking",
+    "TrainResult": "_train",
+    "train": "_train",
+    "load_training_data": "_train",
+    "resolve_model": "_train",
+    "split_indices": "_train",
 }
 lazy_exports(__name__, _EXPORTS)
 

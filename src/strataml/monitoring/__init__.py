@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 from strataml.spine import lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.monitoring._lineage import prediction_lineage
-    from strataml.monitoring.alerts import (
+    from strataml.monitoring._alerts import (
         Alert,
         AlertEvent,
         AlertRule,
@@ -24,45 +23,46 @@ if TYPE_CHECKING:
         list_alerts,
         run_monitor,
     )
-    from strataml.monitoring.drift import dataset_drift, drift, version_drift
-    from strataml.monitoring.profiles import Profile, profile
-    from strataml.monitoring.quality import QualityReport, quality
-    from strataml.monitoring.sketches import (
+    from strataml.monitoring._drift import dataset_drift, drift, version_drift
+    from strataml.monitoring._lineage import prediction_lineage
+    from strataml.monitoring._profiles import Profile, profile
+    from strataml.monitoring._quality import QualityReport, quality
+    from strataml.monitoring._sketches import (
         KLL_K,
         MAX_CATEGORIES,
         CategoricalSummary,
         NumericSummary,
     )
-    from strataml.monitoring.slo import SloReport, slo
-    from strataml.monitoring.stats import DriftReport, Thresholds
-    from strataml.monitoring.windows import FoldResult, fold, window_profile
+    from strataml.monitoring._slo import SloReport, slo
+    from strataml.monitoring._stats import DriftReport, Thresholds
+    from strataml.monitoring._windows import FoldResult, fold, window_profile
 
 _EXPORTS = {
-    "Alert": "alerts",
-    "AlertEvent": "alerts",
-    "AlertRule": "alerts",
-    "check_alerts": "alerts",
-    "list_alerts": "alerts",
-    "run_monitor": "alerts",
-    "dataset_drift": "drift",
-    "drift": "drift",
-    "version_drift": "drift",
+    "Alert": "_alerts",
+    "AlertEvent": "_alerts",
+    "AlertRule": "_alerts",
+    "check_alerts": "_alerts",
+    "list_alerts": "_alerts",
+    "run_monitor": "_alerts",
+    "dataset_drift": "_drift",
+    "drift": "_drift",
+    "version_drift": "_drift",
     "prediction_lineage": "_lineage",
-    "Profile": "profiles",
-    "profile": "profiles",
-    "QualityReport": "quality",
-    "quality": "quality",
-    "KLL_K": "sketches",
-    "MAX_CATEGORIES": "sketches",
-    "CategoricalSummary": "sketches",
-    "NumericSummary": "sketches",
-    "SloReport": "slo",
-    "slo": "slo",
-    "DriftReport": "stats",
-    "Thresholds": "stats",
-    "FoldResult": "windows",
-    "fold": "windows",
-    "window_profile": "windows",
+    "Profile": "_profiles",
+    "profile": "_profiles",
+    "QualityReport": "_quality",
+    "quality": "_quality",
+    "KLL_K": "_sketches",
+    "MAX_CATEGORIES": "_sketches",
+    "CategoricalSummary": "_sketches",
+    "NumericSummary": "_sketches",
+    "SloReport": "_slo",
+    "slo": "_slo",
+    "DriftReport": "_stats",
+    "Thresholds": "_stats",
+    "FoldResult": "_windows",
+    "fold": "_windows",
+    "window_profile": "_windows",
 }
 lazy_exports(__name__, _EXPORTS)
 

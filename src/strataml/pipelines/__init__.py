@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from strataml.pipelines._canary import Canary, Check
     from strataml.pipelines._checks import CheckResult
     from strataml.pipelines._executor import execute_run, resume_run, run_pipeline
+    from strataml.pipelines._ledger import Ledger
     from strataml.pipelines._loop import abort, advance, advance_loops, approve, start_canary
     from strataml.pipelines._loop_store import LoopRun, get_loop, list_loops
     from strataml.pipelines._pipeline import Pipeline, Step, step
@@ -54,8 +55,7 @@ if TYPE_CHECKING:
         on_pipeline,
         on_queue,
     )
-    from strataml.pipelines.ledger import Ledger
-    from strataml.pipelines.worker import Worker, WorkerConfig, run_worker
+    from strataml.pipelines._worker import Worker, WorkerConfig, run_worker
 
 _EXPORTS = {
     "Canary": "_canary",
@@ -107,10 +107,10 @@ _EXPORTS = {
     "on_files": "_triggers",
     "on_pipeline": "_triggers",
     "on_queue": "_triggers",
-    "Ledger": "ledger",
-    "Worker": "worker",
-    "WorkerConfig": "worker",
-    "run_worker": "worker",
+    "Ledger": "_ledger",
+    "Worker": "_worker",
+    "WorkerConfig": "_worker",
+    "run_worker": "_worker",
 }
 lazy_exports(__name__, _EXPORTS)
 

@@ -1,5 +1,5 @@
 """The gateway's control plane: deployment traffic changes, rollback, readiness checks and
-the model listing (a part of :class:`~strataml.serving.gateway.Gateway`, kept apart from
+the model listing (a part of :class:`~strataml.serving._gateway.Gateway`, kept apart from
 the request pipeline; the HTTP admin routes call these)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from strataml.errors import IntegrityError, NotFound
-from strataml.serving.ratelimit import Limit
-from strataml.serving.traffic import (
+from strataml.serving._ratelimit import Limit
+from strataml.serving._traffic import (
     Traffic,
     TrafficTable,
     delete_traffic,
@@ -21,12 +21,12 @@ from strataml.serving.traffic import (
 )
 
 if TYPE_CHECKING:
-    from strataml.serving.auth import ApiKey
-    from strataml.serving.batching import MicroBatcher
-    from strataml.serving.gateway import GatewayConfig
-    from strataml.serving.ratelimit import RateLimiter
-    from strataml.serving.resilience import Admission, CircuitBreaker
-    from strataml.serving.servable import ModelProvider
+    from strataml.serving._auth import ApiKey
+    from strataml.serving._batching import MicroBatcher
+    from strataml.serving._gateway import GatewayConfig
+    from strataml.serving._ratelimit import RateLimiter
+    from strataml.serving._resilience import Admission, CircuitBreaker
+    from strataml.serving._servable import ModelProvider
     from strataml.spine import Workspace
 
 

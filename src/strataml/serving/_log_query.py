@@ -1,7 +1,7 @@
 """Reading the prediction log: where it lives, a DuckDB table expression over its files
 (lines torn by a crash skipped), and the queries behind ``strata predictions query|stats``.
 
-The log's writer is :mod:`strataml.serving.audit`; every line has the :data:`COLUMNS`.
+The log's writer is :mod:`strataml.serving._audit`; every line has the :data:`COLUMNS`.
 """
 
 from __future__ import annotations

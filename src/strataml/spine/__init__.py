@@ -7,21 +7,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strataml.spine.lazy import LazyModule, lazy_exports
+from strataml.spine._lazy import LazyModule, lazy_exports
 
 if TYPE_CHECKING:
-    from strataml.spine.artifacts import ArtifactStore, open_artifact_store, owner_tag, sha256_file
-    from strataml.spine.atomic_parquet import AtomicParquet, write_parquet
-    from strataml.spine.backends import Backend, BackendKind, scheme_of
-    from strataml.spine.catalog import Catalog, open_catalog, utcnow
-    from strataml.spine.clients import redis_client
-    from strataml.spine.data_version import DataVersion
-    from strataml.spine.durations import parse_duration
-    from strataml.spine.engine import duck, one, quote_ident, quote_literal
-    from strataml.spine.events import Event, append_event, current_actor, list_events
-    from strataml.spine.faults import failpoint
-    from strataml.spine.hashing import definition_hash
-    from strataml.spine.paths import check_name, confine, confine_key
+    from strataml.spine._artifacts import ArtifactStore, open_artifact_store, owner_tag, sha256_file
+    from strataml.spine._atomic_parquet import AtomicParquet, write_parquet
+    from strataml.spine._backends import Backend, BackendKind, scheme_of
+    from strataml.spine._catalog import Catalog, open_catalog, utcnow
+    from strataml.spine._clients import redis_client
+    from strataml.spine._data_version import DataVersion
+    from strataml.spine._durations import parse_duration
+    from strataml.spine._engine import duck, one, quote_ident, quote_literal
+    from strataml.spine._events import Event, append_event, current_actor, list_events
+    from strataml.spine._faults import failpoint
+    from strataml.spine._gc import collect as collect_garbage
+    from strataml.spine._hashing import definition_hash
+    from strataml.spine._paths import check_name, confine, confine_key
+    from strataml.spine._schema import metadata
+    from strataml.spine._settings import Settings, load_settings
+    from strataml.spine._sqlite_wal import use_wal
+    from strataml.spine._workspace import (
+        DEFINITIONS_FILE,
+        Definitions,
+        Workspace,
+        find_workspace,
+        load_definitions,
+        user_code,
+    )
     from strataml.spine.queue import (
         DeadLetter,
         Delivery,
@@ -31,54 +43,44 @@ if TYPE_CHECKING:
         check_queue_name,
         open_queue,
     )
-    from strataml.spine.schema import metadata
-    from strataml.spine.settings import Settings, load_settings
-    from strataml.spine.sqlite_wal import use_wal
-    from strataml.spine.workspace import (
-        DEFINITIONS_FILE,
-        Definitions,
-        Workspace,
-        find_workspace,
-        load_definitions,
-        user_code,
-    )
 
 _EXPORTS = {
-    "ArtifactStore": "artifacts",
-    "open_artifact_store": "artifacts",
-    "owner_tag": "artifacts",
-    "sha256_file": "artifacts",
-    "AtomicParquet": "atomic_parquet",
-    "write_parquet": "atomic_parquet",
-    "Backend": "backends",
-    "BackendKind": "backends",
-    "scheme_of": "backends",
-    "Catalog": "catalog",
-    "open_catalog": "catalog",
-    "utcnow": "catalog",
-    "redis_client": "clients",
-    "DataVersion": "data_version",
-    "parse_duration": "durations",
-    "duck": "engine",
-    "one": "engine",
-    "quote_ident": "engine",
-    "quote_literal": "engine",
-    "Event": "events",
-    "append_event": "events",
-    "current_actor": "events",
-    "list_events": "events",
-    "failpoint": "faults",
-    "definition_hash": "hashing",
-    "check_name": "paths",
-    "confine": "paths",
-    "confine_key": "paths",
-    "metadata": "schema",
+    "collect_garbage": "_gc:collect",
+    "ArtifactStore": "_artifacts",
+    "open_artifact_store": "_artifacts",
+    "owner_tag": "_artifacts",
+    "sha256_file": "_artifacts",
+    "AtomicParquet": "_atomic_parquet",
+    "write_parquet": "_atomic_parquet",
+    "Backend": "_backends",
+    "BackendKind": "_backends",
+    "scheme_of": "_backends",
+    "Catalog": "_catalog",
+    "open_catalog": "_catalog",
+    "utcnow": "_catalog",
+    "redis_client": "_clients",
+    "DataVersion": "_data_version",
+    "parse_duration": "_durations",
+    "duck": "_engine",
+    "one": "_engine",
+    "quote_ident": "_engine",
+    "quote_literal": "_engine",
+    "Event": "_events",
+    "append_event": "_events",
+    "current_actor": "_events",
+    "list_events": "_events",
+    "failpoint": "_faults",
+    "definition_hash": "_hashing",
+    "check_name": "_paths",
+    "confine": "_paths",
+    "confine_key": "_paths",
+    "metadata": "_schema",
     # names of tables that moved to their layer, for code written before (not in __all__)
-    "model_names": "schema:models",
-    "monitor_alerts": "schema",
-    "monitor_log_offsets": "schema",
-    "monitor_profiles": "schema",
-    "monitor_windows": "schema",
+    "model_names": "_schema:models",
+    "monitor_alerts": "_schema",
+    "monitor_log_offsets": "_schema",
+    "monitor_profiles": "_schema",
+    "monitor_windows": "_schema",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -86,15 +88,15 @@ _EXPORTS = {
     "QueueError": "queue",
     "open_queue": "queue",
     "check_queue_name": "queue",
-    "Settings": "settings",
-    "load_settings": "settings",
-    "use_wal": "sqlite_wal",
-    "DEFINITIONS_FILE": "workspace",
-    "Definitions": "workspace",
-    "Workspace": "workspace",
-    "find_workspace": "workspace",
-    "load_definitions": "workspace",
-    "user_code": "workspace",
+    "Settings": "_settings",
+    "load_settings": "_settings",
+    "use_wal": "_sqlite_wal",
+    "DEFINITIONS_FILE": "_workspace",
+    "Definitions": "_workspace",
+    "Workspace": "_workspace",
+    "find_workspace": "_workspace",
+    "load_definitions": "_workspace",
+    "user_code": "_workspace",
 }
 lazy_exports(__name__, _EXPORTS)
 
@@ -119,6 +121,7 @@ __all__ = [
     "append_event",
     "check_name",
     "check_queue_name",
+    "collect_garbage",
     "confine",
     "confine_key",
     "current_actor",

@@ -15,10 +15,10 @@ write replaces the view's values; an incremental write merges into them.
 
 from __future__ import annotations
 
-from strataml.features.online.codec import KEY_SEP, LAYOUT, META, encode_key, encode_value, key_sql
-from strataml.features.online.protocol import OnlineStore, OnlineStoreError
-from strataml.features.online.redis import RedisOnlineStore
-from strataml.features.online.sqlite import SQLiteOnlineStore
+from strataml.features.online._codec import KEY_SEP, LAYOUT, META, encode_key, encode_value, key_sql
+from strataml.features.online._protocol import OnlineStore, OnlineStoreError
+from strataml.features.online._redis import RedisOnlineStore
+from strataml.features.online._sqlite import SQLiteOnlineStore
 from strataml.spine import Backend, BackendKind
 
 #: the online-store backends, by URL scheme (more through the ``strataml.backends`` entry points)
@@ -26,9 +26,9 @@ BACKENDS = BackendKind(
     "online_store",
     "setting 'online' / STRATA_ONLINE",
     {
-        "sqlite": Backend("strataml.features.online.sqlite:SQLiteOnlineStore"),
-        "redis": Backend("strataml.features.online.redis:RedisOnlineStore", ("redis", "redis")),
-        "rediss": Backend("strataml.features.online.redis:RedisOnlineStore", ("redis", "redis")),
+        "sqlite": Backend("strataml.features.online._sqlite:SQLiteOnlineStore"),
+        "redis": Backend("strataml.features.online._redis:RedisOnlineStore", ("redis", "redis")),
+        "rediss": Backend("strataml.features.online._redis:RedisOnlineStore", ("redis", "redis")),
     },
 )
 #: URL schemes of the built-in backends

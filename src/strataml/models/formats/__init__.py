@@ -1,6 +1,6 @@
 """The safe (pickle-free) model formats and their registry.
 
-Each format is one module implementing :class:`~strataml.models.formats.base.ModelFormat`;
+Each format is one module implementing :class:`~strataml.models.formats._base.ModelFormat`;
 adding a format is its module plus one line in :data:`FORMATS`. An estimator is saved in
 the first format (in registry order) that claims it.
 """
@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from strataml.errors import UnsafeModel
-from strataml.models.formats.base import ModelFormat, RowsFn, Serialized
-from strataml.models.formats.lightgbm import LightGBMFormat
-from strataml.models.formats.onnx import OnnxFormat
-from strataml.models.formats.skops import SkopsFormat
-from strataml.models.formats.torch import TorchFormat
-from strataml.models.formats.xgboost import XGBoostFormat
+from strataml.models.formats._base import ModelFormat, RowsFn, Serialized
+from strataml.models.formats._lightgbm import LightGBMFormat
+from strataml.models.formats._onnx import OnnxFormat
+from strataml.models.formats._skops import SkopsFormat
+from strataml.models.formats._torch import TorchFormat
+from strataml.models.formats._xgboost import XGBoostFormat
 
 _ORDER: tuple[ModelFormat, ...] = (
     LightGBMFormat(),

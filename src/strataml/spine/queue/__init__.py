@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strataml.errors import MissingExtra
-from strataml.spine.queue.protocol import (
+from strataml.spine.queue._protocol import (
     DEFAULT_LEASE_S,
     DEFAULT_MAX_DELIVERIES,
     BaseQueue,
@@ -25,7 +25,7 @@ from strataml.spine.queue.protocol import (
 
 
 def _sqlite(url: str, **kw: Any) -> BaseQueue:
-    from strataml.spine.queue.sqlite import SQLiteQueue
+    from strataml.spine.queue._sqlite import SQLiteQueue
 
     return SQLiteQueue(url, **kw)
 
@@ -35,7 +35,7 @@ def _redis(url: str, **kw: Any) -> BaseQueue:
         import redis  # noqa: F401
     except ImportError as exc:
         raise MissingExtra("redis", "redis", "A Redis Streams queue") from exc
-    from strataml.spine.queue.redis_streams import RedisQueue
+    from strataml.spine.queue._redis_streams import RedisQueue
 
     return RedisQueue(url, **kw)
 
@@ -45,7 +45,7 @@ def _amqp(url: str, **kw: Any) -> BaseQueue:
         import aio_pika  # noqa: F401
     except ImportError as exc:
         raise MissingExtra("aio-pika", "rabbitmq", "A RabbitMQ queue") from exc
-    from strataml.spine.queue.rabbitmq import RabbitMQQueue
+    from strataml.spine.queue._rabbitmq import RabbitMQQueue
 
     return RabbitMQQueue(url, **kw)
 
@@ -55,7 +55,7 @@ def _nats(url: str, **kw: Any) -> BaseQueue:
         import nats  # noqa: F401
     except ImportError as exc:
         raise MissingExtra("nats-py", "nats", "A NATS JetStream queue") from exc
-    from strataml.spine.queue.nats_js import NatsQueue
+    from strataml.spine.queue._nats_js import NatsQueue
 
     return NatsQueue(url, **kw)
 

@@ -1,0 +1,220 @@
+"""RabbitMQ (``amqp://user:pass@host:5672/vhost``) through aio-pika.
+
+Each queue is a durable quorum queue; messages are persistent and every publish waits
+for the broker's confirm. A handle consumes with a prefetch window and hands out what
+arrived; a message it holds is leased to its connection, so the lease lasts as long as
+the connection (``renew`` only checks that it is still open) and a consumer that dies
+returns its messages at once. The delivery count is the quorum queue's
+``x-delivery-count`` (messages prefetched but never handed out by a consumer that went
+away count that delivery too). Dead letters go to a durable classic queue
+``<queue>.dead``; listing them reads them without acknowledging and gives them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from strataml.spine.queue._protocol import (
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_DELIVERIES,
+    BaseQueue,
+    DeadLetter,
+    Delivery,
+    Outgoing,
+    QueueError,
+)
+
+_META = "x-strata-"
+
+
+def _dead(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _user_headers(h: dict[str, Any] | None) -> dict[str, str]:
+    return {k: _text(v) for k, v in (h or {}).items() if not k.startswith(_META) and k != "x-delivery-count"}
+
+
+class RabbitMQQueue(BaseQueue):
+    """A queue on RabbitMQ quorum queues."""
+
+    scheme = "amqp"
+
+    def __init__(self, url: str, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES, prefetch: int = 256) -> None:
+        super().__init__(url, max_deliveries=max_deliveries)
+        self.prefetch = prefetch
+        self._conn: Any = None
+        self._ch: Any = None
+        self._queues: dict[str, Any] = {}
+        self._buffers: dict[str, asyncio.Queue[Any]] = {}
+        self._out: set[int] = set()  # delivery tags handed out and not yet settled
+
+    async def _channel(self) -> Any:
+        if self._ch is None:
+            import aio_pika
+
+            try:
+                self._conn = await aio_pika.connect(self.url)
+            except Exception as exc:
+                raise QueueError(f"cannot connect to RabbitMQ at {self.url.split('@')[-1]}: {exc}",
+                                 hint="check the amqp:// URL and that the broker is running") from exc
+            self._ch = await self._conn.channel(publisher_confirms=True)
+            await self._ch.set_qos(prefetch_count=self.prefetch)
+        return self._ch
+
+    async def _declare(self, name: str, dead: bool = False) -> Any:
+        q = self._queues.get(name)
+        if q is None:
+            ch = await self._channel()
+            args = None if dead else {"x-queue-type": "quorum"}
+            q = self._queues[name] = await ch.declare_queue(name, durable=True, arguments=args)
+        return q
+
+    async def _send(self, routing_key: str, body: bytes, msg_id: str, headers: dict[str, Any]) -> None:
+        """Publish persistently and wait for the broker's confirm (on aiormq's channel:
+        aio-pika's message object costs more than the frame it becomes)."""
+        from pamqp.commands import Basic
+
+        ch = await self._channel()
+        underlay = await ch.get_underlay_channel()
+        await underlay.basic_publish(body, exchange="", routing_key=routing_key, mandatory=False,
+                                     properties=Basic.Properties(message_id=msg_id, headers=headers, delivery_mode=2))
+
+    async def _publish(self, queue: str, messages: Sequence[Outgoing]) -> None:
+        await self._declare(queue)
+        await asyncio.gather(*(self._send(queue, m.body, m.id, dict(m.headers)) for m in messages))
+
+    async def _buffer(self, queue: str) -> asyncio.Queue[Any]:
+        buf = self._buffers.get(queue)
+        if buf is None:
+            q = await self._declare(queue)
+            buf = self._buffers[queue] = asyncio.Queue()
+            await q.consume(buf.put, no_ack=False)
+        return buf
+
+    def _delivery(self, queue: str, m: Any) -> Delivery:
+        h = m.headers or {}
+        return Delivery(queue, _text(m.message_id or ""), m.body, _user_headers(h), int(h.get("x-delivery-count", 0)) + 1, m)
+
+    async def _fetch(self, queue: str, max_messages: int, wait: float, lease: float) -> list[Delivery]:
+        buf = await self._buffer(queue)
+        out = []
+        if buf.empty() and wait > 0:
+            with contextlib.suppress(TimeoutError):
+                out.append(await asyncio.wait_for(buf.get(), wait))
+        while len(out) < max_messages and not buf.empty():
+            out.append(buf.get_nowait())
+        self._out.update(m.delivery_tag for m in out)
+        return [self._delivery(queue, m) for m in out]
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge the messages: one ``multiple`` ack when they are every message
+        handed out up to the last of them (the usual batch), else one by one."""
+        if not deliveries:
+            return
+        tags = {d.handle.delivery_tag for d in deliveries}
+        last = max(deliveries, key=lambda d: int(d.handle.delivery_tag))
+        same_channel = all(d.handle.channel is last.handle.channel for d in deliveries)
+        if same_channel and all(t in tags for t in self._out if t <= last.handle.delivery_tag):
+            await last.handle.ack(multiple=True)
+            self._out = {t for t in self._out if t > last.handle.delivery_tag}
+            return
+        for d in deliveries:
+            await d.handle.ack()
+            self._out.discard(d.handle.delivery_tag)
+
+    async def _requeue(self, delivery: Delivery, error: str) -> None:
+        self._out.discard(delivery.handle.delivery_tag)
+        await delivery.handle.nack(requeue=True)
+
+    async def _dead_letter(self, delivery: Delivery, error: str) -> None:
+        await self._declare(_dead(delivery.queue), dead=True)
+        meta = {f"{_META}attempts": delivery.attempts, f"{_META}error": error[:4000], f"{_META}dead-at": repr(time.time())}
+        await self._send(_dead(delivery.queue), delivery.body, delivery.id, {**delivery.headers, **meta})
+        self._out.discard(delivery.handle.delivery_tag)
+        await delivery.handle.ack()
+
+    async def renew(self, delivery: Delivery, lease: float = DEFAULT_LEASE_S) -> None:
+        """The lease lasts as long as the connection: QueueError if it closed."""
+        if self._conn is None or self._conn.is_closed or delivery.handle.channel.is_closed:
+            raise QueueError(f"message {delivery.id}: the connection holding it closed, so it was delivered again")
+
+    async def _scan(self, queue: str, act: Any) -> int:
+        """Read the dead letters on a channel of their own, ``act`` on each, and give back
+        the ones not acknowledged by closing that channel."""
+        await self._channel()
+        ch = await self._conn.channel(publisher_confirms=True)
+        try:
+            dq = await ch.declare_queue(_dead(queue), durable=True)
+            n = 0
+            while True:
+                m = await dq.get(no_ack=False, fail=False, timeout=10)
+                if m is None or not await act(m, ch):
+                    break
+                n += 1
+            return n
+        finally:
+            await ch.close()
+
+    @staticmethod
+    def _letter(queue: str, m: Any) -> DeadLetter:
+        h = m.headers or {}
+        return DeadLetter(queue, _text(m.message_id or ""), m.body, _user_headers(h), int(h.get(f"{_META}attempts", 0)),
+                          _text(h.get(f"{_META}error", "")), float(_text(h.get(f"{_META}dead-at", "0"))))
+
+    async def _dead_letters(self, queue: str, limit: int) -> list[DeadLetter]:
+        out: list[DeadLetter] = []
+
+        async def collect(m: Any, ch: Any) -> bool:
+            out.append(self._letter(queue, m))
+            return len(out) < limit
+
+        await self._scan(queue, collect)
+        return out
+
+    async def _replay(self, queue: str, ids: set[str] | None) -> int:
+        await self._declare(queue)
+        n = 0
+
+        async def back(m: Any, ch: Any) -> bool:
+            nonlocal n
+            d = self._letter(queue, m)
+            if ids is None or d.id in ids:
+                await self._send(queue, d.body, d.id, dict(d.headers))
+                await m.ack()
+                n += 1
+            return True
+
+        await self._scan(queue, back)
+        return n
+
+    async def _drop(self, queue: str, ids: set[str] | None) -> int:
+        n = 0
+
+        async def delete(m: Any, ch: Any) -> bool:
+            nonlocal n
+            if ids is None or _text(m.message_id or "") in ids:
+                await m.ack()
+                n += 1
+            return True
+
+        await self._scan(queue, delete)
+        return n
+
+    async def close(self) -> None:
+        """Close the connection; the broker gives back the messages it held."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = self._ch = None
+        self._queues.clear()
+        self._buffers.clear()
+        self._out.clear()
