@@ -89,7 +89,7 @@ async def round_trip(url: str, queue: str, key: str, n: int, batch: int = 500) -
 
 def through_queue(ws_root: Path, key: str, backend: str, messages: int) -> dict[str, float]:
     url = URLS[backend] or f"sqlite:///{ws_root.parent}/bench-queue.db"
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    queue = f"{os.environ.get('STRATA_BENCH_PREFIX', 'bench')}-{uuid.uuid4().hex[:8]}"
     worker = subprocess.Popen([sys.executable, "-m", "strataml", "worker", "--queue", queue, "--url", url, "--batch", "256",
                                "-w", str(ws_root)], env={**ENV, "STRATA_LOG_LEVEL": "warning"})
     try:

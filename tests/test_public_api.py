@@ -64,7 +64,7 @@ LAYER_NAMES = {
         "current_actor", "definition_hash", "duck", "failpoint", "find_workspace", "lazy_exports",
         "list_events", "load_definitions", "load_settings", "model_names", "monitor_alerts",
         "monitor_log_offsets", "monitor_profiles", "monitor_windows", "one", "open_artifact_store",
-        "open_catalog", "open_queue", "owner_tag", "quote_ident", "quote_literal", "redis_client", "scheme_of",
+        "open_catalog", "open_queue", "owner_tag", "pausepoint", "quote_ident", "quote_literal", "redis_client", "scheme_of",
         "sha256_file", "use_wal", "user_code", "utcnow", "write_parquet",
     },
     "strataml.features": {

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from strataml.spine.data_version import DataVersion
     from strataml.spine.engine import duck, one, quote_ident, quote_literal
     from strataml.spine.events import Event, append_event, current_actor, list_events
-    from strataml.spine.faults import failpoint
+    from strataml.spine.faults import failpoint, pausepoint
     from strataml.spine.hashing import definition_hash
     from strataml.spine.monitor_tables import monitor_log_offsets, monitor_profiles, monitor_windows
     from strataml.spine.paths import check_name, confine, confine_key
@@ -61,6 +61,7 @@ _EXPORTS = {
     "current_actor": "events",
     "list_events": "events",
     "failpoint": "faults",
+    "pausepoint": "faults",
     "definition_hash": "hashing",
     "monitor_log_offsets": "monitor_tables",
     "monitor_profiles": "monitor_tables",
@@ -128,6 +129,7 @@ __all__ = [
     "open_catalog",
     "open_queue",
     "owner_tag",
+    "pausepoint",
     "quote_ident",
     "quote_literal",
     "redis_client",

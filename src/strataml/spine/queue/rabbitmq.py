@@ -48,7 +48,7 @@ class RabbitMQQueue(BaseQueue):
 
     scheme = "amqp"
 
-    def __init__(self, url: str, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES, prefetch: int = 256) -> None:
+    def __init__(self, url: str, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES, prefetch: int = 1024) -> None:
         super().__init__(url, max_deliveries=max_deliveries)
         self.prefetch = prefetch
         self._conn: Any = None
@@ -85,7 +85,7 @@ class RabbitMQQueue(BaseQueue):
 
         ch = await self._channel()
         underlay = await ch.get_underlay_channel()
-        await underlay.basic_publish(body, exchange="", routing_key=routing_key, mandatory=False,
+        await underlay.basic_publish(body, exchange="", routing_key=routing_key, mandatory=False, wait=False,
                                      properties=Basic.Properties(message_id=msg_id, headers=headers, delivery_mode=2))
 
     async def _publish(self, queue: str, messages: Sequence[Outgoing]) -> None:
@@ -93,16 +93,21 @@ class RabbitMQQueue(BaseQueue):
         await asyncio.gather(*(self._send(queue, m.body, m.id, dict(m.headers)) for m in messages))
 
     async def _buffer(self, queue: str) -> asyncio.Queue[Any]:
+        """Messages the broker pushed for ``queue`` (a consumer on aiormq's channel: no
+        aio-pika message object per delivery)."""
         buf = self._buffers.get(queue)
         if buf is None:
-            q = await self._declare(queue)
+            await self._declare(queue)
+            ch = await self._channel()
+            underlay = await ch.get_underlay_channel()
             buf = self._buffers[queue] = asyncio.Queue()
-            await q.consume(buf.put, no_ack=False)
+            await underlay.basic_consume(queue, buf.put, no_ack=False)
         return buf
 
     def _delivery(self, queue: str, m: Any) -> Delivery:
-        h = m.headers or {}
-        return Delivery(queue, _text(m.message_id or ""), m.body, _user_headers(h), int(h.get("x-delivery-count", 0)) + 1, m)
+        p = m.header.properties
+        h = p.headers or {}
+        return Delivery(queue, _text(p.message_id or ""), m.body, _user_headers(h), int(h.get("x-delivery-count", 0)) + 1, m)
 
     async def _fetch(self, queue: str, max_messages: int, wait: float, lease: float) -> list[Delivery]:
         buf = await self._buffer(queue)
@@ -112,35 +117,38 @@ class RabbitMQQueue(BaseQueue):
                 out.append(await asyncio.wait_for(buf.get(), wait))
         while len(out) < max_messages and not buf.empty():
             out.append(buf.get_nowait())
-        self._out.update(m.delivery_tag for m in out)
+        self._out.update(m.delivery.delivery_tag for m in out)
         return [self._delivery(queue, m) for m in out]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge the messages: one ``multiple`` ack when they are every message
-        handed out up to the last of them (the usual batch), else one by one."""
+        """Acknowledge the messages: those handed out before every other message still in
+        hand with one ``multiple`` ack (the usual batch is all of them), the rest one by one."""
         if not deliveries:
             return
-        tags = {d.handle.delivery_tag for d in deliveries}
-        last = max(deliveries, key=lambda d: int(d.handle.delivery_tag))
-        same_channel = all(d.handle.channel is last.handle.channel for d in deliveries)
-        if same_channel and all(t in tags for t in self._out if t <= last.handle.delivery_tag):
-            await last.handle.ack(multiple=True)
-            self._out = {t for t in self._out if t > last.handle.delivery_tag}
-            return
-        for d in deliveries:
-            await d.handle.ack()
-            self._out.discard(d.handle.delivery_tag)
+        ch = deliveries[0].handle.channel
+        if ch.is_closed or any(d.handle.channel is not ch for d in deliveries):
+            raise QueueError("the channel holding the messages closed, so they were delivered again",
+                             hint="renew leases more often than they last, and keep the connection open while handling")
+        tags = {d.handle.delivery.delivery_tag for d in deliveries}
+        others = self._out - tags
+        first_other = min(others) if others else None
+        below = [t for t in tags if first_other is None or t < first_other]
+        if below:  # every message up to there is acknowledged, none held back by another consumer's work
+            await ch.basic_ack(max(below), multiple=True, wait=False)
+        for t in sorted(tags.difference(below)):
+            await ch.basic_ack(t, wait=False)
+        self._out -= tags
 
     async def _requeue(self, delivery: Delivery, error: str) -> None:
-        self._out.discard(delivery.handle.delivery_tag)
-        await delivery.handle.nack(requeue=True)
+        self._out.discard(delivery.handle.delivery.delivery_tag)
+        await delivery.handle.channel.basic_nack(delivery.handle.delivery.delivery_tag, requeue=True, wait=False)
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         await self._declare(_dead(delivery.queue), dead=True)
         meta = {f"{_META}attempts": delivery.attempts, f"{_META}error": error[:4000], f"{_META}dead-at": repr(time.time())}
         await self._send(_dead(delivery.queue), delivery.body, delivery.id, {**delivery.headers, **meta})
-        self._out.discard(delivery.handle.delivery_tag)
-        await delivery.handle.ack()
+        self._out.discard(delivery.handle.delivery.delivery_tag)
+        await delivery.handle.channel.basic_ack(delivery.handle.delivery.delivery_tag, wait=False)
 
     async def renew(self, delivery: Delivery, lease: float = DEFAULT_LEASE_S) -> None:
         """The lease lasts as long as the connection: QueueError if it closed."""
