@@ -29,6 +29,8 @@ from strataml.spine.queue.protocol import (
 )
 
 _META = "x-strata-"
+#: what a bulk publish uses of aiormq's channel (it falls back to one publish per message without them)
+_BULK = ("lock", "delivery_tag", "confirmations", "create_future", "write_queue", "number", "_split_body", "is_closed")
 
 
 def _dead(queue: str) -> str:
@@ -90,7 +92,42 @@ class RabbitMQQueue(BaseQueue):
 
     async def _publish(self, queue: str, messages: Sequence[Outgoing]) -> None:
         await self._declare(queue)
-        await asyncio.gather(*(self._send(queue, m.body, m.id, dict(m.headers)) for m in messages))
+        underlay = await (await self._channel()).get_underlay_channel()
+        if len(messages) > 1 and all(hasattr(underlay, a) for a in _BULK):
+            await self._publish_bulk(underlay, queue, messages)
+        else:
+            await asyncio.gather(*(self._send(queue, m.body, m.id, dict(m.headers)) for m in messages))
+
+    @staticmethod
+    async def _publish_bulk(ch: Any, queue: str, messages: Sequence[Outgoing]) -> None:
+        """Publish a batch as one write of all its frames, then wait for the broker's
+        confirms of every message (it confirms them together, in ``multiple`` acks).
+
+        aiormq's own publish writes, times and tracks each message on its own, which costs
+        more than the message; this takes the same channel lock, numbers the messages and
+        registers their confirms where the channel's reader resolves them."""
+        from aiormq.abc import ChannelFrame
+        from pamqp.commands import Basic
+        from pamqp.header import ContentHeader
+
+        frames: list[Any] = []
+        confirms: list[asyncio.Future[Any]] = []
+        async with ch.lock:
+            if ch.is_closed:
+                raise QueueError(f"cannot publish to {queue}: the channel closed", hint="open the queue again")
+            for m in messages:
+                ch.delivery_tag += 1
+                confirm = ch.create_future()
+                ch.confirmations[ch.delivery_tag] = confirm
+                confirms.append(confirm)
+                props = Basic.Properties(message_id=m.id, headers=dict(m.headers), delivery_mode=2)
+                frames += [Basic.Publish(exchange="", routing_key=queue), ContentHeader(properties=props, body_size=len(m.body)),
+                           *ch._split_body(m.body)]
+            await ch.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=ch.number))
+        for outcome in await asyncio.gather(*confirms, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise QueueError(f"the broker did not take a message published to {queue}: {outcome!r}",
+                                 hint="publish it again (its id makes the repeat harmless to the worker)") from outcome
 
     async def _buffer(self, queue: str) -> asyncio.Queue[Any]:
         """Messages the broker pushed for ``queue`` (a consumer on aiormq's channel: no
