@@ -88,6 +88,7 @@ class WorkerConfig:
     materialize: tuple[str, ...] = ()
     idle_exit_s: float | None = None
     audit_fsync: bool = True
+    preload: tuple[str, ...] = ()  #: models to load before the first request (score)
 
 
 class BadMessage(StrataError):
@@ -124,8 +125,10 @@ class Worker:
         cfg = self.cfg
         if cfg.mode == "score" and self.gw is None:
             # a queued request has no caller holding a connection open: it may wait longer than an HTTP one
-            self.gw = Gateway(self.ws, config=GatewayConfig(rate=None, burst=None, audit_fsync=cfg.audit_fsync, max_batch=256,
-                                                            timeout_ms=10_000.0, backend_timeout_ms=5_000.0))
+            # and a batch's requests become one model call
+            self.gw = Gateway(self.ws, config=GatewayConfig(rate=None, burst=None, audit_fsync=cfg.audit_fsync, max_batch=max(cfg.batch, 1),
+                                                            timeout_ms=10_000.0, backend_timeout_ms=5_000.0, inline_predict=False,
+                                                            preload=cfg.preload))
         if self.gw is not None and not self.gw.started:
             await self.gw.startup()
         renewer = asyncio.get_running_loop().create_task(self._renew_loop())
