@@ -32,7 +32,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_bench import BODIES, ENV, USERS, WRK_LUA, free_port, make_workspace, wait_ready, wrk
 
-URLS = {"sqlite": None, "amqp": "amqp://guest:guest@127.0.0.1:5672/", "redis": "redis://127.0.0.1:6379/8", "nats": "nats://127.0.0.1:4222"}
+URLS = {"sqlite": None, "amqp": "amqp://guest:guest@127.0.0.1:5672/", "redis": os.environ.get("STRATA_BENCH_REDIS", "redis://127.0.0.1:6379/8"), "nats": "nats://127.0.0.1:4222"}
 
 
 def http_baseline(ws_root: Path, key: str, seconds: int) -> dict[str, float]:
@@ -90,7 +90,7 @@ async def round_trip(url: str, queue: str, key: str, n: int, batch: int = 500) -
 def through_queue(ws_root: Path, key: str, backend: str, messages: int) -> dict[str, float]:
     url = URLS[backend] or f"sqlite:///{ws_root.parent}/bench-queue.db"
     queue = f"{os.environ.get('STRATA_BENCH_PREFIX', 'bench')}-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen([sys.executable, "-m", "strataml", "worker", "--queue", queue, "--url", url, "--batch", "256",
+    worker = subprocess.Popen([sys.executable, "-m", "strataml", "worker", "--queue", queue, "--url", url, "--batch", "256", "-m", "bench_online",
                                "-w", str(ws_root)], env={**ENV, "STRATA_LOG_LEVEL": "warning"})
     try:
         asyncio.run(round_trip(url, queue, key, 2000))  # warm: the model loaded, the queues declared

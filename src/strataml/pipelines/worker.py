@@ -23,11 +23,18 @@ definitions as training), so the online features follow the stream.
 
 **Once only**: the worker holds a lease on every message it handles and renews it while
 working; it acknowledges a batch only after its effects are recorded in the
-:class:`~strataml.pipelines.ledger.Ledger` (SQLite, one transaction per batch). A
-redelivered message found there does not take effect again: a scoring request's stored
-reply is sent if it was not, an ingestion batch is found by its id among the dataset's
-versions (its Parquet file's name, recorded by the same catalog transaction that creates
-the version).
+:class:`~strataml.pipelines.ledger.Ledger` (SQLite, one transaction per step). A request
+is recorded ``pending`` before its prediction goes to the log and ``replied`` once its
+reply is published; a redelivered request found replied is acknowledged without effect,
+one found pending is looked up in the prediction log (its reply rebuilt from the lines
+there, or, when none are, predicted afresh). An ingestion batch is found by its id
+among the dataset's versions (its Parquet file's name, recorded by the same catalog
+transaction that creates the version).
+
+**Throughput**: a batch of requests goes through the gateway's micro-batcher as one
+model call; its replies are published together and its deliveries acknowledged together;
+while one batch waits on the log's flush and the broker's confirms, the next is fetched
+and scored (``pipeline`` batches in hand at most).
 """
 
 from __future__ import annotations
