@@ -1,13 +1,16 @@
-"""RabbitMQ (``amqp://user:pass@host:5672/vhost``) through aio-pika.
+"""RabbitMQ (``amqp://user:pass@host:5672/vhost``) through aio-pika and its aiormq channel.
 
 Each queue is a durable quorum queue; messages are persistent and every publish waits
-for the broker's confirm. A handle consumes with a prefetch window and hands out what
-arrived; a message it holds is leased to its connection, so the lease lasts as long as
-the connection (``renew`` only checks that it is still open) and a consumer that dies
-returns its messages at once. The delivery count is the quorum queue's
-``x-delivery-count`` (messages prefetched but never handed out by a consumer that went
-away count that delivery too). Dead letters go to a durable classic queue
-``<queue>.dead``; listing them reads them without acknowledging and gives them back.
+for the broker's confirm (a batch goes out as one write, its confirms awaited together).
+A handle consumes with a prefetch window and hands out what arrived; a message it holds
+is leased to its connection, so the lease lasts as long as the connection (``renew``
+only checks that it is still open; the broker's ``consumer_timeout``, 30 minutes by
+default, bounds how long one message may be held) and a consumer that dies returns its
+messages at once. Acknowledgements are ``multiple`` acks up to the first message still
+in hand. The delivery count is the quorum queue's ``x-delivery-count`` (messages
+prefetched but never handed out by a consumer that went away count that delivery too).
+Dead letters go to a durable classic queue ``<queue>.dead``; listing them reads them
+without acknowledging and gives them back.
 """
 
 from __future__ import annotations
