@@ -115,7 +115,7 @@ def main() -> None:
         ws, key = make_workspace(root, 20_000)
         ws_root = ws.root  # type: ignore[attr-defined]
         ws.close()  # type: ignore[attr-defined]
-        res: dict[str, object] = {"http": http_baseline(ws_root, key, args.seconds)}
+        res: dict[str, object] = {"load_before": os.getloadavg()[0], "http": http_baseline(ws_root, key, args.seconds)}
         print(f"HTTP gateway: {res['http']['rps']:,.0f} req/s", flush=True)  # type: ignore[index]
         for b in args.backends.split(","):
             r = through_queue(ws_root, key, b, args.messages)
@@ -123,6 +123,7 @@ def main() -> None:
             res[b] = r
             print(f"{b}: {r['rps']:,.0f} msg/s end to end = {r['ratio']:.0%} of the gateway", flush=True)
         res["http_after"] = http_baseline(ws_root, key, args.seconds)  # the machine drifts: measure the baseline on both sides
+        res["load_after"] = os.getloadavg()[0]
         print(json.dumps(res, indent=2, default=float))
         if args.append:
             append(res, args)
@@ -141,8 +142,9 @@ def append(res: dict[str, object], args: argparse.Namespace) -> None:
         f"On this machine ({os.cpu_count()} cores, shared). Model: `bench_online` (100-tree LightGBM over 10 features looked up in",
         "the SQLite online store, 10,000 users, one instance per request), API-key auth and the fsync'ed prediction log in both paths.",
         f"HTTP: `strata serve` (one worker) under wrk, 16 connections, {args.seconds}s, before and after the queue runs.",
-        f"Queue: one `strata worker --batch 256`; the benchmark publishes {args.messages:,} requests in batches of 500 and",
+        f"Queue: one `strata worker --batch 256 -m bench_online`; the benchmark publishes {args.messages:,} requests in batches of 500 and",
         "receives every reply on the reply queue; throughput = messages / (first publish → last reply).",
+        f"Load average (1 min) before / after the run: {res['load_before']:.1f} / {res['load_after']:.1f}.",
         "",
         "| path | throughput | vs HTTP gateway |",
         "|---|---|---|",
