@@ -283,7 +283,7 @@ class Worker:
                     answered.append((d, reply))
             by_queue: dict[str, list[Outgoing]] = {}
             for d, reply in answered:
-                by_queue.setdefault(self._reply_queue(d), []).append(Outgoing(reply, d.id, {"request-id": d.id}))
+                by_queue.setdefault(self._reply_queue(d), []).append(Outgoing(reply, d.id))
             for reply_queue, messages in by_queue.items():
                 await self.q.publish_many(reply_queue, messages)
             if answered:
