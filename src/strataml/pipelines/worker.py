@@ -27,7 +27,8 @@ working; it acknowledges a batch only after its effects are recorded in the
 is recorded ``pending`` before its prediction goes to the log and ``replied`` once its
 reply is published; a redelivered request found replied is acknowledged without effect,
 one found pending is looked up in the prediction log (its reply rebuilt from the lines
-there, or, when none are, predicted afresh). An ingestion batch is found by its id
+there, or, when none are, predicted afresh); a reply is thus sent again (same id, same
+body) only when a worker died between publishing it and recording that. An ingestion batch is found by its id
 among the dataset's versions (its Parquet file's name, recorded by the same catalog
 transaction that creates the version).
 

@@ -48,6 +48,33 @@ def _user_headers(h: dict[str, Any] | None) -> dict[str, str]:
     return {k: _text(v) for k, v in (h or {}).items() if not k.startswith(_META) and k != "x-delivery-count"}
 
 
+class _Confirms:
+    """The broker's confirms of a batch, counted: aiormq's table of unconfirmed messages
+    holds this one object for each of them (in place of a future apiece), and the batch's
+    future completes with the last confirm, or fails with the first refusal."""
+
+    __slots__ = ("future", "left")
+
+    def __init__(self, future: asyncio.Future[None], n: int) -> None:
+        self.future = future
+        self.left = n
+
+    def done(self) -> bool:
+        return False  # a confirm after a refusal is counted, not reported as one for a finished publish
+
+    def cancelled(self) -> bool:
+        return self.future.cancelled()
+
+    def set_result(self, frame: Any) -> None:
+        self.left -= 1
+        if self.left <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
 class RabbitMQQueue(BaseQueue):
     """A queue on RabbitMQ quorum queues."""
 
@@ -108,29 +135,29 @@ class RabbitMQQueue(BaseQueue):
 
         aiormq's own publish writes, times and tracks each message on its own, which costs
         more than the message; this takes the same channel lock, numbers the messages and
-        registers their confirms where the channel's reader resolves them."""
+        registers their confirms (one counting object, see :class:`_Confirms`) where the
+        channel's reader resolves them."""
         from aiormq.abc import ChannelFrame
         from pamqp.commands import Basic
         from pamqp.header import ContentHeader
 
         frames: list[Any] = []
-        confirms: list[asyncio.Future[Any]] = []
+        batch = _Confirms(ch.create_future(), len(messages))  # rejected by the channel if it closes first
         async with ch.lock:
             if ch.is_closed:
                 raise QueueError(f"cannot publish to {queue}: the channel closed", hint="open the queue again")
             for m in messages:
                 ch.delivery_tag += 1
-                confirm = ch.create_future()
-                ch.confirmations[ch.delivery_tag] = confirm
-                confirms.append(confirm)
+                ch.confirmations[ch.delivery_tag] = batch
                 props = Basic.Properties(message_id=m.id, headers=dict(m.headers), delivery_mode=2)
                 frames += [Basic.Publish(exchange="", routing_key=queue), ContentHeader(properties=props, body_size=len(m.body)),
                            *ch._split_body(m.body)]
             await ch.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=ch.number))
-        for outcome in await asyncio.gather(*confirms, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise QueueError(f"the broker did not take a message published to {queue}: {outcome!r}",
-                                 hint="publish it again (its id makes the repeat harmless to the worker)") from outcome
+        try:
+            await batch.future
+        except Exception as exc:
+            raise QueueError(f"the broker did not take a message published to {queue}: {exc!r}",
+                             hint="publish it again (its id makes the repeat harmless to the worker)") from exc
 
     async def _buffer(self, queue: str) -> asyncio.Queue[Any]:
         """Messages the broker pushed for ``queue`` (a consumer on aiormq's channel: no
