@@ -66,9 +66,9 @@ LAYER_NAMES = {
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name",
         "collect_garbage", "confine", "confine_key", "current_actor", "definition_hash", "duck", "failpoint",
         "find_workspace", "lazy_exports", "list_events", "load_definitions", "load_settings", "metadata", "one",
-        "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "quote_ident",
-        "quote_literal", "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code", "utcnow",
-        "write_parquet"
+        "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "pausepoint",
+        "quote_ident", "quote_literal", "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code",
+        "utcnow", "write_parquet"
     },
     "strataml.data": {
         "LATEST", "TYPES", "Column", "Contract", "DatasetVersion", "IngestReport", "SourceSpec",

@@ -102,6 +102,7 @@ def worker(
     contract: Annotated[str | None, typer.Option(help="contract of the events (ingest)")] = None,
     dataset: Annotated[str | None, typer.Option(help="dataset to ingest into (default: the contract's name)")] = None,
     materialize: Annotated[list[str] | None, typer.Option(help="feature view to update in the online store after each batch (ingest; repeatable)")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="model to load before taking requests (score; repeatable)")] = None,
     batch: Annotated[int, typer.Option(help="requests fetched and handled together (score)")] = 128,
     batch_rows: Annotated[int, typer.Option(help="messages per dataset version (ingest)")] = 10_000,
     interval: Annotated[float, typer.Option(help="longest wait in seconds before a partial batch is ingested")] = 5.0,
@@ -121,6 +122,7 @@ def worker(
         raise StrataError(f"unknown worker mode {mode!r}", hint="use --mode score or --mode ingest")
     ws = open_workspace(workspace)
     cfg = WorkerConfig(queue=queue, mode=mode, reply_to=reply_to, batch=batch, lease_s=lease, contract=contract,  # type: ignore[arg-type]
-                       dataset=dataset, materialize=tuple(materialize or ()), batch_rows=batch_rows, interval_s=interval, idle_exit_s=idle_exit)
+                       dataset=dataset, materialize=tuple(materialize or ()), batch_rows=batch_rows, interval_s=interval, idle_exit_s=idle_exit,
+                       preload=tuple(model or ()))
     n = asyncio.run(run_worker(ws, ws.resolve_url(url or ws.settings.queue), cfg, max_deliveries=max_deliveries))
     emit({"queue": queue, "handled": n}, json_out, lambda d: console.print(f"handled {n} message(s) from {queue}"))

@@ -87,6 +87,8 @@ class GatewayConfig:
     max_batch: int = 64
     max_wait_ms: float = 0.0
     inline_rows: int = 32
+    #: False: every request goes through the micro-batcher, so requests made together become one model call
+    inline_predict: bool = True
     audit: bool = True
     audit_fsync: bool = True
     breaker_failures: int = 5
@@ -385,7 +387,7 @@ class Gateway(BackendCalls, ControlPlane):
         got = self._features_now(s, instances, deadline)
         if got is not None:
             batcher, breaker = self._lane(s)
-            if batcher.can_inline(got[0]) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
+            if self.config.inline_predict and batcher.can_inline(got[0]) and deadline.remaining() > 0:  # an inline call cannot be interrupted: no timer needed
                 return got, breaker.call_sync(batcher.run_inline, got[0])
         return self._run_later(s, instances, deadline, got)
 
@@ -395,7 +397,7 @@ class Gateway(BackendCalls, ControlPlane):
             got = await self._features_in_thread(s, instances, deadline)
         rows = got[0]
         batcher, breaker = self._lane(s)
-        if batcher.can_inline(rows) and deadline.remaining() > 0:
+        if self.config.inline_predict and batcher.can_inline(rows) and deadline.remaining() > 0:
             return got, breaker.call_sync(batcher.run_inline, rows)
         preds = await deadline.run(breaker.call(lambda: batcher.submit(rows)), f"model {s.ref}")
         return got, preds

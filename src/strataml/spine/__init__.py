@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from strataml.spine._durations import parse_duration
     from strataml.spine._engine import duck, one, quote_ident, quote_literal
     from strataml.spine._events import Event, append_event, current_actor, list_events
-    from strataml.spine._faults import failpoint
+    from strataml.spine._faults import failpoint, pausepoint
     from strataml.spine._gc import collect as collect_garbage
     from strataml.spine._hashing import definition_hash
     from strataml.spine._paths import check_name, confine, confine_key
@@ -70,6 +70,7 @@ _EXPORTS = {
     "current_actor": "_events",
     "list_events": "_events",
     "failpoint": "_faults",
+    "pausepoint": "_faults",
     "definition_hash": "_hashing",
     "check_name": "_paths",
     "confine": "_paths",
@@ -140,6 +141,7 @@ __all__ = [
     "open_queue",
     "owner_tag",
     "parse_duration",
+    "pausepoint",
     "quote_ident",
     "quote_literal",
     "redis_client",
