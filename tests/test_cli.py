@@ -121,6 +121,7 @@ def test_contracts_infer_drafts_pasteable_python(ws: Path, python: str, cli_env:
     assert json.loads(r.stdout)["accepted"] == 3000
 
 
+@pytest.mark.slow  # the whole demo, a minute or more
 def test_demo_runs(python: str, cli_env: dict[str, str], tmp_path: Path) -> None:
     r = run(python, {**cli_env, "COLUMNS": "200"}, "demo", "--dir", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr[-3000:]

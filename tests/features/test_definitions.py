@@ -76,12 +76,7 @@ def test_views_are_found_in_definitions_py_and_applied(tmp_path: Path) -> None:
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(features.__all__) == sorted([
-        "AGGREGATIONS", "Entity", "Feature", "FeatureDefinitionError", "FeatureError", "FeatureInputError", "FeatureView", "OnlineStore",
-        "OnlineStoreError", "RedisOnlineStore", "RequestFeature", "SQLiteOnlineStore", "TrainingSet", "ViewReader", "apply",
-        "build_training_set", "check_skew", "compute_request_features", "get_online_features", "list_views",
-        "materialize", "online_store", "open_online_store", "parse_duration", "register", "resolve_view", "show_view",
-    ])
+    # the names themselves are pinned with every other door's in tests/test_public_api.py
     for name in features.__all__:
         assert getattr(features, name).__doc__, name
     for name in ("Entity", "Feature", "FeatureView", "RequestFeature"):

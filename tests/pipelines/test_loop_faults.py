@@ -299,6 +299,7 @@ def _scheduler(ws: st.Workspace) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_the_scheduler_watches_a_canary_and_a_killed_one_resumes_on_restart(
     ws: st.Workspace,
 ) -> None:

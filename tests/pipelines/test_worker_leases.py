@@ -15,6 +15,7 @@ from .conftest import BACKENDS, drain, publish, queue_url, request
 from .test_worker_scoring import logged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_slow_message_is_not_delivered_twice(backend: str, scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
     root, key = scoring_ws["root"], scoring_ws["keys"]["fraud"]

@@ -65,6 +65,7 @@ def test_requests_answered_with_auth_features_and_the_log(scoring_ws: dict[str, 
 KILL_POINTS = [pytest.param("worker.after_log", id="after-log"), pytest.param("worker.before_ack", id="before-ack")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", KILL_POINTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigkill_loses_nothing_and_repeats_nothing(backend: str, point: str, scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
