@@ -35,6 +35,7 @@ def _strata(python: str, env: dict[str, str], ws: Path, *args: str, ok: bool = T
     return proc
 
 
+@pytest.mark.slow  # several whole CLI processes
 def test_train_runs_and_models_commands(loans_ws: st.Workspace, python: str, cli_env: dict[str, str]) -> None:
     ws = loans_ws.root
     (ws / "definitions.py").write_text(DEFINITIONS)

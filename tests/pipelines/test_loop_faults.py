@@ -165,6 +165,7 @@ def test_killed_while_rolling_back_or_starting(ws: st.Workspace) -> None:
     assert out.state == "rolled_back" and _valid_split(ws) == "champion"
 
 
+@pytest.mark.slow
 def test_a_scheduler_killed_at_any_moment_leaves_a_valid_split_and_resumes(
     ws: st.Workspace,
 ) -> None:
@@ -239,6 +240,7 @@ def _gateway(ws: st.Workspace, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the gateway did not start")
 
 
+@pytest.mark.slow
 def test_a_gateway_killed_mid_canary_leaves_the_split_and_its_answers_count(
     ws: st.Workspace,
 ) -> None:

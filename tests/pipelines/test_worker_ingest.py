@@ -80,6 +80,7 @@ def run(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_events_become_versions_once_despite_sigkill(
     backend: str, tmp_path: Path, python: str, cli_env: dict[str, str]

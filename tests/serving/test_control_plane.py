@@ -41,6 +41,7 @@ def _cli(python: str, env: dict[str, str], ws: st.Workspace, *args: str) -> subp
     return subprocess.run([python, "-m", "strataml", *args, "-w", str(ws.root)], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # several whole CLI processes
 def test_cli_refuses_traffic_that_cannot_be_served_and_deletes(reg_ws: st.Workspace, python: str, cli_env: dict[str, str]) -> None:
     for args, words in (
         (("deploy", "traffic", "fraud", "--champion", "42"), "'42' does not resolve"),
