@@ -45,11 +45,6 @@ _QUALITY_MARGIN = 0.01
 _LIMIT = re.compile(r"^\s*(\d+)\s*(?:of|/)\s*(\d+)\s*$")
 
 
-def seconds(value: str | int | float, what: str, *, zero: bool = False) -> float:
-    """Seconds in ``"30m"``, ``"2s"``, ``"1h"`` (or a number of seconds): the spine's parser."""
-    return parse_duration(value, what, zero=zero)
-
-
 def _is_quality(metric: str) -> bool:
     from strataml.models import METRICS
 
@@ -252,29 +247,29 @@ class Canary:
                 "a canary with no promote_if check would be promoted on no evidence",
                 hint="keep the defaults or name at least one st.Check, e.g. st.Check('error_rate')",
             )
-        watch_s, interval_s = seconds(watch, "canary watch"), seconds(interval, "canary interval")
+        watch_s, interval_s = parse_duration(watch, "canary watch"), parse_duration(interval, "canary interval")
         if interval_s > watch_s:
             raise ConfigError(f"canary interval {interval} is longer than its watch {watch}")
-        if max_watch is not None and seconds(max_watch, "canary max_watch") < watch_s:
+        if max_watch is not None and parse_duration(max_watch, "canary max_watch") < watch_s:
             raise ConfigError(f"canary max_watch {max_watch} is shorter than its watch {watch}")
-        seconds(approval_timeout, "approval_timeout")
-        seconds(bake, "canary bake", zero=True)
+        parse_duration(approval_timeout, "approval_timeout")
+        parse_duration(bake, "canary bake", zero=True)
         parse_limit(failure_limit)
 
     @property
     def watch_s(self) -> float:
         """The watch in seconds."""
-        return seconds(self.watch, "canary watch")
+        return parse_duration(self.watch, "canary watch")
 
     @property
     def interval_s(self) -> float:
         """The interval between rounds of checks, in seconds."""
-        return seconds(self.interval, "canary interval")
+        return parse_duration(self.interval, "canary interval")
 
     @property
     def max_watch_s(self) -> float:
         """The longest the watch may be extended to, in seconds."""
-        return seconds(self.max_watch, "canary max_watch") if self.max_watch else 3 * self.watch_s
+        return parse_duration(self.max_watch, "canary max_watch") if self.max_watch else 3 * self.watch_s
 
     def to_dict(self) -> dict[str, Any]:
         """The rules as plain data (stored with the loop's state)."""

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound
-from strataml.pipelines._canary import Canary, failed_rounds, seconds
+from strataml.pipelines._canary import Canary, failed_rounds
 from strataml.pipelines._loop_store import (
     ACTIVE,
     LoopRun,
@@ -33,7 +33,7 @@ from strataml.pipelines._loop_store import (
     new_id,
 )
 from strataml.pipelines._observe import observe, round_of
-from strataml.spine import Workspace, append_event, current_actor, failpoint, utcnow
+from strataml.spine import Workspace, append_event, current_actor, failpoint, parse_duration, utcnow
 
 PREVIOUS = "previous"
 
@@ -284,7 +284,7 @@ def _watch(ws: Workspace, run: LoopRun, now: dt.datetime) -> LoopRun | None:
         )
     passed = [x["reason"] for x in promote]
     if spec.approval and not run.approved_by:
-        until = _later(now, seconds(spec.approval_timeout, "approval_timeout"))
+        until = _later(now, parse_duration(spec.approval_timeout, "approval_timeout"))
 
         def asked(conn: sa.Connection, fresh: LoopRun) -> None:
             event(
@@ -345,7 +345,7 @@ def _guard(
         run.started_at
         if not baking
         else (run.bake_until or now)
-        - dt.timedelta(seconds=seconds(run.canary.bake, "bake", zero=True))
+        - dt.timedelta(seconds=parse_duration(run.canary.bake, "bake", zero=True))
     )
     obs = observe(
         ws,
@@ -386,7 +386,7 @@ def _promote(
     from strataml.serving import write_traffic
 
     spec = run.canary
-    bake_s = seconds(spec.bake, "bake", zero=True)
+    bake_s = parse_duration(spec.bake, "bake", zero=True)
     figures = (rounds or run.rounds or [{}])[-1].get("figures")
     decision = {
         "outcome": "promoted",

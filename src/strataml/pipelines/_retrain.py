@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from strataml.errors import ConfigError
-from strataml.pipelines._canary import Canary, seconds
+from strataml.pipelines._canary import Canary
 from strataml.pipelines._pipeline import Pipeline, step
 from strataml.pipelines._task import StepContext
-from strataml.spine import append_event, check_name
+from strataml.spine import append_event, check_name, parse_duration
 
 STEPS = ("ingest", "materialize", "train", "gate", "canary")
 
@@ -222,7 +222,7 @@ class Retrain:
             raise ConfigError(f"Retrain {self.name!r}: canary must be st.Canary(...), got {spec!r}")
         if approval:
             timeout = approval if isinstance(approval, str) else spec.approval_timeout
-            seconds(timeout, "approval timeout")
+            parse_duration(timeout, "approval timeout")
             spec = dataclasses.replace(spec, approval=True, approval_timeout=timeout)
         self.canary = spec
         self.sources = [dict(s) for s in sources]

@@ -47,10 +47,6 @@ CatchUp = Literal["none", "latest", "all"]
 _CATCHUP = ("none", "latest", "all")
 
 
-def _seconds(value: str | int | float | dt.timedelta, what: str) -> float:
-    return parse_duration(value, what, zero=True)
-
-
 def _aware(t: dt.datetime, what: str = "time") -> dt.datetime:
     if t.tzinfo is None or t.utcoffset() is None:
         raise ConfigError(
@@ -115,13 +111,13 @@ class Schedule:
                 hint="use an IANA name such as 'Europe/Berlin' or 'UTC'",
             ) from exc
         if self.every is not None:
-            if _seconds(self.every, "every") <= 0:
+            if parse_duration(self.every, "every", zero=True) <= 0:
                 raise ConfigError(
                     f"every={self.every!r} must be longer than zero", hint="write e.g. every='30s'"
                 )
         else:
             self._check_cron(str(self.cron))
-        _seconds(self.grace, "grace")
+        parse_duration(self.grace, "grace", zero=True)
 
     @staticmethod
     def _check_cron(expr: str) -> None:
@@ -166,12 +162,12 @@ class Schedule:
     @property
     def interval(self) -> float | None:
         """Seconds between ticks of an ``every=`` schedule (None for cron)."""
-        return None if self.every is None else _seconds(self.every, "every")
+        return None if self.every is None else parse_duration(self.every, "every", zero=True)
 
     @property
     def grace_seconds(self) -> float:
         """How late a tick may be noticed and still run under any catch-up policy."""
-        return _seconds(self.grace, "grace")
+        return parse_duration(self.grace, "grace", zero=True)
 
     def describe(self) -> str:
         """A short human description (``cron 30 2 * * * Europe/Berlin``, ``every 30s``)."""
