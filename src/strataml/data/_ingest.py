@@ -226,7 +226,7 @@ class _Ingestion:
             self._check_unique(con, known)
             self._find_duplicates(con, known)
             counts = self._counts(con, bad, [] if staged else first)
-            check_read_all(self.spec.display, self.dataset, scan.source_rows(), counts["rows_read"])
+            check_read_all(self.spec.display, self.dataset, scan.source_rows(counts["rows_read"]), counts["rows_read"])
             self.dropped = [c for c in scan.columns if c not in self.contract.column_names]
             table_checks = self._table_checks(counts)
             quarantine = self._write_quarantine(con, stage, bad) if counts["rejected"] + counts["duplicates"] else None

@@ -101,14 +101,21 @@ class Scan:
     expected: int | None = None
     #: for a streamed source: how many records it yielded so far
     streamed: Callable[[], int] | None = None
-    #: for local CSV files: their records, being counted by another parser meanwhile
-    counting: Future[int] | None = None
+    #: for local CSV files: their records being counted meanwhile (by their line breaks,
+    #: or when these cannot tell, quote-aware), and whether quote-aware
+    counting: Future[tuple[int, bool]] | None = None
+    #: for local CSV files: their records counted quote-aware, when called
+    recount: Callable[[], int] | None = None
 
-    def source_rows(self) -> int | None:
-        """The records in the source as counted apart from the engine (None when unknown)."""
+    def source_rows(self, read: int) -> int | None:
+        """The records in the source as counted apart from the engine (None when unknown),
+        which read ``read`` (see :mod:`strataml.data._records` for the two counts)."""
         if self.counting is not None:
             try:
-                return self.counting.result()
+                counted, exact = self.counting.result()
+                if exact or counted == read or self.recount is None:
+                    return counted
+                return self.recount()
             except ArrowException:
                 return None  # a record too long for the counter's block: long_lines covers it
         return self.streamed() if self.streamed is not None else self.expected
