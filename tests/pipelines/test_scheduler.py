@@ -153,6 +153,7 @@ def test_alert_triggers_follow_the_alert_events(tmp_path: Path) -> None:
 
         fired = st.Pipeline("fired", [page], triggers=[st.on_alert("fraud-drift")])
         any_model = st.Pipeline("any_model", [page], triggers=[st.on_alert(model="fraud", state="any")])
+        rollbacks = st.Pipeline("rollbacks", [page], triggers=[st.on_alert("loop:fraud")])
         """,
     )
     one_pass(ws)  # the triggers start at the end of the log
@@ -178,13 +179,15 @@ def test_alert_triggers_follow_the_alert_events(tmp_path: Path) -> None:
     alert("fired", "fraud-drift", "fraud")
     alert("resolved", "fraud-drift", "fraud")
     alert("fired", "other-rule", "churn")
-    run_for(ws, lambda: finished(ws, "fired", 1) and finished(ws, "any_model", 2), "alert runs")
+    alert("fired", "loop:fraud", "fraud")  # a closed loop rolled its canary back
+    run_for(ws, lambda: finished(ws, "fired", 1) and finished(ws, "any_model", 2) and finished(ws, "rollbacks", 1), "alert runs")
     fired = assert_one_run_per_tick(ws, "fired")
     assert [(t["trigger"]["rule"], t["trigger"]["state"]) for t in fired] == [
         ("fraud-drift", "fired")
     ]
     both = assert_one_run_per_tick(ws, "any_model")
-    assert [t["trigger"]["state"] for t in both] == ["fired", "resolved"]
+    assert [t["trigger"]["state"] for t in both] == ["fired", "resolved"]  # not the loop's rollback
+    assert [t["trigger"]["rule"] for t in assert_one_run_per_tick(ws, "rollbacks")] == ["loop:fraud"]
 
 
 def test_files_trigger_runs_once_per_new_file_by_name_and_size(tmp_path: Path) -> None:

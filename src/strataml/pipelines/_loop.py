@@ -33,6 +33,7 @@ from strataml.pipelines._loop_store import (
     new_id,
 )
 from strataml.pipelines._observe import observe, round_of
+from strataml.pipelines._triggers import LOOP_ALERT_PREFIX
 from strataml.spine import Workspace, append_event, current_actor, failpoint, parse_duration, utcnow
 
 PREVIOUS = "previous"
@@ -485,7 +486,7 @@ def _rollback(
             "alert.fired",
             run.model,
             {
-                "rule": f"loop:{run.deployment}",
+                "rule": f"{LOOP_ALERT_PREFIX}{run.deployment}",
                 "severity": "warning",
                 "metric": "canary",
                 "value": None,

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from strataml.spine import Event, Queue, Workspace
 
 TriggerKind = Literal["dataset", "files", "alert", "queue", "pipeline"]
+#: the rule name of the alert a closed loop raises when it rolls a canary back
+#: (``loop:DEPLOYMENT``); a model-wide :func:`on_alert` leaves these out
+LOOP_ALERT_PREFIX = "loop:"
 #: how long an event id may stay invisible (its transaction not yet committed) on PostgreSQL
 SETTLE_S = 120.0
 
@@ -142,7 +145,13 @@ def on_alert(
     params: dict[str, Any] | None = None,
 ) -> Trigger:
     """Run when an alert fires (or resolves, ``state``): the alert rule named ``rule``, or
-    any rule on ``model``, or any alert at all."""
+    any rule on ``model``, or any alert at all.
+
+    Without ``rule``, the alerts a closed loop raises when it rolls a canary back
+    (``loop:DEPLOYMENT``) are left out: a retrain on any alert of its model would
+    otherwise start again from the rollback of its own challenger, and again after that.
+    Name the rule (``on_alert("loop:fraud")``) to run on them.
+    """
     if state not in ("fired", "resolved", "any"):
         raise ConfigError(f"unknown alert state {state!r}", hint="use 'fired', 'resolved' or 'any'")
     target = rule if rule is not None else "*"
@@ -229,7 +238,12 @@ def _event_filter(trigger: Trigger) -> tuple[str, str | None, Callable[[Event], 
         return (
             "alert.",
             trigger.option("model"),
-            lambda e: e.kind in kinds and (rule is None or e.payload.get("rule") == rule),
+            lambda e: e.kind in kinds
+            and (
+                e.payload.get("rule") == rule
+                if rule is not None
+                else not str(e.payload.get("rule", "")).startswith(LOOP_ALERT_PREFIX)
+            ),
         )
     state = trigger.option("state", "succeeded")
     wanted = ("succeeded", "failed", "cancelled") if state == "finished" else (state,)
