@@ -128,17 +128,3 @@ def test_postgres_without_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingExtra, match=r"pip install 'strataml\[postgres\]'"):
         open_catalog("postgresql://127.0.0.1/test", migrate=False)
-
-
-def test_tables_are_found_at_their_old_place_for_code_written_before_they_moved() -> None:
-    from strataml.models._tables import model_versions
-    from strataml.monitoring._tables import monitor_alerts
-    from strataml.spine import _schema as schema
-    from strataml.spine import metadata
-
-    assert schema.model_versions is model_versions and metadata.tables["model_versions"] is model_versions
-    from strataml.spine import monitor_alerts as old  # the spine door's former export
-
-    assert old is monitor_alerts
-    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        _ = schema.nonexistent

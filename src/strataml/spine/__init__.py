@@ -76,12 +76,6 @@ _EXPORTS = {
     "confine": "_paths",
     "confine_key": "_paths",
     "metadata": "_schema",
-    # names of tables that moved to their layer, for code written before (not in __all__)
-    "model_names": "_schema:models",
-    "monitor_alerts": "_schema",
-    "monitor_log_offsets": "_schema",
-    "monitor_profiles": "_schema",
-    "monitor_windows": "_schema",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
