@@ -7,7 +7,10 @@ Measures the wall time of fresh processes (median of ``--reps`` after one warm-u
 - ``python -c "import strataml"`` -- target <= 0.3 s;
 - ``strata ingest`` of the 1M-row, 7-column transactions CSV (bench/ingest_bench.py's
   data and contract) into a fresh workspace, against a whole-process DuckDB
-  ``COPY (SELECT * FROM read_csv(...)) TO '....parquet'`` of the same file -- target <= 1.5x.
+  ``COPY (SELECT * FROM read_csv(...)) TO '....parquet'`` of the same file -- target <= 1.5x;
+- the floor of any ingest built on strataml's stack: the same copy in a process that first
+  imports Typer, rich, pydantic, SQLAlchemy and Arrow and opens a SQLite catalog (no
+  validation, no counting, no hashing, no commit).
 
 Run from the repository root::
 
@@ -82,6 +85,11 @@ def main(argv: list[str] | None = None) -> None:
         out = work / "copy.parquet"
         copy_sql = f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' (FORMAT parquet)"
         copy_cmd = [sys.executable, "-c", f"import duckdb; duckdb.connect().execute({copy_sql!r})"]
+        floor_cmd = [sys.executable, "-c", (
+            "import typer, rich, pydantic, duckdb, pyarrow, pyarrow.parquet, sqlalchemy as sa\n"
+            f"e = sa.create_engine('sqlite:///{work / 'floor.db'}'); c = e.connect(); c.execute(sa.text('SELECT 1')); c.close()\n"
+            f"duckdb.connect().execute({copy_sql!r})"
+        )]
         ws = work / "ws"
 
         def fresh_workspace() -> None:
@@ -89,15 +97,17 @@ def main(argv: list[str] | None = None) -> None:
             subprocess.run([*STRATA, "init", str(ws)], check=True, stdout=subprocess.DEVNULL)
             (ws / "definitions.py").write_text(definitions())
 
-        copies, ingests = [], []
-        for i in range(args.ingest_reps + 1):  # the first pair warms the page cache
+        copies, ingests, floors = [], [], []
+        for i in range(args.ingest_reps + 1):  # the first round warms the page cache
             c = timed(copy_cmd)
+            f = timed(floor_cmd)
             g = timed([*STRATA, "ingest", str(csv), "--contract", "transactions", "--workspace", str(ws)],
                       before=fresh_workspace)
             if i:
                 copies.append(c)
+                floors.append(f)
                 ingests.append(g)
-        copy_s, ingest_s = statistics.median(copies), statistics.median(ingests)
+        copy_s, ingest_s, floor_s = statistics.median(copies), statistics.median(ingests), statistics.median(floors)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -107,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         f"strata --help                          {help_s:.3f} s  ({help_s / duck:.2f}x the baseline; target <= {TARGET_SECONDS} s)",
         f"python -c 'import strataml'            {imp:.3f} s  ({imp / duck:.2f}x the baseline; target <= {TARGET_SECONDS} s)",
         f"DuckDB CSV->Parquet copy, whole process {copy_s:.2f} s",
+        f"the copy after strataml's imports       {floor_s:.2f} s  ({floor_s / copy_s:.2f}x the copy: the floor of an ingest on this stack)",
         f"strata ingest, whole process            {ingest_s:.2f} s  ({ratio:.2f}x the copy; target <= {TARGET_INGEST_RATIO}x)",
     ]
     print("\n".join(lines))
