@@ -395,7 +395,7 @@ def test_rate_limit_file_locked_by_a_stuck_writer_fails_open_quickly(workspace, 
         try:
             t0 = time.perf_counter()
             r = c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=h)
-            assert r.status_code == 200 and time.perf_counter() - t0 < 1.0
+            assert r.status_code == 200 and time.perf_counter() - t0 < 5.0  # far from the 30 s busy timeout, with room for a loaded machine
         finally:
             stuck.execute("ROLLBACK")
             stuck.close()
