@@ -147,7 +147,8 @@ def compare(ref: Summary | None, cur: Summary | None, th: Thresholds) -> dict[st
     """One column's drift figures, or the reason there are none."""
     if ref is None or cur is None:
         kind = (ref or cur).kind if (ref or cur) is not None else "numeric"  # type: ignore[union-attr]
-        return _empty(kind, f"absent on the {'reference' if ref is None else 'current'} side")
+        side = "both sides (check the name)" if ref is None and cur is None else f"the {'reference' if ref is None else 'current'} side"
+        return _empty(kind, f"absent on {side}")
     if ref.kind != cur.kind:
         return _empty(ref.kind, f"{ref.kind} on the reference side but {cur.kind} on the current side")
     for side, s in (("reference", ref), ("current", cur)):
