@@ -55,7 +55,7 @@ def _never_cached() -> dict[str, str]:
 def _source_files(workspace: Any, source: str) -> list[Path]:
     if "://" in source:
         return []
-    pattern = source if Path(source).is_absolute() else str(Path(workspace.root) / source)
+    pattern = workspace.resolve_url(source)
     return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
 
 
@@ -72,9 +72,7 @@ def _ingest(context: StepContext) -> dict[str, Any]:
     import strataml.data as data_layer
 
     cfg = context.config
-    source = cfg["source"]
-    if "://" not in source and not Path(source).is_absolute():
-        source = str(Path(context.workspace.root) / source)
+    source = context.workspace.resolve_url(cfg["source"])
     report = data_layer.ingest(
         context.workspace, source, contract=cfg["contract"], dataset=cfg["dataset"]
     )

@@ -101,13 +101,9 @@ def _resolve(
     from strataml.models import get_model, resolve_version
 
     model, _, alias = source.name.partition("@")
-    if alias:
-        number = resolve_version(workspace, model, alias)
-    else:
-        number = max(int(v["version"]) for v in get_model(workspace, model)["versions"])
-    sha = next(
-        v["sha256"] for v in get_model(workspace, model)["versions"] if int(v["version"]) == number
-    )
+    versions = get_model(workspace, model)["versions"]
+    number = resolve_version(workspace, model, alias) if alias else max(int(v["version"]) for v in versions)
+    sha = next(v["sha256"] for v in versions if int(v["version"]) == number)
     return {"kind": "model", "ref": f"{model}@{number}"}, {
         "model": f"{model}@{number}",
         "sha256": sha,

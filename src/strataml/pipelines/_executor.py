@@ -41,7 +41,7 @@ from strataml.pipelines._tables import (
     pipeline_runs,
     pipeline_steps,
 )
-from strataml.spine import Workspace, append_event, utcnow
+from strataml.spine import DEFINITIONS_FILE, Workspace, append_event, utcnow
 
 if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline, Step
@@ -398,7 +398,7 @@ def _source(workspace: Workspace, pipeline: Pipeline) -> str:
     except StrataError:
         return "object"
     same = declared is pipeline or set(declared.steps) == set(pipeline.steps)
-    path = Path(workspace.root) / "definitions.py"
+    path = Path(workspace.root) / DEFINITIONS_FILE
     return "definitions" if same and path.is_file() else "object"
 
 

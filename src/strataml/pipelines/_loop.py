@@ -43,11 +43,10 @@ def _later(t: dt.datetime, s: float) -> dt.datetime:
     return t + dt.timedelta(seconds=s)
 
 
-def _champion_version(ws: Workspace, model: str, deployment: str) -> tuple[int, str]:
+def _champion_version(ws: Workspace, model: str, deployment: str, t: Any) -> tuple[int, str]:
+    """The champion's version and reference under ``deployment``'s traffic ``t`` (None: none set)."""
     from strataml.models import resolve_version
-    from strataml.serving import get_traffic
 
-    t = get_traffic(ws.catalog, deployment)
     ref = t.champion if t is not None else "champion"
     try:
         return resolve_version(ws, model, ref), ref
@@ -78,8 +77,8 @@ def start_canary(
     spec = canary or Canary()
     dep = deployment or model
     version = resolve_version(ws, model, int(version))
-    champion, _ = _champion_version(ws, model, dep)
     current = get_traffic(ws.catalog, dep)
+    champion, _ = _champion_version(ws, model, dep, current)
     shared = sum(v.weight for v in current.ab) if current is not None else 0.0
     if shared + spec.weight > 1.0 + 1e-9:
         raise ConfigError(

@@ -53,7 +53,7 @@ def owner() -> dict[str, Any]:
     }
 
 
-def owner_alive(row: Any, now: dt.datetime | None = None) -> bool:
+def owner_alive(row: Any) -> bool:
     """Whether the process recorded as a run's owner is still running."""
     if row["owner_pid"] is None:
         return False
@@ -63,7 +63,7 @@ def owner_alive(row: Any, now: dt.datetime | None = None) -> bool:
             return False
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=dt.UTC)
-        return bool(((now or utcnow()) - beat).total_seconds() < STALE)
+        return bool((utcnow() - beat).total_seconds() < STALE)
     pid = int(row["owner_pid"])
     try:
         os.kill(pid, 0)

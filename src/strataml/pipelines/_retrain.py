@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from strataml.errors import ConfigError
@@ -26,8 +25,6 @@ from strataml.pipelines._canary import Canary
 from strataml.pipelines._pipeline import Pipeline, step
 from strataml.pipelines._task import StepContext
 from strataml.spine import append_event, check_name, parse_duration
-
-STEPS = ("ingest", "materialize", "train", "gate", "canary")
 
 
 @step(name="ingest", cache=False)
@@ -38,9 +35,7 @@ def ingest_new(sources: list[dict[str, Any]], labels: str, context: StepContext)
     ws = context.workspace
     reports: list[dict[str, Any]] = []
     for s in sources:
-        path = str(s["path"])
-        if "://" not in path and not Path(path).is_absolute():
-            path = str(Path(ws.root) / path)  # relative to the workspace, like definitions.py
+        path = ws.resolve_url(str(s["path"]))  # relative to the workspace, like definitions.py
         if "://" not in path and any(c in path for c in "*?[") and not glob.glob(path):
             reports.append({"source": path, "status": "nothing new"})
             continue

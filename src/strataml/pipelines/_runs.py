@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from strataml.pipelines._pipeline import Pipeline
     from strataml.spine import Workspace
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 #: states a run does not leave by itself
 FINISHED = ("succeeded", "failed", "cancelled")
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from strataml.pipelines import _ticks as ticks
-from strataml.pipelines._leases import MEMBER, SOURCE, WRITER, holder_gone
+from strataml.pipelines._leases import MEMBER, SOURCE, WRITER, free
 from strataml.pipelines._scheduler import _parse_iso, declared_sources
 from strataml.pipelines._tables import scheduler_leases
 from strataml.spine import utcnow
@@ -22,14 +22,6 @@ def _iso(t: dt.datetime | None) -> str | None:
     if t is None:
         return None
     return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).isoformat()
-
-
-def _alive(row: Any, now: dt.datetime) -> bool:
-    expires = row["expires_at"]
-    if row["holder"] is None or expires is None:
-        return False
-    expires = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
-    return bool(expires > now and not holder_gone(row["holder"]))
 
 
 def scheduler_status(workspace: Workspace, *, last: int = 20) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def scheduler_status(workspace: Workspace, *, last: int = 20) -> dict[str, Any]:
     }
     for s in sources:
         lease = leases.get(SOURCE + s.id) or writer
-        held_by = lease["holder"] if lease is not None and _alive(lease, now) else None
+        held_by = lease["holder"] if lease is not None and not free(lease, now) else None
         cursor = positions.get(s.id)
         entry: dict[str, Any] = {
             "pipeline": s.pipeline,
@@ -77,7 +69,7 @@ def scheduler_status(workspace: Workspace, *, last: int = 20) -> dict[str, Any]:
         item = {
             "name": r["name"],
             "holder": r["holder"],
-            "alive": _alive(r, now),
+            "alive": not free(r, now),
             "acquired_at": _iso(r["acquired_at"]),
             "heartbeat_at": _iso(r["heartbeat_at"]),
             "expires_at": _iso(r["expires_at"]),

@@ -132,7 +132,9 @@ def _reuse_definitions(workspace: Any, cache: dict[tuple[str, float], Any] | Non
     """A worker loads ``definitions.py`` once per version of the file, not once per task."""
     if cache is None:
         return
-    path = Path(workspace.root) / "definitions.py"
+    from strataml.spine import DEFINITIONS_FILE
+
+    path = Path(workspace.root) / DEFINITIONS_FILE
     try:
         key = (str(path), path.stat().st_mtime)
     except OSError:
