@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from strataml.serving._audit import log_dir, query
+from strataml.serving import prediction_log_dir, query_predictions
 
 from .conftest import BACKENDS, drain, publish, queue_url, request
 
@@ -26,7 +26,7 @@ def worker(python: str, env: dict[str, str], root: Path, url: str, queue: str, *
 
 
 def logged(root: Path, ids: set[str]) -> list[dict[str, Any]]:
-    return [r for r in query(log_dir(root / ".strata"), "fraud", limit=None) if r["request_id"] in ids]
+    return [r for r in query_predictions(prediction_log_dir(root / ".strata"), "fraud", limit=None) if r["request_id"] in ids]
 
 
 def test_requests_answered_with_auth_features_and_the_log(scoring_ws: dict[str, Any], tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:

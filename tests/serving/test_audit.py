@@ -55,7 +55,8 @@ def test_series_lines_are_the_records_lines_and_read_back(tmp_path: Path) -> Non
 
     import orjson
 
-    from strataml.serving._audit import COLUMNS, SeriesLines, encode
+    from strataml.serving._audit import SeriesLines, encode
+    from strataml.serving._log_query import COLUMNS
 
     shared = {"deployment": "m", "model": "m", "version": 3, "key_id": "k1", "degraded": True, "mode": "shadow", "route": "v1.predict"}
     ts = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)

@@ -78,6 +78,8 @@ def test_http_refuses_traffic_that_cannot_be_served_and_deletes(workspace: st.Wo
         assert r.status_code == 404 and "no model named 'nosuch'" in r.json()["error"]["message"]
         assert c.get("/v1/deployments", headers=adm).json()["deployments"] == {}
         assert c.patch("/v1/deployments/fraud", json={"canary": {"ref": "challenger", "weight": 0.5}}, headers=adm).status_code == 200
+        changed = list_events(workspace.catalog, kind="deployment.traffic_changed")[-1]
+        assert changed.actor.startswith("key:") and changed.actor != "key:-"  # the admin key that made the change
         r = c.delete("/v1/deployments/fraud", headers=adm)
         assert r.status_code == 200 and r.json()["deleted"] is True
         assert c.get("/v1/deployments", headers=adm).json()["deployments"] == {}

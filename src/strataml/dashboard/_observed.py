@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strataml.errors import StrataError
-from strataml.spine import Workspace
+from strataml.spine import Workspace, parse_duration
 
 
 class MonitoringUnavailable(StrataError):
@@ -64,14 +64,6 @@ def _doc(obj: Any) -> dict[str, Any]:
     return d
 
 
-def _bucket_seconds(bucket: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return float(bucket[:-1]) * units[bucket[-1]]
-    except (KeyError, ValueError, IndexError):
-        raise StrataError(f"invalid bucket {bucket!r}", hint="use a number and a unit: 30s, 1m, 5m, 1h") from None
-
-
 # --- latency and errors -------------------------------------------------------------------
 
 
@@ -87,7 +79,7 @@ def slo(ws: Workspace, name: str, window: str = "1h", bucket: str = "1m") -> dic
     Shaped for uPlot: one shared time axis ``x`` (epoch seconds) and, per measure, one
     series per version (None where a version had no requests in a bucket)."""
     report = _doc(monitoring("slo")(ws, name, window=window, bucket=bucket))
-    seconds = _bucket_seconds(bucket)
+    seconds = parse_duration(bucket, "bucket")
     points = report.get("series") or []
     xs = sorted({e for p in points if (e := _epoch(p.get("t"))) is not None})
     index = {t: i for i, t in enumerate(xs)}
@@ -136,8 +128,6 @@ def drift(ws: Workspace, model: str, since: str | None = None) -> dict[str, Any]
 
 def _minute_since(since: str) -> int:
     """The first minute of a span reaching ``since`` back from now (as the drift check counts it)."""
-    from strataml.spine import parse_duration
-
     return int(time.time() // 60) - max(1, int(-(-parse_duration(since, "since") // 60)))
 
 

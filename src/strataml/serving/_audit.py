@@ -34,11 +34,6 @@ from typing import Any
 
 import orjson
 
-from strataml.serving._log_query import COLUMNS as COLUMNS
-from strataml.serving._log_query import log_dir as log_dir
-from strataml.serving._log_query import log_relation_sql as log_relation_sql
-from strataml.serving._log_query import query as query
-from strataml.serving._log_query import stats as stats
 from strataml.serving._resilience import Unavailable
 
 _WRITER = Path(__file__).with_name("_audit_writer.py").read_text(encoding="utf-8")

@@ -47,9 +47,8 @@ class ControlPlane:
     def set_traffic(
         self, name: str, changes: dict[str, Any], replace: bool, reason: str | None, actor: str
     ) -> Traffic:
-        """Change a deployment's traffic; this gateway applies it at once, others on their next request."""
-        from strataml.spine import current_actor  # noqa: F401  (actor is recorded by append_event)
-
+        """Change a deployment's traffic, recorded as by ``actor`` (the API key's id); this
+        gateway applies it at once, others on their next request."""
         if name not in self.models.names():  # a deployment serves a model of its name
             raise NotFound(
                 f"no model named {name!r} to deploy", hint="GET /v1/models lists the models"
@@ -61,6 +60,7 @@ class ControlPlane:
             replace=replace,
             reason=reason,
             check=traffic_check(self.ws, self.models),
+            actor=f"key:{actor}",
         )
         self.traffic.refresh_if_changed()
         return new
@@ -73,13 +73,8 @@ class ControlPlane:
 
     def rollback(self, name: str, reason: str | None) -> dict[str, Any]:
         """Move the champion alias of ``name`` back to its previous version."""
-        try:
-            from strataml.models import rollback
-        except ImportError as exc:
-            raise NotFound(
-                f"model {name!r}: no model registry is available to roll back",
-                hint="install strataml with its models layer",
-            ) from exc
+        from strataml.models import rollback
+
         out: dict[str, Any] = rollback(
             self.ws, name, reason=reason or "rollback through the gateway"
         )

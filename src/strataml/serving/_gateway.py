@@ -58,6 +58,7 @@ from strataml.serving._servable import (
     ModelProvider,
     RegistryModels,
     Servable,
+    _parse_version,
 )
 from strataml.serving._traffic import (
     Traffic,
@@ -235,13 +236,12 @@ class Gateway(BackendCalls, ControlPlane):
         """Load the versions configured deployments route to (a canary, A/B variants, a
         shadow) before their first request, so that none of them answers its first
         requests late — a canary judged on its latency would be judged on its loading."""
-        loop = asyncio.get_running_loop()
         for name, traffic in self.traffic.configured().items():
             for _, ref in refs(traffic):
-                if self.models.cached(name, ref) is not None or f"{name}@{ref}" in self.unservable:
-                    continue
                 try:
-                    await loop.run_in_executor(self.executor, self.models.get, name, ref)
+                    await self.servable(name, ref)  # cached or known unservable: nothing to do
+                except ModelUnservable:
+                    continue
                 except Exception as exc:  # the request path reports it (and records a canary's failure)
                     log.warning("deployment %s: %s could not be loaded ahead of traffic: %s", name, ref, exc)
 
@@ -439,7 +439,7 @@ class Gateway(BackendCalls, ControlPlane):
                 s = await self.servable(name, ref, deadline)
             except (NotFound, ModelUnservable) as exc:
                 log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
-                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": _version_of(ref)}, 503, type(exc).__name__)
+                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": _version_label(ref)}, 503, type(exc).__name__)
                 arm = "champion"
         s.check_instances(instances)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
@@ -571,9 +571,10 @@ class Gateway(BackendCalls, ControlPlane):
         return known
 
 
-def _version_of(ref: str) -> str:
-    """The version number a ``vN`` reference names, else ``-`` (an alias not resolved)."""
-    return ref[1:] if ref[:1] == "v" and ref[1:].isdigit() else "-"
+def _version_label(ref: str) -> str:
+    """The version a reference names, else ``-`` (an alias not resolved)."""
+    v = _parse_version(ref)
+    return "-" if v is None else str(v)
 
 
 def providers(ws: Workspace, extra: ModelProvider | None) -> ModelProvider:

@@ -169,17 +169,18 @@ def traffic_check(ws: Any, models: Any) -> Callable[[Traffic], None]:
 
 def set_traffic(
     catalog: Catalog, name: str, changes: dict[str, Any], *, replace: bool = False, reason: str | None = None,
-    check: Callable[[Traffic], None] | None = None,
+    check: Callable[[Traffic], None] | None = None, actor: str | None = None,
 ) -> Traffic:
-    """Change a deployment's traffic (creating it on first use) and record the event;
-    ``check`` (see :func:`check_traffic`) refuses it before anything is recorded."""
+    """Change a deployment's traffic (creating it on first use) and record the event (by
+    ``actor``, default this process's user); ``check`` (see :func:`check_traffic`) refuses
+    it before anything is recorded."""
     with catalog.write() as conn:
-        return write_traffic(conn, name, changes, replace=replace, reason=reason, check=check)
+        return write_traffic(conn, name, changes, replace=replace, reason=reason, check=check, actor=actor)
 
 
 def write_traffic(
     conn: sa.Connection, name: str, changes: dict[str, Any], *, replace: bool = False, reason: str | None = None,
-    check: Callable[[Traffic], None] | None = None,
+    check: Callable[[Traffic], None] | None = None, actor: str | None = None,
 ) -> Traffic:
     """:func:`set_traffic` inside the caller's write transaction, so that a traffic change
     commits together with the other changes it belongs to (an alias move, a state change)."""
@@ -200,7 +201,7 @@ def write_traffic(
         conn.execute(t.insert().values(name=name, model=new.model, config=doc, generation=1, updated_at=utcnow()))
     else:
         conn.execute(t.update().where(t.c.name == name).values(model=new.model, config=doc, generation=int(row[1]) + 1, updated_at=utcnow()))
-    append_event(conn, "deployment.traffic_changed", f"deployment:{name}", {"before": None if row is None else row[0], "after": doc, "reason": reason})
+    append_event(conn, "deployment.traffic_changed", f"deployment:{name}", {"before": None if row is None else row[0], "after": doc, "reason": reason}, actor=actor)
     return new
 
 
