@@ -11,6 +11,7 @@ import pytest
 
 import strataml as st
 from strataml.monitoring import fold, window_profile
+from strataml.monitoring._logread import _sample
 from strataml.serving import prediction_log_dir
 
 
@@ -117,6 +118,22 @@ def test_fold_of_uniform_lines_equals_the_raw_values(workspace: st.Workspace) ->
     assert p.prediction is not None and p.prediction.count == 600
 
 
+def test_fold_profiles_a_canary_version_with_inputs_of_its_own(workspace: st.Workspace) -> None:
+    """A new version of the same model on a sliver of the traffic, logging an input the
+    sampled lines do not carry: the fold profiles that input too."""
+    log = prediction_log_dir(workspace.state_dir)
+    log.mkdir(parents=True, exist_ok=True)
+    lines = [_line(i) for i in range(2000)]
+    canary = orjson.loads(_line(2000, version=2))
+    canary["features"] = {**canary["features"], "z": 2.5}
+    lines.insert(1236, orjson.dumps(canary) + b"\n")
+    assert canary not in (_sample(b"".join(lines)) or [])  # the types come from lines without it
+    (log / "predictions-canary-1.jsonl").write_bytes(b"".join(lines))
+    assert fold(workspace).rows == 2001
+    p = window_profile(workspace, "m", 2)
+    assert p.rows == 1 and p.columns["z"].count == 1 and p.columns["z"].mean == 2.5
+
+
 def test_fold_profiles_a_model_on_a_sliver_of_the_traffic(workspace: st.Workspace) -> None:
     """A canary's few lines carry features of their own: the fold profiles them too."""
     log = prediction_log_dir(workspace.state_dir)
@@ -124,7 +141,8 @@ def test_fold_profiles_a_model_on_a_sliver_of_the_traffic(workspace: st.Workspac
     lines = [_line(i) for i in range(2000)]
     canary = orjson.loads(_line(2000))
     canary.update(model="c", deployment="c", features={"z": 1.5})
-    lines.insert(1234, orjson.dumps(canary) + b"\n")
+    lines.insert(1236, orjson.dumps(canary) + b"\n")
+    assert canary not in (_sample(b"".join(lines)) or [])  # the types come from lines without it
     (log / "predictions-canary-1.jsonl").write_bytes(b"".join(lines))
     assert fold(workspace).rows == 2001
     p = window_profile(workspace, "c", 1)

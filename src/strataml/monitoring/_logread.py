@@ -4,7 +4,7 @@ A fold needs each line's deployment, model, version, minute, features and output
 DuckDB's JSON reader parses only those when it is told their types, several times
 faster than inferring them; the types of the ``features`` keys and of ``output`` come
 from a sample of the lines (the first ones and some spread through the rest), and are
-used only when every line read names a model the sample saw. A line the sample did not foresee
+used only when every line read names a model version the sample saw. A line the sample did not foresee
 (another type, a torn line) makes the reader fail rather than guess, and the caller then
 reads the bytes with the general reader. DuckDB leaves out a ``features`` key the
 sampled types do not name, so a key of that model's lines that none of the sampled ones
@@ -145,7 +145,10 @@ def read_lines(data: bytes, scratch: Path) -> pa.Table | None:
     finally:
         con.close()
         os.unlink(name)
-    # a model the sample missed (a canary taking a sliver of the traffic) may log features
-    # of its own, which the sampled types would leave out
-    models = {r.get("model") for r in sample}
-    return table if set(pc.unique(table["model"]).to_pylist()) <= models else None
+    # a model version the sample missed (a canary taking a sliver of the traffic) may log
+    # features of its own, which the sampled types would leave out
+    seen = {f"{r.get('model')}@{r.get('version')}" for r in sample}
+    versions = pc.binary_join_element_wise(
+        table["model"], pc.cast(table["version"], pa.string()), pa.scalar("@")
+    ).fill_null("None@None")
+    return table if set(pc.unique(versions).to_pylist()) <= seen else None
