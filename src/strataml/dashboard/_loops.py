@@ -3,22 +3,15 @@ its canary decisions, and the canary's figures against the champion's, round by 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
+from strataml.dashboard._observed import _epoch
 from strataml.errors import NotFound, StrataError
 from strataml.pipelines import get_loop, get_run, list_loops
 from strataml.spine import Workspace, list_events
 
 LOOP_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    t = dt.datetime.fromisoformat(iso)
-    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def loops(ws: Workspace, limit: int = 100) -> dict[str, Any]:

@@ -37,7 +37,8 @@ def monitoring(name: str) -> Callable[..., Any]:
 
 
 def _epoch(t: Any) -> float | None:
-    if t is None:
+    """Seconds since the epoch of a time (a datetime, ISO text or a number); None for none."""
+    if t is None or t == "":
         return None
     if isinstance(t, int | float):
         return float(t)

@@ -7,23 +7,13 @@ the table beside it show the same numbers.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
+from strataml.dashboard._observed import _epoch
 from strataml.data import get_version, list_datasets, list_versions
 from strataml.models import get_model, list_models
 from strataml.serving import list_traffic, prediction_log_dir, query_predictions
 from strataml.spine import Workspace, list_events
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    t = dt.datetime.fromisoformat(iso)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.timestamp()
-
 
 # --- datasets ----------------------------------------------------------------------------
 

@@ -99,8 +99,7 @@ class Background:
             if not batch:
                 continue
             n += 1
-            path = self.ws.state_dir / "tmp" / f"outcomes-{n}.parquet"
-            path.parent.mkdir(exist_ok=True)
+            path = self.ws.scratch_dir() / f"outcomes-{n}.parquet"
             pq.write_table(pa.table({"request_id": [r for r, _ in batch], "is_fraud": [y for _, y in batch]}), path)
             st.ingest(self.ws, str(path), contract="fraud_outcomes")
             done += len(batch)

@@ -140,12 +140,6 @@ def list_exports(ws: Workspace, name: str, version: int | None = None) -> list[d
         return [export_dict(r) for r in conn.execute(q.order_by(t.c.version, t.c.id)).mappings()]
 
 
-def split_ref(spec: str) -> tuple[str, str]:
-    """``NAME[@REF]`` → ``(NAME, REF)`` (the champion when no reference is given)."""
-    name, sep, ref = spec.partition("@")
-    return name, (ref if sep and ref else "champion")
-
-
 def export_model(
     ws: Workspace,
     name: str,
