@@ -6,11 +6,10 @@ breaks is named, and the records counted by a second parser while the engine rea
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import duckdb
 
-from strataml.data._records import Job, count_later, countable, recount
+from strataml.data._records import Job, RecordCount, countable
 from strataml.data._scan import (
     _MAX_LINE,
     _READER_BUFFER,
@@ -51,7 +50,7 @@ def _open_csv(
         check_width(files[0], columns)
         con.execute("CREATE OR REPLACE TEMP VIEW _src AS " + " UNION ALL BY NAME ".join(readers))
         return Scan(
-            columns=columns, text=True, files=files, csv=True, skipped=skipped, **_count(files, dialects, spec)
+            columns=columns, text=True, files=files, csv=True, skipped=skipped, counting=_count(files, dialects, spec)
         )
     dialect = _checked_dialect(con, files[0], spec)
     # Numbers, booleans and dates are typed by the reader itself (its parser is faster
@@ -68,20 +67,19 @@ def _open_csv(
         dialect=dialect,
         common=common,
         skipped=skipped,
-        **_count(files, [dialect] * len(files), spec),
+        counting=_count(files, [dialect] * len(files), spec),
     )
 
 
-def _count(files: list[str], dialects: list[CsvDialect], spec: SourceSpec) -> dict[str, Any]:
-    """Count the files' records apart from the engine while it reads them (local files
-    only): the :class:`Scan` fields ``counting`` and ``recount``."""
+def _count(files: list[str], dialects: list[CsvDialect], spec: SourceSpec) -> RecordCount | None:
+    """Count the files' records apart from the engine while it reads them (local files only)."""
     if not all(countable(f) for f in files):
-        return {}
+        return None
     jobs: list[Job] = [
         (f, d.delim, d.quote, d.escape, len(d.columns), spec.encoding)
         for f, d in zip(files, dialects, strict=True)
     ]
-    return {"counting": count_later(jobs), "recount": recount(jobs)}
+    return RecordCount(jobs)
 
 
 def _checked_dialect(con: duckdb.DuckDBPyConnection, path: str, spec: SourceSpec) -> CsvDialect:

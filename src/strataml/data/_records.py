@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 #: the parser's block: a record must fit in one (larger than the reader's 32 MiB buffer)
@@ -30,13 +29,18 @@ _BYTE_NEWLINE = ("utf8", "latin1", "iso88591", "ascii")
 #: the byte search's read size (its line-break positions take at most 8x this)
 _LINES_BLOCK = 4 * 1024 * 1024
 
-#: what :func:`count_later` computes: each job's file, dialect, column count and encoding
+#: one file for :class:`RecordCount`: its path, dialect (delimiter, quote, escape), column count and encoding
 Job = tuple[str, str, str, str, int, str | None]
+
+
+def compressed(path: str) -> bool:
+    """Whether ``path`` names a compressed file (its bytes are not the records' text)."""
+    return path.lower().endswith(_COMPRESSED)
 
 
 def countable(path: str) -> bool:
     """Whether ``path`` is a local, uncompressed file the counter can read."""
-    return "://" not in path and not path.lower().endswith(_COMPRESSED) and os.path.isfile(path)
+    return "://" not in path and not compressed(path) and os.path.isfile(path)
 
 
 def count_records(path: str, delim: str, quote: str, escape: str, columns: int, encoding: str | None = None) -> int:
@@ -129,23 +133,29 @@ def _occurrences(pattern: bytes, tail: bytes, block: bytes) -> int:
     return block.count(pattern) + (tail[-k:] + block[:k]).count(pattern)
 
 
-def count_later(jobs: list[Job]) -> Future[tuple[int, bool]]:
-    """On another thread: the summed :func:`count_lines` of the jobs' files, or when one
-    cannot tell, their summed :func:`count_records`; and whether the count is the latter."""
+class RecordCount:
+    """The records of some CSV files, counted on another thread while the engine reads
+    them: by their line breaks, or quote-aware when these cannot tell."""
 
-    def count() -> tuple[int, bool]:
-        quick = [count_lines(path, columns, encoding) for path, _, _, _, columns, encoding in jobs]
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        pool = ThreadPoolExecutor(1, thread_name_prefix="strata-count")
+        try:
+            self._counting = pool.submit(self._count)
+        finally:
+            pool.shutdown(wait=False)
+
+    def _exact(self) -> int:
+        return sum(count_records(*job) for job in self.jobs)
+
+    def _count(self) -> tuple[int, bool]:
+        quick = [count_lines(path, columns, encoding) for path, _, _, _, columns, encoding in self.jobs]
         if None in quick:
-            return recount(jobs)(), True
+            return self._exact(), True
         return sum(n for n in quick if n is not None), False
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="strata-count")
-    try:
-        return pool.submit(count)
-    finally:
-        pool.shutdown(wait=False)
-
-
-def recount(jobs: list[Job]) -> Callable[[], int]:
-    """The summed quote-aware :func:`count_records` of the jobs' files, when called."""
-    return lambda: sum(count_records(*job) for job in jobs)
+    def records(self, read: int) -> int:
+        """The files' records, given that the engine read ``read``: the line-break count
+        when it agrees, else the quote-aware one (see the module docstring)."""
+        counted, exact = self._counting.result()
+        return counted if exact or counted == read else self._exact()

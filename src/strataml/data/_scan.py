@@ -8,15 +8,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from pyarrow.lib import ArrowException
 
+from strataml.data._records import compressed
 from strataml.errors import SourceError
 from strataml.spine import quote_literal
+
+if TYPE_CHECKING:
+    from strataml.data._records import RecordCount
 
 #: DuckDB's CSV reader skips, without a reject or an error, a line longer than its read
 #: buffer (32 MiB): such lines are found by :func:`long_lines` and quarantined here.
@@ -101,21 +104,15 @@ class Scan:
     expected: int | None = None
     #: for a streamed source: how many records it yielded so far
     streamed: Callable[[], int] | None = None
-    #: for local CSV files: their records being counted meanwhile (by their line breaks,
-    #: or when these cannot tell, quote-aware), and whether quote-aware
-    counting: Future[tuple[int, bool]] | None = None
-    #: for local CSV files: their records counted quote-aware, when called
-    recount: Callable[[], int] | None = None
+    #: for local CSV files: their records, being counted meanwhile
+    counting: RecordCount | None = None
 
     def source_rows(self, read: int) -> int | None:
         """The records in the source as counted apart from the engine (None when unknown),
         which read ``read`` (see :mod:`strataml.data._records` for the two counts)."""
         if self.counting is not None:
             try:
-                counted, exact = self.counting.result()
-                if exact or counted == read or self.recount is None:
-                    return counted
-                return self.recount()
+                return self.counting.records(read)
             except ArrowException:
                 return None  # a record too long for the counter's block: long_lines covers it
         return self.streamed() if self.streamed is not None else self.expected
@@ -182,7 +179,7 @@ def long_lines(path: str, limit: int) -> list[tuple[int, int, str]]:
     """
     import mmap
 
-    if "://" in path or path.endswith((".gz", ".zst", ".bz2")) or os.path.getsize(path) <= limit:
+    if "://" in path or compressed(path) or os.path.getsize(path) <= limit:
         return []
     hits: list[tuple[int, int, str]] = []
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
