@@ -197,3 +197,18 @@ def test_the_demo_speaks_only_st() -> None:
         for module in _imported_modules(ast.parse(path.read_text())):
             if module.startswith("strataml"):
                 assert module == "strataml" or module.startswith("strataml.demo"), f"demo/{path.name} imports {module}"
+
+
+def test_every_implementation_module_is_private() -> None:
+    # a layer's modules are reached through its door: a new public module would be a second door
+    root = Path(strataml.__file__).parent
+    public = [
+        str(path.relative_to(root))
+        for package in root.iterdir()
+        if (package / "__init__.py").exists()
+        for path in package.rglob("*.py")
+        if not path.name.startswith("_")
+        and "_migrations" not in path.parts
+        and path.relative_to(root).as_posix() != "cli/main.py"  # the `strata` entry point
+    ]
+    assert not public, f"name implementation modules _name.py (the door re-exports their public names): {public}"
