@@ -132,11 +132,14 @@ def main() -> None:
                 f"| {i + 1} | {base['rps']:,.0f} | {t_ratio:.1%} | {t_cpu:.0f} | {o_ratio:.1%} | {o_cpu:.0f} | "
                 f"{os.getloadavg()[0]:.1f} |"
             )
-        for label, got in rows.items():
-            print(
-                f"{label}: median ratio {statistics.median(r for r, _ in got):.1%}, "
-                f"median CPU {statistics.median(c for _, c in got):.0f} us/request"
-            )
+        summary = {
+            label: (statistics.median(r for r, _ in got), statistics.median(c for _, c in got))
+            for label, got in rows.items()
+        }
+        for label, (ratio, cpu) in summary.items():
+            print(f"{label}: median ratio {ratio:.1%}, median CPU {cpu:.0f} us/request")
+        if args.append:
+            append(args, table, summary)
     finally:
         for p in procs:
             p.terminate()
