@@ -43,6 +43,28 @@ def test_known_entities_answer_as_usual(known_ws) -> None:
     assert status == 200 and doc["degraded"] is False and "missing_features" not in doc
 
 
+def test_one_known_entity_is_completed_as_within_a_batch(known_ws) -> None:
+    """One known entity of a model with one view of stored features (and one of request
+    features) takes the lookup's shorter path: the same row, missing features and
+    refusal as the same instance within a batch."""
+    from strataml.serving import InputError
+    from strataml.serving._lookup import FeatureLookup
+    from strataml.serving._servable import FeatureSpec, Servable, attach_views
+
+    s = attach_views(known_ws, Servable("one_view", 1, tuple(FeatureSpec(f, "float") for f in [*STORED, "amount_log"]), "binary",
+                                        lambda rows: [0.5] * len(rows), views=("user_spend", "request")))
+    lookup = FeatureLookup(known_ws)
+    instances = [KNOWN, UNKNOWN, {"user_id": "u1", "amount_now": 3.0}]
+    in_batch: dict[int, list[str]] = {}
+    batch = lookup(s, instances, in_batch)
+    alone = [(lookup(s, [inst], missing := {}), missing) for inst in instances]
+    assert [rows[0] for rows, _ in alone] == batch and batch[0]["spend_7d"] is not None and batch[2]["amount_log"] > 0
+    assert [missing for _, missing in alone] == [{}, {0: STORED}, {}] and in_batch == {1: STORED}
+    for refused in ([{**KNOWN, "spend_7d": 1.0}], [instances[2], {**KNOWN, "spend_7d": 1.0}]):
+        with pytest.raises(InputError, match=f"instance {len(refused) - 1} .* sets 'spend_7d', which the online store provides"):
+            lookup(s, refused)
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_unknown_entity_is_answered_degraded_naming_its_missing_features(known_ws, batch) -> None:
     instances = [KNOWN, UNKNOWN] if batch else [UNKNOWN]

@@ -113,7 +113,7 @@ class ViewReader:
     store): a call checks the keys and makes one store read. :func:`get_online_features`
     makes one per call; a serving path keeps one and skips resolving them per request."""
 
-    __slots__ = ("_info", "_name", "_store", "features")
+    __slots__ = ("_col", "_info", "_name", "_store", "_type", "features")
 
     def __init__(self, ws: Workspace, view: str, store: OnlineStore | None = None) -> None:
         cache = _cache(ws)
@@ -121,19 +121,25 @@ class ViewReader:
         self._store = store or cache.store or online_store(ws)
         self._name = self._info.view.name
         self.features = self._info.features
+        keyed = list(self._info.key_types.items())
+        self._col: str | None = keyed[0][0] if len(keyed) == 1 else None
+        self._type: type | None = keyed[0][1] if len(keyed) == 1 else None
 
     def read(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | None]:
         """Each key's features, in order; None for an entity the store does not know."""
         feats = self.features
         if not feats:
             return [{} for _ in keys]
-        _check_keys(self._info, keys)
+        if not (len(keys) == 1 and self._col is not None and type(keys[0].get(self._col)) is self._type):
+            _check_keys(self._info, keys)  # anything but one well-typed key: the full check, with its errors
         return self._store.get(self._name, keys, features=feats)  # type: ignore[arg-type]
 
     def __call__(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Each key's features, in order; nulls where nothing is stored."""
         found = self.read(keys)
         feats = self.features
+        if len(found) == 1:  # one key (a serving request), without a comprehension
+            return [found[0] if found[0] is not None else dict.fromkeys(feats)]
         return [g if g is not None else dict.fromkeys(feats) for g in found]
 
 

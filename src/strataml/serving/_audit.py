@@ -63,6 +63,8 @@ class SeriesLines:
 
     def encode(self, request_id: str, ts: Any, latency_ms: float, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> bytes:
         """The lines of one request's ``outputs``, the ``rows`` being their inputs."""
+        if len(outputs) == 1:  # the usual request: one line, without a list to join
+            return self._line(request_id, ts, 0, rows[0] if rows else None, outputs[0], latency_ms)
         return b"".join([self._line(request_id, ts, i, rows[i] if i < len(rows) else None, p, latency_ms) for i, p in enumerate(outputs)])
 
     def _line(self, request_id: str, ts: Any, instance: int, features: dict[str, Any] | None, output: Any, latency_ms: float) -> bytes:
@@ -439,6 +441,8 @@ class AuditLog:
             lane._wait_ready()
 
     def _pick(self) -> _Writer:
+        if len(self.lanes) == 1:
+            return self.lanes[0]
         best = idle = None
         for lane in self.lanes:
             if lane.gathering:  # share the write (and the flush) being gathered for an idle writer

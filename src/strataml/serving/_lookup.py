@@ -20,9 +20,10 @@ Features = tuple[list[dict[str, Any]], dict[int, list[str]] | None]
 class FeatureLookup:
     """The feature lookups of one workspace's servables.
 
-    Owns the feature layer's view readers: a model version with one view gets its
-    reader on its first lookup and keeps it (resolving a view costs more than reading
-    it) until :meth:`clear`. The feature layer is imported here, on creation, as
+    Owns the feature layer's view readers: a model version with one view of stored
+    features (beside any request-time views) gets that view's reader on its first
+    lookup and keeps it (resolving a view costs more than reading it) until
+    :meth:`clear`. The feature layer is imported here, on creation, as
     serving loads that layer lazily."""
 
     def __init__(self, ws: Workspace) -> None:
@@ -38,11 +39,19 @@ class FeatureLookup:
         self._reader_of = ViewReader
         self._request_features = compute_request_features
         self._online_features = get_online_features
+        #: per model version, the reader of its one view of stored features (None: it has several)
         self._readers: dict[tuple[str, int, str | None], Any] = {}
 
     def clear(self) -> None:
         """Forget the view readers (the catalog changed: views may have new versions)."""
         self._readers.clear()
+
+    def _reader(self, s: Servable) -> Any | None:
+        key = (s.name, s.version, s.sha256)
+        if key not in self._readers:
+            stored = [r for r in (self._reader_of(self.ws, v) for v in s.views) if r.features]
+            self._readers[key] = stored[0] if len(stored) == 1 else None
+        return self._readers[key]
 
     def __call__(self, s: Servable, instances: list[dict[str, Any]], missing: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
         """Instances completed with stored features (online store) and request-time
@@ -55,11 +64,15 @@ class FeatureLookup:
         try:
             if not s.entity_keys:
                 rows = [dict(inst) for inst in instances]
-            elif len(s.views) == 1:  # one view: one read through the version's reader
-                reader = self._readers.get((s.name, s.version, s.sha256))
-                if reader is None:
-                    reader = self._readers[(s.name, s.version, s.sha256)] = self._reader_of(self.ws, s.views[0])
-                rows = _merge(s, instances, reader.read(instances), reader.features, missing)
+            elif (reader := self._reader(s)) is not None:  # one view of stored features: one read
+                stored = reader.read(instances)
+                if len(stored) == 1 and (got := stored[0]) is not None:  # one known entity
+                    row = {**instances[0], **got}
+                    if len(row) < len(instances[0]) + len(got):  # a key in both: the request set a stored feature
+                        _refuse_stored(s, instances[0], got, 0)
+                    rows = [row]
+                else:
+                    rows = _merge(s, instances, stored, reader.features, missing)
             else:  # the instances serve as the keys: the lookup reads only their key columns
                 stored = self._online_features(self.ws, s.views, instances, missing={} if missing is None else missing)
                 rows = _merge(s, instances, stored, [], None)

@@ -158,8 +158,11 @@ def _all_pass(instances: Sequence[dict[str, Any]], plan: tuple[tuple[str, frozen
 
 def normalise(raw: Any, output: OutputKind, classes: Sequence[Any], n: int) -> list[Any]:
     """Turn a model's raw batch output into one JSON-ready value per row."""
-    if output != "multiclass" and type(raw) is list and len(raw) == n and all(type(v) is float for v in raw):
-        return [_num(v) for v in raw]  # one float per row already (a fast path's answer): no array needed
+    if output != "multiclass" and type(raw) is list and len(raw) == n:  # one float per row already (a fast path's answer): no array needed
+        if n == 1 and type(raw[0]) is float:  # the usual request
+            return [_num(raw[0])]
+        if all(type(v) is float for v in raw):
+            return [_num(v) for v in raw]
     if output == "multiclass" and isinstance(raw, list) and raw and isinstance(raw[0], dict):
         return [{str(k): _num(float(v)) for k, v in r.items()} for r in raw]
     if hasattr(raw, "to_numpy"):
