@@ -6,7 +6,7 @@ process's own CPU time per request (from /proc: steadier than throughput on a bu
 Setup, load and bare endpoint are :mod:`serving_bench`'s (100-tree LightGBM over 10 features
 looked up in the SQLite online store, auth, rate limits, metrics, fsync'ed prediction log).
 
-    PYTHONPATH=src python bench/serving_ab_bench.py --other /path/to/other/checkout [--seconds 10] [--repeats 5] [--append "what changed"]
+    PYTHONPATH=src python bench/serving_ab_bench.py --other /path/to/other/checkout [--seconds 10] [--repeats 6] [--append "what changed"]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
         help="another checkout of strataml (its src/ is served as 'other')",
     )
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=6, help="runs; even, so that each gateway goes first as often")
     ap.add_argument(
         "--append",
         metavar="TITLE",
@@ -138,8 +138,10 @@ def main() -> None:
         }
         for label, (ratio, cpu) in summary.items():
             print(f"{label}: median ratio {ratio:.1%}, median CPU {cpu:.0f} us/request")
+        paired = paired_difference(rows)
+        print(f"this - other, paired by run: {paired[0] * 100:+.1f} points of ratio, {paired[1]:+.0f} us CPU/request")
         if args.append:
-            append(args, table, summary)
+            append(args, table, summary, paired)
     finally:
         for p in procs:
             p.terminate()
@@ -147,8 +149,18 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def paired_difference(rows: dict[str, list[tuple[float, float]]]) -> tuple[float, float]:
+    """The mean over runs of this gateway's ratio and CPU minus the other's in the same run.
+
+    The gateway measured first after the bare endpoint tends to do better (by a few points
+    here); the order alternates, so over an even number of runs this cancels, which the
+    medians of each gateway's own runs do not guarantee."""
+    pairs = list(zip(rows["this"], rows["other"], strict=True))
+    return (statistics.fmean(t[0] - o[0] for t, o in pairs), statistics.fmean(t[1] - o[1] for t, o in pairs))
+
+
 def append(
-    args: argparse.Namespace, table: list[str], summary: dict[str, tuple[float, float]]
+    args: argparse.Namespace, table: list[str], summary: dict[str, tuple[float, float]], paired: tuple[float, float]
 ) -> None:
     import time
 
@@ -168,7 +180,8 @@ def append(
         *table,
         "",
         f"Medians: this **{t_ratio:.1%}** of the bare endpoint, {t_cpu:.0f} us CPU a request; other **{o_ratio:.1%}**, "
-        f"{o_cpu:.0f} us CPU a request.",
+        f"{o_cpu:.0f} us CPU a request. Paired by run (this minus other, the order alternating): "
+        f"**{paired[0] * 100:+.1f} points** of ratio, {paired[1]:+.0f} us CPU a request.",
         "",
         f"Reproduce: `PYTHONPATH=src python bench/serving_ab_bench.py --other OTHER_CHECKOUT --seconds {args.seconds} "
         f"--repeats {args.repeats} --append TITLE`",
