@@ -27,7 +27,7 @@ def test_slo_counts_every_request_error_and_latency(mon_ws: st.Workspace) -> Non
     rep = slo(mon_ws, "churn", window="1h", bucket="1h").to_dict()
     assert rep["deployment"] == "churn"
     assert sum(s["requests"] for s in rep["series"]) == 30
-    assert sum(s["errors"] for s in rep["series"]) == 8
+    assert sum(s["errors"] for s in rep["series"]) == sum(s["failed_requests"] for s in rep["series"]) == 8
     live = [s for s in rep["series"] if s["version"] == 1]
     assert live and all(s["p50"] <= s["p95"] <= s["p99"] for s in live)
     logged = query_predictions(mon_ws.state_dir / "predictions", model="churn", limit=None)
@@ -36,5 +36,5 @@ def test_slo_counts_every_request_error_and_latency(mon_ws: st.Workspace) -> Non
         per_request[r["request_id"]] = max(per_request.get(r["request_id"], 0.0), r["latency_ms"])
     if len(live) == 1:
         assert live[0]["p99"] == round(float(np.quantile(list(per_request.values()), 0.99)), 3)
-    assert set(rep["series"][0]) == {"version", "t", "requests", "errors", "degraded", "p50", "p95", "p99"}
+    assert set(rep["series"][0]) == {"version", "t", "requests", "errors", "failed_requests", "degraded", "p50", "p95", "p99"}
     assert slo(mon_ws, "elsewhere").to_dict()["series"] == []

@@ -133,3 +133,24 @@ def test_deadline_gives_504(workspace, keys, boosters) -> None:
         t0 = time.perf_counter()
         r = c.post("/v1/models/fraud/predict", json={"instances": [instance()]}, headers=bearer(keys["fraud"]))
         assert r.status_code == 504 and time.perf_counter() - t0 < 0.4  # given up, not waited for the 0.4 s model
+
+
+def test_a_failing_canary_counts_against_its_version_not_the_deployments_error_rate(workspace, keys, boosters) -> None:
+    """Every request sent to a broken canary is answered by its champion: the canary's
+    version shows its failures, the deployment's error rate (what pages) stays zero."""
+    from strataml.monitoring import slo
+
+    models = InMemoryModels()
+    models.add(from_lightgbm("fraud", 1, boosters[0]), ["champion"])
+    models.add(failing("fraud", 2, boosters[1]))
+    set_traffic(workspace.catalog, "fraud", {"canary": {"ref": "v2", "weight": 1.0}})
+    with make_client(workspace, models) as c:
+        for i in range(6):
+            r = c.post("/v1/models/fraud/predict", json={"instances": [instance(i)]}, headers=bearer(keys["fraud"]))
+            assert r.status_code == 200 and r.json()["version"] == 1, r.text
+        assert c.post("/v1/models/fraud/predict", json={"instances": [{"f0": "x"}]}, headers=bearer(keys["fraud"])).status_code == 422
+    rep = slo(workspace, "fraud", window="1h", bucket="1h")
+    by_version = {s["version"]: s for s in rep.series}
+    assert (by_version[2]["errors"], by_version[2]["failed_requests"], by_version[2]["requests"]) == (6, 0, 0)
+    assert by_version[1]["requests"] == 6 and by_version[None]["failed_requests"] == 1
+    assert rep.totals()["errors"] == 1 and rep.totals()["error_rate"] == 1 / 7

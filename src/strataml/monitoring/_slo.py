@@ -3,8 +3,13 @@
 Per model version and time bucket: requests, errors, degraded answers and latency
 percentiles (p50/p95/p99 of each request's latency). Every figure is counted from the
 durable records — every logged prediction and every failed request — not sampled.
-Errors carry the version only when the request got as far as choosing one; the rest
-are counted under version ``None``.
+A series' ``errors`` are the failures of its version: requests answered with an error
+once a version was chosen, and the failures of a canary or A/B arm whose request the
+gateway answered otherwise (its champion, a fallback); failures before a version was
+chosen are under version ``None``. ``failed_requests`` counts only the requests answered
+with an error: the deployment's error rate (:meth:`SloReport.totals`, burn-rate rules)
+is failed requests over all requests, so an arm's failure the caller never saw does not
+count twice.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from strataml.spine import Workspace, duck, parse_duration, quote_literal
 
 @dataclass
 class SloReport:
-    """Per version and bucket: requests, errors, degraded, p50/p95/p99 latency (ms)."""
+    """Per version and bucket: requests, errors, failed requests, degraded, p50/p95/p99 latency (ms)."""
 
     deployment: str
     window: str
@@ -26,13 +31,13 @@ class SloReport:
     series: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"deployment","window","bucket","series":[{"version","t","requests","errors","degraded","p50","p95","p99"}…]}``."""
+        """``{"deployment","window","bucket","series":[{"version","t","requests","errors","failed_requests","degraded","p50","p95","p99"}…]}``."""
         return {"deployment": self.deployment, "window": self.window, "bucket": self.bucket, "series": self.series}
 
     def totals(self) -> dict[str, Any]:
-        """Requests, errors, degraded, error and degraded rates over the whole window, and the worst bucket's p99."""
+        """Requests, failed requests (``errors``), degraded answers, error and degraded rates over the whole window, and the worst bucket's p99."""
         req = sum(s["requests"] for s in self.series)
-        err = sum(s["errors"] for s in self.series)
+        err = sum(s["failed_requests"] for s in self.series)  # an arm's failure the gateway answered for is no failed request
         deg = sum(s["degraded"] for s in self.series)
         total = req + err
         p99 = [s["p99"] for s in self.series if s["p99"] is not None]
@@ -43,7 +48,7 @@ class SloReport:
 def counts(ws: Workspace, deployment: str, since: dt.datetime) -> tuple[int, int]:
     """Answered requests and failed requests of ``deployment`` since ``since`` (burn-rate rules)."""
     rep = _query(ws, deployment, since, None)
-    return sum(r["requests"] for r in rep), sum(r["errors"] for r in rep)
+    return sum(r["requests"] for r in rep), sum(r["failed_requests"] for r in rep)
 
 
 def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float | None) -> list[dict[str, Any]]:
@@ -60,7 +65,7 @@ def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float |
     pdir = prediction_log_dir(ws.state_dir)
     if pdir.is_dir() and any(pdir.glob("*.jsonl")):
         parts.append(
-            f"SELECT {b} AS t, CAST(version AS VARCHAR) AS version, count(*) AS requests, 0 AS errors, "
+            f"SELECT {b} AS t, CAST(version AS VARCHAR) AS version, count(*) AS requests, 0 AS errors, 0 AS failed_requests, "
             f"count(*) FILTER (WHERE degraded) AS degraded, quantile_cont(latency_ms, 0.5) AS p50, "
             f"quantile_cont(latency_ms, 0.95) AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM ("
             f"SELECT request_id, any_value(version) AS version, min(ts) AS ts, bool_or(degraded) AS degraded, max(latency_ms) AS latency_ms "
@@ -69,12 +74,13 @@ def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float |
     edir = error_log_dir(ws.state_dir)
     if edir.is_dir() and any(edir.glob("*.jsonl")):
         parts.append(
-            f"SELECT {b} AS t, CASE WHEN version = '-' THEN NULL ELSE version END AS version, 0, count(*), 0, NULL, NULL, NULL "
+            f"SELECT {b} AS t, CASE WHEN version = '-' THEN NULL ELSE version END AS version, 0, count(*), "
+            f"count(*) FILTER (WHERE coalesce(kind, 'request') = 'request'), 0, NULL, NULL, NULL "
             f"FROM {error_log_sql(edir)} WHERE (scope = {quote_literal('predict:' + deployment)} OR model = {quote_literal(deployment)}) "
             f"AND ts >= {since_sql} GROUP BY 1, 2")
     if not parts:
         return []
-    sql = (f"SELECT t, version, sum(requests), sum(errors), sum(degraded), max(p50), max(p95), max(p99) FROM ("
+    sql = (f"SELECT t, version, sum(requests), sum(errors), sum(failed_requests), sum(degraded), max(p50), max(p95), max(p99) FROM ("
            f"{' UNION ALL '.join(parts)}) GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST")
     con = duck()
     try:
@@ -82,9 +88,9 @@ def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float |
     finally:
         con.close()
     out = []
-    for t, v, req, err, deg, p50, p95, p99 in rows:
+    for t, v, req, err, failed, deg, p50, p95, p99 in rows:
         out.append({"version": int(v) if v is not None and str(v).isdigit() else None, "t": t.isoformat() if t is not None else None,
-                    "requests": int(req), "errors": int(err), "degraded": int(deg),
+                    "requests": int(req), "errors": int(err), "failed_requests": int(failed), "degraded": int(deg),
                     "p50": None if p50 is None else round(float(p50), 3), "p95": None if p95 is None else round(float(p95), 3),
                     "p99": None if p99 is None else round(float(p99), 3)})
     return out

@@ -35,7 +35,6 @@ from strataml.serving import _oip as oip
 from strataml.serving._auth import ApiKey, AuthError
 from strataml.serving._bodies import BadRequest, BodyReader, PayloadTooLarge
 from strataml.serving._continuity import ModelUnservable, PredictionFailed
-from strataml.serving._errorlog import ErrorLog, error_log_dir
 from strataml.serving._gateway import Gateway, GatewayConfig, RateLimited
 from strataml.serving._openapi import openapi_document
 from strataml.serving._resilience import DeadlineExceeded, Overloaded, Unavailable
@@ -124,7 +123,6 @@ class HttpGateway:
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
         self._series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
-        self.errors = ErrorLog(error_log_dir(gw.ws.state_dir))
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -203,7 +201,7 @@ class HttpGateway:
             if isinstance(exc, Overloaded):
                 gw.metrics.overloaded.inc()
             resp = error_response(exc, rid)
-            self.errors.record(rid, scope, labels, resp.status_code, type(exc).__name__)
+            gw.errors.record(rid, scope, labels, resp.status_code, type(exc).__name__)
             return resp, labels, key_id
 
     def account(
@@ -502,7 +500,6 @@ def create_app(
             yield
         finally:
             await gw.shutdown()
-            http.errors.close()
 
     app = GatewayApp(http, routes=[*http.routes(), *mounts], lifespan=lifespan)
 

@@ -144,7 +144,7 @@ class Gateway(BackendCalls, ControlPlane):
         self.keys = KeyStore(ws.catalog)
         self.traffic = TrafficTable(ws.catalog)
         self._model_watcher = CatalogWatcher(ws.catalog)
-        self.arm_failures = ErrorLog(error_log_dir(ws.state_dir))  # a canary's failures, kept with its version
+        self.errors = ErrorLog(error_log_dir(ws.state_dir))  # failed requests, and arms' failures under their version
         # a catalog on a database server: keys and traffic are polled off the loop and
         # requests read the copy, so that no request waits on (or hangs with) the server
         self._poll_catalog = not self.keys.watcher.exact
@@ -268,7 +268,7 @@ class Gateway(BackendCalls, ControlPlane):
         self.keys.close()
         self.traffic.close()
         self._model_watcher.close()
-        self.arm_failures.close()
+        self.errors.close()
         self.closed = True
         self.started = False
 
@@ -439,7 +439,7 @@ class Gateway(BackendCalls, ControlPlane):
                 s = await self.servable(name, ref, deadline)
             except (NotFound, ModelUnservable) as exc:
                 log.warning("deployment %s: %s arm %s unavailable (%s); serving the champion", name, arm, ref, exc.message)
-                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": _version_label(ref)}, 503, type(exc).__name__)
+                self.errors.record(request_id, f"predict:{name}", {"model": name, "version": _version_label(ref)}, 503, type(exc).__name__, "arm")
                 arm = "champion"
         s.check_instances(instances)
         ck = cache_key(s.ref, instances) if (tr.cache_ttl > 0 or self.config.fallback_cache_ttl > 0) else None
@@ -465,8 +465,8 @@ class Gateway(BackendCalls, ControlPlane):
         except Exception as exc:
             rows = instances
             if s is not champion:  # the arm's failure stays on record under its version, whoever answers
-                self.arm_failures.record(request_id, f"predict:{name}", {"model": name, "version": str(s.version)}, 500, type(exc).__name__)
-            result = await self._fallback(name, s, tr, instances, ck, deadline, exc)
+                self.errors.record(request_id, f"predict:{name}", {"model": name, "version": str(s.version)}, 500, type(exc).__name__, "arm")
+            result = await self._fallback(name, s, tr, instances, ck, deadline, exc, champion)
         if tr.shadow:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
         return result, self._log(result, rows, key, request_id, route_name, t0, "live")
@@ -486,9 +486,24 @@ class Gateway(BackendCalls, ControlPlane):
         result.missing = missing
         result.degraded = tr.unknown_entity == "degrade"
 
-    async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline, first: Exception) -> Prediction:
+    async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline,
+                        first: Exception, champion: Servable) -> Prediction:
+        """An answer for a request whose model ``failed``: from the champion when a canary or
+        A/B arm failed (the answer any other request gets, so not degraded), else the previous
+        champion, a cached response or the declared default (degraded), else an error."""
         failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
         log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
+        if champion is not failed:
+            try:
+                (_, missing), preds = await self.run_model(champion, instances, deadline)
+            except Exception as exc:
+                failures.append({"step": f"champion {champion.ref}", **describe_failure(exc)})
+            else:
+                self.metrics.fallbacks.labels(name, "champion").inc()
+                result = Prediction(name, champion.version, preds, False, "champion", "champion", failures=failures)
+                if missing is not None:
+                    self._unknown_entities(champion, tr, instances, missing, result)
+                return result
         store_down = isinstance(first, BackendFailed) and first.backend == self._store_breaker.name
         if store_down:
             self.metrics.backend_failures.labels("online-store", "fallback").inc()
