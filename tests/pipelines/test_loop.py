@@ -22,6 +22,7 @@ from strataml.pipelines import (
     list_loops,
     start_canary,
 )
+from strataml.monitoring import list_alerts, set_alert
 from strataml.serving import get_traffic
 from strataml.spine import list_events
 
@@ -63,6 +64,8 @@ def test_a_healthy_canary_is_promoted_after_its_watch(ws: st.Workspace) -> None:
         interval="1s",
         bake="1h",
     )
+    with ws.catalog.write() as conn:  # an earlier loop of the deployment rolled back
+        set_alert(conn, "loop:churn", "churn", True, metric="loop_rollback", value=1.0, threshold=1.0, message="v9 rolled back")
     run = start_canary(ws, "churn", 2, spec)
     t = get_traffic(ws.catalog, "churn")
     assert (
@@ -87,6 +90,9 @@ def test_a_healthy_canary_is_promoted_after_its_watch(ws: st.Workspace) -> None:
     assert done.state == "baking" and done.decision and done.decision["outcome"] == "promoted"
     aliases = get_model(ws, "churn")["aliases"]
     assert aliases["champion"] == 2 and aliases["previous"] == 1
+    (alert,) = [a for a in list_alerts(ws) if a.rule == "loop:churn"]
+    assert alert.state == "ok" and alert.resolved_at is not None and "promoted" in alert.message  # the promotion ends it
+    assert [e.payload["rule"] for e in list_events(ws.catalog, kind="alert.resolved")] == ["loop:churn"]
     t = get_traffic(ws.catalog, "churn")
     assert t is not None and t.canary is None
     assert serve(ws, rows(20, 2)) == {2: 20}
@@ -146,6 +152,8 @@ def test_a_failing_canary_is_rolled_back_and_alerts_while_users_get_the_champion
         e for e in list_events(ws.catalog, kind="alert.fired") if e.payload["rule"] == "loop:churn"
     ]
     assert len(alerts) == 1 and "v2 rolled back" in alerts[0].payload["message"]
+    (listed,) = [a for a in list_alerts(ws, state="firing") if a.rule == "loop:churn"]  # listed like a rule's alert
+    assert listed.subject == "churn" and listed.metric == "loop_rollback" and "v2 rolled back" in listed.message
     assert "loop.rolled_back" in loop_kinds(ws, run.id)
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         check_alerts,
         list_alerts,
         run_monitor,
+        set_alert,
     )
     from strataml.monitoring._drift import dataset_drift, drift, version_drift
     from strataml.monitoring._lineage import prediction_lineage
@@ -44,6 +45,7 @@ _EXPORTS = {
     "check_alerts": "_alerts",
     "list_alerts": "_alerts",
     "run_monitor": "_alerts",
+    "set_alert": "_alerts",
     "dataset_drift": "_drift",
     "drift": "_drift",
     "version_drift": "_drift",
@@ -89,6 +91,7 @@ __all__ = [
     "profile",
     "quality",
     "run_monitor",
+    "set_alert",
     "slo",
     "version_drift",
     "window_profile",

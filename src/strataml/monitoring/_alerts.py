@@ -207,35 +207,59 @@ def _transition(ws: Workspace, rule: AlertRule, value: float | None, details: di
     t = monitor_alerts
     now = utcnow()
     with ws.catalog.write() as conn:
-        row = conn.execute(sa.select(t).where(t.c.rule == rule.name)).mappings().first()
-        state = row["state"] if row else "ok"
+        row = conn.execute(sa.select(t.c.state, t.c.resolved_at).where(t.c.rule == rule.name)).first()
+        state = row.state if row else "ok"
         kind = None
         if value is not None:
             if state == "ok" and rule.breached(value):
-                last = _aware(row["resolved_at"]) if row else None
+                last = _aware(row.resolved_at) if row else None
                 if last is None or (now - last).total_seconds() >= parse_duration(rule.cooldown, zero=True):
                     kind = "fired"
             elif state == "firing" and rule.cleared(value):
                 kind = "resolved"
-        new_state = {"fired": "firing", "resolved": "ok"}.get(kind or "", state)
         shown = "n/a" if value is None else f"{value:.4g}"
         message = f"{rule.model} {rule.metric}{'/' + (rule.feature or rule.quality_metric or '') if rule.feature or rule.quality_metric else ''} = {shown} ({rule.direction} {rule.threshold:g})"
-        values = {"state": new_state, "severity": rule.severity, "subject": rule.model, "metric": rule.metric, "value": value,
-                  "threshold": rule.threshold, "message": message, "checked_at": now}
-        if kind == "fired":
-            values["fired_at"] = now
-        if kind == "resolved":
-            values["resolved_at"] = now
-        if row is None:
-            conn.execute(t.insert().values(rule=rule.name, **values))
-        else:
-            conn.execute(t.update().where(t.c.rule == rule.name).values(**values))
-        if kind is None:
-            return None
-        payload = {"rule": rule.name, "severity": rule.severity, "metric": rule.metric, "value": value,
-                   "threshold": rule.threshold, "message": message, "details": details}
-        eid = append_event(conn, f"alert.{kind}", rule.model, payload)
-    return AlertEvent(rule.name, kind, rule.severity, rule.model, value, rule.threshold, message, now, eid, details)
+        return _write(conn, row is not None, rule.name, kind, {"fired": "firing", "resolved": "ok"}.get(kind or "", state),
+                      severity=rule.severity, subject=rule.model, metric=rule.metric, value=value, threshold=rule.threshold,
+                      message=message, details=details, now=now)
+
+
+def _write(conn: sa.Connection, exists: bool, rule: str, kind: str | None, state: str, *, severity: str, subject: str, metric: str,
+           value: float | None, threshold: float, message: str, details: dict[str, Any], now: dt.datetime) -> AlertEvent | None:
+    """Store an alert's state and figures; for a firing or resolution (``kind``), its event too."""
+    t = monitor_alerts
+    values: dict[str, Any] = {"state": state, "severity": severity, "subject": subject, "metric": metric, "value": value,
+                              "threshold": threshold, "message": message, "checked_at": now}
+    if kind == "fired":
+        values["fired_at"] = now
+    if kind == "resolved":
+        values["resolved_at"] = now
+    if exists:
+        conn.execute(t.update().where(t.c.rule == rule).values(**values))
+    else:
+        conn.execute(t.insert().values(rule=rule, **values))
+    if kind is None:
+        return None
+    payload = {"rule": rule, "severity": severity, "metric": metric, "value": value, "threshold": threshold, "message": message, "details": details}
+    eid = append_event(conn, f"alert.{kind}", subject, payload)
+    return AlertEvent(rule, kind, severity, subject, value, threshold, message, now, eid, details)
+
+
+def set_alert(conn: sa.Connection, rule: str, subject: str, firing: bool, *, metric: str, value: float, threshold: float, message: str,
+              severity: str = "warning", details: dict[str, Any] | None = None) -> AlertEvent | None:
+    """Set an alert that a decision outside the declared rules raises (a closed loop's
+    rollback), in the caller's transaction: it fires when it turns firing and resolves
+    when it turns ok, each once, with the same event, state and listing as a rule's
+    alert (no webhook: declare a pipeline on the alert to be told). The event, or None
+    when the state did not change."""
+    t = monitor_alerts
+    row = conn.execute(sa.select(t.c.state).where(t.c.rule == rule)).first()
+    if row is None and not firing:
+        return None  # never fired: nothing to resolve
+    state = row.state if row else "ok"
+    kind = "fired" if firing and state == "ok" else "resolved" if not firing and state == "firing" else None
+    return _write(conn, row is not None, rule, kind, "firing" if firing else "ok", severity=severity, subject=subject, metric=metric,
+                  value=value, threshold=threshold, message=message, details=details or {}, now=utcnow())
 
 
 def _post(url: str, body: dict[str, Any], attempts: int = 3) -> None:

@@ -34,9 +34,12 @@ from strataml.pipelines._loop_store import (
 )
 from strataml.pipelines._observe import observe, round_of
 from strataml.pipelines._triggers import LOOP_ALERT_PREFIX
-from strataml.spine import Workspace, append_event, current_actor, failpoint, parse_duration, utcnow
+from strataml.spine import Workspace, current_actor, failpoint, parse_duration, utcnow
 
 PREVIOUS = "previous"
+#: the metric of a deployment's loop alert (``loop:DEPLOYMENT``): it fires when a loop
+#: rolls back (value 1) and resolves when a later loop promotes (value 0)
+LOOP_ALERT_METRIC = "loop_rollback"
 
 
 def _later(t: dt.datetime, s: float) -> dt.datetime:
@@ -383,6 +386,7 @@ def _promote(
     rounds: list[dict[str, Any]] | None = None,
 ) -> LoopRun | None:
     from strataml.models import CHAMPION, move_alias, resolve_version
+    from strataml.monitoring import set_alert
     from strataml.serving import write_traffic
 
     spec = run.canary
@@ -416,6 +420,17 @@ def _promote(
             reason=f"champion before loop {run.id}, kept for the bake period",
         )
         write_traffic(conn, run.deployment, {"canary": None, "champion": CHAMPION}, reason=why)
+        set_alert(  # a rollback's alert ends with the deployment's next promotion
+            conn,
+            f"{LOOP_ALERT_PREFIX}{run.deployment}",
+            run.model,
+            False,
+            metric=LOOP_ALERT_METRIC,
+            value=0.0,
+            threshold=1.0,
+            message=f"{run.model} v{run.canary_version} promoted by loop {run.id}",
+            details={"loop": run.id},
+        )
         event(
             conn,
             fresh,
@@ -440,6 +455,7 @@ def _rollback(
     rounds: list[dict[str, Any]] | None = None,
 ) -> LoopRun | None:
     from strataml.models import CHAMPION, move_alias
+    from strataml.monitoring import set_alert
     from strataml.serving import write_traffic
 
     figures = (rounds or run.rounds or [{}])[-1].get("figures")
@@ -480,19 +496,16 @@ def _rollback(
             "rolled_back",
             {"why": why, "reasons": reasons, "figures": figures, "after_promotion": was_baking},
         )
-        append_event(
+        set_alert(
             conn,
-            "alert.fired",
+            f"{LOOP_ALERT_PREFIX}{run.deployment}",
             run.model,
-            {
-                "rule": f"{LOOP_ALERT_PREFIX}{run.deployment}",
-                "severity": "warning",
-                "metric": "canary",
-                "value": None,
-                "threshold": None,
-                "message": f"{run.model} v{run.canary_version} rolled back ({why}): {'; '.join(reasons)[:500]}",
-                "details": {"loop": run.id, "why": why},
-            },
+            True,
+            metric=LOOP_ALERT_METRIC,
+            value=1.0,
+            threshold=1.0,
+            message=f"{run.model} v{run.canary_version} rolled back ({why}): {'; '.join(reasons)[:500]}",
+            details={"loop": run.id, "why": why},
         )
 
     return commit(ws, run, changes, rollback, point="loop.rollback")
