@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from strataml.pipelines._tables import scheduler_leases
-from strataml.spine import Catalog, utcnow
+from strataml.spine import Catalog, process_alive, utcnow
 
 WRITER = "writer"
 MEMBER = "member:"
@@ -62,19 +62,7 @@ def holder_gone(holder: str | None) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a zombie (killed, not yet reaped) is gone too
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return pid != os.getpid() and not process_alive(pid)
 
 
 def free(row: Any, now: dt.datetime) -> bool:

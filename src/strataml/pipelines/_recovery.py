@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import socket
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 from strataml.errors import StrataError
 from strataml.pipelines._runs import FINISHED, PipelineRun, get_run
 from strataml.pipelines._tables import pipeline_attempts, pipeline_runs, pipeline_steps
-from strataml.spine import append_event, utcnow
+from strataml.spine import append_event, process_alive, process_start_time, utcnow
 
 if TYPE_CHECKING:
     from strataml.spine import Workspace
@@ -32,24 +31,12 @@ HEARTBEAT = 2.0
 STALE = 60.0
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot, Linux), None if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    if fields and fields[0] == "Z":  # a zombie has exited
-        return "zombie"
-    return fields[19] if len(fields) > 19 else None
-
-
 def owner() -> dict[str, Any]:
     """This process as a run's owner."""
     return {
         "owner_host": socket.gethostname(),
         "owner_pid": os.getpid(),
-        "owner_start": _start_time(os.getpid()),
+        "owner_start": process_start_time(os.getpid()),
     }
 
 
@@ -64,17 +51,7 @@ def owner_alive(row: Any) -> bool:
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=dt.UTC)
         return bool((utcnow() - beat).total_seconds() < STALE)
-    pid = int(row["owner_pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    started = _start_time(pid)
-    if started == "zombie":
-        return False
-    return started is None or row["owner_start"] is None or started == row["owner_start"]
+    return process_alive(int(row["owner_pid"]), row["owner_start"])
 
 
 def finish_run(

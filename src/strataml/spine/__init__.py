@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from strataml.spine._gc import collect as collect_garbage
     from strataml.spine._hashing import definition_hash
     from strataml.spine._paths import check_name, confine, confine_key
+    from strataml.spine._processes import process_alive, process_start_time
     from strataml.spine._schema import metadata
     from strataml.spine._settings import Settings, load_settings
     from strataml.spine._sqlite_wal import use_wal
@@ -75,6 +76,8 @@ _EXPORTS = {
     "check_name": "_paths",
     "confine": "_paths",
     "confine_key": "_paths",
+    "process_alive": "_processes",
+    "process_start_time": "_processes",
     "metadata": "_schema",
     "DeadLetter": "queue",
     "Delivery": "queue",
@@ -136,6 +139,8 @@ __all__ = [
     "owner_tag",
     "parse_duration",
     "pausepoint",
+    "process_alive",
+    "process_start_time",
     "quote_ident",
     "quote_literal",
     "redis_client",

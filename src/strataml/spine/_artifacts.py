@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from strataml.errors import IntegrityError, NotFound, StrataError, UnsafePath
 from strataml.spine._backends import Backend, BackendKind, scheme_of
+from strataml.spine._processes import process_alive
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -67,18 +68,7 @@ def owner_alive(name: str) -> bool | None:
         return None
     if parts[0] != _host():
         return None
-    pid = int(parts[1])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child its parent has not reaped yet is a zombie: it owns nothing
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
+    return process_alive(int(parts[1]))
 
 
 def orphans(folder: Path, prefix: str = "", *, legacy_age: float = LEGACY_AGE) -> list[Path]:
