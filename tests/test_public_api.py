@@ -66,7 +66,7 @@ LAYER_NAMES = {
         "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name",
         "collect_garbage", "confine", "confine_key", "current_actor", "definition_hash", "duck", "failpoint",
         "find_workspace", "lazy_exports", "list_events", "load_definitions", "load_settings", "metadata", "one",
-        "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "pausepoint",
+        "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "pausepoint", "process_alive", "process_start_time",
         "quote_ident", "quote_literal", "redis_client", "scheme_of", "sha256_file", "use_wal", "user_code",
         "utcnow", "write_parquet"
     },
@@ -103,7 +103,7 @@ LAYER_NAMES = {
         "KLL_K", "MAX_CATEGORIES", "Alert", "AlertEvent", "AlertRule", "CategoricalSummary", "DriftReport",
         "FoldResult", "NumericSummary", "Profile", "QualityReport", "SloReport", "Thresholds", "check_alerts",
         "dataset_drift", "drift", "fold", "list_alerts", "prediction_lineage", "profile", "quality",
-        "run_monitor", "slo", "version_drift", "window_profile"
+        "run_monitor", "set_alert", "slo", "version_drift", "window_profile"
     },
     "strataml.pipelines": {
         "Canary", "Check", "CheckResult", "DriftDetected", "Input", "Ledger", "LoopRun", "Pipeline",

@@ -12,6 +12,7 @@ import pytest
 
 import strataml as st
 from strataml.models import get_model, train
+from strataml.monitoring import list_alerts, set_alert
 from strataml.pipelines import (
     Canary,
     Check,
@@ -22,7 +23,6 @@ from strataml.pipelines import (
     list_loops,
     start_canary,
 )
-from strataml.monitoring import list_alerts, set_alert
 from strataml.serving import get_traffic
 from strataml.spine import list_events
 
