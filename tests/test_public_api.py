@@ -92,7 +92,7 @@ LAYER_NAMES = {
         "split_indices", "start_run", "train"
     },
     "strataml.serving": {
-        "PUBLIC", "ApiKey", "AuditLog", "AuthError", "EdgeLimits", "EdgeProtocol", "FeatureSpec", "Gateway",
+        "PREDICTION_LOG_COLUMNS", "PUBLIC", "ApiKey", "AuditLog", "AuthError", "EdgeLimits", "EdgeProtocol", "FeatureSpec", "Gateway",
         "GatewayConfig", "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels",
         "Servable", "Traffic", "Variant", "app_from_env", "create_app", "create_key", "delete_traffic",
         "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded", "get_traffic", "list_keys",

@@ -92,13 +92,9 @@ def _struct(records: list[Any]) -> str | None:
 def _columns(sample: list[dict[str, Any]]) -> dict[str, str] | None:
     if not any(r.get("request_id") is not None for r in sample):
         return None
-    cols = {
-        "request_id": "VARCHAR",
-        "ts": "TIMESTAMPTZ",
-        "deployment": "VARCHAR",
-        "model": "VARCHAR",
-        "version": "BIGINT",
-    }
+    from strataml.serving import PREDICTION_LOG_COLUMNS
+
+    cols = {k: PREDICTION_LOG_COLUMNS[k] for k in ("request_id", "ts", "deployment", "model", "version")}
     feats = [r.get("features") for r in sample]
     if any(f is not None for f in feats):
         t = _struct(feats)

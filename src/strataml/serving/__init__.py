@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from strataml.serving._entry import app_from_env
     from strataml.serving._errorlog import error_log_dir, error_log_sql
     from strataml.serving._gateway import Gateway, GatewayConfig
+    from strataml.serving._log_query import COLUMNS as PREDICTION_LOG_COLUMNS
     from strataml.serving._log_query import log_dir as prediction_log_dir
     from strataml.serving._log_query import log_relation_sql as prediction_log_sql
     from strataml.serving._log_query import query as query_predictions
@@ -83,6 +84,7 @@ _EXPORTS = {
     "list_traffic": "_traffic",
     "set_traffic": "_traffic",
     "write_traffic": "_traffic",
+    "PREDICTION_LOG_COLUMNS": "_log_query:COLUMNS",
     "prediction_log_dir": "_log_query:log_dir",
     "prediction_log_sql": "_log_query:log_relation_sql",
     "KeyStore": "_auth",
@@ -92,6 +94,7 @@ _EXPORTS = {
 lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "PREDICTION_LOG_COLUMNS",
     "PUBLIC",
     "ApiKey",
     "AuditLog",
