@@ -103,7 +103,7 @@ LAYER_NAMES = {
         "KLL_K", "MAX_CATEGORIES", "Alert", "AlertEvent", "AlertRule", "CategoricalSummary", "DriftReport",
         "FoldResult", "NumericSummary", "Profile", "QualityReport", "SloReport", "Thresholds", "check_alerts",
         "dataset_drift", "drift", "fold", "list_alerts", "prediction_lineage", "profile", "quality",
-        "run_monitor", "set_alert", "slo", "version_drift", "window_profile"
+        "run_monitor", "set_alert", "slo", "failures_sql", "live_requests_sql", "version_drift", "window_profile"
     },
     "strataml.pipelines": {
         "Canary", "Check", "CheckResult", "DriftDetected", "Input", "Ledger", "LoopRun", "Pipeline",

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         CategoricalSummary,
         NumericSummary,
     )
-    from strataml.monitoring._slo import SloReport, slo
+    from strataml.monitoring._slo import SloReport, failures_sql, live_requests_sql, slo
     from strataml.monitoring._stats import DriftReport, Thresholds
     from strataml.monitoring._windows import FoldResult, fold, window_profile
 
@@ -60,6 +60,8 @@ _EXPORTS = {
     "NumericSummary": "_sketches",
     "SloReport": "_slo",
     "slo": "_slo",
+    "failures_sql": "_slo",
+    "live_requests_sql": "_slo",
     "DriftReport": "_stats",
     "Thresholds": "_stats",
     "FoldResult": "_windows",
@@ -85,8 +87,10 @@ __all__ = [
     "check_alerts",
     "dataset_drift",
     "drift",
+    "failures_sql",
     "fold",
     "list_alerts",
+    "live_requests_sql",
     "prediction_lineage",
     "profile",
     "quality",

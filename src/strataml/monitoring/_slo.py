@@ -51,33 +51,51 @@ def counts(ws: Workspace, deployment: str, since: dt.datetime) -> tuple[int, int
     return sum(r["requests"] for r in rep), sum(r["failed_requests"] for r in rep)
 
 
-def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float | None) -> list[dict[str, Any]]:
-    from strataml.serving import (
-        error_log_dir,
-        error_log_sql,
-        prediction_log_dir,
-        prediction_log_sql,
-    )
+def live_requests_sql(ws: Workspace, deployment: str, since: dt.datetime) -> str | None:
+    """A DuckDB table expression of ``deployment``'s live requests from ``since`` on, a row
+    a request: ``request_id, version, ts`` (its first line), ``degraded`` (any instance)
+    and ``latency_ms``; None when no prediction is logged."""
+    from strataml.serving import prediction_log_dir, prediction_log_sql
 
-    since_sql = f"CAST({quote_literal(since.isoformat())} AS TIMESTAMPTZ)"
+    pdir = prediction_log_dir(ws.state_dir)
+    if not (pdir.is_dir() and any(pdir.glob("*.jsonl"))):
+        return None
+    return (f"(SELECT request_id, any_value(version) AS version, min(ts) AS ts, bool_or(degraded) AS degraded, "
+            f"max(latency_ms) AS latency_ms FROM {prediction_log_sql(pdir)} WHERE deployment = {quote_literal(deployment)} "
+            f"AND mode = 'live' AND ts >= {_at(since)} GROUP BY request_id)")
+
+
+def failures_sql(ws: Workspace, deployment: str, since: dt.datetime) -> str | None:
+    """A DuckDB table expression of ``deployment``'s lines in the failed-request log from
+    ``since`` on (``version`` is ``-`` when none was chosen; ``kind`` is ``request``, or
+    ``arm`` for an arm's failure the gateway answered for); None when there are none."""
+    from strataml.serving import error_log_dir, error_log_sql
+
+    edir = error_log_dir(ws.state_dir)
+    if not (edir.is_dir() and any(edir.glob("*.jsonl"))):
+        return None
+    return (f"(SELECT * FROM {error_log_sql(edir)} WHERE (scope = {quote_literal('predict:' + deployment)} "
+            f"OR model = {quote_literal(deployment)}) AND ts >= {_at(since)})")
+
+
+def _at(t: dt.datetime) -> str:
+    return f"CAST({quote_literal(t.isoformat())} AS TIMESTAMPTZ)"
+
+
+def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float | None) -> list[dict[str, Any]]:
     b = "NULL::TIMESTAMPTZ" if bucket_s is None else f"time_bucket(to_microseconds({int(bucket_s * 1e6)}), ts)"
     parts = []
-    pdir = prediction_log_dir(ws.state_dir)
-    if pdir.is_dir() and any(pdir.glob("*.jsonl")):
+    live = live_requests_sql(ws, deployment, since)
+    if live is not None:
         parts.append(
             f"SELECT {b} AS t, CAST(version AS VARCHAR) AS version, count(*) AS requests, 0 AS errors, 0 AS failed_requests, "
             f"count(*) FILTER (WHERE degraded) AS degraded, quantile_cont(latency_ms, 0.5) AS p50, "
-            f"quantile_cont(latency_ms, 0.95) AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM ("
-            f"SELECT request_id, any_value(version) AS version, min(ts) AS ts, bool_or(degraded) AS degraded, max(latency_ms) AS latency_ms "
-            f"FROM {prediction_log_sql(pdir)} WHERE deployment = {quote_literal(deployment)} AND mode = 'live' AND ts >= {since_sql} "
-            f"GROUP BY request_id) GROUP BY 1, 2")
-    edir = error_log_dir(ws.state_dir)
-    if edir.is_dir() and any(edir.glob("*.jsonl")):
+            f"quantile_cont(latency_ms, 0.95) AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM {live} GROUP BY 1, 2")
+    failed = failures_sql(ws, deployment, since)
+    if failed is not None:
         parts.append(
             f"SELECT {b} AS t, CASE WHEN version = '-' THEN NULL ELSE version END AS version, 0, count(*), "
-            f"count(*) FILTER (WHERE coalesce(kind, 'request') = 'request'), 0, NULL, NULL, NULL "
-            f"FROM {error_log_sql(edir)} WHERE (scope = {quote_literal('predict:' + deployment)} OR model = {quote_literal(deployment)}) "
-            f"AND ts >= {since_sql} GROUP BY 1, 2")
+            f"count(*) FILTER (WHERE coalesce(kind, 'request') = 'request'), 0, NULL, NULL, NULL FROM {failed} GROUP BY 1, 2")
     if not parts:
         return []
     sql = (f"SELECT t, version, sum(requests), sum(errors), sum(failed_requests), sum(degraded), max(p50), max(p95), max(p99) FROM ("
@@ -88,9 +106,9 @@ def _query(ws: Workspace, deployment: str, since: dt.datetime, bucket_s: float |
     finally:
         con.close()
     out = []
-    for t, v, req, err, failed, deg, p50, p95, p99 in rows:
+    for t, v, req, err, failed_n, deg, p50, p95, p99 in rows:
         out.append({"version": int(v) if v is not None and str(v).isdigit() else None, "t": t.isoformat() if t is not None else None,
-                    "requests": int(req), "errors": int(err), "failed_requests": int(failed), "degraded": int(deg),
+                    "requests": int(req), "errors": int(err), "failed_requests": int(failed_n), "degraded": int(deg),
                     "p50": None if p50 is None else round(float(p50), 3), "p95": None if p95 is None else round(float(p95), 3),
                     "p99": None if p99 is None else round(float(p99), 3)})
     return out

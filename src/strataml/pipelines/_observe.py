@@ -18,37 +18,23 @@ from strataml.spine import Workspace, duck, quote_literal
 def _traffic(
     ws: Workspace, deployment: str, versions: list[int], since: dt.datetime, obs: Observation
 ) -> None:
-    from strataml.serving import (
-        error_log_dir,
-        error_log_sql,
-        prediction_log_dir,
-        prediction_log_sql,
-    )
+    from strataml.monitoring import failures_sql, live_requests_sql
 
-    since_sql = f"CAST({quote_literal(since.isoformat())} AS TIMESTAMPTZ)"
     listed = ", ".join(str(int(v)) for v in versions)
+    live, failed = live_requests_sql(ws, deployment, since), failures_sql(ws, deployment, since)
     con = duck()
     try:
-        pdir = prediction_log_dir(ws.state_dir)
-        if pdir.is_dir() and any(pdir.glob("*.jsonl")):
-            rows = con.execute(
-                f"SELECT version, max(latency_ms) FROM {prediction_log_sql(pdir)} WHERE deployment = {quote_literal(deployment)} "
-                f"AND mode = 'live' AND ts >= {since_sql} AND version IN ({listed}) GROUP BY version, request_id"
-            ).fetchall()
+        if live is not None:
             by: dict[int, list[float]] = {}
-            for v, lat in rows:
+            for v, lat in con.execute(f"SELECT version, latency_ms FROM {live} WHERE version IN ({listed})").fetchall():
                 by.setdefault(int(v), []).append(float(lat) if lat is not None else np.nan)
             for v, lats in by.items():
                 arr = np.asarray(lats, dtype=float)
                 obs.requests[v] = len(arr)
                 obs.latencies[v] = arr[~np.isnan(arr)]
-        edir = error_log_dir(ws.state_dir)
-        if edir.is_dir() and any(edir.glob("*.jsonl")):
+        if failed is not None:  # a version's failures: the requests it failed, whoever answered them
             wanted = ", ".join(quote_literal(str(int(v))) for v in versions)
-            for v, n in con.execute(
-                f"SELECT version, count(*) FROM {error_log_sql(edir)} WHERE (scope = {quote_literal('predict:' + deployment)} "
-                f"OR model = {quote_literal(deployment)}) AND ts >= {since_sql} AND version IN ({wanted}) GROUP BY version"
-            ).fetchall():
+            for v, n in con.execute(f"SELECT version, count(*) FROM {failed} WHERE version IN ({wanted}) GROUP BY version").fetchall():
                 obs.errors[int(v)] = int(n)
     finally:
         con.close()
