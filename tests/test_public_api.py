@@ -95,7 +95,7 @@ LAYER_NAMES = {
         "PREDICTION_LOG_COLUMNS", "PUBLIC", "ApiKey", "AuditLog", "AuthError", "EdgeLimits", "EdgeProtocol", "FeatureSpec", "Gateway",
         "GatewayConfig", "InMemoryModels", "InputError", "KeyStore", "ModelProvider", "RegistryModels",
         "Servable", "Traffic", "Variant", "app_from_env", "create_app", "create_key", "delete_traffic",
-        "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded", "get_traffic", "list_keys",
+        "error_log_dir", "error_log_sql", "from_lightgbm", "from_loaded", "get_traffic", "list_keys", "log_config",
         "list_traffic", "openapi_document", "prediction_log_dir", "prediction_log_sql", "prediction_stats",
         "query_predictions", "revoke_key", "score", "set_traffic", "traffic_check", "write_traffic"
     },

@@ -78,3 +78,25 @@ def test_serve_keys_traffic_predictions_and_batch(tmp_path: Path, python: str, c
     assert table.num_rows == 1200 and table.column_names == ["row_id", "model", "version", "prediction"]
     bad = subprocess.run([python, "-m", "strataml", "keys", "create", "--scope", "root", "-w", str(root)], env=cli_env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "unknown scope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_gateway_logs_json_lines_with_request_fields(capsys) -> None:
+    import json
+    import logging
+    import logging.config
+
+    from strataml.serving import log_config
+
+    logging.config.dictConfig(log_config("info"))
+    try:
+        logging.getLogger("strataml.serving.access").info("request", extra={"fields": {"status": 200, "path": "/v1/x"}})
+        logging.getLogger("strataml.serving").debug("below the level")
+        lines = capsys.readouterr().err.strip().splitlines()
+        (doc,) = [json.loads(line) for line in lines]
+        assert (doc["level"], doc["logger"], doc["message"], doc["status"], doc["path"]) == ("info", "strataml.serving.access", "request", 200, "/v1/x")
+    finally:
+        for name in ("uvicorn", "strataml"):  # leave logging as the other tests expect it
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)

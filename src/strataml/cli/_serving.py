@@ -68,7 +68,7 @@ def serve(
         mp = ws.state_dir / "metrics" / str(os.getpid())
         mp.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
-    from strataml.serving import EdgeLimits, EdgeProtocol
+    from strataml.serving import EdgeLimits, EdgeProtocol, log_config
 
     EdgeProtocol.limits = EdgeLimits(max_header_bytes, max_headers, header_timeout, body_timeout)  # the workers read them from STRATA_SERVE_SPEC
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -76,7 +76,7 @@ def serve(
     uvicorn.run(
         "strataml.cli._dashboard:gateway_with_dashboard", factory=True, host=host, port=port, workers=workers,
         http=EdgeProtocol, log_level=log_level, access_log=False, proxy_headers=False, forwarded_allow_ips="", timeout_graceful_shutdown=30,
-        log_config=_log_config(log_level),
+        log_config=log_config(log_level),
     )
 
 
@@ -96,17 +96,6 @@ def _check_preload(ws: Any, names: list[str]) -> None:
             raise StrataError(f"cannot serve model {name}@{ref}: {exc.message}", hint=exc.hint) from None
         except StrataError as exc:
             raise StrataError(f"cannot serve model {name}@{ref}: {exc.message}", hint=exc.hint or f"'strata models show {name}'") from None
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    fmt = {"()": "strataml.serving._app.JsonFormatter"}
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
-    lv = level.upper()
-    return {
-        "version": 1, "disable_existing_loggers": False, "formatters": {"json": fmt}, "handlers": {"default": handler},
-        "loggers": {"uvicorn": {"handlers": ["default"], "level": lv, "propagate": False},
-                    "strataml": {"handlers": ["default"], "level": lv, "propagate": False}},
-    }
 
 
 @keys_app.command("create")

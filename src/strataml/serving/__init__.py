@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from strataml.serving._log_query import log_relation_sql as prediction_log_sql
     from strataml.serving._log_query import query as query_predictions
     from strataml.serving._log_query import stats as prediction_stats
+    from strataml.serving._logging import log_config
     from strataml.serving._openapi import openapi_document
     from strataml.serving._servable import (
         FeatureSpec,
@@ -85,6 +86,7 @@ _EXPORTS = {
     "set_traffic": "_traffic",
     "write_traffic": "_traffic",
     "PREDICTION_LOG_COLUMNS": "_log_query:COLUMNS",
+    "log_config": "_logging",
     "prediction_log_dir": "_log_query:log_dir",
     "prediction_log_sql": "_log_query:log_relation_sql",
     "KeyStore": "_auth",
@@ -123,6 +125,7 @@ __all__ = [
     "get_traffic",
     "list_keys",
     "list_traffic",
+    "log_config",
     "openapi_document",
     "prediction_log_dir",
     "prediction_log_sql",

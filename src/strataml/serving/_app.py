@@ -47,19 +47,6 @@ access_log = logging.getLogger("strataml.serving.access")
 log = logging.getLogger("strataml.serving")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line (request fields come from ``extra={"fields": …}``)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            doc.update(fields)
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
-
-
 def _status(exc: BaseException) -> int:
     if isinstance(exc, AuthError):
         return exc.status
