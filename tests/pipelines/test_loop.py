@@ -348,7 +348,8 @@ def test_the_cli_lists_advances_and_aborts_loops(
     assert advanced.returncode == 0, advanced.stderr
     (after,) = orjson.loads(advanced.stdout)
     assert after["state"] == "canary" and len(after["rounds"]) == 1
-    assert cli("abort", "zzz").returncode != 0
+    refused = cli("abort", "zzzz")
+    assert refused.returncode != 0 and "no loop run 'zzzz'" in refused.stderr + refused.stdout
     aborted = cli("abort", run.id[:10], "--reason", "changed our mind", "--json")
     assert aborted.returncode == 0, aborted.stderr
     assert orjson.loads(aborted.stdout)["state"] == "rolled_back"

@@ -80,18 +80,11 @@ def abort_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll a live loop back now: its canary removed, or during the bake the previous champion restored."""
-    from strataml.errors import NotFound
-    from strataml.pipelines import abort, list_loops
+    from strataml.pipelines import abort, get_loop
 
     ws = open_workspace(workspace)
-    found = [r.id for r in list_loops(ws, limit=10_000) if r.id.startswith(loop)] if loop else []
-    if len(found) != 1:
-        raise NotFound(
-            f"{'no' if not found else 'more than one'} loop id starts with {loop[:40]!r}",
-            hint="'strata pipelines loops' lists them; give more of the id",
-        )
     emit(
-        abort(ws, found[0], reason=reason).to_dict(),
+        abort(ws, get_loop(ws, loop).id, reason=reason).to_dict(),
         as_json,
         lambda d: console.print(f"loop {d['id']}: {d['state']}"),
     )

@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from strataml.errors import NotFound, StrataError
+from strataml.errors import StrataError
 from strataml.pipelines._canary import Canary
+from strataml.pipelines._runs import find_id
 from strataml.pipelines._tables import loop_runs
 from strataml.spine import Workspace, append_event, failpoint, utcnow
 
@@ -142,11 +143,10 @@ def new_id() -> str:
 
 
 def get_loop(ws: Workspace, loop_id: str) -> LoopRun:
-    """One loop run by id."""
+    """One loop run by id (or a unique start of it, at least 4 characters)."""
     with ws.catalog.read() as conn:
-        r = conn.execute(sa.select(loop_runs).where(loop_runs.c.id == loop_id)).mappings().first()
-    if r is None:
-        raise NotFound(f"no loop run {loop_id[:40]!r}", hint="'strata pipelines loops' lists them")
+        full = find_id(conn, loop_runs.c.id, loop_id, "loop run", "'strata pipelines loops' lists them")
+        r = conn.execute(sa.select(loop_runs).where(loop_runs.c.id == full)).mappings().one()
     return _from_row(r)
 
 

@@ -257,21 +257,19 @@ def create_run(
     return run_id, True
 
 
-def _find_id(conn: sa.Connection, run_id: str) -> str:
-    t = pipeline_runs
-    if conn.execute(sa.select(t.c.id).where(t.c.id == run_id)).scalar() is not None:
-        return run_id
-    matches = (
-        conn.execute(sa.select(t.c.id).where(t.c.id.startswith(run_id, autoescape=True)).limit(2))
-        .scalars()
-        .all()
-    )
-    if len(matches) == 1 and len(run_id) >= 4:
+def find_id(conn: sa.Connection, column: sa.Column[Any], ident: str, what: str, hint: str) -> str:
+    """The full id in ``column`` that ``ident`` is, or is the unique start of (at least 4
+    characters); NotFound naming ``what`` (an ambiguous start too) otherwise."""
+    if conn.execute(sa.select(column).where(column == ident)).scalar() is not None:
+        return ident
+    matches = conn.execute(sa.select(column).where(column.startswith(ident, autoescape=True)).limit(2)).scalars().all()
+    if len(matches) == 1 and len(ident) >= 4:
         return str(matches[0])
-    raise NotFound(
-        f"no pipeline run {run_id!r}" + (" (the prefix is ambiguous)" if matches else ""),
-        hint="list runs with 'strata pipelines runs'",
-    )
+    raise NotFound(f"no {what} {ident[:40]!r}" + (" (the prefix is ambiguous)" if matches else ""), hint=hint)
+
+
+def _find_id(conn: sa.Connection, run_id: str) -> str:
+    return find_id(conn, pipeline_runs.c.id, run_id, "pipeline run", "list runs with 'strata pipelines runs'")
 
 
 def get_run(workspace: Workspace, run_id: str) -> PipelineRun:
