@@ -87,7 +87,7 @@ LAYER_NAMES = {
         "ModelFormat", "Predictor", "Run", "SignatureError", "Split", "TorchEstimator", "TrainResult", "Tune",
         "UnsafeModel", "code_version", "compare_runs", "export_model", "get_model", "get_run",
         "higher_is_better", "list_exports", "list_models", "list_runs", "load_model", "load_training_data",
-        "metric_history", "model_lineage", "model_names", "move_alias", "package_versions", "prepare",
+        "metric_history", "model_exists", "model_lineage", "move_alias", "package_versions", "prepare",
         "resolve_model", "resolve_run_id", "resolve_version", "rollback", "row_predictor", "set_alias",
         "split_indices", "start_run", "train"
     },

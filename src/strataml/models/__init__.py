@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         set_alias,
     )
     from strataml.models._serialization import UnsafeModel
-    from strataml.models._tables import models as model_names
+    from strataml.models._tables import model_exists
     from strataml.models._torch_adapter import TorchEstimator
     from strataml.models._tracking import (
         Run,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from strataml.models.formats._lightgbm import LightGBMRows
 
 _EXPORTS = {
-    "model_names": "_tables:models",
+    "model_exists": "_tables",
     "Gate": "_definitions",
     "Model": "_definitions",
     "Split": "_definitions",
@@ -123,8 +123,8 @@ __all__ = [
     "load_model",
     "load_training_data",
     "metric_history",
+    "model_exists",
     "model_lineage",
-    "model_names",
     "move_alias",
     "package_versions",
     "prepare",

@@ -1,12 +1,18 @@
 """The models layer's catalog tables: runs with their parameters, metrics and artifacts, and
 the registry's models, versions, aliases and their history (migration ``m0200_models``),
-and exports of versions (migration ``m0201_model_exports``)."""
+and exports of versions (migration ``m0201_model_exports``); :func:`model_exists` asks the
+registry whether a name is a model without importing what training and loading need."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from strataml.spine import metadata
+
+if TYPE_CHECKING:
+    from strataml.spine import Workspace
 
 runs = sa.Table(
     "runs",
@@ -135,3 +141,9 @@ model_exports = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_model_exports_model_version", "model", "version", "id"),
 )
+
+
+def model_exists(ws: Workspace, name: str) -> bool:
+    """Whether the registry has a model ``name`` (one catalog read: it imports no model library)."""
+    with ws.catalog.read() as conn:
+        return conn.execute(sa.select(models.c.name).where(models.c.name == name)).first() is not None

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from strataml.errors import ConfigError, NotFound
-from strataml.models import model_names
+from strataml.models import model_exists
 from strataml.monitoring._sketches import Summary, from_state, new_summary, summarise
 from strataml.monitoring._tables import monitor_profiles
 from strataml.spine import Workspace, utcnow
@@ -133,17 +133,11 @@ def _split_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
-def _is_model(ws: Workspace, name: str) -> bool:
-    # the catalog's table, not the models layer's registry, whose import costs a command seconds
-    with ws.catalog.read() as conn:
-        return conn.execute(sa.select(model_names.c.name).where(model_names.c.name == name)).first() is not None
-
-
 def profile(ws: Workspace, ref: str, *, rebuild: bool = False) -> Profile:
     """The stored profile of ``DATASET@V`` or ``MODEL@V`` (a model's alias works too),
     built and stored on first use."""
     name, version = _split_ref(ref)
-    if _is_model(ws, name):
+    if model_exists(ws, name):
         from strataml.models import resolve_version
 
         key = f"model:{name}@v{resolve_version(ws, name, version)}"
