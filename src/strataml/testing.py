@@ -16,15 +16,15 @@ fitted model rather than a factory: :func:`check_model_format`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from strataml.models._conformance import check_model_format
 from strataml.spine._conformance import run_checks
 from strataml.spine.queue._conformance import check_queue
 
 if TYPE_CHECKING:
     from strataml.features import OnlineStore
-    from strataml.models import ModelFormat
     from strataml.serving._cache import ResponseCache
     from strataml.serving._ratelimit import Buckets
     from strataml.spine import ArtifactStore, Catalog
@@ -95,32 +95,3 @@ def check_response_cache(new_cache: Callable[[], ResponseCache]) -> None:
     from strataml.serving._conformance import RESPONSE_CACHE_CHECKS
 
     run_checks("response cache", new_cache, RESPONSE_CACHE_CHECKS)
-
-
-def check_model_format(
-    fmt: ModelFormat,
-    fitted: Any,
-    rows: list[dict[str, Any]],
-    signature: Mapping[str, Any],
-    *,
-    definition: Any = None,
-    trusted: Iterable[str] = (),
-    extra_modules: Iterable[str] | None = None,
-) -> None:
-    """Check a model format (:class:`strataml.models.ModelFormat`) on one fitted model.
-
-    ``fitted`` is a fitted estimator the format claims (or, for a format that saves no
-    estimator, such as ONNX, the bytes of a file in it); ``rows`` are records to predict;
-    ``signature`` is ``{"inputs": [{"name", "type"}...], "output": {"kind", "classes"}}``.
-    ``definition`` is the unfitted estimator a weights-only format rebuilds the model
-    from; ``trusted`` the types its file may name; ``extra_modules`` the modules whose
-    absence the format reports as its missing extra (default: the extra's name).
-
-    Covers canonical dumps, a dump → verify → load round trip that predicts
-    byte-identically, refusal of files that are not the format's and of pickles (bare or
-    zipped), the missing extra named with its pip command, the optional fast row predictor answering
-    like the matrix predictor, and the optional ONNX export predicting like the model.
-    """
-    from strataml.models._conformance import run_format_checks
-
-    run_format_checks(fmt, fitted, rows, signature, definition=definition, trusted=trusted, extra_modules=extra_modules)

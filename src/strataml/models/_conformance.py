@@ -226,9 +226,7 @@ MODEL_FORMAT_CHECKS: list[Callable[[_FormatCase], None]] = [
 ]
 
 
-
-
-def run_format_checks(
+def check_model_format(
     fmt: ModelFormat,
     fitted: Any,
     rows: list[dict[str, Any]],
@@ -238,7 +236,20 @@ def run_format_checks(
     trusted: Iterable[str] = (),
     extra_modules: Iterable[str] | None = None,
 ) -> None:
-    """The checks of :func:`strataml.testing.check_model_format` (its text says what they cover)."""
+    """Check a model format (:class:`strataml.models.ModelFormat`) on one fitted model.
+
+    ``fitted`` is a fitted estimator the format claims (or, for a format that saves no
+    estimator, such as ONNX, the bytes of a file in it); ``rows`` are records to predict;
+    ``signature`` is ``{"inputs": [{"name", "type"}...], "output": {"kind", "classes"}}``.
+    ``definition`` is the unfitted estimator a weights-only format rebuilds the model
+    from; ``trusted`` the types its file may name; ``extra_modules`` the modules whose
+    absence the format reports as its missing extra (default: the extra's name).
+
+    Covers canonical dumps, a dump → verify → load round trip that predicts
+    byte-identically, refusal of files that are not the format's and of pickles (bare or
+    zipped), the missing extra named with its pip command, the optional fast row predictor answering
+    like the matrix predictor, and the optional ONNX export predicting like the model.
+    """
     case = _FormatCase(fmt, fitted, list(rows), dict(signature), definition, list(trusted),
                        tuple(extra_modules if extra_modules is not None else ([fmt.extra] if fmt.extra else [])))
     for check in MODEL_FORMAT_CHECKS:
