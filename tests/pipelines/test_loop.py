@@ -497,3 +497,42 @@ def test_a_running_gateway_loads_the_canary_before_its_first_request(ws: st.Work
             time.sleep(0.1)
         loaded = gw.models.cached("churn", "v2")
         assert loaded is not None and loaded.version == 2  # no request was sent
+
+
+def test_a_tick_steps_only_the_loops_with_something_due(ws: st.Workspace) -> None:
+    """advance_loops leaves alone a loop with nothing due; whatever the state, such a loop
+    is one its step would have left as it was."""
+    from strataml.pipelines import approve
+    from strataml.pipelines._loop import _due, _step
+
+    spec = Canary(
+        weight=0.5,
+        promote_if=[Check("error_rate", min_requests=10)],
+        rollback_if=[Check("error_rate", vs=None, max=0.5, min_requests=100_000)],  # watches, never decides
+        approval=True,
+        approval_timeout="1h",
+        watch="2s",
+        interval="2s",
+        bake="1s",  # ends before the next round of checks would be due
+    )
+    run = start_canary(ws, "churn", 2, spec)
+    serve(ws, rows(60, 5))
+    offsets = [0, 0.5, 1, 1.99, 2, 2.5, 3, 3.6, 4, 100, 3601, 3700]
+
+    def only_due_ones_step(loop) -> int:
+        skipped = 0
+        for s in offsets:
+            if not _due(loop, at(run, s)):
+                assert _step(ws, loop, at(run, s)) is loop, (loop.state, s)
+                skipped += 1
+        return skipped
+
+    assert only_due_ones_step(get_loop(ws, run.id)) == 4  # the canary before its first round
+    assert [r.generation for r in advance_loops(ws, now=at(run, 0.5))] == [run.generation]
+    waiting = advance(ws, run.id, now=at(run, 2))
+    assert waiting.state == "approval" and only_due_ones_step(waiting) > 0
+    approve(ws, "churn@2", actor="alice", now=at(run, 2.5))
+    baking = get_loop(ws, run.id)
+    assert baking.state == "baking" and only_due_ones_step(baking) > 0
+    (ticked,) = advance_loops(ws, now=at(run, 3.6))  # the bake is over before another round is due
+    assert ticked.state == "promoted"

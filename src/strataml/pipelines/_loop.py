@@ -193,7 +193,18 @@ def advance(ws: Workspace, loop_id: str, *, now: dt.datetime | None = None) -> L
 def advance_loops(ws: Workspace, *, now: dt.datetime | None = None) -> list[LoopRun]:
     """Advance every live loop once (what each scheduler tick, or ``strata pipelines
     advance``, does); the loops as they then stand."""
-    return [advance(ws, r.id, now=now) for r in list_loops(ws, active=True, limit=1000)]
+    t = now or utcnow()
+    return [advance(ws, r.id, now=now) if _due(r, t) else r for r in list_loops(ws, active=True, limit=1000)]
+
+
+def _due(run: LoopRun, now: dt.datetime) -> bool:
+    """Whether :func:`_step` may do something for ``run`` at ``now`` (else it returns the
+    run as it is): a round of checks is due, or an approval or the bake decides."""
+    if now >= run.next_check_at:
+        return True
+    if run.state == "approval":
+        return bool(run.approved_by) or now >= (run.approval_until or now)
+    return run.state == "baking" and now >= (run.bake_until or now)
 
 
 def _step(ws: Workspace, run: LoopRun, now: dt.datetime) -> LoopRun | None:
