@@ -63,7 +63,7 @@ LAYER_NAMES = {
     "strataml.spine": {
         "DEFINITIONS_FILE", "ArtifactStore", "AtomicParquet", "Backend", "BackendKind", "Catalog",
         "DataVersion", "DeadLetter", "Definitions", "Delivery", "Event", "LazyModule", "Outgoing", "Queue",
-        "QueueError", "Settings", "Workspace", "append_event", "check_name", "check_queue_name",
+        "QueueError", "Settings", "UtcDateTime", "Workspace", "append_event", "check_name", "check_queue_name",
         "collect_garbage", "confine", "confine_key", "current_actor", "definition_hash", "duck", "failpoint",
         "find_workspace", "lazy_exports", "list_events", "load_definitions", "load_settings", "metadata", "one",
         "open_artifact_store", "open_catalog", "open_queue", "owner_tag", "parse_duration", "pausepoint", "process_alive", "process_start_time",

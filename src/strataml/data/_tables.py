@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import metadata
+from strataml.spine import UtcDateTime, metadata
 
 contracts = sa.Table(
     "contracts",
@@ -13,7 +13,7 @@ contracts = sa.Table(
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("version", sa.String(64), primary_key=True),
     sa.Column("definition", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 datasets = sa.Table(
@@ -21,7 +21,7 @@ datasets = sa.Table(
     metadata,
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 dataset_versions = sa.Table(
@@ -39,7 +39,7 @@ dataset_versions = sa.Table(
     sa.Column("parent", sa.Integer, nullable=True),
     sa.Column("stats", sa.JSON, nullable=False),
     sa.Column("lineage", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 ingests = sa.Table(
@@ -54,5 +54,5 @@ ingests = sa.Table(
     sa.Column("contract_version", sa.String(64), nullable=False),
     sa.Column("report", sa.JSON, nullable=False),
     sa.Column("quarantine", sa.String(64), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )

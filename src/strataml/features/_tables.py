@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import metadata
+from strataml.spine import UtcDateTime, metadata
 
 feature_views = sa.Table(
     "feature_views",
     metadata,
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("version", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 feature_view_versions = sa.Table(
@@ -24,7 +24,7 @@ feature_view_versions = sa.Table(
     sa.Column("entity", sa.String(256), nullable=True),
     sa.Column("source", sa.String(256), nullable=True),
     sa.Column("definition", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 materializations = sa.Table(
@@ -36,9 +36,9 @@ materializations = sa.Table(
     sa.Column("store", sa.String(1024), nullable=False),
     sa.Column("source_version", sa.String(300), nullable=True),
     sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("watermark", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("as_of", UtcDateTime(), nullable=False),
+    sa.Column("watermark", UtcDateTime(), nullable=True),
     sa.Column("entities", sa.BigInteger, nullable=False),
     sa.Column("seconds", sa.Float, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )

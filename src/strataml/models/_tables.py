@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from strataml.spine import metadata
+from strataml.spine import UtcDateTime, metadata
 
 if TYPE_CHECKING:
     from strataml.spine import Workspace
@@ -22,8 +22,8 @@ runs = sa.Table(
     sa.Column("name", sa.String(256), nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("metrics", sa.JSON, nullable=False),  # latest value per key (denormalised)
     sa.Column("tags", sa.JSON, nullable=False),
@@ -69,14 +69,14 @@ run_artifacts = sa.Table(
     sa.Column("name", sa.String(512), primary_key=True),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 models = sa.Table(
     "models",
     metadata,
     sa.Column("name", sa.String(256), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
 )
 
@@ -94,7 +94,7 @@ model_versions = sa.Table(
     sa.Column("lineage", sa.JSON, nullable=False),
     sa.Column("feature_views", sa.JSON, nullable=False),
     sa.Column("trusted_types", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 model_aliases = sa.Table(
@@ -103,7 +103,7 @@ model_aliases = sa.Table(
     sa.Column("model", sa.String(256), sa.ForeignKey("models.name"), primary_key=True),
     sa.Column("alias", sa.String(128), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("actor", sa.String(256), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
 )
@@ -119,7 +119,7 @@ model_alias_history = sa.Table(
     sa.Column("action", sa.String(16), nullable=False),  # set | rollback
     sa.Column("actor", sa.String(256), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ts", UtcDateTime(), nullable=False),
     sa.Index("ix_model_alias_history_model_alias", "model", "alias", "id"),
 )
 
@@ -138,7 +138,7 @@ model_exports = sa.Table(
         "report", sa.JSON, nullable=False
     ),  # max_abs_diff, tolerance, sample, sizes, converter
     sa.Column("actor", sa.String(256), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_model_exports_model_version", "model", "version", "id"),
 )
 

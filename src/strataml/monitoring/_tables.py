@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import metadata
+from strataml.spine import UtcDateTime, metadata
 
 monitor_profiles = sa.Table(
     "monitor_profiles",
@@ -22,7 +22,7 @@ monitor_profiles = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("rows", sa.BigInteger, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 monitor_windows = sa.Table(
@@ -54,7 +54,7 @@ monitor_alerts = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("threshold", sa.Float, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
-    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fired_at", UtcDateTime(), nullable=True),
+    sa.Column("resolved_at", UtcDateTime(), nullable=True),
+    sa.Column("checked_at", UtcDateTime(), nullable=False),
 )

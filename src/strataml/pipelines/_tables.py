@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import metadata
+from strataml.spine import UtcDateTime, metadata
 
 pipeline_runs = sa.Table(
     "pipeline_runs",
@@ -46,15 +46,15 @@ pipeline_runs = sa.Table(
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("trigger", sa.JSON, nullable=False),
     sa.Column("engine", sa.String(32), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     # the process executing the run: host, pid and that process's start time (pids are reused)
     sa.Column("owner_host", sa.String(256), nullable=True),
     sa.Column("owner_pid", sa.Integer, nullable=True),
     sa.Column("owner_start", sa.String(64), nullable=True),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=True),
     sa.Column("executions", sa.Integer, nullable=False, default=0),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
 )
@@ -69,8 +69,8 @@ pipeline_steps = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("inputs", sa.JSON, nullable=False),
     sa.Column("output", sa.JSON, nullable=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
 )
 
@@ -81,8 +81,8 @@ pipeline_attempts = sa.Table(
     sa.Column("step", sa.String(256), primary_key=True),
     sa.Column("attempt", sa.Integer, primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
 )
 
@@ -93,7 +93,7 @@ pipeline_logs = sa.Table(
     sa.Column("run_id", sa.String(32), nullable=False, index=True),
     sa.Column("step", sa.String(256), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ts", UtcDateTime(), nullable=False),
     sa.Column("stream", sa.String(16), nullable=False),
     sa.Column("line", sa.Text, nullable=False),
 )
@@ -105,7 +105,7 @@ pipeline_cache = sa.Table(
     sa.Column("step", sa.String(256), nullable=False),
     sa.Column("output", sa.JSON, nullable=False),
     sa.Column("run_id", sa.String(32), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 TABLES = [pipeline_runs, pipeline_steps, pipeline_attempts, pipeline_logs, pipeline_cache]
@@ -118,15 +118,15 @@ scheduler_ticks = sa.Table(
     sa.Column("tick_key", sa.String(400), nullable=False),
     sa.Column("pipeline", sa.String(256), nullable=False, index=True),
     sa.Column("run_key", sa.String(128), nullable=False, unique=True),
-    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("due_at", UtcDateTime(), nullable=False),
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("claimed_by", sa.String(128), nullable=False),
     sa.Column("trigger", sa.JSON, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("source", "tick_key", name="uq_scheduler_ticks_source_tick"),
 )
 
@@ -135,7 +135,7 @@ scheduler_cursors = sa.Table(
     metadata,
     sa.Column("source", sa.String(400), primary_key=True),
     sa.Column("position", sa.String(400), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 scheduler_leases = sa.Table(
@@ -143,9 +143,9 @@ scheduler_leases = sa.Table(
     metadata,
     sa.Column("name", sa.String(400), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=True),
-    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acquired_at", UtcDateTime(), nullable=True),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
     sa.Column("info", sa.JSON, nullable=False),
 )
 
@@ -165,14 +165,14 @@ loop_runs = sa.Table(
     sa.Column("pipeline_run", sa.String(64), nullable=True),
     sa.Column("trigger", sa.JSON, nullable=True),
     sa.Column("generation", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("watch_until", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("watch_limit", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("approval_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("watch_until", UtcDateTime(), nullable=False),
+    sa.Column("watch_limit", UtcDateTime(), nullable=False),
+    sa.Column("next_check_at", UtcDateTime(), nullable=False),
+    sa.Column("approval_until", UtcDateTime(), nullable=True),
     sa.Column("approved_by", sa.String(256), nullable=True),
-    sa.Column("bake_until", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("bake_until", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strataml.spine import metadata
+from strataml.spine import UtcDateTime, metadata
 
 api_keys = sa.Table(
     "api_keys",
@@ -14,9 +14,9 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(256), nullable=True),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("scopes", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("created_by", sa.String(256), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
 )
 
 deployments = sa.Table(
@@ -26,5 +26,5 @@ deployments = sa.Table(
     sa.Column("model", sa.String(256), nullable=False),
     sa.Column("config", sa.JSON, nullable=False),
     sa.Column("generation", sa.Integer, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

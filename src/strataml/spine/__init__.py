@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from strataml.spine._hashing import definition_hash
     from strataml.spine._paths import check_name, confine, confine_key
     from strataml.spine._processes import process_alive, process_start_time
-    from strataml.spine._schema import metadata
+    from strataml.spine._schema import UtcDateTime, metadata
     from strataml.spine._settings import Settings, load_settings
     from strataml.spine._sqlite_wal import use_wal
     from strataml.spine._workspace import (
@@ -79,6 +79,7 @@ _EXPORTS = {
     "process_alive": "_processes",
     "process_start_time": "_processes",
     "metadata": "_schema",
+    "UtcDateTime": "_schema",
     "DeadLetter": "queue",
     "Delivery": "queue",
     "Outgoing": "queue",
@@ -115,6 +116,7 @@ __all__ = [
     "Queue",
     "QueueError",
     "Settings",
+    "UtcDateTime",
     "Workspace",
     "append_event",
     "check_name",
