@@ -152,8 +152,6 @@ class DatasetVersion:
 
 def _row_to_version(r: Any, ws: Workspace | None) -> DatasetVersion:
     created = r["created_at"]
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
     return DatasetVersion(
         name=r["dataset"],
         number=r["number"],

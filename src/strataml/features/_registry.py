@@ -260,7 +260,5 @@ def show_view(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    return value.isoformat() if value is not None else None
 

@@ -31,10 +31,6 @@ RUNTIMES = ("native", "onnx", "onnx-int8")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 
 
-def _aware(ts: dt.datetime) -> dt.datetime:
-    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts
-
-
 def check_alias(alias: str) -> str:
     """Refuse alias names that are not identifiers, or that look like version numbers."""
     if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
@@ -192,7 +188,7 @@ def _version_dict(r: Any) -> dict[str, Any]:
         "signature": dict(r["signature"]),
         "feature_views": list(r["feature_views"]),
         "lineage": dict(r["lineage"]),
-        "created_at": _aware(r["created_at"]).isoformat(),
+        "created_at": r["created_at"].isoformat(),
     }
 
 
@@ -201,7 +197,7 @@ def export_dict(r: Any) -> dict[str, Any]:
     return {
         "model": r["model"], "version": int(r["version"]), "format": r["format"], "quantized": r["quantization"] is not None,
         "quantization": r["quantization"], "sha256": r["sha256"], "size": int(r["size"]), "source_sha256": r["source_sha256"],
-        **dict(r["report"]), "actor": r["actor"], "created_at": _aware(r["created_at"]).isoformat(),
+        **dict(r["report"]), "actor": r["actor"], "created_at": r["created_at"].isoformat(),
     }
 
 
@@ -236,7 +232,7 @@ def get_model(ws: Workspace, name: str) -> dict[str, Any]:
             d["exports"] = exports.get(d["version"], [])
         aliases = {r.alias: int(r.version) for r in conn.execute(sa.select(a).where(a.c.model == name).order_by(a.c.alias))}
         history = [
-            {"alias": r.alias, "from": r.previous, "to": r.version, "action": r.action, "actor": r.actor, "reason": r.reason, "ts": _aware(r.ts).isoformat()}
+            {"alias": r.alias, "from": r.previous, "to": r.version, "action": r.action, "actor": r.actor, "reason": r.reason, "ts": r.ts.isoformat()}
             for r in conn.execute(sa.select(h).where(h.c.model == name).order_by(h.c.id))
         ]
     return {"name": name, "versions": versions, "aliases": aliases, "alias_history": history}

@@ -157,10 +157,6 @@ class AlertEvent:
                 "details": self.details}
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
-
-
 def evaluate(ws: Workspace, rule: AlertRule) -> tuple[float | None, dict[str, Any]]:
     """The rule's current value (None: not enough data to judge) and the figures behind it."""
     if rule.metric in ("drift_share", "feature_drift"):
@@ -212,7 +208,7 @@ def _transition(ws: Workspace, rule: AlertRule, value: float | None, details: di
         kind = None
         if value is not None:
             if state == "ok" and rule.breached(value):
-                last = _aware(row.resolved_at) if row else None
+                last = row.resolved_at if row else None
                 if last is None or (now - last).total_seconds() >= parse_duration(rule.cooldown, zero=True):
                     kind = "fired"
             elif state == "firing" and rule.cleared(value):
@@ -322,7 +318,7 @@ def list_alerts(ws: Workspace, state: str | None = None) -> list[Alert]:
     with ws.catalog.read() as conn:
         rows = conn.execute(q).mappings().all()
     return [Alert(r["rule"], r["state"], r["severity"], r["subject"], r["metric"], r["value"], r["threshold"], r["message"],
-                  _aware(r["fired_at"]), _aware(r["resolved_at"]), _aware(r["checked_at"]) or utcnow()) for r in rows]
+                  r["fired_at"], r["resolved_at"], r["checked_at"] or utcnow()) for r in rows]
 
 
 def run_monitor(ws: Workspace, interval: float | str = 60.0, *, stop: threading.Event | None = None,

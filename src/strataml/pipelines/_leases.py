@@ -47,12 +47,6 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    if t is not None and t.tzinfo is None:
-        return t.replace(tzinfo=dt.UTC)
-    return t
-
-
 def holder_gone(holder: str | None) -> bool:
     """Whether ``holder`` is a process on this host that no longer exists."""
     if not holder:
@@ -67,7 +61,7 @@ def holder_gone(holder: str | None) -> bool:
 
 def free(row: Any, now: dt.datetime) -> bool:
     """Whether a lease row may be taken: no holder, expired, or its holder is gone."""
-    expires = _aware(row["expires_at"])
+    expires = row["expires_at"]
     return row["holder"] is None or expires is None or expires <= now or holder_gone(row["holder"])
 
 
@@ -139,7 +133,7 @@ class Leases:
         t = scheduler_leases
         row = conn.execute(sa.select(t).where(t.c.name == WRITER)).mappings().first()
         if row is not None and row["holder"] == self.holder:
-            since = _aware(row["acquired_at"]) or now
+            since = row["acquired_at"] or now
             conn.execute(
                 t.update().where(t.c.name == WRITER).values(heartbeat_at=now, expires_at=expires)
             )
@@ -197,7 +191,7 @@ class Leases:
                 t.update().where(mine_now).values(heartbeat_at=now, expires_at=expires)
             )
             if renewed.rowcount:
-                held[source] = _aware(r["acquired_at"]) or now
+                held[source] = r["acquired_at"] or now
         room = share - len(held)
         candidates = [r["name"] for r in rows if r["holder"] != self.holder and free(r, now)]
         if room <= 0 or not candidates:
@@ -251,7 +245,7 @@ class Leases:
         if self.per_source:
             q = q.with_for_update()
         row = conn.execute(q).first()
-        expires = _aware(row[1]) if row is not None else None
+        expires = row[1] if row is not None else None
         if row is None or row[0] != self.holder or expires is None or expires <= utcnow():
             self.since.pop(source, None)
             raise LeaseLost(source)

@@ -28,12 +28,6 @@ class LoopConflict(StrataError):
     """Another process changed the loop first; the caller reads it again."""
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
-
-
 @dataclass
 class LoopRun:
     """One canary analysis of the closed loop and where it stands.
@@ -106,7 +100,7 @@ class LoopRun:
 
 def _from_row(r: Any) -> LoopRun:
     t = {
-        k: _aware(r[k])
+        k: r[k]
         for k in (
             "started_at",
             "watch_until",

@@ -48,8 +48,6 @@ def owner_alive(row: Any) -> bool:
         beat = row["heartbeat_at"]
         if beat is None:
             return False
-        if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=dt.UTC)
         return bool((utcnow() - beat).total_seconds() < STALE)
     return process_alive(int(row["owner_pid"]), row["owner_start"])
 

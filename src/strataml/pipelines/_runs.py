@@ -32,12 +32,6 @@ if TYPE_CHECKING:
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -132,9 +126,9 @@ def _run_from_row(row: Any, steps: list[StepRun]) -> PipelineRun:
         owner = {
             "host": row["owner_host"],
             "pid": row["owner_pid"],
-            "heartbeat_at": _iso(_aware(row["heartbeat_at"])),
+            "heartbeat_at": _iso(row["heartbeat_at"]),
         }
-    created = _aware(row["created_at"])
+    created = row["created_at"]
     assert created is not None
     return PipelineRun(
         id=row["id"],
@@ -144,8 +138,8 @@ def _run_from_row(row: Any, steps: list[StepRun]) -> PipelineRun:
         params=dict(row["params"] or {}),
         trigger=dict(row["trigger"] or {}),
         created_at=created,
-        started_at=_aware(row["started_at"]),
-        finished_at=_aware(row["finished_at"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
         error=row["error"],
         steps=steps,
         engine=row["engine"],
@@ -174,8 +168,8 @@ def _steps_of(conn: sa.Connection, run_ids: list[str]) -> dict[str, list[StepRun
                 cache_key=r["cache_key"],
                 inputs=dict(r["inputs"] or {}),
                 output=r["output"],
-                started_at=_aware(r["started_at"]),
-                finished_at=_aware(r["finished_at"]),
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
                 error=r["error"],
             )
         )
@@ -311,8 +305,8 @@ def run_attempts(workspace: Workspace, run_id: str) -> list[dict[str, Any]]:
                 "step": r["step"],
                 "attempt": r["attempt"],
                 "state": r["state"],
-                "started_at": _iso(_aware(r["started_at"])),
-                "finished_at": _iso(_aware(r["finished_at"])),
+                "started_at": _iso(r["started_at"]),
+                "finished_at": _iso(r["finished_at"]),
                 "error": r["error"],
             }
             for r in rows.mappings()
@@ -331,7 +325,7 @@ def run_logs(workspace: Workspace, run_id: str, step: str | None = None) -> list
             {
                 "step": r["step"],
                 "attempt": r["attempt"],
-                "ts": _iso(_aware(r["ts"])),
+                "ts": _iso(r["ts"]),
                 "stream": r["stream"],
                 "line": r["line"],
             }

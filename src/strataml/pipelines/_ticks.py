@@ -35,10 +35,6 @@ def run_key(source: str, tick_key: str) -> str:
     return "sched-" + hashlib.sha256(f"{source}\n{tick_key}".encode()).hexdigest()[:40]
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
-
-
 @dataclass(frozen=True)
 class Tick:
     """One recorded tick."""
@@ -68,14 +64,14 @@ class Tick:
             r["tick_key"],
             r["pipeline"],
             r["run_key"],
-            _aware(r["due_at"]),
+            r["due_at"],
             r["state"],
             r["run_id"],
             dict(r["trigger"] or {}),
             dict(r["params"] or {}),
             r["error"],
-            _aware(r["created_at"]),
-            _aware(r["updated_at"]),
+            r["created_at"],
+            r["updated_at"],
             r["claimed_by"],
         )
 
@@ -208,7 +204,7 @@ def last_due(catalog: Catalog, source: str) -> dt.datetime | None:
         value = conn.execute(
             sa.select(sa.func.max(t.c.due_at)).where(t.c.source == source)
         ).scalar()
-    return _aware(value) if value is not None else None
+    return value if value is not None else None
 
 
 def cursors(catalog: Catalog) -> dict[str, tuple[str, dt.datetime]]:
@@ -216,7 +212,7 @@ def cursors(catalog: Catalog) -> dict[str, tuple[str, dt.datetime]]:
     t = scheduler_cursors
     with catalog.read() as conn:
         return {
-            r[0]: (r[1], _aware(r[2]))
+            r[0]: (r[1], r[2])
             for r in conn.execute(sa.select(t.c.source, t.c.position, t.c.updated_at))
         }
 

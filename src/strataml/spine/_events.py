@@ -93,8 +93,5 @@ def list_events(
         rows = conn.execute(q).mappings().all()
     out = []
     for r in rows:
-        ts = r["ts"]
-        if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=dt.UTC)
-        out.append(Event(r["id"], ts, r["kind"], r["subject"], r["actor"], dict(r["payload"])))
+        out.append(Event(r["id"], r["ts"], r["kind"], r["subject"], r["actor"], dict(r["payload"])))
     return out
