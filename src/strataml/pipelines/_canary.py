@@ -271,6 +271,16 @@ class Canary:
         """The longest the watch may be extended to, in seconds."""
         return parse_duration(self.max_watch, "canary max_watch") if self.max_watch else 3 * self.watch_s
 
+    @property
+    def approval_timeout_s(self) -> float:
+        """How long a passing canary waits for approval, in seconds."""
+        return parse_duration(self.approval_timeout, "approval_timeout")
+
+    @property
+    def bake_s(self) -> float:
+        """How long the previous champion is kept after a promotion, in seconds (0: not kept)."""
+        return parse_duration(self.bake, "canary bake", zero=True)
+
     def to_dict(self) -> dict[str, Any]:
         """The rules as plain data (stored with the loop's state)."""
         return {

@@ -34,7 +34,7 @@ from strataml.pipelines._loop_store import (
 )
 from strataml.pipelines._observe import observe, round_of
 from strataml.pipelines._triggers import LOOP_ALERT_PREFIX
-from strataml.spine import Workspace, current_actor, failpoint, parse_duration, utcnow
+from strataml.spine import Workspace, current_actor, failpoint, utcnow
 
 PREVIOUS = "previous"
 #: the metric of a deployment's loop alert (``loop:DEPLOYMENT``): it fires when a loop
@@ -245,24 +245,9 @@ def _watch(ws: Workspace, run: LoopRun, now: dt.datetime) -> LoopRun | None:
     spec = run.canary
     if now < run.next_check_at:
         return run
-    obs = observe(
-        ws,
-        model=run.model,
-        deployment=run.deployment,
-        champion=run.champion_version,
-        canary_version=run.canary_version,
-        since=run.started_at,
-        canary=spec,
-    )
-    rnd = round_of(obs, spec, now)
-    rounds = [*run.rounds, rnd]
-    reached, failed, counted = failed_rounds(rounds, spec.failure_limit)
-    if reached:
-        reasons = [
-            f"rollback_if failed in {failed} of the last {counted} rounds ({spec.failure_limit})"
-        ]
-        reasons += [x["reason"] for x in rnd["rollback_if"] if x["outcome"] == "fail"]
-        return _rollback(ws, run, now, reasons, "checks_failed", rounds)
+    rnd, rounds, failing = _round(ws, run, now, since=run.started_at)
+    if failing is not None:
+        return _rollback(ws, run, now, failing, "checks_failed", rounds)
     if now < run.watch_until:
         return _checked(ws, run, now, rounds, rnd)
     promote = rnd["promote_if"]
@@ -298,7 +283,7 @@ def _watch(ws: Workspace, run: LoopRun, now: dt.datetime) -> LoopRun | None:
         )
     passed = [x["reason"] for x in promote]
     if spec.approval and not run.approved_by:
-        until = _later(now, parse_duration(spec.approval_timeout, "approval_timeout"))
+        until = _later(now, spec.approval_timeout_s)
 
         def asked(conn: sa.Connection, fresh: LoopRun) -> None:
             event(
@@ -355,12 +340,24 @@ def _guard(
     """While waiting (for approval, or through the bake), the rollback_if rules keep watching."""
     if now < run.next_check_at or not run.canary.rollback_if:
         return run
-    since = (
-        run.started_at
-        if not baking
-        else (run.bake_until or now)
-        - dt.timedelta(seconds=parse_duration(run.canary.bake, "bake", zero=True))
+    promoted_at = (run.bake_until or now) - dt.timedelta(seconds=run.canary.bake_s)
+    rnd, rounds, failing = _round(
+        ws, run, now, since=promoted_at if baking else run.started_at, rollback_only=True, thresholds_only=baking
     )
+    if failing is not None:
+        return _rollback(ws, run, now, failing, "checks_failed", rounds)
+    return _checked(ws, run, now, rounds, rnd)
+
+
+def _round(
+    ws: Workspace, run: LoopRun, now: dt.datetime, *, since: dt.datetime, rollback_only: bool = False,
+    thresholds_only: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str] | None]:
+    """One round of the canary's checks on the traffic since ``since``: the round, the
+    rounds with it, and why to roll back now (None: the failure limit is not reached).
+    ``rollback_only``: the rollback_if checks alone (waiting for approval, baking);
+    ``thresholds_only``: against their thresholds, not the champion (baking)."""
+    spec = run.canary
     obs = observe(
         ws,
         model=run.model,
@@ -368,25 +365,18 @@ def _guard(
         champion=run.champion_version,
         canary_version=run.canary_version,
         since=since,
-        canary=run.canary,
-        only_thresholds=baking,
+        canary=spec,
+        only_thresholds=thresholds_only,
     )
-    rnd = round_of(obs, run.canary, now, rollback_only=True)
+    rnd = round_of(obs, spec, now, rollback_only=rollback_only)
     rounds = [*run.rounds, rnd]
-    reached, failed, counted = failed_rounds(rounds, run.canary.failure_limit)
-    if reached:
-        reasons = [
-            f"rollback_if failed in {failed} of the last {counted} rounds ({run.canary.failure_limit})"
-        ]
-        return _rollback(
-            ws,
-            run,
-            now,
-            reasons + [x["reason"] for x in rnd["rollback_if"] if x["outcome"] == "fail"],
-            "checks_failed",
-            rounds,
-        )
-    return _checked(ws, run, now, rounds, rnd)
+    reached, failed, counted = failed_rounds(rounds, spec.failure_limit)
+    if not reached:
+        return rnd, rounds, None
+    return rnd, rounds, [
+        f"rollback_if failed in {failed} of the last {counted} rounds ({spec.failure_limit})",
+        *(x["reason"] for x in rnd["rollback_if"] if x["outcome"] == "fail"),
+    ]
 
 
 def _promote(
@@ -401,7 +391,7 @@ def _promote(
     from strataml.serving import write_traffic
 
     spec = run.canary
-    bake_s = parse_duration(spec.bake, "bake", zero=True)
+    bake_s = spec.bake_s
     figures = (rounds or run.rounds or [{}])[-1].get("figures")
     decision = {
         "outcome": "promoted",
