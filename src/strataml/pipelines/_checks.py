@@ -79,6 +79,18 @@ class Observation:
         return out
 
 
+def _outside(
+    check: Check, metric: str, value: float, shown: str, figures: dict[str, Any], unit: str = ""
+) -> CheckResult | None:
+    """A failed result when ``value`` is past the check's own ``max`` or ``min`` (``shown``
+    names it in the reason), else None."""
+    if check.max is not None and value > check.max:
+        return CheckResult(check.name, metric, "fail", f"{shown} is above {check.max:g}{unit}", figures)
+    if check.min is not None and value < check.min:
+        return CheckResult(check.name, metric, "fail", f"{shown} is below {check.min:g}{unit}", figures)
+    return None
+
+
 def check_error_rate(check: Check, obs: Observation) -> CheckResult:
     """The error-rate rule (see the module docstring)."""
     c = obs.canary
@@ -97,22 +109,8 @@ def check_error_rate(check: Check, obs: Observation) -> CheckResult:
             figures,
         )
     rate = ec / nc
-    if check.max is not None and rate > check.max:
-        return CheckResult(
-            check.name,
-            check.metric,
-            "fail",
-            f"canary error rate {rate:.4f} is above {check.max:g}",
-            figures,
-        )
-    if check.min is not None and rate < check.min:
-        return CheckResult(
-            check.name,
-            check.metric,
-            "fail",
-            f"canary error rate {rate:.4f} is below {check.min:g}",
-            figures,
-        )
+    if (outside := _outside(check, check.metric, rate, f"canary error rate {rate:.4f}", figures)) is not None:
+        return outside
     if check.vs == "champion":
         b = obs.champion
         nb = obs.requests.get(b, 0) + obs.errors.get(b, 0) if b is not None else 0
@@ -171,22 +169,8 @@ def check_latency(check: Check, obs: Observation) -> CheckResult:
         )
     p99c = float(np.quantile(lc, 0.99))
     figures["canary_p99_ms"] = _r(p99c, 3)
-    if check.max is not None and p99c > check.max:
-        return CheckResult(
-            check.name,
-            check.metric,
-            "fail",
-            f"canary p99 {p99c:.1f} ms is above {check.max:g} ms",
-            figures,
-        )
-    if check.min is not None and p99c < check.min:
-        return CheckResult(
-            check.name,
-            check.metric,
-            "fail",
-            f"canary p99 {p99c:.1f} ms is below {check.min:g} ms",
-            figures,
-        )
+    if (outside := _outside(check, check.metric, p99c, f"canary p99 {p99c:.1f} ms", figures, " ms")) is not None:
+        return outside
     if check.vs != "champion":
         return CheckResult(
             check.name,
@@ -295,14 +279,8 @@ def check_quality(check: Check, obs: Observation) -> CheckResult:
             figures,
         )
     better = higher_is_better(m)
-    if check.max is not None and vc > check.max:
-        return CheckResult(
-            check.name, m, "fail", f"canary {m} {vc:.4f} ({src_c}) is above {check.max:g}", figures
-        )
-    if check.min is not None and vc < check.min:
-        return CheckResult(
-            check.name, m, "fail", f"canary {m} {vc:.4f} ({src_c}) is below {check.min:g}", figures
-        )
+    if (outside := _outside(check, m, vc, f"canary {m} {vc:.4f} ({src_c})", figures)) is not None:
+        return outside
     if check.vs != "champion":
         return CheckResult(
             check.name, m, "pass", f"canary {m} {vc:.4f} ({src_c}) within its threshold", figures
