@@ -103,9 +103,7 @@ def _reasons(e: dict[str, Any]) -> list[str]:
 def loop(ws: Workspace, loop_id: str) -> dict[str, Any]:
     """One loop run: its rules, its decision, a timeline of every step and decision with
     its reasons, and a table of each round's canary and champion figures."""
-    if not LOOP_ID.fullmatch(loop_id):
-        raise NotFound(f"no loop run {loop_id[:40]!r}", hint="the loops page lists them")
-    run = get_loop(ws, loop_id)
+    run = _loop_run(ws, loop_id)
     events, pipeline = _pipeline_events(ws, run.pipeline_run)
     events += [e.to_dict() for e in list_events(ws.catalog, subject=f"loop:{run.id}", limit=2000)]
     events.sort(key=lambda e: e["id"])
@@ -119,6 +117,24 @@ def loop(ws: Workspace, loop_id: str) -> dict[str, Any]:
         }
         for e in events
     ]
+    return {
+        "run": run.to_dict(),
+        "rules": run.canary.to_dict(),
+        "timeline": timeline,
+        "rounds": _rounds(run),
+        "pipeline": pipeline,
+    }
+
+
+def _loop_run(ws: Workspace, loop_id: str) -> Any:
+    """The loop run a page's address names (a whole id: an address is never a prefix)."""
+    if not LOOP_ID.fullmatch(loop_id):
+        raise NotFound(f"no loop run {loop_id[:40]!r}", hint="the loops page lists them")
+    return get_loop(ws, loop_id)
+
+
+def _rounds(run: Any) -> list[dict[str, Any]]:
+    """Each round of checks: when, the canary's and the champion's figures, each check's outcome."""
     rounds = []
     for i, r in enumerate(run.rounds, 1):
         f = r.get("figures") or {}
@@ -135,19 +151,12 @@ def loop(ws: Workspace, loop_id: str) -> dict[str, Any]:
                 ],
             }
         )
-    return {
-        "run": run.to_dict(),
-        "rules": run.canary.to_dict(),
-        "timeline": timeline,
-        "rounds": rounds,
-        "pipeline": pipeline,
-    }
+    return rounds
 
 
 def loop_chart(ws: Workspace, loop_id: str) -> dict[str, Any]:
     """uPlot data: per round, the canary's and the champion's error rate and p99 latency."""
-    d = loop(ws, loop_id)
-    rs = d["rounds"]
+    rs = _rounds(_loop_run(ws, loop_id))
     x = [_epoch(r["at"]) for r in rs]
 
     def series(role: str, key: str) -> dict[str, Any]:
