@@ -65,6 +65,33 @@ def test_one_known_entity_is_completed_as_within_a_batch(known_ws) -> None:
             lookup(s, refused)
 
 
+def test_a_failing_canary_is_answered_and_logged_as_its_champion_would_be(known_ws) -> None:
+    """The champion answering for a failing canary logs the instance completed with its
+    stored features, as it does for its own requests (drift reads them)."""
+    import dataclasses
+
+    from strataml.serving import InMemoryModels, RegistryModels, query_predictions
+
+    champion = RegistryModels(known_ws).get("fraud", "champion")
+
+    def broken(rows: list[dict]) -> list[float]:
+        raise RuntimeError("the canary's model fails")
+
+    models = InMemoryModels()
+    models.add(champion, ["champion"])
+    models.add(dataclasses.replace(champion, version=champion.version + 1, predict_rows=broken, predict_table=None))
+    set_traffic(known_ws.catalog, "fraud", {"unknown_entity": "degrade", "canary": {"ref": f"v{champion.version + 1}", "weight": 1.0}})
+    key = create_key(known_ws.catalog, ["predict:fraud"])[1]
+    try:
+        with make_client(known_ws, models) as c:
+            doc = c.post("/v1/models/fraud/predict", json={"instances": [KNOWN]}, headers=bearer(key)).json()
+    finally:
+        set_traffic(known_ws.catalog, "fraud", {"canary": None})
+    assert doc["version"] == champion.version and doc["degraded"] is False, doc
+    (logged,) = [r for r in query_predictions(known_ws.state_dir / "predictions", "fraud", limit=None) if r["request_id"] == doc["request_id"]]
+    assert logged["version"] == champion.version and logged["features"]["spend_7d"] is not None
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_unknown_entity_is_answered_degraded_naming_its_missing_features(known_ws, batch) -> None:
     instances = [KNOWN, UNKNOWN] if batch else [UNKNOWN]

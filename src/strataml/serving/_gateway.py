@@ -120,6 +120,8 @@ class Prediction:
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: instance position -> features the online store had no values for (its entity is unknown)
     missing: dict[int, list[str]] | None = None
+    #: the instances as completed for the model that answered, when a fallback model did (logged)
+    rows: list[dict[str, Any]] | None = None
 
 
 class Gateway(BackendCalls, ControlPlane):
@@ -463,10 +465,10 @@ class Gateway(BackendCalls, ControlPlane):
         except InputError:
             raise
         except Exception as exc:
-            rows = instances
             if s is not champion:  # the arm's failure stays on record under its version, whoever answers
                 self.errors.record(request_id, f"predict:{name}", {"model": name, "version": str(s.version)}, 500, type(exc).__name__, "arm")
             result = await self._fallback(name, s, tr, instances, ck, deadline, exc, champion)
+            rows = result.rows if result.rows is not None else instances
         if tr.shadow:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
         return result, self._log(result, rows, key, request_id, route_name, t0, "live")
@@ -495,12 +497,12 @@ class Gateway(BackendCalls, ControlPlane):
         log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
         if champion is not failed:
             try:
-                (_, missing), preds = await self.run_model(champion, instances, deadline)
+                (rows, missing), preds = await self.run_model(champion, instances, deadline)
             except Exception as exc:
                 failures.append({"step": f"champion {champion.ref}", **describe_failure(exc)})
             else:
                 self.metrics.fallbacks.labels(name, "champion").inc()
-                result = Prediction(name, champion.version, preds, False, "champion", "champion", failures=failures)
+                result = Prediction(name, champion.version, preds, False, "champion", "champion", failures=failures, rows=rows)
                 if missing is not None:
                     self._unknown_entities(champion, tr, instances, missing, result)
                 return result
@@ -518,9 +520,10 @@ class Gateway(BackendCalls, ControlPlane):
                 failures.append({"step": f"previous champion {prev.ref}", "error": "Skipped", "message": "it needs the failing online store"})
             else:
                 try:
-                    (_, missing), preds = await self.run_model(prev, instances, deadline)
+                    (rows, missing), preds = await self.run_model(prev, instances, deadline)
                     self.metrics.fallbacks.labels(name, "previous_champion").inc()
-                    return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures, missing=missing)
+                    return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures, missing=missing,
+                                      rows=rows)
                 except Exception as exc:
                     failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
         if ck is not None:
