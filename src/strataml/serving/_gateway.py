@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strataml.errors import IntegrityError, NotFound, UnsafePath
@@ -30,8 +30,8 @@ from strataml.serving._batching import CallCost, MicroBatcher
 from strataml.serving._cache import ResponseCache, cache_key, open_cache
 from strataml.serving._continuity import (
     ModelUnservable,
-    PredictionFailed,
     champion_or_earlier,
+    when_model_fails,
     without_champion,
 )
 from strataml.serving._control import ControlPlane
@@ -39,18 +39,16 @@ from strataml.serving._errorlog import ErrorLog, error_log_dir
 from strataml.serving._log_query import log_dir
 from strataml.serving._lookup import FeatureLookup, Features
 from strataml.serving._metrics import GatewayMetrics
+from strataml.serving._prediction import Prediction
 from strataml.serving._ratelimit import Decision, Limit, RateLimiter, open_buckets
 from strataml.serving._ratelimit import RateLimited as RateLimited  # where the HTTP layer finds it
 from strataml.serving._resilience import (
     STATE_VALUE,
     Admission,
-    BackendFailed,
     BackendPool,
     Breakers,
     CircuitBreaker,
     Deadline,
-    DeadlineExceeded,
-    describe_failure,
 )
 from strataml.serving._servable import (
     ChainModels,
@@ -104,24 +102,6 @@ class GatewayConfig:
     ratelimit_fail_open: bool = True
     #: the longest a call to a network backend (Redis) may take; never more than the request's deadline allows
     backend_timeout_ms: float = 500.0
-
-
-@dataclass(slots=True)
-class Prediction:
-    """What the pipeline answers for one request."""
-
-    model: str
-    version: int
-    predictions: list[Any]
-    degraded: bool
-    arm: str
-    fallback: str | None = None
-    cached: bool = False
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    #: instance position -> features the online store had no values for (its entity is unknown)
-    missing: dict[int, list[str]] | None = None
-    #: the instances as completed for the model that answered, when a fallback model did (logged)
-    rows: list[dict[str, Any]] | None = None
 
 
 class Gateway(BackendCalls, ControlPlane):
@@ -467,7 +447,7 @@ class Gateway(BackendCalls, ControlPlane):
         except Exception as exc:
             if s is not champion:  # the arm's failure stays on record under its version, whoever answers
                 self.errors.record(request_id, f"predict:{name}", {"model": name, "version": str(s.version)}, 500, type(exc).__name__, "arm")
-            result = await self._fallback(name, s, tr, instances, ck, deadline, exc, champion)
+            result = await when_model_fails(self, name, s, tr, instances, ck, deadline, exc, champion)
             rows = result.rows if result.rows is not None else instances
         if tr.shadow:
             self._spawn(self._shadow(name, tr.shadow, instances, key, request_id, route_name))
@@ -487,59 +467,6 @@ class Gateway(BackendCalls, ControlPlane):
             )
         result.missing = missing
         result.degraded = tr.unknown_entity == "degrade"
-
-    async def _fallback(self, name: str, failed: Servable, tr: Traffic, instances: list[dict[str, Any]], ck: bytes | None, deadline: Deadline,
-                        first: Exception, champion: Servable) -> Prediction:
-        """An answer for a request whose model ``failed``: from the champion when a canary or
-        A/B arm failed (the answer any other request gets, so not degraded), else the previous
-        champion, a cached response or the declared default (degraded), else an error."""
-        failures = [{"step": f"model {failed.ref}", **describe_failure(first)}]
-        log.warning("model %s failed (%s); trying the fallback chain", failed.ref, failures[0]["message"])
-        if champion is not failed:
-            try:
-                (rows, missing), preds = await self.run_model(champion, instances, deadline)
-            except Exception as exc:
-                failures.append({"step": f"champion {champion.ref}", **describe_failure(exc)})
-            else:
-                self.metrics.fallbacks.labels(name, "champion").inc()
-                result = Prediction(name, champion.version, preds, False, "champion", "champion", failures=failures, rows=rows)
-                if missing is not None:
-                    self._unknown_entities(champion, tr, instances, missing, result)
-                return result
-        store_down = isinstance(first, BackendFailed) and first.backend == self._store_breaker.name
-        if store_down:
-            self.metrics.backend_failures.labels("online-store", "fallback").inc()
-        prev: Servable | None = None
-        try:
-            finding = asyncio.get_running_loop().run_in_executor(self.executor, self.models.previous, name, tr.champion)
-            prev = await deadline.run(finding, "finding the previous champion")  # it reads the catalog, which may hang
-        except Exception as exc:
-            failures.append({"step": "previous champion", **describe_failure(exc)})
-        if prev is not None and prev.version != failed.version:
-            if store_down and prev.views:  # it needs the store that just failed: skip it rather than wait on it again
-                failures.append({"step": f"previous champion {prev.ref}", "error": "Skipped", "message": "it needs the failing online store"})
-            else:
-                try:
-                    (rows, missing), preds = await self.run_model(prev, instances, deadline)
-                    self.metrics.fallbacks.labels(name, "previous_champion").inc()
-                    return Prediction(name, prev.version, preds, True, "fallback", "previous_champion", failures=failures, missing=missing,
-                                      rows=rows)
-                except Exception as exc:
-                    failures.append({"step": f"previous champion {prev.ref}", **describe_failure(exc)})
-        if ck is not None:
-            hit = self.cache.get(ck) if not self._remote_cache else await self._cache_get(ck, deadline)
-            if hit is not None:
-                self.metrics.fallbacks.labels(name, "cache").inc()
-                return Prediction(name, failed.version, hit, True, "fallback", "cache", cached=True, failures=failures)
-        if tr.default is not None:
-            self.metrics.fallbacks.labels(name, "default").inc()
-            return Prediction(name, failed.version, [tr.default] * len(instances), True, "fallback", "default", failures=failures)
-        if isinstance(first, DeadlineExceeded):
-            raise first
-        raise PredictionFailed(
-            f"model {failed.ref} failed and no fallback could answer: " + "; ".join(f"{f['step']}: {f['message']}" for f in failures),
-            hint=f"declare a default with 'strata deploy traffic {name} --default VALUE' or check the model",
-        )
 
     async def _shadow(self, name: str, ref: str, instances: list[dict[str, Any]], key: ApiKey, request_id: str, route_name: str) -> None:
         t0 = time.perf_counter()
