@@ -101,9 +101,11 @@ class Load:
         assert times[-1] < 2 * deadline, times[-20:]
 
     def assert_healthz_quick(self) -> None:
-        """/healthz never waited on the failed backend (same tolerance as above)."""
+        """/healthz never waited on the failed backend: waiting would put nearly every poll
+        past 0.25 s; one stall of the whole test process on a loaded machine (0.55 s seen
+        in CI) may cost a single poll up to a second."""
         times = sorted(self.healthz)
-        assert times[int(len(times) * 0.95)] < 0.25 and times[-1] < 0.5, times[-10:]
+        assert times[int(len(times) * 0.95)] < 0.25 and times[-1] < 1.0, times[-10:]
 
 
 def under_load(client: Any, path: str, bodies: list[dict[str, Any]], headers: dict[str, str], seconds: float, threads: int = 8) -> Load:
